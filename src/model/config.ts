@@ -1,4 +1,7 @@
 // Gemma 3 hyper-parameters as one flat typed record. Nothing below this file reads config.json.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GemmaError } from '../errors.js';
 
 export type LayerType = 'sliding' | 'global';
 
@@ -47,4 +50,375 @@ export interface Gemma3Config {
   boiTokenId: number; // 255999
   eoiTokenId: number; // 256000
   imageTokenId: number; // 262144
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing Hugging Face config.json. Missing keys get the defaults of transformers 4.57's
+// Gemma3TextConfig / SiglipVisionConfig / Gemma3Config, so the sparse released files (4B/12B/27B
+// list only a handful of keys) come out exactly as transformers sees them. Unknown keys are ignored.
+
+
+/** Gemma3TextConfig defaults (transformers 4.57). */
+const TEXT_DEFAULTS = {
+  vocab_size: 262208,
+  hidden_size: 2304,
+  intermediate_size: 9216,
+  num_hidden_layers: 26,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 256,
+  query_pre_attn_scalar: 256,
+  sliding_window: 4096,
+  sliding_window_pattern: 6,
+  rope_theta: 1_000_000,
+  rope_local_base_freq: 10_000,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 131072,
+  bos_token_id: 2,
+  eos_token_id: 1,
+  pad_token_id: 0,
+} as const;
+
+/** SiglipVisionConfig defaults (transformers 4.57). */
+const VISION_DEFAULTS = {
+  hidden_size: 768,
+  intermediate_size: 3072,
+  num_hidden_layers: 12,
+  num_attention_heads: 12,
+  num_channels: 3,
+  image_size: 224,
+  patch_size: 16,
+  layer_norm_eps: 1e-6,
+} as const;
+
+/** Gemma3Config defaults (transformers 4.57). */
+const MM_DEFAULTS = { mm_tokens_per_image: 256, boi_token_index: 255999, eoi_token_index: 256000, image_token_index: 262144 } as const;
+
+type Json = Record<string, unknown>;
+
+/** Reads typed keys of one JSON object; every error names the file and the key path. */
+class Fields {
+  constructor(readonly obj: Json, readonly file: string, readonly prefix: string) {}
+
+  path(key: string): string {
+    return this.prefix + key;
+  }
+
+  bad(key: string, expected: string): GemmaError {
+    return new GemmaError('BAD_FORMAT', `${this.file}: ${this.path(key)} must be ${expected}, got ${JSON.stringify(this.obj[key])}`);
+  }
+
+  posInt(key: string, def: number): number {
+    const v = Object.hasOwn(this.obj, key) ? this.obj[key] : def;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.bad(key, 'a positive integer');
+    return v;
+  }
+
+  /** Token ids: null means "use the default". */
+  tokenId(key: string, def: number): number {
+    const v = this.obj[key] ?? def;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.bad(key, 'a non-negative integer');
+    return v;
+  }
+
+  posNum(key: string, def: number): number {
+    const v = Object.hasOwn(this.obj, key) ? this.obj[key] : def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.bad(key, 'a positive number');
+    return v;
+  }
+
+  posNumOrNull(key: string): number | null {
+    const v = this.obj[key] ?? null;
+    if (v === null) return null;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.bad(key, 'a positive number or null');
+    return v;
+  }
+
+  bool(key: string, def: boolean): boolean {
+    const v = this.obj[key] ?? def;
+    if (typeof v !== 'boolean') throw this.bad(key, 'true or false');
+    return v;
+  }
+
+  /** Refuses a value this engine does not implement (UNSUPPORTED_MODEL). */
+  only(key: string, allowed: readonly unknown[], what: string): void {
+    const v = this.obj[key];
+    if (v !== undefined && v !== null && !allowed.includes(v)) {
+      throw new GemmaError('UNSUPPORTED_MODEL', `${this.file}: ${this.path(key)} = ${JSON.stringify(v)} is not supported (${what})`);
+    }
+  }
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Builds the typed config from a parsed config.json (text-only `gemma3_text` or multimodal `gemma3`). */
+export function parseConfig(json: unknown, file = 'config.json'): Gemma3Config {
+  if (!isObject(json)) throw new GemmaError('BAD_FORMAT', `${file}: not a JSON object`);
+  const top = new Fields(json, file, '');
+  const modelType = resolveModelType(json, file);
+  if (modelType === 'gemma3_text') {
+    return { modelType, text: parseText(top, null), vision: null, ...imageTokens(top, null) };
+  }
+  const textJson = json['text_config'] ?? {};
+  if (!isObject(textJson)) throw top.bad('text_config', 'an object');
+  const visionJson = json['vision_config'] ?? {};
+  if (!isObject(visionJson)) throw top.bad('vision_config', 'an object');
+  const textFields = new Fields(textJson, file, 'text_config.');
+  textFields.only('model_type', ['gemma3_text'], 'text_config of a Gemma 3 model must be gemma3_text');
+  const visionFields = new Fields(visionJson, file, 'vision_config.');
+  visionFields.only('model_type', ['siglip_vision_model'], 'the Gemma 3 vision tower is SigLIP');
+  const vision = parseVision(visionFields);
+  return { modelType, text: parseText(textFields, top), vision, ...imageTokens(top, vision) };
+}
+
+function resolveModelType(json: Json, file: string): 'gemma3_text' | 'gemma3' {
+  let mt = json['model_type'];
+  if (mt === undefined) {
+    const arch = Array.isArray(json['architectures']) ? json['architectures'][0] : undefined;
+    if (arch === 'Gemma3ForCausalLM') mt = 'gemma3_text';
+    else if (arch === 'Gemma3ForConditionalGeneration') mt = 'gemma3';
+    else throw new GemmaError('BAD_FORMAT', `${file}: no model_type (and no Gemma 3 architecture to infer it from)`);
+  }
+  if (mt === 'gemma3_text' || mt === 'gemma3') return mt;
+  throw new GemmaError(
+    'UNSUPPORTED_MODEL',
+    `${file}: model_type ${JSON.stringify(mt)} is not supported (this engine runs Gemma 3: gemma3_text or gemma3)`,
+  );
+}
+
+/** Text decoder fields; `outer` is the top level of a multimodal config (fallback for token ids). */
+function parseText(f: Fields, outer: Fields | null): Gemma3TextConfig {
+  const d = TEXT_DEFAULTS;
+  f.only('hidden_activation', ['gelu_pytorch_tanh'], 'Gemma 3 uses gelu_pytorch_tanh');
+  f.only('attention_bias', [false], 'Gemma 3 has no attention bias');
+  f.only('use_bidirectional_attention', [false], 'bidirectional (embedding) models are not generative Gemma 3');
+  const numLayers = f.posInt('num_hidden_layers', d.num_hidden_layers);
+  const numHeads = f.posInt('num_attention_heads', d.num_attention_heads);
+  const numKvHeads = f.posInt('num_key_value_heads', d.num_key_value_heads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new GemmaError(
+      'BAD_FORMAT',
+      `${f.file}: ${f.path('num_attention_heads')} (${numHeads}) must be a multiple of ${f.path('num_key_value_heads')} (${numKvHeads})`,
+    );
+  }
+  const headDim = f.posInt('head_dim', d.head_dim);
+  if (headDim % 2 !== 0) throw f.bad('head_dim', 'even (rotary embedding rotates pairs)');
+  const rope = parseRope(f);
+  return {
+    vocabSize: f.posInt('vocab_size', d.vocab_size),
+    hiddenSize: f.posInt('hidden_size', d.hidden_size),
+    intermediateSize: f.posInt('intermediate_size', d.intermediate_size),
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    queryPreAttnScalar: f.posNum('query_pre_attn_scalar', d.query_pre_attn_scalar),
+    slidingWindow: f.posInt('sliding_window', d.sliding_window),
+    layerTypes: parseLayerTypes(f, numLayers),
+    ...rope,
+    rmsNormEps: f.posNum('rms_norm_eps', d.rms_norm_eps),
+    maxPositionEmbeddings: f.posInt('max_position_embeddings', d.max_position_embeddings),
+    finalLogitSoftcap: f.posNumOrNull('final_logit_softcapping'),
+    attnLogitSoftcap: f.posNumOrNull('attn_logit_softcapping'),
+    tieWordEmbeddings: pick(f, outer, 'tie_word_embeddings', (g, k) => g.bool(k, true)),
+    bosTokenId: pick(f, outer, 'bos_token_id', (g, k) => g.tokenId(k, d.bos_token_id)),
+    eosTokenIds: pick(f, outer, 'eos_token_id', (g, k) => tokenIds(g, k) ?? [d.eos_token_id]),
+    padTokenId: pick(f, outer, 'pad_token_id', (g, k) => g.tokenId(k, d.pad_token_id)),
+  };
+}
+
+/** The text_config value if it has the key, else the top level's, else the default. */
+function pick<T>(f: Fields, outer: Fields | null, key: string, read: (g: Fields, key: string) => T): T {
+  if (f.obj[key] == null && outer !== null && outer.obj[key] != null) return read(outer, key);
+  return read(f, key);
+}
+
+/** `eos_token_id`-style value: a number or a non-empty array of numbers; undefined when absent/null. */
+function tokenIds(f: Fields, key: string): number[] | undefined {
+  const v = f.obj[key];
+  if (v === undefined || v === null) return undefined;
+  const arr = Array.isArray(v) ? v : [v];
+  if (arr.length === 0 || !arr.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
+    throw f.bad(key, 'a token id or a non-empty array of token ids');
+  }
+  return arr as number[];
+}
+
+function parseLayerTypes(f: Fields, numLayers: number): LayerType[] {
+  const lt = f.obj['layer_types'];
+  if (lt !== undefined && lt !== null) {
+    if (!Array.isArray(lt) || lt.length !== numLayers) {
+      throw f.bad('layer_types', `an array of ${numLayers} entries (num_hidden_layers)`);
+    }
+    return lt.map((t, i) => {
+      if (t === 'sliding_attention') return 'sliding';
+      if (t === 'full_attention') return 'global';
+      throw new GemmaError(
+        'BAD_FORMAT',
+        `${f.file}: ${f.path('layer_types')}[${i}] must be "sliding_attention" or "full_attention", got ${JSON.stringify(t)}`,
+      );
+    });
+  }
+  const p = f.obj['sliding_window_pattern'] == null ? TEXT_DEFAULTS.sliding_window_pattern : f.posInt('sliding_window_pattern', 6);
+  return Array.from({ length: numLayers }, (_, i): LayerType => ((i + 1) % p !== 0 ? 'sliding' : 'global'));
+}
+
+type Rope = Pick<Gemma3TextConfig, 'ropeGlobalBase' | 'ropeLocalBase' | 'ropeGlobalScalingFactor' | 'ropeLocalScalingFactor'>;
+
+/**
+ * RoPE from either the flat 4.x keys (rope_theta, rope_local_base_freq, rope_scaling on global
+ * layers only) or the v5 `rope_parameters` ({full_attention: {...}, sliding_attention: {...}}).
+ */
+function parseRope(f: Fields): Rope {
+  const flatGlobal = f.posNum('rope_theta', TEXT_DEFAULTS.rope_theta);
+  const flatLocal = f.posNum('rope_local_base_freq', TEXT_DEFAULTS.rope_local_base_freq);
+  const rp = f.obj['rope_parameters'];
+  if (rp !== undefined && rp !== null) {
+    if (!isObject(rp)) throw f.bad('rope_parameters', 'an object');
+    const perType = 'full_attention' in rp || 'sliding_attention' in rp;
+    const full = perType ? rp['full_attention'] : rp;
+    const sliding = perType ? rp['sliding_attention'] : undefined;
+    const g = ropeEntry(f, full, perType ? 'rope_parameters.full_attention' : 'rope_parameters', flatGlobal);
+    const l = ropeEntry(f, sliding, 'rope_parameters.sliding_attention', flatLocal);
+    return { ropeGlobalBase: g.base, ropeLocalBase: l.base, ropeGlobalScalingFactor: g.factor, ropeLocalScalingFactor: l.factor };
+  }
+  return {
+    ropeGlobalBase: flatGlobal,
+    ropeLocalBase: flatLocal,
+    ropeGlobalScalingFactor: ropeFactor(f, f.obj['rope_scaling'], 'rope_scaling'),
+    ropeLocalScalingFactor: 1,
+  };
+}
+
+function ropeEntry(f: Fields, entry: unknown, key: string, defaultBase: number): { base: number; factor: number } {
+  if (entry === undefined || entry === null) return { base: defaultBase, factor: 1 };
+  if (!isObject(entry)) throw new GemmaError('BAD_FORMAT', `${f.file}: ${f.prefix}${key} must be an object`);
+  const sub = new Fields(entry, f.file, `${f.prefix}${key}.`);
+  return { base: sub.posNum('rope_theta', defaultBase), factor: ropeFactor(f, entry, key) };
+}
+
+/** Linear scaling factor of one RoPE spec: null/absent/"default" → 1, "linear" → factor. */
+function ropeFactor(f: Fields, spec: unknown, key: string): number {
+  if (spec === undefined || spec === null) return 1;
+  if (!isObject(spec)) throw new GemmaError('BAD_FORMAT', `${f.file}: ${f.prefix}${key} must be an object or null`);
+  const type = spec['rope_type'] ?? spec['type'] ?? 'default';
+  if (type === 'default') return 1;
+  if (type !== 'linear') {
+    throw new GemmaError('UNSUPPORTED_MODEL', `${f.file}: ${f.prefix}${key} rope_type ${JSON.stringify(type)} is not supported (only linear)`);
+  }
+  const factor = spec['factor'];
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || factor <= 0) {
+    throw new GemmaError('BAD_FORMAT', `${f.file}: ${f.prefix}${key}.factor must be a positive number, got ${JSON.stringify(factor)}`);
+  }
+  return factor;
+}
+
+function parseVision(f: Fields): SiglipVisionConfig {
+  const d = VISION_DEFAULTS;
+  f.only('hidden_act', ['gelu_pytorch_tanh'], 'the Gemma 3 SigLIP tower uses gelu_pytorch_tanh');
+  const v: SiglipVisionConfig = {
+    hiddenSize: f.posInt('hidden_size', d.hidden_size),
+    intermediateSize: f.posInt('intermediate_size', d.intermediate_size),
+    numLayers: f.posInt('num_hidden_layers', d.num_hidden_layers),
+    numHeads: f.posInt('num_attention_heads', d.num_attention_heads),
+    numChannels: f.posInt('num_channels', d.num_channels),
+    imageSize: f.posInt('image_size', d.image_size),
+    patchSize: f.posInt('patch_size', d.patch_size),
+    layerNormEps: f.posNum('layer_norm_eps', d.layer_norm_eps),
+  };
+  if (v.hiddenSize % v.numHeads !== 0) throw f.bad('num_attention_heads', `a divisor of hidden_size ${v.hiddenSize}`);
+  if (v.imageSize % v.patchSize !== 0) throw f.bad('patch_size', `a divisor of image_size ${v.imageSize}`);
+  return v;
+}
+
+function imageTokens(top: Fields, vision: SiglipVisionConfig | null): Pick<Gemma3Config, 'mmTokensPerImage' | 'boiTokenId' | 'eoiTokenId' | 'imageTokenId'> {
+  const d = MM_DEFAULTS;
+  // transformers accepts both spellings (attribute_map: boi_token_id → boi_token_index, ...).
+  const id = (index: string, alias: string, def: number): number =>
+    top.obj[index] == null && top.obj[alias] != null ? top.tokenId(alias, def) : top.tokenId(index, def);
+  const mmTokensPerImage = top.posInt('mm_tokens_per_image', d.mm_tokens_per_image);
+  if (vision !== null) {
+    const perSide = Math.round(Math.sqrt(mmTokensPerImage));
+    const patchesPerSide = vision.imageSize / vision.patchSize;
+    if (perSide * perSide !== mmTokensPerImage || patchesPerSide % perSide !== 0) {
+      throw top.bad('mm_tokens_per_image', `a square k*k with k dividing the ${patchesPerSide} patches per side`);
+    }
+  }
+  return {
+    mmTokensPerImage,
+    boiTokenId: id('boi_token_index', 'boi_token_id', d.boi_token_index),
+    eoiTokenId: id('eoi_token_index', 'eoi_token_id', d.eoi_token_index),
+    imageTokenId: id('image_token_index', 'image_token_id', d.image_token_index),
+  };
+}
+
+function readJsonFile(path: string, what: string, optional: boolean): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new GemmaError('FILE_NOT_FOUND', `${what} not found: ${path}`, { cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new GemmaError('BAD_FORMAT', `${path}: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+}
+
+/** Reads and parses `dir/config.json`. */
+export function loadConfig(dir: string): Gemma3Config {
+  const path = join(dir, 'config.json');
+  return parseConfig(readJsonFile(path, 'config.json', false), path);
+}
+
+/** The fields of generation_config.json the engine uses; each undefined when not set. */
+export interface GenerationConfig {
+  eosTokenIds?: number[];
+  bosTokenId?: number;
+  padTokenId?: number;
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+}
+
+export function parseGenerationConfig(json: unknown, file = 'generation_config.json'): GenerationConfig {
+  if (!isObject(json)) throw new GemmaError('BAD_FORMAT', `${file}: not a JSON object`);
+  const f = new Fields(json, file, '');
+  const opt = <T>(key: string, read: () => T): T | undefined => (json[key] == null ? undefined : read());
+  const nonNeg = (key: string): number => {
+    const v = json[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw f.bad(key, 'a non-negative number');
+    return v;
+  };
+  const out: GenerationConfig = {
+    eosTokenIds: tokenIds(f, 'eos_token_id'),
+    bosTokenId: opt('bos_token_id', () => f.tokenId('bos_token_id', 0)),
+    padTokenId: opt('pad_token_id', () => f.tokenId('pad_token_id', 0)),
+    doSample: opt('do_sample', () => f.bool('do_sample', false)),
+    temperature: opt('temperature', () => nonNeg('temperature')),
+    topK: opt('top_k', () => {
+      const v = nonNeg('top_k');
+      if (!Number.isSafeInteger(v)) throw f.bad('top_k', 'a non-negative integer');
+      return v;
+    }),
+    topP: opt('top_p', () => nonNeg('top_p')),
+    minP: opt('min_p', () => nonNeg('min_p')),
+    repetitionPenalty: opt('repetition_penalty', () => f.posNum('repetition_penalty', 1)),
+  };
+  for (const k of Object.keys(out) as (keyof GenerationConfig)[]) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+/** Reads `dir/generation_config.json`; the file is optional (missing → every field undefined). */
+export function loadGenerationConfig(dir: string): GenerationConfig {
+  const path = join(dir, 'generation_config.json');
+  const json = readJsonFile(path, 'generation_config.json', true);
+  return json === undefined ? {} : parseGenerationConfig(json, path);
 }

@@ -1,0 +1,38 @@
+// Pure TypeScript kernels: the reference every other backend is compared against, and the
+// fallback when the native addon is unavailable. Accumulates in float64 (JavaScript numbers).
+import type { Backend, RowRange, WeightMatrix } from './backend.js';
+import { decodeRow } from './rows.js';
+
+export class JsBackend implements Backend {
+  readonly name = 'js' as const;
+  // One decoded weight row, reused: bf16/f16 rows are widened here, never the whole matrix.
+  private rowF32 = new Float32Array(0);
+
+  matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
+    const { cols } = w;
+    const rowStart = range?.rowStart ?? 0;
+    const rowEnd = range?.rowEnd ?? w.rows;
+    const outStride = range?.outStride ?? w.rows;
+    const outOffset = range ? -rowStart : 0;
+    if (this.rowF32.length < cols) {
+      this.rowF32 = new Float32Array(cols);
+    }
+    const row = this.rowF32;
+    for (let r = rowStart; r < rowEnd; r++) {
+      decodeRow(w, r, row);
+      for (let n = 0; n < batch; n++) {
+        const xo = n * cols;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let c = 0;
+        for (; c + 3 < cols; c += 4) {
+          s0 += row[c]! * x[xo + c]!;
+          s1 += row[c + 1]! * x[xo + c + 1]!;
+          s2 += row[c + 2]! * x[xo + c + 2]!;
+          s3 += row[c + 3]! * x[xo + c + 3]!;
+        }
+        for (; c < cols; c++) s0 += row[c]! * x[xo + c]!;
+        out[n * outStride + r + outOffset] = s0 + s1 + s2 + s3;
+      }
+    }
+  }
+}

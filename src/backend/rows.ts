@@ -1,0 +1,38 @@
+// Widening one stored matrix row to float32: used by the JS kernels and by embedding lookups.
+import type { WeightMatrix } from './backend.js';
+
+/** Writes row r of w (any supported dtype) into out[0..cols) as float32. */
+export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
+  const cols = w.cols;
+  const data = w.data;
+  switch (w.dtype) {
+    case 'f32':
+      out.set(new Float32Array(data.buffer, data.byteOffset + r * cols * 4, cols));
+      return;
+    case 'bf16': {
+      const src = new Uint16Array(data.buffer, data.byteOffset + r * cols * 2, cols);
+      const dst = new Uint32Array(out.buffer, out.byteOffset, cols);
+      for (let c = 0; c < cols; c++) dst[c] = src[c]! << 16;
+      return;
+    }
+    case 'f16': {
+      const src = new Uint16Array(data.buffer, data.byteOffset + r * cols * 2, cols);
+      for (let c = 0; c < cols; c++) out[c] = F16_TABLE[src[c]!]!;
+      return;
+    }
+  }
+}
+
+/** All 65536 half-precision values widened once (256 KiB): a table beats bit twiddling in JS. */
+const F16_TABLE = (() => {
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) table[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
+    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return table;
+})();

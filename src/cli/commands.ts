@@ -1,0 +1,108 @@
+// The one-shot subcommands: run, tokenize, logits.
+import { createInterface } from 'node:readline';
+import { GemmaError } from '../errors.js';
+import type { ChatMessage } from '../chat/messages.js';
+import { loadTokenizer } from '../tokenizer/tokenizer.js';
+import type { GenerationChunk } from '../generate/generate.js';
+import { GENERATION_FLAGS, MODEL_FLAGS, generationOptions, loadFromFlags, modelDir, numberFlag, parse, parseIds } from './options.js';
+
+export async function runRun(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...MODEL_FLAGS, ...GENERATION_FLAGS, ids: { type: 'string' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
+  });
+  const options = generationOptions(values);
+  const prompt = positionals.join(' ');
+  if (values.ids !== undefined && prompt) throw new GemmaError('INVALID_ARGUMENT', 'give either --ids or a PROMPT, not both');
+  if (values.ids === undefined && !prompt) throw new GemmaError('INVALID_ARGUMENT', 'gemma3 run needs a PROMPT (or --ids)');
+  if (values.ids !== undefined && values.system !== undefined) throw new GemmaError('INVALID_ARGUMENT', '--system cannot be used with --ids');
+  const ids = values.ids !== undefined ? parseIds(values.ids) : undefined;
+  const model = await loadFromFlags(values);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  options.signal = controller.signal;
+  let stream: AsyncGenerator<GenerationChunk>;
+  if (ids) stream = model.complete({ ids }, options);
+  else if (values.raw) stream = model.complete(prompt, options);
+  else {
+    const messages: ChatMessage[] = [];
+    if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
+    messages.push({ role: 'user', content: prompt });
+    stream = model.chat(messages, options);
+  }
+  let text = '';
+  const generated: number[] = [];
+  for await (const chunk of stream) {
+    text += chunk.text;
+    generated.push(...chunk.tokenIds);
+    if (!values.json) process.stdout.write(chunk.text);
+    if (chunk.finishReason) {
+      if (values.json) {
+        process.stdout.write(JSON.stringify({ generated_ids: generated, text, finish_reason: chunk.finishReason }) + '\n');
+      } else {
+        process.stdout.write('\n');
+        const s = chunk.stats!;
+        process.stderr.write(`gemma3: ${s.promptTokens} prompt tokens (${s.promptTokensPerSecond.toFixed(1)}/s), ` +
+          `${s.generatedTokens} generated (${s.generatedTokensPerSecond.toFixed(1)}/s), finish: ${chunk.finishReason}\n`);
+      }
+    }
+  }
+  model.dispose();
+  return 0;
+}
+
+export async function runTokenize(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...MODEL_FLAGS, 'no-bos': { type: 'boolean' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' },
+  });
+  const tokenizer = await loadTokenizer(modelDir(values));
+  const addBos = !values['no-bos'];
+  if (values.jsonl) {
+    if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', '--jsonl reads stdin; do not give TEXT');
+    let lineNo = 0;
+    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      let text: unknown;
+      try {
+        text = JSON.parse(line);
+      } catch {
+        throw new GemmaError('INVALID_ARGUMENT', `stdin line ${lineNo} is not JSON (expected one JSON string per line)`);
+      }
+      if (typeof text !== 'string') throw new GemmaError('INVALID_ARGUMENT', `stdin line ${lineNo} is not a JSON string`);
+      process.stdout.write(JSON.stringify(tokenizer.encode(text, { addBos })) + '\n');
+    }
+    return 0;
+  }
+  const text = positionals.length ? positionals.join(' ') : await readStdin();
+  const ids = tokenizer.encode(text, { addBos });
+  if (values.json) process.stdout.write(JSON.stringify({ ids }) + '\n');
+  else for (const id of ids) process.stdout.write(`${id}\t${JSON.stringify(tokenizer.piece(id))}\n`);
+  return 0;
+}
+
+export async function runLogits(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { ...MODEL_FLAGS, ids: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } });
+  if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 logits takes --ids, not text (got ${JSON.stringify(positionals.join(' '))})`);
+  if (values.ids === undefined) throw new GemmaError('INVALID_ARGUMENT', 'gemma3 logits needs --ids 2,105,...');
+  const ids = parseIds(values.ids);
+  const top = numberFlag('top', values.top, true) ?? 10;
+  const model = await loadFromFlags(values);
+  const result = model.logits(ids, top);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ input_ids: result.inputIds, positions: result.positions }) + '\n');
+  } else {
+    result.positions.forEach((p, i) => {
+      const best = p.top.slice(0, 5).map(([id, l]) => `${id}:${l.toFixed(3)}`).join(' ');
+      process.stdout.write(`${i}\t${result.inputIds[i]}\tlse=${p.logsumexp.toFixed(4)}\t${best}\n`);
+    });
+  }
+  model.dispose();
+  return 0;
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new GemmaError('INVALID_ARGUMENT', 'give TEXT, or pipe text on stdin');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// gemma3 CLI: argv → subcommand. Built only on the public API; prints GemmaError messages
+// (no stack traces) and exits non-zero on failure.
+import { GemmaError } from '../errors.js';
+import { runChat } from './chat.js';
+import { runLogits, runRun, runTokenize } from './commands.js';
+
+const USAGE = `gemma3 — run Google's Gemma 3 locally
+
+Usage:
+  gemma3 run      [--model DIR | --demo] [options] PROMPT     print the reply as it streams
+  gemma3 chat     [--model DIR | --demo] [options]            interactive multi-turn chat
+  gemma3 tokenize [--model DIR | --demo] [--no-bos] [--json | --jsonl] [TEXT]
+  gemma3 logits   [--model DIR | --demo] --ids 2,105,... [--top K] --json
+
+Generation options (run, chat):
+  --system TEXT        system prompt
+  --max-tokens N       most tokens to generate (default 512)
+  --temperature T      0 = greedy (default: the model's generation_config.json)
+  --top-k K  --top-p P  --min-p P  --repetition-penalty R  --seed S
+  --stop TEXT          stop string (repeatable)
+  --ids 2,105,...      (run) raw token ids instead of a prompt, no template
+  --raw                (run) complete the prompt as plain text, no chat template
+  --json               (run) print one JSON object at the end instead of streaming
+  --context N          KV cache size in tokens (default 8192)
+
+The model folder comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
+(~/.cache/huggingface/hub/models--google--gemma-3-4b-it/...). --demo runs a tiny random model.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return runRun(rest);
+    case 'chat':
+      return runChat(rest);
+    case 'tokenize':
+      return runTokenize(rest);
+    case 'logits':
+      return runLogits(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`gemma3: unknown command '${command}'\n\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof GemmaError) process.stderr.write(`gemma3: ${err.message}\n`);
+    else if (err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`gemma3: ${err.message}\nRun 'gemma3 help' for the options.\n`);
+    } else if (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gemma3: ${err.message}\n`);
+    } else process.stderr.write(`gemma3: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,103 @@
+// Flag parsing shared by the subcommands: strict numbers, model resolution, loading with progress.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GemmaError } from '../errors.js';
+import { load } from '../load.js';
+import type { Gemma3 } from '../gemma3.js';
+import type { GenerateOptions } from '../generate/generate.js';
+import { DEMO_MODEL, resolveModelPath } from './model-path.js';
+
+export const MODEL_FLAGS = {
+  model: { type: 'string', short: 'm' },
+  demo: { type: 'boolean' },
+  context: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const GENERATION_FLAGS = {
+  system: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repetition-penalty': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface ParsedFlags {
+  values: Record<string, any>;
+  positionals: string[];
+}
+
+export function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>): ParsedFlags {
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+  return { values, positionals };
+}
+
+/** Parses a numeric flag; undefined when absent, a clear error when not a number. */
+export function numberFlag(name: string, value: string | undefined, integer = false): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new GemmaError('INVALID_ARGUMENT', `--${name} must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function generationOptions(values: Record<string, unknown>): GenerateOptions {
+  const str = (k: string) => values[k] as string | undefined;
+  const options: GenerateOptions = {};
+  const set = <K extends keyof GenerateOptions>(key: K, v: GenerateOptions[K] | undefined) => {
+    if (v !== undefined) options[key] = v;
+  };
+  set('maxTokens', numberFlag('max-tokens', str('max-tokens'), true));
+  set('temperature', numberFlag('temperature', str('temperature')));
+  set('topK', numberFlag('top-k', str('top-k'), true));
+  set('topP', numberFlag('top-p', str('top-p')));
+  set('minP', numberFlag('min-p', str('min-p')));
+  set('repetitionPenalty', numberFlag('repetition-penalty', str('repetition-penalty')));
+  set('seed', numberFlag('seed', str('seed'), true));
+  set('stop', values.stop as string[] | undefined);
+  return options;
+}
+
+/** Parses --ids "2,105,..." into integers. */
+export function parseIds(value: string): number[] {
+  const parts = value.split(/[\s,]+/).filter((p) => p !== '');
+  const ids = parts.map(Number);
+  if (ids.length === 0 || ids.some((id) => !Number.isInteger(id) || id < 0)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--ids must be comma-separated non-negative integers, got ${JSON.stringify(value)}`);
+  }
+  return ids;
+}
+
+export function modelDir(values: { model?: string | undefined; demo?: boolean | undefined }): string {
+  if (values.demo) {
+    if (values.model) throw new GemmaError('INVALID_ARGUMENT', '--demo and --model cannot be used together');
+    process.stderr.write('gemma3: DEMO MODE: a tiny model with random weights; its words are meaningless. ' +
+      'It shows the whole pipeline working. Use --model DIR for real Gemma 3 weights.\n');
+    return DEMO_MODEL;
+  }
+  return resolveModelPath(values.model);
+}
+
+/** Loads the model named by the flags, showing progress on stderr. */
+export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
+  const dir = modelDir(values as { model?: string; demo?: boolean });
+  const contextLength = numberFlag('context', values.context as string | undefined, true);
+  const tty = process.stderr.isTTY;
+  let shown = -1;
+  const started = Date.now();
+  const model = await load(dir, {
+    ...(contextLength !== undefined ? { contextLength } : {}),
+    onProgress: (f) => {
+      const pct = Math.floor(f * 100);
+      if (tty && pct !== shown) {
+        shown = pct;
+        process.stderr.write(`\rgemma3: loading ${dir} ${pct}%`);
+      }
+    },
+  });
+  if (tty) process.stderr.write(`\rgemma3: loaded ${dir} in ${((Date.now() - started) / 1000).toFixed(1)} s (${model.backend} backend)\n`);
+  return model;
+}

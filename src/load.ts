@@ -1,0 +1,73 @@
+// load(path): a Hugging Face checkpoint folder → a ready Gemma3. Checks everything a user can
+// get wrong (missing folder, missing files, bad options) before reading gigabytes.
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { JsBackend } from './backend/js-backend.js';
+import { loadChatTemplate, type ChatTemplate } from './chat/chat-template.js';
+import { GemmaError, invalidArgument } from './errors.js';
+import { openCheckpoint } from './formats/safetensors.js';
+import { Gemma3, type GenerationDefaults } from './gemma3.js';
+import { loadConfig, loadGenerationConfig } from './model/config.js';
+import { loadTextDecoder } from './model/text-model.js';
+import { loadTokenizer } from './tokenizer/tokenizer.js';
+
+export interface LoadOptions {
+  /** Kernels: 'js' (pure TypeScript) or 'auto' (the fastest available). Default 'auto'. */
+  backend?: 'auto' | 'js';
+  /** KV cache capacity in tokens. Default min(8192, the model's max_position_embeddings). */
+  contextLength?: number;
+  /** Called as weights load, with the fraction done in [0, 1]. */
+  onProgress?: (fraction: number) => void;
+}
+
+export const DEFAULT_CONTEXT_LENGTH = 8192;
+
+export async function load(path: string, options: LoadOptions = {}): Promise<Gemma3> {
+  if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder path', path);
+  if (options.backend !== undefined && !['auto', 'js'].includes(options.backend)) {
+    throw invalidArgument('backend', "'auto' or 'js'", options.backend);
+  }
+  const dir = resolve(path);
+  if (!existsSync(dir)) throw new GemmaError('FILE_NOT_FOUND', `model folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) {
+    throw new GemmaError('UNSUPPORTED_MODEL', `${dir} is a file; pass the checkpoint folder (config.json, *.safetensors, tokenizer.json)`);
+  }
+  const config = loadConfig(dir);
+  const maxContext = config.text.maxPositionEmbeddings;
+  const contextLength = options.contextLength ?? Math.min(DEFAULT_CONTEXT_LENGTH, maxContext);
+  if (!Number.isInteger(contextLength) || contextLength < 2 || contextLength > maxContext) {
+    throw invalidArgument('contextLength', `an integer in [2, ${maxContext}]`, options.contextLength);
+  }
+  const generationConfig = loadGenerationConfig(dir);
+  const tokenizer = await loadTokenizer(dir);
+  let chatTemplate: ChatTemplate | null = null;
+  try {
+    chatTemplate = await loadChatTemplate(dir);
+  } catch (err) {
+    if (!(err instanceof GemmaError && err.code === 'UNSUPPORTED_MODEL')) throw err;
+  }
+
+  const source = openCheckpoint(dir);
+  let decoder;
+  try {
+    const total = source.names().length;
+    let done = 0;
+    decoder = loadTextDecoder(source, config.text, new JsBackend(), {
+      onTensor: () => options.onProgress?.(Math.min(1, ++done / total)),
+    });
+  } finally {
+    source.close();
+  }
+  options.onProgress?.(1);
+
+  const doSample = generationConfig.doSample ?? false;
+  const defaults: GenerationDefaults = {
+    temperature: doSample ? generationConfig.temperature ?? 1 : 0,
+    topK: generationConfig.topK ?? 0,
+    topP: generationConfig.topP ?? 1,
+    minP: generationConfig.minP ?? 0,
+    repetitionPenalty: generationConfig.repetitionPenalty ?? 1,
+    eosTokenIds: generationConfig.eosTokenIds ?? config.text.eosTokenIds,
+  };
+  return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, dir);
+}

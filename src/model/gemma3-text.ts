@@ -1,0 +1,215 @@
+// The Gemma 3 text decoder, top to bottom in paper order: embed · √hiddenSize → numLayers ×
+// (sandwich-normed attention, sandwich-normed GeGLU) → final norm → tied output head.
+// Processes a chunk of T tokens at once (prefill) or one (decode) through the same code.
+// ref: transformers 4.57 models/gemma3/modeling_gemma3.py (Gemma3DecoderLayer, Gemma3TextModel)
+import type { Backend } from '../backend/backend.js';
+import { decodeRow } from '../backend/rows.js';
+import { GemmaError } from '../errors.js';
+import { Attention, type AttentionShape, type ImageSpans } from './attention.js';
+import type { Gemma3TextConfig } from './config.js';
+import type { KvCache } from './kv-cache.js';
+import { addInPlace, geluTanhMul, rmsNorm } from './ops.js';
+import { Rope } from './rope.js';
+import type { TextWeights } from './weights.js';
+
+export interface DecoderInput {
+  ids: ArrayLike<number>; // [T]
+  /**
+   * Embeddings that replace the token embedding at some positions (image features), used as
+   * given: not multiplied by √hiddenSize. Keyed by input index.
+   */
+  embeddings?: ReadonlyMap<number, Float32Array>;
+  /** Input indices of image blocks [start, end) whose tokens attend to each other bidirectionally. */
+  imageBlocks?: ReadonlyArray<readonly [number, number]>;
+}
+
+export interface DecoderOptions {
+  /** Which positions get logits: every input position, only the last, or none. */
+  logits: 'all' | 'last' | 'none';
+  /** Observes activations [T, hiddenSize] of each chunk: 'input', each layer's output, 'final_norm'. */
+  onHiddenState?: (stage: 'input' | number | 'final_norm', x: Float32Array, T: number) => void;
+}
+
+/** Largest number of tokens run through the layers at once; bounds activation memory. */
+const MAX_CHUNK = 512;
+
+export class Gemma3TextDecoder {
+  private readonly attention = new Attention();
+  private readonly localRope: Rope;
+  private readonly globalRope: Rope;
+  private readonly embedScale: number;
+  private ws: Workspace;
+
+  constructor(readonly config: Gemma3TextConfig, readonly weights: TextWeights, readonly backend: Backend) {
+    this.localRope = new Rope(config.headDim, config.ropeLocalBase, config.ropeLocalScalingFactor);
+    this.globalRope = new Rope(config.headDim, config.ropeGlobalBase, config.ropeGlobalScalingFactor);
+    this.embedScale = Math.fround(Math.sqrt(config.hiddenSize));
+    this.ws = new Workspace(0, config);
+  }
+
+  /**
+   * Appends the input to `cache` and returns logits [rows, vocabSize] for the requested
+   * positions (rows = T for 'all', 1 for 'last', 0 for 'none').
+   */
+  forward(input: DecoderInput, cache: KvCache, options: DecoderOptions): Float32Array {
+    const T = input.ids.length;
+    if (T === 0) throw new GemmaError('INVALID_ARGUMENT', 'forward needs at least one token');
+    if (cache.length + T > cache.capacity) {
+      throw new GemmaError('CONTEXT_FULL',
+        `${cache.length + T} tokens do not fit the context of ${cache.capacity} tokens (${cache.length} already used, ${T} new)`);
+    }
+    const vocab = this.config.vocabSize;
+    for (let t = 0; t < T; t++) {
+      const id = input.ids[t]!;
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+        throw new GemmaError('INVALID_ARGUMENT', `token id ${id} at index ${t} is outside the vocabulary [0, ${vocab})`);
+      }
+    }
+    const logitRows = options.logits === 'all' ? T : options.logits === 'last' ? 1 : 0;
+    const logits = new Float32Array(logitRows * vocab);
+    for (let begin = 0; begin < T;) {
+      const end = chunkEnd(begin, T, input.imageBlocks);
+      this.forwardChunk(input, begin, end, cache, options);
+      const n = end - begin;
+      if (options.logits === 'all') this.outputHead(logits.subarray(begin * vocab), 0, n);
+      else if (options.logits === 'last' && end === T) this.outputHead(logits, n - 1, 1);
+      begin = end;
+    }
+    return logits;
+  }
+
+  private forwardChunk(input: DecoderInput, begin: number, end: number, cache: KvCache, options: DecoderOptions): void {
+    const c = this.config;
+    const T = end - begin;
+    const H = c.hiddenSize;
+    if (this.ws.capacity < T) this.ws = new Workspace(T, c);
+    const ws = this.ws;
+    const start = cache.length;
+
+    // Embedding: [T, H]
+    for (let t = 0; t < T; t++) {
+      const row = ws.x.subarray(t * H, (t + 1) * H);
+      const override = input.embeddings?.get(begin + t);
+      if (override) {
+        row.set(override);
+      } else {
+        decodeRow(this.weights.tokenEmbd, input.ids[begin + t]!, row);
+        for (let i = 0; i < H; i++) row[i] = Math.fround(row[i]! * this.embedScale);
+      }
+    }
+    options.onHiddenState?.('input', ws.x, T);
+    const spans = imageSpansOf(input.imageBlocks, begin, end);
+
+    for (let layer = 0; layer < c.numLayers; layer++) {
+      this.decoderLayer(layer, T, start, cache, spans);
+      options.onHiddenState?.(layer, ws.x, T);
+    }
+    cache.length = start + T;
+    rmsNorm(ws.x, ws.x, this.weights.outputNorm, c.rmsNormEps, T, H); // [T, H]
+    options.onHiddenState?.('final_norm', ws.x, T);
+  }
+
+  private decoderLayer(layer: number, T: number, start: number, cache: KvCache, spans: ImageSpans | undefined): void {
+    const c = this.config;
+    const w = this.weights.layers[layer]!;
+    const ws = this.ws;
+    const be = this.backend;
+    const H = c.hiddenSize;
+    const eps = c.rmsNormEps;
+    const isSliding = c.layerTypes[layer] === 'sliding';
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+
+    // Attention block: pre-norm → q/k/v → QK-norm → RoPE → attend → o_proj → post-norm → residual
+    rmsNorm(ws.xb, ws.x, w.attnNorm, eps, T, H); // [T, H]
+    be.matMul(ws.q, w.attnQ, ws.xb, T); // [T, numHeads * headDim]
+    be.matMul(ws.k, w.attnK, ws.xb, T); // [T, numKvHeads * headDim]
+    be.matMul(ws.v, w.attnV, ws.xb, T); // [T, numKvHeads * headDim]
+    rmsNorm(ws.q, ws.q, w.attnQNorm, eps, T * c.numHeads, c.headDim);
+    rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
+    const rope = isSliding ? this.localRope : this.globalRope;
+    for (let t = 0; t < T; t++) {
+      rope.apply(ws.q, t * qDim, c.numHeads, start + t);
+      rope.apply(ws.k, t * kvDim, c.numKvHeads, start + t);
+    }
+    const shape: AttentionShape = {
+      numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim,
+      scale: Math.fround(c.queryPreAttnScalar ** -0.5), window: isSliding ? c.slidingWindow : 0,
+    };
+    const layerCache = cache.layers[layer]!;
+    this.attention.attend(ws.att, ws.q, ws.k, ws.v, layerCache, start, T, shape, spans); // [T, numHeads * headDim]
+    Attention.write(layerCache, ws.k, ws.v, start, T, kvDim);
+    be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]
+    rmsNorm(ws.xb2, ws.xb2, w.postAttentionNorm, eps, T, H);
+    addInPlace(ws.x, ws.xb2, T * H);
+
+    // Feed-forward block: pre-norm → gelu_tanh(gate) · up → down → post-norm → residual
+    rmsNorm(ws.xb, ws.x, w.ffnNorm, eps, T, H);
+    be.matMul(ws.hb, w.ffnGate, ws.xb, T); // [T, intermediateSize]
+    be.matMul(ws.hb2, w.ffnUp, ws.xb, T); // [T, intermediateSize]
+    geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
+    be.matMul(ws.xb2, w.ffnDown, ws.hb, T); // [T, H]
+    rmsNorm(ws.xb2, ws.xb2, w.postFfwNorm, eps, T, H);
+    addInPlace(ws.x, ws.xb2, T * H);
+  }
+
+  /** logits[n] = finalNorm(x)[from + n] · embedᵀ for n < count (tied head, optional softcap). */
+  private outputHead(out: Float32Array, from: number, count: number): void {
+    const H = this.config.hiddenSize;
+    const x = this.ws.x.subarray(from * H, (from + count) * H);
+    this.backend.matMul(out, this.weights.tokenEmbd, x, count);
+    const cap = this.config.finalLogitSoftcap;
+    if (cap) for (let i = 0; i < count * this.config.vocabSize; i++) out[i] = Math.tanh(out[i]! / cap) * cap;
+  }
+}
+
+/** Activation buffers for up to `capacity` tokens (the llama2.c RunState). */
+class Workspace {
+  readonly x: Float32Array; // [T, hiddenSize] residual stream
+  readonly xb: Float32Array; // [T, hiddenSize]
+  readonly xb2: Float32Array; // [T, hiddenSize]
+  readonly q: Float32Array; // [T, numHeads * headDim]
+  readonly k: Float32Array; // [T, numKvHeads * headDim]
+  readonly v: Float32Array; // [T, numKvHeads * headDim]
+  readonly att: Float32Array; // [T, numHeads * headDim]
+  readonly hb: Float32Array; // [T, intermediateSize]
+  readonly hb2: Float32Array; // [T, intermediateSize]
+
+  constructor(readonly capacity: number, c: Gemma3TextConfig) {
+    const T = capacity;
+    this.x = new Float32Array(T * c.hiddenSize);
+    this.xb = new Float32Array(T * c.hiddenSize);
+    this.xb2 = new Float32Array(T * c.hiddenSize);
+    this.q = new Float32Array(T * c.numHeads * c.headDim);
+    this.k = new Float32Array(T * c.numKvHeads * c.headDim);
+    this.v = new Float32Array(T * c.numKvHeads * c.headDim);
+    this.att = new Float32Array(T * c.numHeads * c.headDim);
+    this.hb = new Float32Array(T * c.intermediateSize);
+    this.hb2 = new Float32Array(T * c.intermediateSize);
+  }
+}
+
+/** End of the chunk starting at `begin`: at most MAX_CHUNK tokens, but never splitting an image block. */
+function chunkEnd(begin: number, T: number, blocks: DecoderInput['imageBlocks']): number {
+  let end = Math.min(T, begin + MAX_CHUNK);
+  for (const [s, e] of blocks ?? []) if (s < end && e > end) end = e;
+  return end;
+}
+
+function imageSpansOf(blocks: DecoderInput['imageBlocks'], begin: number, end: number): ImageSpans | undefined {
+  if (!blocks || blocks.length === 0) return undefined;
+  const T = end - begin;
+  const spanStart = new Int32Array(T).fill(-1);
+  const spanEnd = new Int32Array(T).fill(-1);
+  let any = false;
+  for (const [s, e] of blocks) {
+    if (e <= begin || s >= end) continue;
+    if (s < begin || e > end) throw new GemmaError('INVALID_ARGUMENT', `image block [${s}, ${e}) crosses a chunk boundary`);
+    for (let i = s; i < e; i++) {
+      spanStart[i - begin] = s - begin;
+      spanEnd[i - begin] = e - 1 - begin;
+    }
+    any = true;
+  }
+  return any ? { spanStart, spanEnd } : undefined;
+}
