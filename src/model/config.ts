@@ -343,7 +343,10 @@ function imageTokens(top: Fields, vision: SiglipVisionConfig | null): Pick<Gemma
     const perSide = Math.round(Math.sqrt(mmTokensPerImage));
     const patchesPerSide = vision.imageSize / vision.patchSize;
     if (perSide * perSide !== mmTokensPerImage || patchesPerSide % perSide !== 0) {
-      throw top.bad('mm_tokens_per_image', `a square k*k with k dividing the ${patchesPerSide} patches per side`);
+      throw new GemmaError(
+        'BAD_FORMAT',
+        `${top.file}: mm_tokens_per_image (${mmTokensPerImage}) must be a square k*k with k dividing the ${patchesPerSide} patches per side of the vision tower`,
+      );
     }
   }
   return {
