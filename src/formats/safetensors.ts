@@ -292,9 +292,10 @@ function findShards(dir: string): string[] {
   } catch {
     return [];
   }
-  const shards = names.filter((n) => SHARD_RE.test(n)).sort();
-  if (shards.length === 0) return [];
-  const m = SHARD_RE.exec(shards[0]!)!;
+  const all = names.filter((n) => SHARD_RE.test(n)).sort();
+  if (all.length === 0) return [];
+  const m = SHARD_RE.exec(all[0]!)!;
+  const shards = all.filter((n) => SHARD_RE.exec(n)![2] === m[2]); // one set: the same N
   const total = Number(m[2]);
   const width = m[1]!.length;
   for (let i = 1; i <= total; i++) {

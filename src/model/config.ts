@@ -1,7 +1,10 @@
-// Gemma 3 hyper-parameters as one flat typed record. Nothing below this file reads config.json.
-import { readFileSync } from 'node:fs';
+// Gemma 3 hyper-parameters as one flat typed record, and its parser from Hugging Face
+// config.json. Nothing below this file reads config.json.
 import { join } from 'node:path';
 import { GemmaError } from '../errors.js';
+import { Fields, isObject, readJsonFile, tokenIds, type Json } from './json-fields.js';
+
+export { loadGenerationConfig, parseGenerationConfig, type GenerationConfig } from './generation-config.js';
 
 export type LayerType = 'sliding' | 'global';
 
@@ -57,7 +60,6 @@ export interface Gemma3Config {
 // Gemma3TextConfig / SiglipVisionConfig / Gemma3Config, so the sparse released files (4B/12B/27B
 // list only a handful of keys) come out exactly as transformers sees them. Unknown keys are ignored.
 
-
 /** Gemma3TextConfig defaults (transformers 4.57). */
 const TEXT_DEFAULTS = {
   vocab_size: 262208,
@@ -93,65 +95,6 @@ const VISION_DEFAULTS = {
 
 /** Gemma3Config defaults (transformers 4.57). */
 const MM_DEFAULTS = { mm_tokens_per_image: 256, boi_token_index: 255999, eoi_token_index: 256000, image_token_index: 262144 } as const;
-
-type Json = Record<string, unknown>;
-
-/** Reads typed keys of one JSON object; every error names the file and the key path. */
-class Fields {
-  constructor(readonly obj: Json, readonly file: string, readonly prefix: string) {}
-
-  path(key: string): string {
-    return this.prefix + key;
-  }
-
-  bad(key: string, expected: string): GemmaError {
-    return new GemmaError('BAD_FORMAT', `${this.file}: ${this.path(key)} must be ${expected}, got ${JSON.stringify(this.obj[key])}`);
-  }
-
-  posInt(key: string, def: number): number {
-    const v = Object.hasOwn(this.obj, key) ? this.obj[key] : def;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.bad(key, 'a positive integer');
-    return v;
-  }
-
-  /** Token ids: null means "use the default". */
-  tokenId(key: string, def: number): number {
-    const v = this.obj[key] ?? def;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.bad(key, 'a non-negative integer');
-    return v;
-  }
-
-  posNum(key: string, def: number): number {
-    const v = Object.hasOwn(this.obj, key) ? this.obj[key] : def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.bad(key, 'a positive number');
-    return v;
-  }
-
-  posNumOrNull(key: string): number | null {
-    const v = this.obj[key] ?? null;
-    if (v === null) return null;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.bad(key, 'a positive number or null');
-    return v;
-  }
-
-  bool(key: string, def: boolean): boolean {
-    const v = this.obj[key] ?? def;
-    if (typeof v !== 'boolean') throw this.bad(key, 'true or false');
-    return v;
-  }
-
-  /** Refuses a value this engine does not implement (UNSUPPORTED_MODEL). */
-  only(key: string, allowed: readonly unknown[], what: string): void {
-    const v = this.obj[key];
-    if (v !== undefined && v !== null && !allowed.includes(v)) {
-      throw new GemmaError('UNSUPPORTED_MODEL', `${this.file}: ${this.path(key)} = ${JSON.stringify(v)} is not supported (${what})`);
-    }
-  }
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Builds the typed config from a parsed config.json (text-only `gemma3_text` or multimodal `gemma3`). */
 export function parseConfig(json: unknown, file = 'config.json'): Gemma3Config {
@@ -233,17 +176,6 @@ function parseText(f: Fields, outer: Fields | null): Gemma3TextConfig {
 function pick<T>(f: Fields, outer: Fields | null, key: string, read: (g: Fields, key: string) => T): T {
   if (f.obj[key] == null && outer !== null && outer.obj[key] != null) return read(outer, key);
   return read(f, key);
-}
-
-/** `eos_token_id`-style value: a number or a non-empty array of numbers; undefined when absent/null. */
-function tokenIds(f: Fields, key: string): number[] | undefined {
-  const v = f.obj[key];
-  if (v === undefined || v === null) return undefined;
-  const arr = Array.isArray(v) ? v : [v];
-  if (arr.length === 0 || !arr.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) {
-    throw f.bad(key, 'a token id or a non-empty array of token ids');
-  }
-  return arr as number[];
 }
 
 function parseLayerTypes(f: Fields, numLayers: number): LayerType[] {
@@ -357,71 +289,8 @@ function imageTokens(top: Fields, vision: SiglipVisionConfig | null): Pick<Gemma
   };
 }
 
-function readJsonFile(path: string, what: string, optional: boolean): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new GemmaError('FILE_NOT_FOUND', `${what} not found: ${path}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new GemmaError('BAD_FORMAT', `${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
-}
-
 /** Reads and parses `dir/config.json`. */
 export function loadConfig(dir: string): Gemma3Config {
   const path = join(dir, 'config.json');
   return parseConfig(readJsonFile(path, 'config.json', false), path);
-}
-
-/** The fields of generation_config.json the engine uses; each undefined when not set. */
-export interface GenerationConfig {
-  eosTokenIds?: number[];
-  bosTokenId?: number;
-  padTokenId?: number;
-  doSample?: boolean;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-}
-
-export function parseGenerationConfig(json: unknown, file = 'generation_config.json'): GenerationConfig {
-  if (!isObject(json)) throw new GemmaError('BAD_FORMAT', `${file}: not a JSON object`);
-  const f = new Fields(json, file, '');
-  const opt = <T>(key: string, read: () => T): T | undefined => (json[key] == null ? undefined : read());
-  const nonNeg = (key: string): number => {
-    const v = json[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw f.bad(key, 'a non-negative number');
-    return v;
-  };
-  const out: GenerationConfig = {
-    eosTokenIds: tokenIds(f, 'eos_token_id'),
-    bosTokenId: opt('bos_token_id', () => f.tokenId('bos_token_id', 0)),
-    padTokenId: opt('pad_token_id', () => f.tokenId('pad_token_id', 0)),
-    doSample: opt('do_sample', () => f.bool('do_sample', false)),
-    temperature: opt('temperature', () => nonNeg('temperature')),
-    topK: opt('top_k', () => {
-      const v = nonNeg('top_k');
-      if (!Number.isSafeInteger(v)) throw f.bad('top_k', 'a non-negative integer');
-      return v;
-    }),
-    topP: opt('top_p', () => nonNeg('top_p')),
-    minP: opt('min_p', () => nonNeg('min_p')),
-    repetitionPenalty: opt('repetition_penalty', () => f.posNum('repetition_penalty', 1)),
-  };
-  for (const k of Object.keys(out) as (keyof GenerationConfig)[]) if (out[k] === undefined) delete out[k];
-  return out;
-}
-
-/** Reads `dir/generation_config.json`; the file is optional (missing → every field undefined). */
-export function loadGenerationConfig(dir: string): GenerationConfig {
-  const path = join(dir, 'generation_config.json');
-  const json = readJsonFile(path, 'generation_config.json', true);
-  return json === undefined ? {} : parseGenerationConfig(json, path);
 }
