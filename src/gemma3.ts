@@ -122,16 +122,26 @@ export class Gemma3 {
     this.target.cachedIds = [];
   }
 
+  /** The decoder, for schedulers that batch several sequences (the server). */
+  get decoder(): Gemma3TextDecoder {
+    this.checkUsable();
+    return this.target.decoder;
+  }
+
+  /** Options with the unset values filled from generation_config.json. */
+  withDefaults(options: ChatOptions): GenerateOptions {
+    const d = this.defaults;
+    return {
+      temperature: d.temperature, topK: d.topK, topP: d.topP, minP: d.minP, repetitionPenalty: d.repetitionPenalty,
+      stopTokenIds: d.eosTokenIds, ...stripUndefined(options),
+    };
+  }
+
   private async *run(ids: number[], options: ChatOptions): AsyncGenerator<GenerationChunk> {
     if (this.busy) throw new GemmaError('INVALID_ARGUMENT', 'this model is already generating; wait for the other stream to finish');
     this.busy = true;
     try {
-      const d = this.defaults;
-      const merged: GenerateOptions = {
-        temperature: d.temperature, topK: d.topK, topP: d.topP, minP: d.minP, repetitionPenalty: d.repetitionPenalty,
-        stopTokenIds: d.eosTokenIds, ...stripUndefined(options),
-      };
-      yield* generate(this.target, ids, merged);
+      yield* generate(this.target, ids, this.withDefaults(options));
     } finally {
       this.busy = false;
     }

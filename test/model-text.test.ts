@@ -87,7 +87,8 @@ test('hidden states after every layer match the reference (long48, 3x the slidin
 test('token-by-token decoding with the cache equals one full forward beyond the sliding window', () => {
   const seq = manifest.sequences.find((s: any) => s.name === 'long48');
   const full = model.forward({ ids: seq.input_ids }, new KvCache(model.config, 64), { logits: 'all' });
-  const cache = new KvCache(model.config, 64);
+  const cache = new KvCache(model.config, 64, { rollback: 0 });
+  assert.equal(cache.layers[0]!.ring, 16, 'sliding layers keep exactly the window');
   // A prompt chunk, then single tokens: exercises ring wrap-around on the sliding layers.
   const prefix = 5;
   const first = model.forward({ ids: seq.input_ids.slice(0, prefix) }, cache, { logits: 'all' });
@@ -98,7 +99,7 @@ test('token-by-token decoding with the cache equals one full forward beyond the 
   }
   assert.ok(worst < 1e-5, `cached vs full max error ${worst}`);
   // Chunks that straddle the window also agree.
-  const chunked = new KvCache(model.config, 64);
+  const chunked = new KvCache(model.config, 64, { rollback: 0 });
   const parts = [0, 7, 30, 31, 48];
   for (let i = 0; i + 1 < parts.length; i++) {
     const rows = model.forward({ ids: seq.input_ids.slice(parts[i], parts[i + 1]) }, chunked, { logits: 'all' });
@@ -109,7 +110,7 @@ test('token-by-token decoding with the cache equals one full forward beyond the 
 
 for (const gen of manifest.generation as any[]) {
   test(`greedy generation '${gen.name}' reproduces all ${gen.generated_ids.length} reference tokens`, () => {
-    const cache = new KvCache(model.config, 128);
+    const cache = new KvCache(model.config, 128, { rollback: 0 });
     let logits = model.forward({ ids: gen.prompt_ids }, cache, { logits: 'last' });
     const out: number[] = [];
     const stepLse = golden(gen.step_logsumexp);
@@ -122,3 +123,25 @@ for (const gen of manifest.generation as any[]) {
     assert.deepEqual(out, gen.generated_ids);
   });
 }
+
+test('batched decoding of several sequences equals decoding each alone', () => {
+  const seqs = manifest.sequences.filter((s: any) => s.length > 1).map((s: any) => s.input_ids.slice(0, 20) as number[]);
+  // Reference: each sequence alone, token by token after a 1-token prefill.
+  const alone = seqs.map((ids: number[]) => {
+    const cache = new KvCache(model.config, 64);
+    return ids.map((id) => model.forward({ ids: [id] }, cache, { logits: 'last' }));
+  });
+  // Batched: prefill different lengths so positions differ, then step all together.
+  const caches = seqs.map(() => new KvCache(model.config, 64, { rollback: 0 }));
+  const offsets = seqs.map((_: number[], i: number) => 1 + i * 3);
+  seqs.forEach((ids: number[], i: number) => model.forward({ ids: ids.slice(0, offsets[i]) }, caches[i]!, { logits: 'none' }));
+  let worst = 0;
+  for (let step = 0; step < 4; step++) {
+    const ids = seqs.map((s: number[], i: number) => s[offsets[i]! + step]!);
+    const rows = model.decodeBatch(ids, caches);
+    seqs.forEach((_: number[], i: number) => {
+      worst = Math.max(worst, maxAbsDiff(rows.subarray(i * V, (i + 1) * V), alone[i]![offsets[i]! + step]!));
+    });
+  }
+  assert.ok(worst < 1e-5, `batched vs alone max error ${worst}`);
+});

@@ -4,9 +4,9 @@
 import { GemmaError, invalidArgument } from '../errors.js';
 import type { DecoderInput, Gemma3TextDecoder } from '../model/gemma3-text.js';
 import type { KvCache } from '../model/kv-cache.js';
-import { StreamingDetokenizer, type Tokenizer } from '../tokenizer/tokenizer.js';
-import { Sampler, validateSamplingOptions, type SamplingOptions } from './sampler.js';
-import { StopMatcher } from './stop.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { Reply, type FinishReason } from './reply.js';
+import { validateSamplingOptions, type SamplingOptions } from './sampler.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default 512); generation also ends when the context is full. */
@@ -18,7 +18,7 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+export type { FinishReason } from './reply.js';
 
 export interface GenerationStats {
   promptTokens: number;
@@ -75,13 +75,7 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
       `the prompt has ${promptIds.length} tokens but the context holds ${cache.capacity} (at least one more is needed to reply); ` +
       'shorten the prompt or load the model with a larger contextLength');
   }
-  const maxTokens = options.maxTokens ?? 512;
-  const stopIds = new Set(options.stopTokenIds ?? []);
-  const sampler = new Sampler(options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize));
-  const detok = new StreamingDetokenizer(tokenizer, { skipSpecialTokens: true });
-  const stops = new StopMatcher(options.stop ?? []);
-  const context: number[] = [...promptIds];
-
+  const reply = new Reply(tokenizer, promptIds, options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize));
   const reused = reusablePrefix(target, promptIds, extra);
   const started = performance.now();
   let logits = decoder.forward(
@@ -89,39 +83,30 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
   target.cachedIds = [...promptIds];
   const prefillMs = performance.now() - started;
   let firstTokenMs = 0;
-  let generated = 0;
-  let finishReason: FinishReason = 'length';
   const decodeStarted = performance.now();
 
-  while (generated < maxTokens) {
+  for (;;) {
     if (options.signal?.aborted) {
-      finishReason = 'abort';
+      reply.end('abort');
       break;
     }
-    const id = sampler.sample(logits, context);
-    if (generated === 0) firstTokenMs = performance.now() - started;
-    generated++;
-    if (stopIds.has(id)) {
-      finishReason = 'stop';
+    const step = reply.accept(logits);
+    if (reply.generated === 1) firstTokenMs = performance.now() - started;
+    if (step.text || step.tokenIds.length) yield { text: step.text, tokenIds: step.tokenIds };
+    if (step.feed === null) break;
+    if (cache.length + 1 > cache.capacity) {
+      reply.end('length'); // context full
       break;
     }
-    context.push(id);
-    const { emit, stopped } = stops.push(detok.push(id));
-    if (stopped) {
-      finishReason = 'stop';
-      if (emit) yield { text: emit, tokenIds: [id] };
-      break;
-    }
-    yield { text: emit, tokenIds: [id] };
-    if (generated >= maxTokens) break;
-    if (cache.length + 1 > cache.capacity) break; // context full: finish with 'length'
-    logits = decoder.forward({ ids: [id] }, cache, { logits: 'last' });
-    target.cachedIds.push(id);
+    logits = decoder.forward({ ids: [step.feed] }, cache, { logits: 'last' });
+    target.cachedIds.push(step.feed);
     // Let timers, I/O and abort handlers run between tokens.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   const decodeMs = performance.now() - decodeStarted;
-  const tail = finishReason === 'stop' ? '' : stops.push(detok.flush()).emit + stops.flush();
+  const tail = reply.flush();
+  const finishReason = reply.finishReason!;
+  const generated = reply.generated;
   const computed = promptIds.length - reused;
   yield {
     text: tail,

@@ -101,7 +101,7 @@ export class Gemma3TextDecoder {
     const spans = imageSpansOf(input.imageBlocks, begin, end);
 
     for (let layer = 0; layer < c.numLayers; layer++) {
-      this.decoderLayer(layer, T, start, cache, spans);
+      this.decoderLayer(layer, T, { kind: 'chunk', cache, start, spans });
       options.onHiddenState?.(layer, ws.x, T);
     }
     cache.length = start + T;
@@ -109,7 +109,37 @@ export class Gemma3TextDecoder {
     options.onHiddenState?.('final_norm', ws.x, T);
   }
 
-  private decoderLayer(layer: number, T: number, start: number, cache: KvCache, spans: ImageSpans | undefined): void {
+  /**
+   * One decode step for several independent sequences at once: row b is token ids[b] of the
+   * sequence in caches[b], at position caches[b].length. Weights are read once for all rows
+   * (continuous batching). Returns logits [B, vocabSize].
+   */
+  decodeBatch(ids: readonly number[], caches: readonly KvCache[]): Float32Array {
+    const c = this.config;
+    const B = ids.length;
+    if (B === 0 || caches.length !== B) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs one cache per token');
+    if (new Set(caches).size !== B) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs a distinct cache per row');
+    for (let b = 0; b < B; b++) {
+      const id = ids[b]!;
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new GemmaError('INVALID_ARGUMENT', `token id ${id} is outside the vocabulary`);
+      if (caches[b]!.length + 1 > caches[b]!.capacity) throw new GemmaError('CONTEXT_FULL', `sequence ${b} is at its context limit of ${caches[b]!.capacity} tokens`);
+    }
+    if (this.ws.capacity < B) this.ws = new Workspace(B, c);
+    const H = c.hiddenSize;
+    for (let b = 0; b < B; b++) {
+      const row = this.ws.x.subarray(b * H, (b + 1) * H);
+      decodeRow(this.weights.tokenEmbd, ids[b]!, row);
+      for (let i = 0; i < H; i++) row[i] = Math.fround(row[i]! * this.embedScale);
+    }
+    for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches });
+    for (const cache of caches) cache.length++;
+    rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
+    const logits = new Float32Array(B * c.vocabSize);
+    this.outputHead(logits, 0, B);
+    return logits;
+  }
+
+  private decoderLayer(layer: number, T: number, rows: RowLayout): void {
     const c = this.config;
     const w = this.weights.layers[layer]!;
     const ws = this.ws;
@@ -129,16 +159,30 @@ export class Gemma3TextDecoder {
     rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
     const rope = isSliding ? this.localRope : this.globalRope;
     for (let t = 0; t < T; t++) {
-      rope.apply(ws.q, t * qDim, c.numHeads, start + t);
-      rope.apply(ws.k, t * kvDim, c.numKvHeads, start + t);
+      const pos = rows.kind === 'chunk' ? rows.start + t : rows.caches[t]!.length;
+      rope.apply(ws.q, t * qDim, c.numHeads, pos);
+      rope.apply(ws.k, t * kvDim, c.numKvHeads, pos);
     }
     const shape: AttentionShape = {
       numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim,
       scale: Math.fround(c.queryPreAttnScalar ** -0.5), window: isSliding ? c.slidingWindow : 0,
     };
-    const layerCache = cache.layers[layer]!;
-    this.attention.attend(ws.att, ws.q, ws.k, ws.v, layerCache, start, T, shape, spans); // [T, numHeads * headDim]
-    Attention.write(layerCache, ws.k, ws.v, start, T, kvDim);
+    if (rows.kind === 'chunk') {
+      const layerCache = rows.cache.layers[layer]!;
+      this.attention.attend(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
+      Attention.write(layerCache, ws.k, ws.v, rows.start, T, kvDim);
+    } else {
+      // Each row is the next token of its own sequence: attend over that sequence's cache.
+      for (let b = 0; b < T; b++) {
+        const cache = rows.caches[b]!;
+        const layerCache = cache.layers[layer]!;
+        const q = ws.q.subarray(b * qDim, (b + 1) * qDim);
+        const k = ws.k.subarray(b * kvDim, (b + 1) * kvDim);
+        const v = ws.v.subarray(b * kvDim, (b + 1) * kvDim);
+        this.attention.attend(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
+        Attention.write(layerCache, k, v, cache.length, 1, kvDim);
+      }
+    }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]
     rmsNorm(ws.xb2, ws.xb2, w.postAttentionNorm, eps, T, H);
     addInPlace(ws.x, ws.xb2, T * H);
@@ -162,6 +206,11 @@ export class Gemma3TextDecoder {
     if (cap) for (let i = 0; i < count * this.config.vocabSize; i++) out[i] = Math.tanh(out[i]! / cap) * cap;
   }
 }
+
+/** How the rows of a layer step relate to caches: one sequence's chunk, or one token each of many sequences. */
+type RowLayout =
+  | { kind: 'chunk'; cache: KvCache; start: number; spans: ImageSpans | undefined }
+  | { kind: 'batch'; caches: readonly KvCache[] };
 
 /** Activation buffers for up to `capacity` tokens (the llama2.c RunState). */
 class Workspace {

@@ -10,15 +10,26 @@ export interface LayerCache {
   readonly ring: number;
 }
 
+/**
+ * Extra ring slots beyond the window on sliding layers, so the cache can be cut back by up to
+ * this many positions (a chat reply that re-tokenizes differently) without recomputing.
+ */
+export const SLIDING_ROLLBACK = 256;
+
 export class KvCache {
   readonly layers: LayerCache[];
   /** Positions written so far; the next token takes position `length`. */
   length = 0;
 
-  constructor(config: Gemma3TextConfig, readonly capacity: number) {
+  private readonly slidingWindow: number;
+
+  /** `rollback`: extra sliding-ring slots (default SLIDING_ROLLBACK); 0 keeps exactly the window. */
+  constructor(config: Gemma3TextConfig, readonly capacity: number, options: { rollback?: number } = {}) {
+    const rollback = options.rollback ?? SLIDING_ROLLBACK;
+    this.slidingWindow = config.slidingWindow;
     const kvDim = config.numKvHeads * config.headDim;
     this.layers = config.layerTypes.map((type) => {
-      const ring = type === 'sliding' ? Math.min(config.slidingWindow, capacity) : 0;
+      const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
       const slots = ring || capacity;
       return { k: new Float32Array(slots * kvDim), v: new Float32Array(slots * kvDim), ring };
     });
@@ -35,8 +46,9 @@ export class KvCache {
    */
   canTruncateTo(n: number): boolean {
     if (n > this.length || n < 0) return false;
-    const window = this.layers.find((l) => l.ring > 0)?.ring ?? 0;
-    return window === 0 || n === this.length || n >= this.length - 1 || this.length <= window;
+    const ring = this.layers.find((l) => l.ring > 0)?.ring ?? 0;
+    // Position n attends back to n - slidingWindow + 1; the ring holds [length - ring, length).
+    return n === 0 || ring === 0 || this.length <= ring || n - this.slidingWindow + 1 >= this.length - ring;
   }
 
   truncate(n: number): void {
