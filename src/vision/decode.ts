@@ -14,7 +14,9 @@
 //  * 16-bit grey (PIL mode I;16) -> RGB clamps: v > 255 becomes 255 (Pillow's I16_RGB), which turns
 //    most of a real 16-bit grey image white, as in the reference; 16-bit RGB(A) and grey+alpha keep the
 //    high byte (PIL reads them as RGB/RGBA/LA with rawmode ;16B);
-//  * GIF: the first frame only.
+//  * GIF: the first frame only;
+//  * truncated or corrupt data is an error (BAD_FORMAT), as in PIL without LOAD_TRUNCATED_IMAGES;
+//    decoder warnings PIL also ignores (e.g. stray bytes between JPEG markers) are tolerated.
 // Known differences from Pillow: AVIF with 4:2:0 chroma is decoded by libheif with a different chroma
 // upsampling than Pillow's libavif (differences of many levels at sharp colour edges; 4:4:4 AVIF agrees
 // within 1 level); for a GIF whose first frame has transparent pixels libvips yields black there
@@ -318,15 +320,22 @@ function describeUnknown(b: Uint8Array): string {
   return 'unrecognised image format';
 }
 
+/** libvips repeats itself across lines; keep the distinct lines, joined, at most ~300 characters. */
+function compactMessage(msg: string): string {
+  const lines = [...new Set(msg.split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !/^source: bad seek/.test(l)))];
+  const s = lines.join('; ');
+  return s.length > 300 ? `${s.slice(0, 297)}...` : s;
+}
+
 function sharpError(e: unknown, label: string, stage: string): GemmaError {
-  const msg = (e as Error)?.message ?? String(e);
+  const msg = compactMessage((e as Error)?.message ?? String(e));
   if (/pixel limit/i.test(msg)) {
     return new GemmaError('INVALID_ARGUMENT', `${label}: image is over the pixel limit (${msg})`, { cause: e });
   }
   const truncated = /truncat|premature end|unexpected end|end of (file|stream|data)|not enough data|short read|read error/i.test(msg);
   return new GemmaError(
     'BAD_FORMAT',
-    `${label}: ${truncated ? 'the image data is truncated' : 'the image data is corrupt or cannot be decoded'} (${stage}: ${msg.trim()})`,
+    `${label}: ${truncated ? 'the image data is truncated' : 'the image data is corrupt or cannot be decoded'} (${stage}: ${msg})`,
     { cause: e },
   );
 }
@@ -346,7 +355,9 @@ async function decodeEncoded(bytes: Uint8Array, label: string, maxPixels: number
     // The header check below is the real limit; this one also guards the decoder itself.
     limitInputPixels: Number.isFinite(maxPixels) ? Math.max(1, Math.floor(maxPixels)) : false,
     ignoreIcc: true,
-    failOn: 'truncated',
+    // 'error' also stops on truncated data and decoder errors; mere warnings (e.g. stray bytes
+    // between JPEG markers, which PIL also accepts) are tolerated.
+    failOn: 'error',
     autoOrient: true,
     pages: 1,
     page: 0,
