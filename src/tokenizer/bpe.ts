@@ -265,8 +265,9 @@ export class BpeModel {
       }
     }
     if (len > CACHE_MAX_KEY) {
-      const n = this.symbolize(text, start, end);
-      this.emit(this.mergeAll(n), out);
+      const n = this.mergeAll(this.symbolize(text, start, end));
+      const syms = this.syms;
+      for (let i = 0; i < n; i++) out.push(syms[i]!);
       return;
     }
     const key = text.slice(start, end);
@@ -412,6 +413,7 @@ export class BpeModel {
     this.heap = new Float64Array(cap * 3);
   }
 
+  /** Appends syms[0, n) to out and returns a copy for the cache. */
   private emit(n: number, out: number[]): Int32Array {
     const syms = this.syms;
     for (let i = 0; i < n; i++) out.push(syms[i]!);

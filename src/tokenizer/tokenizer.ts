@@ -383,6 +383,10 @@ function buildTokenizer(root: Json, tables: ModelTables, config: unknown, source
     const content = t['content'];
     if (pieces[id] !== undefined && pieces[id] !== content) throw bad(`added token ${id} (${JSON.stringify(content)}) disagrees with the vocab (${JSON.stringify(pieces[id])})`);
     if (t['lstrip'] === true || t['rstrip'] === true || t['single_word'] === true) throw unsupported(`added token ${JSON.stringify(content)} uses lstrip/rstrip/single_word`);
+    // Tokens with normalized: true (the default for non-special ones) are matched by the Rust core
+    // on normalised text; that only differs from raw matching when the token holds a space or `▁`.
+    const normalized = typeof t['normalized'] === 'boolean' ? t['normalized'] : t['special'] !== true;
+    if (normalized && /[ \u2581]/.test(content)) throw unsupported(`added token ${JSON.stringify(content)} is normalized and contains a space`);
     added.push({ id, content, special: t['special'] === true });
     addedIds.set(content, id);
     pieces[id] = content;
