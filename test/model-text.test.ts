@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { JsBackend } from '../src/backend/js-backend.js';
+import { testBackend } from './backends.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { loadConfig } from '../src/model/config.js';
 import { Gemma3TextDecoder } from '../src/model/gemma3-text.js';
@@ -20,7 +20,7 @@ function decoder(): Gemma3TextDecoder {
   const config = loadConfig(dir);
   const source = openCheckpoint(dir);
   try {
-    return loadTextDecoder(source, config.text, new JsBackend());
+    return loadTextDecoder(source, config.text, testBackend());
   } finally {
     source.close();
   }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { JsBackend } from '../src/backend/js-backend.js';
+import { testBackend } from './backends.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { loadConfig } from '../src/model/config.js';
 import { KvCache } from '../src/model/kv-cache.js';
@@ -19,7 +19,7 @@ const golden = (ref: { file: string }) => readF32(join(GOLDENS, ref.file));
 const dir = fixturePath('tiny-vlm');
 const config = loadConfig(dir);
 const source = openCheckpoint(dir);
-const backend = new JsBackend();
+const backend = testBackend();
 const decoder = loadTextDecoder(source, config.text, backend);
 const vision = loadVisionEncoder(source, config, backend);
 source.close();

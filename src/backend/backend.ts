@@ -7,8 +7,38 @@ export interface WeightMatrix {
   readonly dtype: DType;
   readonly rows: number;
   readonly cols: number;
-  /** Raw little-endian elements; never widened to f32 up front. */
+  /** Raw little-endian elements or blocks; never widened to f32 up front. */
   readonly data: Uint8Array;
+}
+
+export interface RowRange {
+  rowStart: number;
+  rowEnd: number;
+  outStride: number;
+}
+
+/** Keys and values of one attention layer: [slots, numKvHeads * headDim]; ring > 0: slot = pos % ring. */
+export interface KvStore {
+  readonly k: Float32Array;
+  readonly v: Float32Array;
+  readonly ring: number;
+}
+
+export interface AttentionShape {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  scale: number; // query_pre_attn_scalar^-0.5
+  window: number; // 0: no sliding window
+}
+
+/**
+ * Bidirectional spans, chunk-relative: token t (inside an image block) also sees keys
+ * spanStart[t]..spanEnd[t] (inclusive); -1 for ordinary causal tokens.
+ */
+export interface ImageSpans {
+  spanStart: Int32Array;
+  spanEnd: Int32Array;
 }
 
 export interface Backend {
@@ -16,13 +46,14 @@ export interface Backend {
   /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.
-   * The row range lets callers compute only part of a huge matrix (e.g. the output head).
+   * Q8_0/Q4_0 weights multiply activations quantized to Q8 blocks (llama.cpp's scheme).
    */
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, rows?: RowRange): void;
-}
-
-export interface RowRange {
-  rowStart: number;
-  rowEnd: number;
-  outStride: number;
+  /**
+   * out[t] = softmax(q[t] · keysᵀ · scale) · values for the T queries at positions start + t,
+   * over keys [lo, hi]: lo = max(0, pos - window + 1) (0 without window), hi = pos, widened to
+   * the token's image span. Keys before `start` come from `cache`, the rest from kChunk/vChunk.
+   */
+  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
+            start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void;
 }

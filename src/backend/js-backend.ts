@@ -1,22 +1,32 @@
 // Pure TypeScript kernels: the reference every other backend is compared against, and the
 // fallback when the native addon is unavailable. Accumulates in float64 (JavaScript numbers).
-import type { Backend, RowRange, WeightMatrix } from './backend.js';
+import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import { attendChunk } from './js-attention.js';
+import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
 
 export class JsBackend implements Backend {
-  readonly name = 'js' as const;
+  readonly name: 'js' | 'native' = 'js';
   // One decoded weight row, reused: bf16/f16 rows are widened here, never the whole matrix.
   private rowF32 = new Float32Array(0);
+  private q8: Q8Rows | undefined;
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
     const { cols } = w;
     const rowStart = range?.rowStart ?? 0;
     const rowEnd = range?.rowEnd ?? w.rows;
     const outStride = range?.outStride ?? w.rows;
-    const outOffset = range ? -rowStart : 0;
-    if (this.rowF32.length < cols) {
-      this.rowF32 = new Float32Array(cols);
+    if (w.dtype === 'q8_0' || w.dtype === 'q4_0') {
+      const q8 = (this.q8 = quantizeQ8(x, batch, cols, this.q8));
+      const rowBytes = (cols / 32) * (w.dtype === 'q8_0' ? 34 : 18);
+      for (let r = rowStart; r < rowEnd; r++) {
+        for (let n = 0; n < batch; n++) {
+          out[n * outStride + r - rowStart] = dotQuantRow(w.data, r * rowBytes, w.dtype, q8, n, cols);
+        }
+      }
+      return;
     }
+    if (this.rowF32.length < cols) this.rowF32 = new Float32Array(cols);
     const row = this.rowF32;
     for (let r = rowStart; r < rowEnd; r++) {
       decodeRow(w, r, row);
@@ -31,8 +41,13 @@ export class JsBackend implements Backend {
           s3 += row[c + 3]! * x[xo + c + 3]!;
         }
         for (; c < cols; c++) s0 += row[c]! * x[xo + c]!;
-        out[n * outStride + r + outOffset] = s0 + s1 + s2 + s3;
+        out[n * outStride + r - rowStart] = s0 + s1 + s2 + s3;
       }
     }
+  }
+
+  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
+            start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void {
+    attendChunk(out, q, kChunk, vChunk, cache, start, T, shape, spans);
   }
 }

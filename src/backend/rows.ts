@@ -1,4 +1,6 @@
 // Widening one stored matrix row to float32: used by the JS kernels and by embedding lookups.
+import { rowBytes } from '../formats/dtypes.js';
+import { dequantizeRow } from '../formats/quant.js';
 import type { WeightMatrix } from './backend.js';
 
 /** Writes row r of w (any supported dtype) into out[0..cols) as float32. */
@@ -20,6 +22,13 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
       for (let c = 0; c < cols; c++) out[c] = F16_TABLE[src[c]!]!;
       return;
     }
+    case 'q8_0':
+    case 'q4_0':
+    case 'q4_k':
+    case 'q6_k':
+      // Rows are whole blocks back to back, so row r starts at r · rowBytes.
+      dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
+      return;
   }
 }
 

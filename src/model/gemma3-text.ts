@@ -2,10 +2,10 @@
 // (sandwich-normed attention, sandwich-normed GeGLU) → final norm → tied output head.
 // Processes a chunk of T tokens at once (prefill) or one (decode) through the same code.
 // ref: transformers 4.57 models/gemma3/modeling_gemma3.py (Gemma3DecoderLayer, Gemma3TextModel)
-import type { Backend } from '../backend/backend.js';
+import type { AttentionShape, Backend, ImageSpans } from '../backend/backend.js';
+import { writeKv } from '../backend/js-attention.js';
 import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
-import { Attention, type AttentionShape, type ImageSpans } from './attention.js';
 import type { Gemma3TextConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
 import { addInPlace, geluTanhMul, rmsNorm } from './ops.js';
@@ -34,7 +34,6 @@ export interface DecoderOptions {
 const MAX_CHUNK = 512;
 
 export class Gemma3TextDecoder {
-  private readonly attention = new Attention();
   private readonly localRope: Rope;
   private readonly globalRope: Rope;
   private readonly embedScale: number;
@@ -169,8 +168,8 @@ export class Gemma3TextDecoder {
     };
     if (rows.kind === 'chunk') {
       const layerCache = rows.cache.layers[layer]!;
-      this.attention.attend(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
-      Attention.write(layerCache, ws.k, ws.v, rows.start, T, kvDim);
+      be.attention(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
+      writeKv(layerCache, ws.k, ws.v, rows.start, T, kvDim);
     } else {
       // Each row is the next token of its own sequence: attend over that sequence's cache.
       for (let b = 0; b < T; b++) {
@@ -179,8 +178,8 @@ export class Gemma3TextDecoder {
         const q = ws.q.subarray(b * qDim, (b + 1) * qDim);
         const k = ws.k.subarray(b * kvDim, (b + 1) * kvDim);
         const v = ws.v.subarray(b * kvDim, (b + 1) * kvDim);
-        this.attention.attend(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
-        Attention.write(layerCache, k, v, cache.length, 1, kvDim);
+        be.attention(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
+        writeKv(layerCache, k, v, cache.length, 1, kvDim);
       }
     }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]

@@ -1,14 +1,11 @@
 // Keys (after QK-norm and RoPE) and values per layer, float32. Global layers keep every
 // position up to `capacity`; sliding layers keep a ring of the last `slidingWindow` positions,
 // indexed by pos % slidingWindow (RoPE uses absolute positions, so slots are interchangeable).
+import type { KvStore } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
-export interface LayerCache {
-  readonly k: Float32Array; // [slots, numKvHeads * headDim]
-  readonly v: Float32Array; // [slots, numKvHeads * headDim]
-  /** Ring size for sliding layers; 0 for global layers (slot = position). */
-  readonly ring: number;
-}
+/** k, v: [slots, numKvHeads * headDim]; ring: the ring size of a sliding layer, 0 for a global one. */
+export type LayerCache = KvStore;
 
 /**
  * Extra ring slots beyond the window on sliding layers, so the cache can be cut back by up to

@@ -2,7 +2,7 @@
 // embedding (no class token) → numLayers pre-LN transformer blocks with full bidirectional
 // attention → post LayerNorm. No pooling head.
 // ref: transformers models/siglip/modeling_siglip.py (SiglipVisionEmbeddings, SiglipEncoderLayer)
-import type { Backend, WeightMatrix } from '../backend/backend.js';
+import type { AttentionShape, Backend, ImageSpans, KvStore, WeightMatrix } from '../backend/backend.js';
 import { toFloat32 } from '../formats/dtypes.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 import type { SiglipVisionConfig } from './config.js';
@@ -66,9 +66,16 @@ export class SiglipEncoder {
   readonly numPatches: number;
   readonly patchesPerSide: number;
 
+  private readonly attnShape: AttentionShape;
+  private readonly fullSpan: ImageSpans;
+  private readonly noCache: KvStore = { k: new Float32Array(0), v: new Float32Array(0), ring: 0 };
+
   constructor(readonly config: SiglipVisionConfig, readonly weights: SiglipWeights, readonly backend: Backend) {
     this.patchesPerSide = config.imageSize / config.patchSize;
     this.numPatches = this.patchesPerSide ** 2;
+    const headDim = config.hiddenSize / config.numHeads;
+    this.attnShape = { numHeads: config.numHeads, numKvHeads: config.numHeads, headDim, scale: Math.fround(headDim ** -0.5), window: 0 };
+    this.fullSpan = { spanStart: new Int32Array(this.numPatches).fill(0), spanEnd: new Int32Array(this.numPatches).fill(this.numPatches - 1) };
   }
 
   /** One image [channels, imageSize, imageSize] → patch features [numPatches, hidden]. */
@@ -98,7 +105,8 @@ export class SiglipEncoder {
       linear(be, q, lw.attnQ, lw.attnQBias, h, N);
       linear(be, k, lw.attnK, lw.attnKBias, h, N);
       linear(be, v, lw.attnV, lw.attnVBias, h, N);
-      bidirectionalAttention(att, q, k, v, N, c.numHeads, H / c.numHeads);
+      // Every patch sees every patch: one image span covering the whole sequence.
+      be.attention(att, q, k, v, this.noCache, 0, N, this.attnShape, this.fullSpan);
       linear(be, h, lw.attnOut, lw.attnOutBias, att, N);
       for (let i = 0; i < N * H; i++) x[i] = x[i]! + h[i]!;
       layerNorm(h, x, lw.ln2Weight, lw.ln2Bias, c.layerNormEps, N, H);
@@ -154,40 +162,5 @@ export function layerNorm(out: Float32Array, x: Float32Array, weight: Float32Arr
     variance /= n;
     const inv = 1 / Math.sqrt(variance + eps);
     for (let i = 0; i < n; i++) out[o + i] = (x[o + i]! - mean) * inv * weight[i]! + bias[i]!;
-  }
-}
-
-/** Full (unmasked) multi-head attention over N tokens; q, k, v, out are [N, heads * headDim]. */
-function bidirectionalAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, heads: number, headDim: number): void {
-  const D = heads * headDim;
-  const scale = headDim ** -0.5;
-  const scores = new Float64Array(N);
-  const acc = new Float64Array(headDim);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < N; i++) {
-      const qo = i * D + h * headDim;
-      let max = -Infinity;
-      for (let j = 0; j < N; j++) {
-        const ko = j * D + h * headDim;
-        let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += q[qo + d]! * k[ko + d]!;
-        const s = dot * scale;
-        scores[j] = s;
-        if (s > max) max = s;
-      }
-      let sum = 0;
-      for (let j = 0; j < N; j++) {
-        const e = Math.exp(scores[j]! - max);
-        scores[j] = e;
-        sum += e;
-      }
-      acc.fill(0);
-      for (let j = 0; j < N; j++) {
-        const p = scores[j]! / sum;
-        const vo = j * D + h * headDim;
-        for (let d = 0; d < headDim; d++) acc[d] += p * v[vo + d]!;
-      }
-      for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
-    }
   }
 }

@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "gemma3_native",
+      "sources": ["native/addon.c", "native/kernels.c", "native/kernels-x86.c", "native/attention.c", "native/pool.c"],
+      "cflags": ["-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wno-unused-function"],
+      "cflags!": ["-O2"],
+      "libraries": ["-lpthread", "-lm"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-O3", "-std=gnu11"] }
+    }
+  ]
+}

@@ -1,0 +1,238 @@
+// Node-API surface of the native backend: typed arrays in, no copies, no model logic.
+// Exports: info(), setThreads(n), matMul(...), attention(...), quantizeQ8(x, cols).
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "kernels.h"
+#include "pool.h"
+
+static matmul_rows_fn best_kernel = matmul_rows_generic;
+static const char *kernel_name = "generic";
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, "GEMMA3_NATIVE", "native call failed: " #call); \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) { return napi_get_value_int32(env, v, out) == napi_ok; }
+
+/* A pointer that stands for an empty array: N-API may report NULL data for zero-length views. */
+static char empty_array[1];
+
+/* Pointer and byte length of any typed array (or NULL for null/undefined when optional). NULL
+   otherwise means a JS exception is pending. */
+static void *typed_data(napi_env env, napi_value v, size_t *bytes, int optional) {
+  napi_valuetype t;
+  *bytes = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return NULL;
+  if (optional && (t == napi_null || t == napi_undefined)) {
+    *bytes = 0;
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *data;
+  napi_value buffer;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "expected a typed array");
+    return NULL;
+  }
+  size_t elem = type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array ? 4
+              : type == napi_uint16_array || type == napi_int16_array ? 2 : type == napi_float64_array ? 8 : 1;
+  *bytes = length * elem;
+  return data ? data : empty_array;
+}
+
+typedef struct {
+  matmul_args m;
+  int r0, r1;
+} matmul_job;
+
+static void matmul_job_fn(void *p, int thread, int nthreads) {
+  const matmul_job *j = (const matmul_job *)p;
+  const int rows = j->r1 - j->r0;
+  /* Split rows in multiples of 4 so every thread runs full tiles. */
+  const int chunks = (rows + 3) / 4;
+  const int per = (chunks + nthreads - 1) / nthreads;
+  const int a = j->r0 + thread * per * 4;
+  int b = a + per * 4;
+  if (b > j->r1) b = j->r1;
+  if (a < b) best_kernel(&j->m, a, b);
+}
+
+static q8_block *q8_scratch = NULL;
+static size_t q8_capacity = 0;
+
+/* matMul(out, w, dtype, rows, cols, x, batch, rowStart, rowEnd, outStride) */
+static napi_value mat_mul(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul takes 10 arguments");
+    return NULL;
+  }
+  size_t out_bytes, w_bytes, x_bytes;
+  float *out = (float *)typed_data(env, argv[0], &out_bytes, 0);
+  const uint8_t *w = (const uint8_t *)typed_data(env, argv[1], &w_bytes, 0);
+  int32_t dtype, rows, cols, batch, row_start, row_end, out_stride;
+  const float *x = (const float *)typed_data(env, argv[5], &x_bytes, 0);
+  if (!out || !w || !x || !get_i32(env, argv[2], &dtype) || !get_i32(env, argv[3], &rows) || !get_i32(env, argv[4], &cols) ||
+      !get_i32(env, argv[6], &batch) || !get_i32(env, argv[7], &row_start) || !get_i32(env, argv[8], &row_end) ||
+      !get_i32(env, argv[9], &out_stride)) {
+    if (!out || !w || !x) return NULL;
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul: bad integer argument");
+    return NULL;
+  }
+  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0;
+  /* Bounds are checked here once so the kernels never read or write outside the arrays. */
+  if (dtype < DT_F32 || dtype > DT_Q4_0 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+      row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) ||
+      w_bytes < row_bytes(dtype, cols) * (size_t)rows || x_bytes < (size_t)batch * cols * 4 ||
+      out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
+    return NULL;
+  }
+  matmul_job job = {{w, dtype, cols, x, batch, row_start, out, out_stride}, row_start, row_end};
+  if (quant) {
+    const size_t need = (size_t)batch * (cols / 32);
+    if (need > q8_capacity) {
+      free(q8_scratch);
+      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
+      q8_capacity = q8_scratch ? need : 0;
+      if (!q8_scratch) {
+        napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
+        return NULL;
+      }
+    }
+    for (int n = 0; n < batch; n++) quantize_row_q8(x + (size_t)n * cols, q8_scratch + (size_t)n * (cols / 32), cols);
+    job.m.x = q8_scratch;
+  }
+  pool_run(matmul_job_fn, &job);
+  return NULL;
+}
+
+/* attention(out, q, kChunk, vChunk, cacheK, cacheV, ring, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
+static napi_value attention(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 16) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 16 arguments");
+    return NULL;
+  }
+  attention_args a;
+  size_t ob, qb, kb, vb, ckb, cvb, ssb, seb;
+  a.out = (float *)typed_data(env, argv[0], &ob, 0);
+  a.q = (const float *)typed_data(env, argv[1], &qb, 0);
+  a.k_chunk = (const float *)typed_data(env, argv[2], &kb, 0);
+  a.v_chunk = (const float *)typed_data(env, argv[3], &vb, 0);
+  a.cache_k = (const float *)typed_data(env, argv[4], &ckb, 0);
+  a.cache_v = (const float *)typed_data(env, argv[5], &cvb, 0);
+  double scale;
+  if (!a.out || !a.q || !a.k_chunk || !a.v_chunk || !a.cache_k || !a.cache_v) return NULL;
+  if (!get_i32(env, argv[6], &a.ring) || !get_i32(env, argv[7], &a.start) || !get_i32(env, argv[8], &a.T) ||
+      !get_i32(env, argv[9], &a.num_heads) || !get_i32(env, argv[10], &a.num_kv_heads) || !get_i32(env, argv[11], &a.head_dim) ||
+      napi_get_value_double(env, argv[12], &scale) != napi_ok || !get_i32(env, argv[13], &a.window)) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention: bad numeric argument");
+    return NULL;
+  }
+  a.scale = (float)scale;
+  a.span_start = (const int32_t *)typed_data(env, argv[14], &ssb, 1);
+  a.span_end = (const int32_t *)typed_data(env, argv[15], &seb, 1);
+  const size_t q_dim = (size_t)a.num_heads * a.head_dim, kv_dim = (size_t)a.num_kv_heads * a.head_dim;
+  const size_t slots = a.ring > 0 ? (size_t)a.ring : (size_t)a.start;
+  if (a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.head_dim <= 0 ||
+      ob < a.T * q_dim * 4 || qb < a.T * q_dim * 4 || kb < a.T * kv_dim * 4 || vb < a.T * kv_dim * 4 ||
+      ckb < slots * kv_dim * 4 || cvb < slots * kv_dim * 4 || (a.span_start && (ssb < (size_t)a.T * 4 || seb < (size_t)a.T * 4))) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "attention: sizes do not match the arrays");
+    return NULL;
+  }
+  if (a.span_start) {
+    for (int t = 0; t < a.T; t++) {
+      if (a.span_start[t] >= 0 && (a.span_start[t] > t || a.span_end[t] < t || a.span_end[t] >= a.T)) {
+        napi_throw_range_error(env, "GEMMA3_NATIVE", "attention: image span outside the chunk");
+        return NULL;
+      }
+    }
+  }
+  attention_run(&a);
+  return NULL;
+}
+
+/* quantizeQ8(x: Float32Array, cols) → Uint8Array of 40-byte blocks (qs[32], f32 d, i32 sum), for tests. */
+static napi_value quantize_q8(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t xb;
+  const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
+  int32_t cols;
+  if (!x || !get_i32(env, argv[1], &cols) || cols <= 0 || cols % 32 != 0 || xb % ((size_t)cols * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeQ8: cols must be a positive multiple of 32 dividing x");
+    return NULL;
+  }
+  const size_t rows = xb / ((size_t)cols * 4), blocks = rows * (cols / 32);
+  void *data;
+  napi_value ab, result;
+  CHECK(napi_create_arraybuffer(env, blocks * sizeof(q8_block), &data, &ab));
+  for (size_t r = 0; r < rows; r++) quantize_row_q8(x + r * cols, (q8_block *)data + r * (cols / 32), cols);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, blocks * sizeof(q8_block), ab, 0, &result));
+  return result;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t n;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &n) || n < 1 || n > 64) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "setThreads: n must be an integer in [1, 64]");
+    return NULL;
+  }
+  pool_set_threads(n);
+  return NULL;
+}
+
+static napi_value info_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_string_utf8(env, kernel_name, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, obj, "kernels", v));
+  CHECK(napi_create_int32(env, pool_threads(), &v));
+  CHECK(napi_set_named_property(env, obj, "threads", v));
+  return obj;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  init_f16_table();
+  const char *force = getenv("GEMMA3_NATIVE_KERNELS");
+  if (force && strcmp(force, "generic") == 0) {
+    best_kernel = matmul_rows_generic;
+    kernel_name = "generic";
+  } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
+    best_kernel = matmul_rows_avx512;
+    kernel_name = "avx512";
+  } else if (cpu_has_avx2()) {
+    best_kernel = matmul_rows_avx2;
+    kernel_name = "avx2";
+  }
+  napi_property_descriptor props[] = {
+    {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
+    {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
+    {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
+    {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+    {"info", NULL, info_fn, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,21 @@
+#ifndef GEMMA3_ATTENTION_H
+#define GEMMA3_ATTENTION_H
+#include <stdint.h>
+
+typedef struct {
+  float *out;            /* [T, num_heads * head_dim] */
+  const float *q;        /* [T, num_heads * head_dim] */
+  const float *k_chunk;  /* [T, num_kv_heads * head_dim] */
+  const float *v_chunk;
+  const float *cache_k;  /* [slots, num_kv_heads * head_dim] */
+  const float *cache_v;
+  int ring;              /* ring size of a sliding layer, 0 for global (slot = position) */
+  int start, T;
+  int num_heads, num_kv_heads, head_dim;
+  float scale;
+  int window;            /* 0: no sliding window */
+  const int32_t *span_start, *span_end; /* image blocks, chunk-relative, -1 for text; may be NULL */
+} attention_args;
+
+void attention_run(const attention_args *a);
+#endif

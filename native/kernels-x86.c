@@ -1,0 +1,277 @@
+// AVX-512 (with VNNI) and AVX2 kernels, compiled with per-function target options so one build
+// runs on any x86-64 CPU; kernels.c picks the best at run time. Tiles of 4 weight rows × up to
+// 4 activation rows share every load; activations stay in L1/L2 in blocks of 64 rows.
+#include "kernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TILE_R 4
+#define TILE_N 4
+#define X_BLOCK 64
+
+/* ---------------------------------------------------------------- AVX-512 float types */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+
+static inline __m512 w16_512(const uint8_t *row, int dtype, int c) {
+  if (dtype == DT_BF16) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)(row + (size_t)c * 2));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  if (dtype == DT_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + (size_t)c * 2)));
+  return _mm512_loadu_ps((const float *)row + c);
+}
+
+static inline __m512 w16_512_tail(const uint8_t *row, int dtype, int c, __mmask16 m) {
+  if (dtype == DT_BF16) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, row + (size_t)c * 2);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  if (dtype == DT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + (size_t)c * 2));
+  return _mm512_maskz_loadu_ps(m, (const float *)row + c);
+}
+
+/* R weight rows × N activation rows, dot products over all columns. */
+static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
+                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+  __m512 acc[TILE_R][TILE_N];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) acc[i][j] = _mm512_setzero_ps();
+  int c = 0;
+  for (; c + 16 <= cols; c += 16) {
+    __m512 xv[TILE_N];
+    for (int j = 0; j < N; j++) xv[j] = _mm512_loadu_ps(x + (size_t)j * cols + c);
+    for (int i = 0; i < R; i++) {
+      __m512 wv = w16_512(w + (size_t)i * rb, dtype, c);
+      for (int j = 0; j < N; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  if (c < cols) {
+    __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+    __m512 xv[TILE_N];
+    for (int j = 0; j < N; j++) xv[j] = _mm512_maskz_loadu_ps(m, x + (size_t)j * cols + c);
+    for (int i = 0; i < R; i++) {
+      __m512 wv = w16_512_tail(w + (size_t)i * rb, dtype, c, m);
+      for (int j = 0; j < N; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+/* ---------------------------------------------------------------- AVX-512 VNNI quantized types */
+
+/* 32 weights of block b as unsigned bytes: Q4_0 nibbles 0..15 (value + 8), Q8_0 bytes xor 0x80 (value + 128). */
+static inline __m256i wq_u8(const uint8_t *row, int dtype, int b, float *d) {
+  if (dtype == DT_Q4_0) {
+    const uint8_t *blk = row + (size_t)b * 18;
+    *d = f16_table[blk[0] | (blk[1] << 8)];
+    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+    __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
+    return _mm256_set_m128i(hi, lo);
+  }
+  const uint8_t *blk = row + (size_t)b * 34;
+  *d = f16_table[blk[0] | (blk[1] << 8)];
+  return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+}
+
+static inline __attribute__((always_inline)) void tile_quant_512(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
+                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+  const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
+  __m256 acc[TILE_R][TILE_N];
+  float corr[TILE_R][TILE_N];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) {
+      acc[i][j] = _mm256_setzero_ps();
+      corr[i][j] = 0.0f;
+    }
+  for (int b = 0; b < nb; b++) {
+    __m256i xq[TILE_N];
+    for (int j = 0; j < N; j++) xq[j] = _mm256_loadu_si256((const __m256i *)x[(size_t)j * nb + b].qs);
+    for (int i = 0; i < R; i++) {
+      float dw;
+      __m256i wu = wq_u8(w + (size_t)i * rb, dtype, b, &dw);
+      for (int j = 0; j < N; j++) {
+        const q8_block *xb = &x[(size_t)j * nb + b];
+        const float scale = dw * xb->d;
+        __m256i isum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, xq[j]);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(scale), acc[i][j]);
+        corr[i][j] += scale * (offset * (float)xb->sum);
+      }
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) {
+      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i][j]), _mm256_extractf128_ps(acc[i][j], 1));
+      s = _mm_hadd_ps(s, s);
+      s = _mm_hadd_ps(s, s);
+      out[i][j] = _mm_cvtss_f32(s) - corr[i][j];
+    }
+}
+
+#define DEFINE_TILED(NAME, TILE_FN, XTYPE, XROW_ELEMS)                                                                   \
+  void NAME(const matmul_args *a, int r0, int r1) {                                                                    \
+    const size_t rb = row_bytes(a->dtype, a->cols);                                                                    \
+    const XTYPE *x = (const XTYPE *)a->x;                                                                              \
+    const size_t xrow = XROW_ELEMS;                                                                                    \
+    float t[TILE_R][TILE_N];                                                                                           \
+    for (int nb0 = 0; nb0 < a->batch; nb0 += X_BLOCK) {                                                                \
+      const int nb1 = nb0 + X_BLOCK < a->batch ? nb0 + X_BLOCK : a->batch;                                             \
+      for (int r = r0; r < r1; r += TILE_R) {                                                                          \
+        const int R = r1 - r < TILE_R ? r1 - r : TILE_R;                                                               \
+        const uint8_t *wr = a->w + (size_t)r * rb;                                                                     \
+        for (int n = nb0; n < nb1; n += TILE_N) {                                                                      \
+          const int N = nb1 - n < TILE_N ? nb1 - n : TILE_N;                                                           \
+          const XTYPE *xn = x + (size_t)n * xrow;                                                                      \
+          if (R == 4 && N == 4) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, 4, 4, t);                                     \
+          else if (R == 4 && N == 1) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, 4, 1, t);                                \
+          else if (R == 4) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, 4, N, t);                                          \
+          else TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, R, N, t);                                                      \
+          for (int i = 0; i < R; i++)                                                                                  \
+            for (int j = 0; j < N; j++) a->out[(size_t)(n + j) * a->out_stride + (r + i - a->row_start)] = t[i][j];    \
+        }                                                                                                              \
+      }                                                                                                                \
+    }                                                                                                                  \
+  }
+
+static void matmul_float_512(const matmul_args *a, int r0, int r1);
+static void matmul_quant_512(const matmul_args *a, int r0, int r1);
+#define COLS_ARG a->cols
+DEFINE_TILED(matmul_float_512, tile_float_512, float, (size_t)a->cols)
+#undef COLS_ARG
+#define COLS_ARG (a->cols / 32)
+DEFINE_TILED(matmul_quant_512, tile_quant_512, q8_block, (size_t)(a->cols / 32))
+#undef COLS_ARG
+
+void matmul_rows_avx512(const matmul_args *a, int r0, int r1) {
+  if (a->dtype == DT_Q8_0 || a->dtype == DT_Q4_0) matmul_quant_512(a, r0, r1);
+  else matmul_float_512(a, r0, r1);
+}
+
+#pragma GCC pop_options
+
+/* ---------------------------------------------------------------- AVX2 */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+static inline __m256 w8_256(const uint8_t *row, int dtype, int c) {
+  if (dtype == DT_BF16) {
+    __m128i h = _mm_loadu_si128((const __m128i *)(row + (size_t)c * 2));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  if (dtype == DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + (size_t)c * 2)));
+  return _mm256_loadu_ps((const float *)row + c);
+}
+
+static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_hadd_ps(s, s);
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(s);
+}
+
+static inline float wscalar(const uint8_t *row, int dtype, int c) {
+  if (dtype == DT_BF16) {
+    uint32_t u = (uint32_t)((const uint16_t *)row)[c] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  if (dtype == DT_F16) return f16_table[((const uint16_t *)row)[c]];
+  return ((const float *)row)[c];
+}
+
+static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
+                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+  __m256 acc[TILE_R][TILE_N];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) acc[i][j] = _mm256_setzero_ps();
+  int c = 0;
+  for (; c + 8 <= cols; c += 8) {
+    __m256 xv[TILE_N];
+    for (int j = 0; j < N; j++) xv[j] = _mm256_loadu_ps(x + (size_t)j * cols + c);
+    for (int i = 0; i < R; i++) {
+      __m256 wv = w8_256(w + (size_t)i * rb, dtype, c);
+      for (int j = 0; j < N; j++) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) {
+      float s = hsum256(acc[i][j]);
+      for (int cc = c; cc < cols; cc++) s += wscalar(w + (size_t)i * rb, dtype, cc) * x[(size_t)j * cols + cc];
+      out[i][j] = s;
+    }
+}
+
+/* AVX2 has no VNNI: widen to int16 with maddubs (u8 × s8 pairs; |sum| ≤ 2·255·127 fits int16), then madd. */
+static inline __m256i wq_u8_256(const uint8_t *row, int dtype, int b, float *d) {
+  if (dtype == DT_Q4_0) {
+    const uint8_t *blk = row + (size_t)b * 18;
+    *d = f16_table[blk[0] | (blk[1] << 8)];
+    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+    __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
+    return _mm256_set_m128i(hi, lo);
+  }
+  const uint8_t *blk = row + (size_t)b * 34;
+  *d = f16_table[blk[0] | (blk[1] << 8)];
+  return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+}
+
+static inline __attribute__((always_inline)) void tile_quant_256(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
+                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+  const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
+  __m256 acc[TILE_R][TILE_N];
+  float corr[TILE_R][TILE_N];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) {
+      acc[i][j] = _mm256_setzero_ps();
+      corr[i][j] = 0.0f;
+    }
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int b = 0; b < nb; b++) {
+    __m256i xq[TILE_N];
+    for (int j = 0; j < N; j++) xq[j] = _mm256_loadu_si256((const __m256i *)x[(size_t)j * nb + b].qs);
+    for (int i = 0; i < R; i++) {
+      float dw;
+      __m256i wu = wq_u8_256(w + (size_t)i * rb, dtype, b, &dw);
+      for (int j = 0; j < N; j++) {
+        const q8_block *xb = &x[(size_t)j * nb + b];
+        const float scale = dw * xb->d;
+        /* maddubs saturates at int16: split the u8 operand so each pair stays ≤ 2·127·128 in magnitude. */
+        __m256i lo7 = _mm256_and_si256(wu, _mm256_set1_epi8(0x7f));
+        __m256i hi1 = _mm256_and_si256(wu, _mm256_set1_epi8((char)0x80));
+        __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo7, xq[j]), ones),
+                                     _mm256_madd_epi16(_mm256_maddubs_epi16(hi1, xq[j]), ones));
+        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scale), acc[i][j]);
+        corr[i][j] += scale * (offset * (float)xb->sum);
+      }
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < N; j++) out[i][j] = hsum256(acc[i][j]) - corr[i][j];
+}
+
+static void matmul_float_256(const matmul_args *a, int r0, int r1);
+static void matmul_quant_256(const matmul_args *a, int r0, int r1);
+#define COLS_ARG a->cols
+DEFINE_TILED(matmul_float_256, tile_float_256, float, (size_t)a->cols)
+#undef COLS_ARG
+#define COLS_ARG (a->cols / 32)
+DEFINE_TILED(matmul_quant_256, tile_quant_256, q8_block, (size_t)(a->cols / 32))
+#undef COLS_ARG
+
+void matmul_rows_avx2(const matmul_args *a, int r0, int r1) {
+  if (a->dtype == DT_Q8_0 || a->dtype == DT_Q4_0) matmul_quant_256(a, r0, r1);
+  else matmul_float_256(a, r0, r1);
+}
+
+#pragma GCC pop_options
+
+#else
+void matmul_rows_avx2(const matmul_args *a, int r0, int r1) { matmul_rows_generic(a, r0, r1); }
+void matmul_rows_avx512(const matmul_args *a, int r0, int r1) { matmul_rows_generic(a, r0, r1); }
+#endif

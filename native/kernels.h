@@ -1,0 +1,47 @@
+// Kernel signatures shared by the generic C, AVX2 and AVX-512 versions. Layout, stated once:
+// weights are row-major [rows, cols] (rows = output features) in their stored block format;
+// activations are row-major [batch, cols] float32, or for quantized weights the same rows
+// quantized to Q8 blocks (see q8_block). out[n * out_stride + (r - row_start)].
+#ifndef GEMMA3_KERNELS_H
+#define GEMMA3_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4 };
+
+/** 32 activations quantized like llama.cpp's quantize_row_q8_0_ref, plus their sum. */
+typedef struct {
+  int8_t qs[32];
+  float d;     /* the f16-rounded scale, widened */
+  int32_t sum; /* Σ qs, for the unsigned-operand correction of the integer dot products */
+} q8_block;
+
+typedef struct {
+  const uint8_t *w;
+  int dtype;
+  int cols;
+  const void *x; /* float* or q8_block* */
+  int batch;
+  int row_start; /* first row of the requested range (out column 0) */
+  float *out;
+  int out_stride;
+} matmul_args;
+
+/** Computes rows [r0, r1) of the product for every batch row. */
+typedef void (*matmul_rows_fn)(const matmul_args *a, int r0, int r1);
+
+void matmul_rows_generic(const matmul_args *a, int r0, int r1);
+void matmul_rows_avx2(const matmul_args *a, int r0, int r1);
+void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
+
+extern float f16_table[65536];
+void init_f16_table(void);
+size_t row_bytes(int dtype, int cols);
+/** Quantizes one row of `cols` floats (cols % 32 == 0) into cols / 32 blocks. */
+void quantize_row_q8(const float *x, q8_block *y, int cols);
+
+int cpu_has_avx2(void);
+int cpu_has_avx512(void);
+
+#endif

@@ -1,0 +1,76 @@
+// Grouped-query attention of one chunk of new tokens over the cached past plus the chunk itself,
+// in TypeScript (the twin of native/attention.c). Mask: causal, plus `pos - key < window` on
+// sliding layers; image tokens additionally see every token of their own image (bidirectional
+// block), in both layer types (transformers 4.57: (causal AND window) OR same_image).
+import type { AttentionShape, ImageSpans, KvStore } from './backend.js';
+
+let scoresScratch = new Float64Array(0);
+let accScratch = new Float64Array(0);
+
+/**
+ * out[t] = attention of q[t] (position start + t) over keys [lo, hi] where keys before `start`
+ * come from the cache and the rest from kChunk/vChunk ([T, numKvHeads * headDim]).
+ */
+export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
+                          start: number, T: number, s: AttentionShape, images?: ImageSpans): void {
+  const { numHeads, numKvHeads, headDim, scale, window } = s;
+  const group = numHeads / numKvHeads;
+  const qDim = numHeads * headDim;
+  const kvDim = numKvHeads * headDim;
+  if (scoresScratch.length < start + T) scoresScratch = new Float64Array(start + T);
+  const scores = scoresScratch;
+  for (let t = 0; t < T; t++) {
+    const pos = start + t;
+    let lo = window > 0 ? Math.max(0, pos - window + 1) : 0;
+    let hi = pos;
+    if (images && images.spanStart[t]! >= 0) {
+      lo = Math.min(lo, start + images.spanStart[t]!);
+      hi = Math.max(hi, start + images.spanEnd[t]!);
+    }
+    for (let h = 0; h < numHeads; h++) {
+      const qo = t * qDim + h * headDim;
+      const kvo = Math.floor(h / group) * headDim;
+      let max = -Infinity;
+      for (let j = lo; j <= hi; j++) {
+        const past = j < start;
+        const kBuf = past ? cache.k : kChunk;
+        const ko = (past ? slot(cache, j) : j - start) * kvDim + kvo;
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += q[qo + d]! * kBuf[ko + d]!;
+        const sc = Math.fround(Math.fround(dot) * scale);
+        scores[j] = sc;
+        if (sc > max) max = sc;
+      }
+      let sum = 0;
+      for (let j = lo; j <= hi; j++) {
+        const e = Math.exp(scores[j]! - max);
+        scores[j] = e;
+        sum += e;
+      }
+      const acc = accScratch.length >= headDim ? accScratch : (accScratch = new Float64Array(headDim));
+      acc.fill(0, 0, headDim);
+      for (let j = lo; j <= hi; j++) {
+        const p = scores[j]! / sum;
+        const past = j < start;
+        const vBuf = past ? cache.v : vChunk;
+        const vo = (past ? slot(cache, j) : j - start) * kvDim + kvo;
+        for (let d = 0; d < headDim; d++) acc[d] += p * vBuf[vo + d]!;
+      }
+      for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
+    }
+  }
+}
+
+/** Stores the chunk's keys and values; a sliding ring keeps only its last `ring` positions. */
+export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, kvDim: number): void {
+  const first = cache.ring > 0 ? Math.max(0, T - cache.ring) : 0;
+  for (let t = first; t < T; t++) {
+    const o = slot(cache, start + t) * kvDim;
+    cache.k.set(kChunk.subarray(t * kvDim, (t + 1) * kvDim), o);
+    cache.v.set(vChunk.subarray(t * kvDim, (t + 1) * kvDim), o);
+  }
+}
+
+function slot(cache: KvStore, pos: number): number {
+  return cache.ring > 0 ? pos % cache.ring : pos;
+}

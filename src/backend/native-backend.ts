@@ -1,0 +1,106 @@
+// The native addon (native/*.c, built by node-gyp on install) behind the Backend interface.
+// Checks happen in the addon once per call (sizes vs arrays); types it has no kernel for
+// (the k-quants) run on the TypeScript kernels.
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GemmaError } from '../errors.js';
+import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import { JsBackend } from './js-backend.js';
+
+interface NativeBinding {
+  matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
+         batch: number, rowStart: number, rowEnd: number, outStride: number): void;
+  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
+            cacheV: Float32Array, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
+            headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
+  quantizeQ8(x: Float32Array, cols: number): Uint8Array;
+  setThreads(n: number): void;
+  info(): { kernels: string; threads: number };
+}
+
+const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+
+const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'Release', 'gemma3_native.node');
+
+let cached: NativeBinding | Error | undefined;
+
+/** The addon, or the reason it cannot be loaded. */
+export function loadNativeBinding(): NativeBinding | Error {
+  if (cached === undefined) {
+    if (process.env.GEMMA3_DISABLE_NATIVE === '1') return new Error('disabled by GEMMA3_DISABLE_NATIVE=1');
+    try {
+      cached = createRequire(import.meta.url)(ADDON_PATH) as NativeBinding;
+    } catch (err) {
+      cached = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  return cached;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native' as const;
+  private readonly fallback = new JsBackend();
+
+  constructor(private readonly binding: NativeBinding, threads?: number) {
+    binding.setThreads(threads ?? defaultThreads());
+  }
+
+  /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic') and the thread count. */
+  get info(): { kernels: string; threads: number } {
+    return this.binding.info();
+  }
+
+  matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
+    const code = NATIVE_DTYPES[w.dtype];
+    if (code === undefined) {
+      this.fallback.matMul(out, w, x, batch, range);
+      return;
+    }
+    this.binding.matMul(out, w.data, code, w.rows, w.cols, x, batch,
+      range?.rowStart ?? 0, range?.rowEnd ?? w.rows, range?.outStride ?? w.rows);
+  }
+
+  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
+            start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void {
+    this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
+      shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
+  }
+}
+
+function defaultThreads(): number {
+  const env = Number(process.env.GEMMA3_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
+  return Math.max(1, Math.min(64, availableParallelism()));
+}
+
+
+export type BackendPreference = 'auto' | 'native' | 'js';
+
+/**
+ * The backend to use: 'native' fails with NATIVE_UNAVAILABLE when the addon cannot load;
+ * 'auto' falls back to TypeScript with one warning.
+ */
+export function selectBackend(preference: BackendPreference = 'auto', threads?: number): Backend {
+  if (preference === 'js') return new JsBackend();
+  const binding = loadNativeBinding();
+  if (binding instanceof Error) {
+    if (preference === 'native') {
+      throw new GemmaError('NATIVE_UNAVAILABLE',
+        `the native addon could not be loaded (${binding.message.split('\n')[0]}); rebuild it with 'npm run build:native' ` +
+        "(needs python3, make and a C compiler) or use backend 'js'", { cause: binding });
+    }
+    warnOnce(`gemma3: native kernels unavailable (${binding.message.split('\n')[0]}); using the slower TypeScript backend. ` +
+      "Run 'npm run build:native' to build them.");
+    return new JsBackend();
+  }
+  return new NativeBackend(binding, threads);
+}
+
+let warned = false;
+function warnOnce(message: string): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(message, { code: 'GEMMA3_NATIVE_UNAVAILABLE' });
+}

@@ -1,0 +1,3 @@
+// The same kernel comparisons with the avx2 kernels forced (the addon picks them at load).
+process.env.GEMMA3_NATIVE_KERNELS = 'avx2';
+await import('./native-kernels.test.js');

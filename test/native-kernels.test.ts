@@ -1,0 +1,154 @@
+// Native kernels against their TypeScript twins, every weight type, odd sizes (columns not a
+// multiple of the SIMD width, rows not a multiple of the tile), batch 1 and batched.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Backend, WeightMatrix } from '../src/backend/backend.js';
+import { JsBackend } from '../src/backend/js-backend.js';
+import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
+import { quantizeQ8 } from '../src/backend/q8-activations.js';
+import { f32ToBf16 } from '../src/formats/dtypes.js';
+import { f32ToF16, quantizeRowQ4_0, quantizeRowQ8_0 } from '../src/formats/quant.js';
+import { Rng } from '../src/generate/rng.js';
+
+const binding = loadNativeBinding();
+const skip = binding instanceof Error ? `native addon not built: ${binding.message.split('\n')[0]}` : false;
+const js = new JsBackend();
+
+function randn(rng: Rng, n: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(rng.nextFloat(), 1e-12);
+    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat()) * scale;
+  }
+  return out;
+}
+
+function makeMatrix(dtype: WeightMatrix['dtype'], rows: number, cols: number, values: Float32Array): WeightMatrix {
+  switch (dtype) {
+    case 'f32':
+      return { dtype, rows, cols, data: new Uint8Array(values.buffer.slice(0)) };
+    case 'bf16':
+    case 'f16': {
+      const u16 = Uint16Array.from(values, (v) => (dtype === 'bf16' ? f32ToBf16(v) : f32ToF16(v)));
+      return { dtype, rows, cols, data: new Uint8Array(u16.buffer) };
+    }
+    case 'q8_0':
+    case 'q4_0': {
+      const parts: Uint8Array[] = [];
+      for (let r = 0; r < rows; r++) {
+        const row = values.subarray(r * cols, (r + 1) * cols);
+        parts.push(dtype === 'q8_0' ? quantizeRowQ8_0(row) : quantizeRowQ4_0(row));
+      }
+      const data = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        data.set(p, o);
+        o += p.length;
+      }
+      return { dtype, rows, cols, data };
+    }
+    default:
+      throw new Error(dtype);
+  }
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return num / Math.max(den, 1e-30);
+}
+
+const native = skip ? undefined : new NativeBackend(binding as Exclude<typeof binding, Error>, 2);
+
+const SHAPES: [number, number, number][] = [[1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
+for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
+  test(`matMul ${dtype}: native equals TypeScript on odd sizes`, { skip }, () => {
+    const rng = new Rng(42);
+    for (const [batch, rows, colsRaw] of SHAPES) {
+      const cols = dtype.startsWith('q') ? colsRaw : colsRaw + 3; // float types also get non-multiple-of-16 columns
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const x = randn(rng, batch * cols);
+      const a = new Float32Array(batch * rows);
+      const b = new Float32Array(batch * rows);
+      js.matMul(a, w, x, batch);
+      native!.matMul(b, w, x, batch);
+      const err = relErr(b, a);
+      assert.ok(err < 1e-5, `${dtype} batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
+    }
+  });
+}
+
+test('matMul with a row range writes only those rows at the given stride', { skip }, () => {
+  const rng = new Rng(1);
+  const rows = 21;
+  const cols = 45;
+  const w = makeMatrix('bf16', rows, cols, randn(rng, rows * cols));
+  const x = randn(rng, 3 * cols);
+  const range = { rowStart: 5, rowEnd: 18, outStride: 13 };
+  const a = new Float32Array(3 * 13).fill(7);
+  const b = new Float32Array(3 * 13).fill(7);
+  js.matMul(a, w, x, 3, range);
+  native!.matMul(b, w, x, 3, range);
+  assert.ok(relErr(b, a) < 1e-5);
+});
+
+test('activation quantization to Q8 blocks is bit-identical in C and TypeScript', { skip }, () => {
+  const rng = new Rng(3);
+  const cols = 256;
+  const x = randn(rng, 4 * cols, 3);
+  x[5] = 0; x[40] = 2.5; x.fill(0, 64, 96); // a zero block and exact halves
+  const ours = quantizeQ8(x, 4, cols);
+  const theirs = (binding as any).quantizeQ8(x, cols) as Uint8Array;
+  const view = new DataView(theirs.buffer, theirs.byteOffset, theirs.byteLength);
+  for (let b = 0; b < (4 * cols) / 32; b++) {
+    for (let j = 0; j < 32; j++) assert.equal(view.getInt8(b * 40 + j), ours.qs[b * 32 + j], `block ${b} value ${j}`);
+    assert.equal(view.getFloat32(b * 40 + 32, true), ours.d[b], `block ${b} scale`);
+    assert.equal(view.getInt32(b * 40 + 36, true), ours.sum[b], `block ${b} sum`);
+  }
+});
+
+function attentionCase(be: Backend, opts: { window: number; spans: boolean; start?: number }): Float32Array {
+  const rng = new Rng(9);
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: 24, scale: 0.2, window: opts.window };
+  const kvDim = 2 * 24;
+  const start = opts.start ?? 11;
+  const T = 9;
+  const ring = opts.window ? 16 : 0;
+  const slots = ring || start;
+  const cache = { k: randn(rng, slots * kvDim), v: randn(rng, slots * kvDim), ring };
+  const q = randn(rng, T * 4 * 24);
+  const k = randn(rng, T * kvDim);
+  const v = randn(rng, T * kvDim);
+  const spans = opts.spans
+    ? { spanStart: Int32Array.from({ length: T }, (_, t) => (t >= 2 && t < 6 ? 2 : -1)), spanEnd: Int32Array.from({ length: T }, (_, t) => (t >= 2 && t < 6 ? 5 : -1)) }
+    : undefined;
+  const out = new Float32Array(T * 4 * 24);
+  be.attention(out, q, k, v, cache, start, T, shape, spans);
+  return out;
+}
+
+for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { window: 5, spans: true }, { window: 0, spans: true },
+  { window: 0, spans: true, start: 0 }, { window: 0, spans: false, start: 0 }]) {
+  test(`attention native equals TypeScript (window ${opts.window}, image span ${opts.spans}, start ${opts.start ?? 11})`, { skip }, () => {
+    const err = relErr(attentionCase(native!, opts), attentionCase(js, opts));
+    assert.ok(err < 1e-5, `relative error ${err}`);
+  });
+}
+
+test('the addon rejects sizes that do not match the arrays instead of reading out of bounds', { skip }, () => {
+  const w = makeMatrix('f32', 4, 8, new Float32Array(32));
+  assert.throws(() => native!.matMul(new Float32Array(4), w, new Float32Array(4), 1), /sizes/);
+  assert.throws(() => native!.matMul(new Float32Array(2), w, new Float32Array(8), 1), /sizes/);
+});
+
+test('the addon reports the kernels it selected', { skip }, () => {
+  const expected = process.env.GEMMA3_NATIVE_KERNELS;
+  const { kernels, threads } = native!.info;
+  assert.ok(['avx512', 'avx2', 'generic'].includes(kernels));
+  if (expected) assert.equal(kernels, expected);
+  assert.equal(threads, 2);
+});
