@@ -1,13 +1,19 @@
 // The loaded model as users see it: chat and completion streams over one decoder, one KV cache
-// (reused across turns when the new prompt extends the old one), the tokenizer and the template.
+// (reused across turns when the new prompt extends the old one), the tokenizer and the template;
+// for vision checkpoints also the vision tower, run on the image parts of chat messages.
 import type { ChatTemplate } from './chat/chat-template.js';
 import type { ChatMessage } from './chat/messages.js';
+import { imagePartsOf, prepareChat, type PreparedPrompt } from './chat/prompt.js';
 import { GemmaError, invalidArgument } from './errors.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationChunk, type GenerationTarget } from './generate/generate.js';
 import type { Gemma3Config } from './model/config.js';
-import type { Gemma3TextDecoder } from './model/gemma3-text.js';
+import type { DecoderInput, Gemma3TextDecoder } from './model/gemma3-text.js';
+import { ImageFeatureCache } from './model/image-features.js';
+import { imageInputs } from './model/image-tokens.js';
 import { KvCache } from './model/kv-cache.js';
+import type { VisionEncoder } from './model/vision-model.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
+import type { PreprocessorConfig } from './vision/preprocess.js';
 
 /** Sampling defaults read from generation_config.json. */
 export interface GenerationDefaults {
@@ -20,7 +26,34 @@ export interface GenerationDefaults {
 }
 
 /** Options of chat() and complete(): see GenerateOptions; unset values use generation_config.json. */
-export type ChatOptions = GenerateOptions;
+export interface ChatOptions extends GenerateOptions {
+  /**
+   * chat() with images: add pan & scan crops of very wide or tall images (default: load()'s
+   * `panAndScan`, else the checkpoint's do_pan_and_scan, which is false for the Google checkpoints).
+   */
+  panAndScan?: boolean;
+}
+
+/** Options of prepareChat() and logitsForMessages(). */
+export interface PrepareOptions {
+  panAndScan?: boolean;
+  /** Aborts a remote image fetch. */
+  signal?: AbortSignal;
+}
+
+/** What a vision checkpoint adds to the model (built by load()). */
+export interface VisionSupport {
+  encoder: VisionEncoder;
+  preprocessor: PreprocessorConfig;
+  /** Accept http(s) image URLs. */
+  allowRemote: boolean;
+  /** Largest input image in pixels (undefined: the decoder's default, 100 million). */
+  maxPixels?: number;
+  /** Default of the per-request panAndScan option. */
+  panAndScan: boolean;
+}
+
+type ImageExtra = Pick<DecoderInput, 'embeddings' | 'imageBlocks'>;
 
 export interface LogitsResult {
   inputIds: number[];
@@ -37,6 +70,7 @@ export interface GenerationResult {
 
 export class Gemma3 {
   private readonly target: GenerationTarget;
+  private readonly features: ImageFeatureCache | null;
   private disposed = false;
   private busy = false;
 
@@ -52,8 +86,15 @@ export class Gemma3 {
     readonly contextLength: number,
     /** Where the model was loaded from. */
     readonly path: string,
+    private readonly vision: VisionSupport | null = null,
   ) {
     this.target = { decoder, cache: new KvCache(config.text, contextLength), tokenizer, cachedIds: [] };
+    this.features = vision ? new ImageFeatureCache(vision.encoder) : null;
+  }
+
+  /** Whether the checkpoint has a vision tower (chat messages may then carry image parts). */
+  get hasVision(): boolean {
+    return this.vision !== null;
   }
 
   get backend(): 'js' | 'native' {
@@ -68,16 +109,41 @@ export class Gemma3 {
     return this.chatTemplate.render(messages as ChatMessage[], { addGenerationPrompt: true });
   }
 
-  /** Token ids the chat template gives for the conversation (ready for generation). */
+  /**
+   * Token ids the chat template gives for the conversation (ready for generation). Image parts stay
+   * a bare `<start_of_image>` here: use prepareChat() for conversations with images.
+   */
   chatIds(messages: readonly ChatMessage[]): number[] {
     return this.tokenizer.encode(this.renderChat(messages), { addBos: false });
   }
 
-  /** Streams the model's reply to a conversation. */
+  /**
+   * Token ids and pixel values for a conversation whose messages may carry image parts
+   * (`{ type: 'image', image }`): images decoded and preprocessed (pan & scan crops when enabled),
+   * the template rendered, each image placeholder expanded, the text tokenized. The vision tower
+   * is not run. Fails with INVALID_ARGUMENT on a text-only checkpoint given images.
+   */
+  async prepareChat(messages: readonly ChatMessage[], options: PrepareOptions = {}): Promise<PreparedPrompt> {
+    this.checkUsable();
+    return this.prepare(messages, options, this.contextLength);
+  }
+
+  /**
+   * Streams the model's reply to a conversation. Messages may carry image parts on vision
+   * checkpoints (see ImagePart); images are decoded and encoded when the stream is first read.
+   */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncGenerator<GenerationChunk> {
     this.checkUsable();
     validateGenerateOptions(options);
-    return this.run(this.chatIds(messages), options);
+    checkPanAndScan(options.panAndScan);
+    if (imagePartsOf(messages).length === 0) return this.run(this.chatIds(messages), options);
+    this.requireVision(messages);
+    this.renderChat(messages); // template and message errors now, not on the first read
+    const snapshot = [...messages]; // the caller may push to its history before reading the stream
+    return this.run(async () => {
+      const prepared = await this.prepare(snapshot, options, this.contextLength - 1);
+      return { ids: prepared.ids, extra: this.encodeImages(prepared, options.signal) };
+    }, options);
   }
 
   /** Streams a raw completion: a string (tokenized with BOS, no template) or exact token ids. */
@@ -95,31 +161,52 @@ export class Gemma3 {
   logits(ids: readonly number[], topK = 10): LogitsResult {
     this.checkUsable();
     const checked = this.checkIds(ids);
-    if (!Number.isInteger(topK) || topK < 1) throw invalidArgument('top', 'a positive integer', topK);
+    checkTop(topK);
+    return this.scoreIds(checked, topK);
+  }
+
+  /**
+   * logits() of a conversation rendered with the chat template and the generation prompt, image
+   * parts included (decoded, encoded by the vision tower and placed at their soft tokens).
+   */
+  async logitsForMessages(messages: readonly ChatMessage[], topK = 10, options: PrepareOptions = {}): Promise<LogitsResult> {
+    this.checkUsable();
+    checkTop(topK);
+    if (imagePartsOf(messages).length === 0) return this.scoreIds(this.chatIds(messages), topK);
+    const prepared = await this.prepare(messages, options, this.contextLength);
+    return this.scoreIds(prepared.ids, topK, this.encodeImages(prepared, options.signal));
+  }
+
+  private scoreIds(ids: number[], topK: number, extra: ImageExtra = {}): LogitsResult {
     const { decoder } = this.target;
-    if (checked.length > this.contextLength) {
-      throw new GemmaError('CONTEXT_FULL', `${checked.length} tokens do not fit the context of ${this.contextLength} tokens`);
+    if (ids.length > this.contextLength) {
+      throw new GemmaError('CONTEXT_FULL', `${ids.length} tokens do not fit the context of ${this.contextLength} tokens`);
     }
-    const cache = new KvCache(this.config.text, checked.length);
+    const cache = new KvCache(this.config.text, ids.length);
     const V = this.config.text.vocabSize;
     const positions: LogitsResult['positions'] = [];
-    // Small chunks keep memory at a few logits rows, not T × vocabulary.
+    const blocks = extra.imageBlocks ?? [];
+    // Small chunks keep memory at a few logits rows, not T × vocabulary; an image block is never
+    // split (its tokens attend to each other both ways).
     const CHUNK = 16;
-    for (let begin = 0; begin < checked.length; begin += CHUNK) {
-      const part = checked.slice(begin, begin + CHUNK);
-      const rows = decoder.forward({ ids: part }, cache, { logits: 'all' });
-      for (let t = 0; t < part.length; t++) {
+    for (let begin = 0; begin < ids.length;) {
+      let end = Math.min(ids.length, begin + CHUNK);
+      for (const [s, e] of blocks) if (s < end && end < e) end = e;
+      const rows = decoder.forward({ ids: ids.slice(begin, end), ...sliceExtra(extra, begin, end) }, cache, { logits: 'all' });
+      for (let t = 0; t < end - begin; t++) {
         const row = rows.subarray(t * V, (t + 1) * V);
         positions.push({ logsumexp: logSumExp(row), top: topLogits(row, topK) });
       }
+      begin = end;
     }
-    return { inputIds: checked, positions };
+    return { inputIds: ids, positions };
   }
 
   /** Releases the weights and cache; the object is unusable afterwards. */
   dispose(): void {
     this.disposed = true;
     this.target.cachedIds = [];
+    this.features?.clear();
   }
 
   /** The decoder, for schedulers that batch several sequences (the server). */
@@ -131,20 +218,64 @@ export class Gemma3 {
   /** Options with the unset values filled from generation_config.json. */
   withDefaults(options: ChatOptions): GenerateOptions {
     const d = this.defaults;
+    const { panAndScan: _, ...generateOptions } = options;
     return {
       temperature: d.temperature, topK: d.topK, topP: d.topP, minP: d.minP, repetitionPenalty: d.repetitionPenalty,
-      stopTokenIds: d.eosTokenIds, ...stripUndefined(options),
+      stopTokenIds: d.eosTokenIds, ...stripUndefined(generateOptions),
     };
   }
 
-  private async *run(ids: number[], options: ChatOptions): AsyncGenerator<GenerationChunk> {
+  private async *run(prompt: number[] | (() => Promise<{ ids: number[]; extra: ImageExtra }>), options: ChatOptions): AsyncGenerator<GenerationChunk> {
     if (this.busy) throw new GemmaError('INVALID_ARGUMENT', 'this model is already generating; wait for the other stream to finish');
     this.busy = true;
     try {
-      yield* generate(this.target, ids, this.withDefaults(options));
+      if (Array.isArray(prompt)) {
+        yield* generate(this.target, prompt, this.withDefaults(options));
+      } else {
+        const { ids, extra } = await prompt();
+        yield* generate(this.target, ids, this.withDefaults(options), extra);
+      }
     } finally {
       this.busy = false;
     }
+  }
+
+  private async prepare(messages: readonly ChatMessage[], options: PrepareOptions, contextTokens: number): Promise<PreparedPrompt> {
+    checkPanAndScan(options.panAndScan);
+    const vision = this.requireVision(messages);
+    if (!this.chatTemplate) this.renderChat(messages); // throws the no-template error
+    return prepareChat(messages, {
+      template: this.chatTemplate!,
+      tokenizer: this.tokenizer,
+      config: this.config,
+      preprocessor: vision?.preprocessor ?? null,
+      panAndScan: options.panAndScan ?? vision?.panAndScan ?? false,
+      decode: {
+        allowRemote: vision?.allowRemote ?? false,
+        ...(vision?.maxPixels !== undefined ? { maxPixels: vision.maxPixels } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      maxTokens: contextTokens,
+      contextLength: this.contextLength,
+    });
+  }
+
+  /** Vision tower on every picture, then the embeddings and image blocks for the decoder. */
+  private encodeImages(prepared: PreparedPrompt, signal?: AbortSignal): ImageExtra {
+    if (prepared.images.length === 0) return {};
+    const features = prepared.images.map((pixels) => {
+      if (signal?.aborted) throw new GemmaError('ABORTED', 'aborted while encoding the images');
+      return this.features!.encode(pixels);
+    });
+    return imageInputs(prepared.ids, features, this.config.imageTokenId);
+  }
+
+  /** The vision support, or (for messages with image parts) an error naming the missing tower. */
+  private requireVision(messages: readonly ChatMessage[]): VisionSupport | null {
+    if (this.vision || imagePartsOf(messages).length === 0) return this.vision;
+    throw new GemmaError('INVALID_ARGUMENT',
+      `the model in ${this.path} is text-only (it has no vision tower), so it cannot take images; ` +
+      'use a Gemma 3 4B, 12B or 27B checkpoint for image input');
   }
 
   private checkIds(ids: readonly number[]): number[] {
@@ -171,6 +302,23 @@ export async function collect(stream: AsyncIterable<GenerationChunk>): Promise<G
     if (chunk.finishReason && chunk.stats) return { text, tokenIds, finishReason: chunk.finishReason, stats: chunk.stats };
   }
   throw new GemmaError('ABORTED', 'the generation stream ended without a final chunk');
+}
+
+function checkPanAndScan(value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') throw invalidArgument('panAndScan', 'a boolean', value);
+}
+
+function checkTop(topK: number): void {
+  if (!Number.isInteger(topK) || topK < 1) throw invalidArgument('top', 'a positive integer', topK);
+}
+
+/** The image embeddings and blocks of input positions [begin, end), re-indexed from 0. */
+function sliceExtra(extra: ImageExtra, begin: number, end: number): ImageExtra {
+  if (!extra.embeddings || extra.embeddings.size === 0) return {};
+  const embeddings = new Map<number, Float32Array>();
+  for (const [k, v] of extra.embeddings) if (k >= begin && k < end) embeddings.set(k - begin, v);
+  const imageBlocks = (extra.imageBlocks ?? []).filter(([s]) => s >= begin && s < end).map(([s, e]) => [s - begin, e - begin] as const);
+  return embeddings.size ? { embeddings, imageBlocks } : {};
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -6,10 +6,12 @@ import { JsBackend } from './backend/js-backend.js';
 import { loadChatTemplate, type ChatTemplate } from './chat/chat-template.js';
 import { GemmaError, invalidArgument } from './errors.js';
 import { openCheckpoint } from './formats/safetensors.js';
-import { Gemma3, type GenerationDefaults } from './gemma3.js';
+import { Gemma3, type GenerationDefaults, type VisionSupport } from './gemma3.js';
 import { loadConfig, loadGenerationConfig } from './model/config.js';
 import { loadTextDecoder } from './model/text-model.js';
+import { loadVisionEncoder } from './model/vision-model.js';
 import { loadTokenizer } from './tokenizer/tokenizer.js';
+import { loadPreprocessorConfig } from './vision/preprocess.js';
 
 export interface LoadOptions {
   /** Kernels: 'js' (pure TypeScript) or 'auto' (the fastest available). Default 'auto'. */
@@ -18,6 +20,12 @@ export interface LoadOptions {
   contextLength?: number;
   /** Called as weights load, with the fraction done in [0, 1]. */
   onProgress?: (fraction: number) => void;
+  /** Allow http(s):// URLs as image sources (default false: they are refused). */
+  allowRemoteImages?: boolean;
+  /** Largest width × height of an input image, checked before decoding (default 100 million). */
+  maxImagePixels?: number;
+  /** Default of the per-request `panAndScan` option (default: the checkpoint's do_pan_and_scan, usually false). */
+  panAndScan?: boolean;
 }
 
 export const DEFAULT_CONTEXT_LENGTH = 8192;
@@ -26,6 +34,16 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
   if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder path', path);
   if (options.backend !== undefined && !['auto', 'js'].includes(options.backend)) {
     throw invalidArgument('backend', "'auto' or 'js'", options.backend);
+  }
+  if (options.allowRemoteImages !== undefined && typeof options.allowRemoteImages !== 'boolean') {
+    throw invalidArgument('allowRemoteImages', 'a boolean', options.allowRemoteImages);
+  }
+  if (options.panAndScan !== undefined && typeof options.panAndScan !== 'boolean') {
+    throw invalidArgument('panAndScan', 'a boolean', options.panAndScan);
+  }
+  const maxImagePixels = options.maxImagePixels;
+  if (maxImagePixels !== undefined && (typeof maxImagePixels !== 'number' || Number.isNaN(maxImagePixels) || maxImagePixels <= 0)) {
+    throw invalidArgument('maxImagePixels', 'a positive number', maxImagePixels);
   }
   const dir = resolve(path);
   if (!existsSync(dir)) throw new GemmaError('FILE_NOT_FOUND', `model folder ${dir} does not exist`);
@@ -47,14 +65,35 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
     if (!(err instanceof GemmaError && err.code === 'UNSUPPORTED_MODEL')) throw err;
   }
 
+  const preprocessor = config.vision ? await loadPreprocessorConfig(dir) : null;
+  if (config.vision && preprocessor) {
+    const { height, width } = preprocessor.size;
+    const side = config.vision.imageSize;
+    if (height !== side || width !== side) {
+      throw new GemmaError('UNSUPPORTED_MODEL',
+        `${dir}: the image processor resizes to ${width}x${height} but the vision tower takes ${side}x${side} images`);
+    }
+  }
+
   const source = openCheckpoint(dir);
   let decoder;
+  let vision: VisionSupport | null = null;
   try {
     const total = source.names().length;
     let done = 0;
-    decoder = loadTextDecoder(source, config.text, new JsBackend(), {
+    const backend = new JsBackend();
+    decoder = loadTextDecoder(source, config.text, backend, {
       onTensor: () => options.onProgress?.(Math.min(1, ++done / total)),
     });
+    if (config.vision && preprocessor) {
+      vision = {
+        encoder: loadVisionEncoder(source, config, backend),
+        preprocessor,
+        allowRemote: options.allowRemoteImages ?? false,
+        ...(maxImagePixels !== undefined ? { maxPixels: maxImagePixels } : {}),
+        panAndScan: options.panAndScan ?? preprocessor.doPanAndScan,
+      };
+    }
   } finally {
     source.close();
   }
@@ -69,5 +108,5 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
     repetitionPenalty: generationConfig.repetitionPenalty ?? 1,
     eosTokenIds: generationConfig.eosTokenIds ?? config.text.eosTokenIds,
   };
-  return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, dir);
+  return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, dir, vision);
 }

@@ -1,5 +1,6 @@
 // Chat message types: what callers pass to the chat template. Types only; rendering lives in
-// chat-template.ts and image decoding in vision/.
+// chat-template.ts, image decoding in vision/ and the processor step in prompt.ts.
+import type { ImageInput } from '../vision/decode.js';
 
 /** A text item of a content list. The Gemma 3 template renders it as its trimmed `text`. */
 export interface TextPart {
@@ -9,13 +10,15 @@ export interface TextPart {
 
 /**
  * An image item of a content list. The Gemma 3 template renders it as the literal `<start_of_image>`
- * placeholder, which `expandImagePlaceholders` later turns into the full image token sequence. The pixel
+ * placeholder, which the processor step later turns into the full image token sequence. The pixel
  * source (`image`, or Hugging Face's `url` / `path`) is not read by the template; it is used by the vision
- * pipeline.
+ * pipeline. `image` is a file path (or `file:` URL), a `data:` URL, an `http(s)://` URL (only when the
+ * model was loaded with `allowRemoteImages: true`), the bytes of an encoded JPEG/PNG/WebP/GIF/AVIF/TIFF
+ * file (Buffer, Uint8Array, ArrayBuffer), raw pixels `{ data, width, height, channels? }` or an RgbImage.
  */
 export interface ImagePart {
   type: 'image';
-  image?: unknown;
+  image?: ImageInput;
   url?: string;
   path?: string;
   [key: string]: unknown;

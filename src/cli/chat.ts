@@ -1,13 +1,23 @@
 // gemma3 chat: an interactive multi-turn conversation in the terminal. Ctrl+C stops a reply;
-// /reset starts over; /exit (or Ctrl+D) quits.
+// /image PATH attaches a picture to the next message; /reset starts over; /exit (or Ctrl+D) quits.
+import { existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import type { ChatMessage } from '../chat/messages.js';
-import { GENERATION_FLAGS, MODEL_FLAGS, generationOptions, loadFromFlags, parse } from './options.js';
+import type { ChatMessage, ContentPart } from '../chat/messages.js';
+import { GemmaError } from '../errors.js';
+import type { ChatOptions } from '../gemma3.js';
+import { GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, parse } from './options.js';
 
 export async function runChat(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...MODEL_FLAGS, ...GENERATION_FLAGS });
-  const options = generationOptions(values);
+  const { values } = parse(args, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...IMAGE_FLAGS });
+  const options: ChatOptions = generationOptions(values);
+  if (values['pan-and-scan']) options.panAndScan = true;
+  // --image files attach to the first message.
+  let pending: ContentPart[] = ((values.image ?? []) as string[]).map(checkedImagePart);
   const model = await loadFromFlags(values);
+  if (pending.length && !model.hasVision) {
+    model.dispose();
+    throw new GemmaError('INVALID_ARGUMENT', `the model in ${model.path} is text-only (it has no vision tower), so --image cannot be used`);
+  }
   const history: ChatMessage[] = [];
   if (values.system !== undefined) history.push({ role: 'system', content: values.system });
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
@@ -16,23 +26,40 @@ export async function runChat(args: string[]): Promise<number> {
     if (controller) controller.abort();
     else rl.close();
   });
-  process.stdout.write('Chat with Gemma 3. Commands: /reset (new conversation), /exit. Ctrl+C stops a reply.\n');
+  const imageHelp = model.hasVision ? ' /image PATH (attach a picture to the next message),' : '';
+  process.stdout.write(`Chat with Gemma 3. Commands:${imageHelp} /reset (new conversation), /exit. Ctrl+C stops a reply.\n`);
+  if (pending.length) process.stdout.write(`(${pending.length} image(s) attached to your first message)\n`);
+  // The line iterator buffers input, so lines piped in while a reply is generated are not lost.
+  const lines = rl[Symbol.asyncIterator]();
+  rl.setPrompt('> ');
   for (;;) {
-    let line: string;
-    try {
-      line = await rl.question('> ');
-    } catch {
-      break; // stdin closed
-    }
-    const text = line.trim();
+    rl.prompt();
+    const next = await lines.next();
+    if (next.done) break; // stdin closed
+    const text = (next.value as string).trim();
     if (text === '') continue;
     if (text === '/exit' || text === '/quit') break;
     if (text === '/reset') {
       history.splice(values.system !== undefined ? 1 : 0);
+      pending = [];
       process.stdout.write('(new conversation)\n');
       continue;
     }
-    history.push({ role: 'user', content: text });
+    if (text === '/image' || text.startsWith('/image ')) {
+      const path = text.slice('/image'.length).trim();
+      try {
+        if (!model.hasVision) throw new GemmaError('INVALID_ARGUMENT', 'this model is text-only (it has no vision tower), so it cannot take images');
+        if (!path) throw new GemmaError('INVALID_ARGUMENT', 'usage: /image PATH');
+        pending.push(checkedImagePart(path));
+        process.stdout.write(`(image attached to your next message: ${pending.length} pending)\n`);
+      } catch (err) {
+        if (!(err instanceof GemmaError)) throw err;
+        process.stdout.write(`gemma3: ${err.message}\n`);
+      }
+      continue;
+    }
+    const content: string | ContentPart[] = pending.length ? [...pending, { type: 'text', text }] : text;
+    history.push({ role: 'user', content });
     controller = new AbortController();
     let reply = '';
     try {
@@ -47,13 +74,31 @@ export async function runChat(args: string[]): Promise<number> {
       }
     } catch (err) {
       history.pop();
+      // A bad picture or a full context leaves the conversation usable; anything else ends it.
+      if (err instanceof GemmaError && ['BAD_FORMAT', 'INVALID_ARGUMENT', 'FILE_NOT_FOUND', 'CONTEXT_FULL'].includes(err.code)) {
+        process.stdout.write(`\ngemma3: ${err.message}\n`);
+        pending = [];
+        continue;
+      }
       throw err;
     } finally {
       controller = null;
     }
+    pending = [];
     history.push({ role: 'assistant', content: reply });
   }
   rl.close();
   model.dispose();
   return 0;
+}
+
+/** An image part for a local path that exists (URLs are checked when the message is sent). */
+function checkedImagePart(path: string): ContentPart {
+  const part = imagePart(path);
+  const image = (part as { image: string }).image;
+  if (!/^(data|https?|file):/i.test(image)) {
+    if (!existsSync(image)) throw new GemmaError('FILE_NOT_FOUND', `image file not found: ${image}`);
+    if (!statSync(image).isFile()) throw new GemmaError('INVALID_ARGUMENT', `image path is not a file: ${image}`);
+  }
+  return part;
 }

@@ -1,21 +1,39 @@
 // The one-shot subcommands: run, tokenize, logits.
 import { createInterface } from 'node:readline';
 import { GemmaError } from '../errors.js';
-import type { ChatMessage } from '../chat/messages.js';
+import type { ChatMessage, ContentPart } from '../chat/messages.js';
+import type { ChatOptions } from '../gemma3.js';
 import { loadTokenizer } from '../tokenizer/tokenizer.js';
 import type { GenerationChunk } from '../generate/generate.js';
-import { GENERATION_FLAGS, MODEL_FLAGS, generationOptions, loadFromFlags, modelDir, numberFlag, parse, parseIds } from './options.js';
+import {
+  GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, modelDir, numberFlag, parse, parseIds,
+  readMessagesFile,
+} from './options.js';
 
 export async function runRun(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    ...MODEL_FLAGS, ...GENERATION_FLAGS, ids: { type: 'string' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
+    ...MODEL_FLAGS, ...GENERATION_FLAGS, ...IMAGE_FLAGS, ids: { type: 'string' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
+    messages: { type: 'string' },
   });
-  const options = generationOptions(values);
+  const options: ChatOptions = generationOptions(values);
+  if (values['pan-and-scan']) options.panAndScan = true;
   const prompt = positionals.join(' ');
-  if (values.ids !== undefined && prompt) throw new GemmaError('INVALID_ARGUMENT', 'give either --ids or a PROMPT, not both');
-  if (values.ids === undefined && !prompt) throw new GemmaError('INVALID_ARGUMENT', 'gemma3 run needs a PROMPT (or --ids)');
-  if (values.ids !== undefined && values.system !== undefined) throw new GemmaError('INVALID_ARGUMENT', '--system cannot be used with --ids');
+  const images: string[] = values.image ?? [];
+  const sources = ['--ids', '--messages'].filter((f) => values[f.slice(2)] !== undefined);
+  if (sources.length > 1) throw new GemmaError('INVALID_ARGUMENT', 'give only one of --ids and --messages');
+  if (sources.length && prompt) throw new GemmaError('INVALID_ARGUMENT', `give either ${sources[0]} or a PROMPT, not both`);
+  if (sources.length && values.system !== undefined) throw new GemmaError('INVALID_ARGUMENT', `--system cannot be used with ${sources[0]}`);
+  if (sources.length && images.length) {
+    throw new GemmaError('INVALID_ARGUMENT', `--image cannot be used with ${sources[0]}${values.messages !== undefined ? ' (put image parts in the messages)' : ''}`);
+  }
+  if (values.raw && (images.length || values.messages !== undefined)) {
+    throw new GemmaError('INVALID_ARGUMENT', '--raw cannot be used with --image or --messages (images need the chat template)');
+  }
+  if (!sources.length && !prompt && !images.length) {
+    throw new GemmaError('INVALID_ARGUMENT', 'gemma3 run needs a PROMPT (or --image, --ids or --messages)');
+  }
   const ids = values.ids !== undefined ? parseIds(values.ids) : undefined;
+  const fromFile = values.messages !== undefined ? readMessagesFile(values.messages) : undefined;
   const model = await loadFromFlags(values);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
@@ -23,10 +41,17 @@ export async function runRun(args: string[]): Promise<number> {
   let stream: AsyncGenerator<GenerationChunk>;
   if (ids) stream = model.complete({ ids }, options);
   else if (values.raw) stream = model.complete(prompt, options);
+  else if (fromFile) stream = model.chat(fromFile, options);
   else {
     const messages: ChatMessage[] = [];
     if (values.system !== undefined) messages.push({ role: 'system', content: values.system });
-    messages.push({ role: 'user', content: prompt });
+    if (images.length) {
+      const content: ContentPart[] = images.map(imagePart);
+      if (prompt) content.push({ type: 'text', text: prompt });
+      messages.push({ role: 'user', content });
+    } else {
+      messages.push({ role: 'user', content: prompt });
+    }
     stream = model.chat(messages, options);
   }
   let text = '';
@@ -81,13 +106,24 @@ export async function runTokenize(args: string[]): Promise<number> {
 }
 
 export async function runLogits(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...MODEL_FLAGS, ids: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } });
-  if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 logits takes --ids, not text (got ${JSON.stringify(positionals.join(' '))})`);
-  if (values.ids === undefined) throw new GemmaError('INVALID_ARGUMENT', 'gemma3 logits needs --ids 2,105,...');
-  const ids = parseIds(values.ids);
+  const { values, positionals } = parse(args, {
+    ...MODEL_FLAGS, ids: { type: 'string' }, messages: { type: 'string' }, 'pan-and-scan': { type: 'boolean' },
+    'allow-remote-images': { type: 'boolean' }, top: { type: 'string' }, json: { type: 'boolean' },
+  });
+  if (positionals.length) {
+    throw new GemmaError('INVALID_ARGUMENT', `gemma3 logits takes --ids or --messages, not text (got ${JSON.stringify(positionals.join(' '))})`);
+  }
+  if ((values.ids === undefined) === (values.messages === undefined)) {
+    throw new GemmaError('INVALID_ARGUMENT', 'gemma3 logits needs exactly one of --ids 2,105,... and --messages FILE.json');
+  }
+  if (values['pan-and-scan'] && values.ids !== undefined) throw new GemmaError('INVALID_ARGUMENT', '--pan-and-scan needs --messages');
+  const ids = values.ids !== undefined ? parseIds(values.ids) : undefined;
+  const messages = values.messages !== undefined ? readMessagesFile(values.messages) : undefined;
   const top = numberFlag('top', values.top, true) ?? 10;
   const model = await loadFromFlags(values);
-  const result = model.logits(ids, top);
+  const result = ids
+    ? model.logits(ids, top)
+    : await model.logitsForMessages(messages!, top, values['pan-and-scan'] ? { panAndScan: true } : {});
   if (values.json) {
     process.stdout.write(JSON.stringify({ input_ids: result.inputIds, positions: result.positions }) + '\n');
   } else {

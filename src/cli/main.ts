@@ -4,6 +4,7 @@
 import { GemmaError } from '../errors.js';
 import { runChat } from './chat.js';
 import { runLogits, runRun, runTokenize } from './commands.js';
+import { runServe } from './serve.js';
 
 const USAGE = `gemma3 — run Google's Gemma 3 locally
 
@@ -11,7 +12,8 @@ Usage:
   gemma3 run      [--model DIR | --demo] [options] PROMPT     print the reply as it streams
   gemma3 chat     [--model DIR | --demo] [options]            interactive multi-turn chat
   gemma3 tokenize [--model DIR | --demo] [--no-bos] [--json | --jsonl] [TEXT]
-  gemma3 logits   [--model DIR | --demo] --ids 2,105,... [--top K] --json
+  gemma3 logits   [--model DIR | --demo] (--ids 2,105,... | --messages FILE.json [--pan-and-scan]) [--top K] --json
+  gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N]
 
 Generation options (run, chat):
   --system TEXT        system prompt
@@ -22,7 +24,14 @@ Generation options (run, chat):
   --ids 2,105,...      (run) raw token ids instead of a prompt, no template
   --raw                (run) complete the prompt as plain text, no chat template
   --json               (run) print one JSON object at the end instead of streaming
+  --image PATH         attach a picture to the (first) message; repeatable (vision models: 4B, 12B, 27B)
+  --pan-and-scan       also show the model crops of very wide or tall pictures
+  --messages FILE.json (run) a JSON array of chat messages in the Hugging Face form, e.g.
+                       [{"role": "user", "content": [{"type": "image", "image": "cat.png"},
+                       {"type": "text", "text": "What is this?"}]}]; image paths relative to the file
+  --allow-remote-images  accept http(s) image URLs
   --context N          KV cache size in tokens (default 8192)
+In gemma3 chat, /image PATH attaches a picture to your next message.
 
 The model folder comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
 (~/.cache/huggingface/hub/models--google--gemma-3-4b-it/...). --demo runs a tiny random model.`;
@@ -38,6 +47,8 @@ async function main(argv: string[]): Promise<number> {
       return runTokenize(rest);
     case 'logits':
       return runLogits(rest);
+    case 'serve':
+      return runServe(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,9 +1,13 @@
-// Flag parsing shared by the subcommands: strict numbers, model resolution, loading with progress.
+// Flag parsing shared by the subcommands: strict numbers, model resolution, loading with progress,
+// image flags and --messages files.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GemmaError } from '../errors.js';
 import { load } from '../load.js';
 import type { Gemma3 } from '../gemma3.js';
 import type { GenerateOptions } from '../generate/generate.js';
+import type { ChatMessage, ContentPart } from '../chat/messages.js';
 import { DEMO_MODEL, resolveModelPath } from './model-path.js';
 
 export const MODEL_FLAGS = {
@@ -22,6 +26,13 @@ export const GENERATION_FLAGS = {
   'repetition-penalty': { type: 'string' },
   seed: { type: 'string' },
   stop: { type: 'string', multiple: true },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Image input (run, chat); --messages is added by the commands that take it. */
+export const IMAGE_FLAGS = {
+  image: { type: 'string', multiple: true },
+  'pan-and-scan': { type: 'boolean' },
+  'allow-remote-images': { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 export interface ParsedFlags {
@@ -90,6 +101,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   const started = Date.now();
   const model = await load(dir, {
     ...(contextLength !== undefined ? { contextLength } : {}),
+    ...(values['allow-remote-images'] ? { allowRemoteImages: true } : {}),
     onProgress: (f) => {
       const pct = Math.floor(f * 100);
       if (tty && pct !== shown) {
@@ -100,4 +112,56 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   });
   if (tty) process.stderr.write(`\rgemma3: loaded ${dir} in ${((Date.now() - started) / 1000).toFixed(1)} s (${model.backend} backend)\n`);
   return model;
+}
+
+/** An image part for a path given on the command line (resolved against the working directory). */
+export function imagePart(path: string): ContentPart {
+  if (path === '') throw new GemmaError('INVALID_ARGUMENT', '--image needs a file path');
+  return { type: 'image', image: isUrl(path) ? path : resolve(path) };
+}
+
+function isUrl(s: string): boolean {
+  return /^(data|https?|file):/i.test(s);
+}
+
+/**
+ * Reads a --messages file: a JSON array of chat messages in the Hugging Face form
+ * (`[{"role": "user", "content": [{"type": "image", "image": "cat.png"}, {"type": "text", "text": "..."}]}]`).
+ * Image paths (`image`, `url` or `path` of an image part) are relative to the JSON file.
+ */
+export function readMessagesFile(file: string): ChatMessage[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new GemmaError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'INVALID_ARGUMENT', `cannot read --messages file ${file}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new GemmaError('BAD_FORMAT', `--messages file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(json) || json.length === 0) {
+    throw new GemmaError('INVALID_ARGUMENT', `--messages file ${file} must hold a non-empty JSON array of {role, content} messages`);
+  }
+  const base = dirname(resolve(file));
+  return json.map((message: unknown, i) => {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      throw new GemmaError('INVALID_ARGUMENT', `--messages file ${file}: message ${i} is not an object {role, content}`);
+    }
+    const m = message as ChatMessage;
+    if (!Array.isArray(m.content)) return m;
+    const content = m.content.map((part) => {
+      if (typeof part !== 'object' || part === null || part.type !== 'image') return part;
+      const out: Record<string, unknown> = { ...part };
+      for (const key of ['image', 'url', 'path']) {
+        const v = out[key];
+        if (typeof v === 'string' && v !== '' && !isUrl(v) && !isAbsolute(v)) out[key] = resolve(base, v);
+      }
+      return out as ContentPart;
+    });
+    return { ...m, content };
+  });
 }

@@ -1,0 +1,82 @@
+// gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
+import { GemmaError } from '../errors.js';
+import { startServer } from '../server/server.js';
+import { MODEL_FLAGS, modelDir, numberFlag, parse } from './options.js';
+
+const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
+
+OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama-compatible
+(/api/chat, /api/generate, /api/tags) HTTP server with a web chat page at /, /health and /metrics.
+
+  --host ADDR             address to bind (default 127.0.0.1: this machine only)
+  --port N                port (default 8080; 0 picks a free one)
+  --api-key KEY           require "Authorization: Bearer KEY" on the API (default: $GEMMA3_API_KEY, else none)
+  --parallel N            sequences generated together, batched (default 4)
+  --queue N               requests that may wait for a slot before 429 (default 4 x parallel)
+  --context N             KV cache size per sequence in tokens (default 4096, or the model's limit)
+  --allow-remote-images   let clients name http(s) image URLs for the server to fetch (default: data: URLs only)
+  --max-body BYTES        largest request body (default 33554432)`;
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
+export async function runServe(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    ...MODEL_FLAGS,
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'api-key': { type: 'string' },
+    parallel: { type: 'string' },
+    queue: { type: 'string' },
+    'allow-remote-images': { type: 'boolean' },
+    'max-body': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 serve takes no positional arguments (got ${JSON.stringify(positionals.join(' '))})`);
+  const port = numberFlag('port', values.port, true) ?? 8080;
+  if (port < 0 || port > 65535) throw new GemmaError('INVALID_ARGUMENT', `--port must be in [0, 65535], got ${port}`);
+  const parallel = numberFlag('parallel', values.parallel, true) ?? 4;
+  if (parallel < 1 || parallel > 256) throw new GemmaError('INVALID_ARGUMENT', `--parallel must be in [1, 256], got ${parallel}`);
+  const queue = numberFlag('queue', values.queue, true);
+  if (queue !== undefined && queue < 0) throw new GemmaError('INVALID_ARGUMENT', `--queue must be >= 0, got ${queue}`);
+  const context = numberFlag('context', values.context, true);
+  const maxBody = numberFlag('max-body', values['max-body'], true);
+  if (maxBody !== undefined && maxBody < 1024) throw new GemmaError('INVALID_ARGUMENT', `--max-body must be at least 1024 bytes, got ${maxBody}`);
+  const host = values.host ?? '127.0.0.1';
+  const apiKey = values['api-key'] ?? process.env.GEMMA3_API_KEY;
+  const dir = modelDir(values);
+  if (!LOOPBACK.has(host) && !apiKey) {
+    process.stderr.write(`gemma3: warning: listening on ${host} without --api-key: anyone who can reach it can use the model\n`);
+  }
+  process.stderr.write(`gemma3: loading ${dir} ...\n`);
+  const started = Date.now();
+  let server;
+  try {
+    server = await startServer({
+      modelPath: dir, host, port, parallel, allowRemoteImages: values['allow-remote-images'] ?? false,
+      ...(apiKey ? { apiKey } : {}), ...(queue !== undefined ? { maxQueue: queue } : {}),
+      ...(context !== undefined ? { context } : {}), ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
+    });
+  } catch (err) {
+    if (err instanceof GemmaError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EADDRINUSE') throw new GemmaError('INVALID_ARGUMENT', `port ${port} on ${host} is already in use; pick another with --port`);
+    throw new GemmaError('INVALID_ARGUMENT', e.message);
+  }
+  const info = server.engine.info;
+  process.stderr.write(`gemma3: loaded ${info.id} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
+    `(${info.backend} backend, context ${info.contextLength}, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
+  process.stdout.write(`gemma3: serving ${info.id} at ${server.url}  (chat page: ${server.url}/, API: ${server.url}/v1)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.stderr.write('\ngemma3: shutting down\n');
+      void server.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
