@@ -2,7 +2,7 @@
 // get wrong (missing folder, missing files, bad options) before reading gigabytes.
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { JsBackend } from './backend/js-backend.js';
+import { selectBackend } from './backend/native-backend.js';
 import { loadChatTemplate, type ChatTemplate } from './chat/chat-template.js';
 import { GemmaError, invalidArgument } from './errors.js';
 import { openCheckpoint } from './formats/safetensors.js';
@@ -14,8 +14,13 @@ import { loadTokenizer } from './tokenizer/tokenizer.js';
 import { loadPreprocessorConfig } from './vision/preprocess.js';
 
 export interface LoadOptions {
-  /** Kernels: 'js' (pure TypeScript) or 'auto' (the fastest available). Default 'auto'. */
-  backend?: 'auto' | 'js';
+  /**
+   * Kernels: 'native' (the C addon; fails if it is not built), 'js' (pure TypeScript, same
+   * results, much slower) or 'auto' (native when available, else js with one warning). Default 'auto'.
+   */
+  backend?: 'auto' | 'native' | 'js';
+  /** Threads for the native kernels. Default: $GEMMA3_THREADS, else every available core. */
+  threads?: number;
   /** KV cache capacity in tokens. Default min(8192, the model's max_position_embeddings). */
   contextLength?: number;
   /** Called as weights load, with the fraction done in [0, 1]. */
@@ -32,8 +37,11 @@ export const DEFAULT_CONTEXT_LENGTH = 8192;
 
 export async function load(path: string, options: LoadOptions = {}): Promise<Gemma3> {
   if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder path', path);
-  if (options.backend !== undefined && !['auto', 'js'].includes(options.backend)) {
-    throw invalidArgument('backend', "'auto' or 'js'", options.backend);
+  if (options.backend !== undefined && !['auto', 'native', 'js'].includes(options.backend)) {
+    throw invalidArgument('backend', "'auto', 'native' or 'js'", options.backend);
+  }
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 64)) {
+    throw invalidArgument('threads', 'an integer in [1, 64]', options.threads);
   }
   if (options.allowRemoteImages !== undefined && typeof options.allowRemoteImages !== 'boolean') {
     throw invalidArgument('allowRemoteImages', 'a boolean', options.allowRemoteImages);
@@ -81,7 +89,7 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
   try {
     const total = source.names().length;
     let done = 0;
-    const backend = new JsBackend();
+    const backend = selectBackend(options.backend ?? 'auto', options.threads);
     decoder = loadTextDecoder(source, config.text, backend, {
       onTensor: () => options.onProgress?.(Math.min(1, ++done / total)),
     });

@@ -14,6 +14,8 @@ export const MODEL_FLAGS = {
   model: { type: 'string', short: 'm' },
   demo: { type: 'boolean' },
   context: { type: 'string' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -96,11 +98,18 @@ export function modelDir(values: { model?: string | undefined; demo?: boolean | 
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
   const dir = modelDir(values as { model?: string; demo?: boolean });
   const contextLength = numberFlag('context', values.context as string | undefined, true);
+  const threads = numberFlag('threads', values.threads as string | undefined, true);
+  const backend = values.backend as string | undefined;
+  if (backend !== undefined && !['auto', 'native', 'js'].includes(backend)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
+  }
   const tty = process.stderr.isTTY;
   let shown = -1;
   const started = Date.now();
   const model = await load(dir, {
     ...(contextLength !== undefined ? { contextLength } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(backend !== undefined ? { backend: backend as 'auto' | 'native' | 'js' } : {}),
     ...(values['allow-remote-images'] ? { allowRemoteImages: true } : {}),
     onProgress: (f) => {
       const pct = Math.floor(f * 100);
