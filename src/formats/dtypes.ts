@@ -1,13 +1,50 @@
-// Storage types → float32. Every conversion here is exact: bf16 and f16 values are all
-// representable in float32, so widening never rounds.
+// Storage types → float32. Widening bf16 and f16 is exact (all their values are float32s);
+// block-quantised types are dequantised exactly as ggml does (quant.ts).
 import { GemmaError } from '../errors.js';
+import { BLOCK_LAYOUT, dequantizeRow, isBlockType } from './quant.js';
 import type { DType, RawTensor } from './tensor-source.js';
 
-/** Bytes per element of each storage type. */
-export const ELEMENT_SIZE: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2 };
+export { f32ToF16 } from './quant.js';
+
+/**
+ * Bytes per element of each storage type. For block types this is the average (block bytes /
+ * block values, e.g. 34/32 for q8_0): exact for any whole number of blocks. Use rowBytes /
+ * tensorBytes, which also check block alignment, for sizes of block-typed data.
+ */
+export const ELEMENT_SIZE: Readonly<Record<DType, number>> = {
+  f32: 4,
+  f16: 2,
+  bf16: 2,
+  q8_0: BLOCK_LAYOUT.q8_0.blockBytes / BLOCK_LAYOUT.q8_0.blockSize,
+  q4_0: BLOCK_LAYOUT.q4_0.blockBytes / BLOCK_LAYOUT.q4_0.blockSize,
+  q4_k: BLOCK_LAYOUT.q4_k.blockBytes / BLOCK_LAYOUT.q4_k.blockSize,
+  q6_k: BLOCK_LAYOUT.q6_k.blockBytes / BLOCK_LAYOUT.q6_k.blockSize,
+};
 
 export function elementSize(dtype: DType): number {
   return ELEMENT_SIZE[dtype];
+}
+
+/** Values per block: 1 for plain types, 32 (q8_0, q4_0) or 256 (q4_k, q6_k). */
+export function blockSize(dtype: DType): number {
+  return isBlockType(dtype) ? BLOCK_LAYOUT[dtype].blockSize : 1;
+}
+
+/** Bytes of one row of `cols` values; throws BAD_FORMAT if a block type's row is not whole blocks. */
+export function rowBytes(dtype: DType, cols: number): number {
+  if (!isBlockType(dtype)) return cols * ELEMENT_SIZE[dtype];
+  const { blockSize: bs, blockBytes } = BLOCK_LAYOUT[dtype];
+  if (cols % bs !== 0) throw new GemmaError('BAD_FORMAT', `a ${dtype} row of ${cols} values is not a whole number of ${bs}-value blocks`);
+  return (cols / bs) * blockBytes;
+}
+
+/** Bytes of a row-major tensor: rows = product of all but the last dimension. */
+export function tensorBytes(dtype: DType, shape: readonly number[]): number {
+  if (shape.length === 0) return rowBytes(dtype, 1);
+  const cols = shape[shape.length - 1]!;
+  let rows = 1;
+  for (let i = 0; i < shape.length - 1; i++) rows *= shape[i]!;
+  return rows * rowBytes(dtype, cols);
 }
 
 // One scratch word shared by the scalar conversions (reinterpreting bits without DataView).
@@ -55,12 +92,22 @@ function getF16Table(): Float32Array {
  */
 export function toFloat32(raw: RawTensor): Float32Array {
   const count = elementCount(raw);
-  const size = ELEMENT_SIZE[raw.dtype];
-  if (raw.data.byteLength !== count * size) {
+  let expected: number;
+  try {
+    expected = tensorBytes(raw.dtype, raw.shape);
+  } catch (e) {
+    throw new GemmaError('BAD_FORMAT', `tensor ${raw.name}: ${(e as Error).message}`, { cause: e });
+  }
+  if (raw.data.byteLength !== expected) {
     throw new GemmaError(
       'BAD_FORMAT',
-      `tensor ${raw.name}: ${raw.data.byteLength} bytes of data for shape [${raw.shape.join(', ')}] ${raw.dtype} (expected ${count * size})`,
+      `tensor ${raw.name}: ${raw.data.byteLength} bytes of data for shape [${raw.shape.join(', ')}] ${raw.dtype} (expected ${expected})`,
     );
+  }
+  if (isBlockType(raw.dtype)) {
+    const out = new Float32Array(count);
+    dequantizeRow(raw.dtype, raw.data, 0, out, 0, count);
+    return out;
   }
   const { buffer, byteOffset } = raw.data;
   switch (raw.dtype) {

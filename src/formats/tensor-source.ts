@@ -1,8 +1,12 @@
 // The boundary between file formats and the model: named raw tensors, exactly as stored.
 // Knows nothing about Gemma; safetensors and GGUF readers both implement TensorSource.
 
-/** Storage types a tensor may have on disk. Quantized GGUF types join this union later. */
-export type DType = 'f32' | 'f16' | 'bf16';
+/**
+ * Storage types a tensor may have on disk: plain floats (safetensors and GGUF), and the ggml
+ * block-quantised types of GGUF files (layouts in quant.ts). A block type's rows are whole blocks:
+ * 32 values for q8_0 / q4_0, 256 for the k-quants q4_k / q6_k.
+ */
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
 
 export interface RawTensor {
   readonly name: string;
@@ -12,6 +16,7 @@ export interface RawTensor {
   /**
    * The stored little-endian bytes, no copy where the platform allows. The view's byteOffset is
    * aligned to the element size, so `new Uint16Array(data.buffer, data.byteOffset, n)` works.
+   * Block types: rows of whole blocks, back to back (see rowBytes in dtypes.ts).
    */
   readonly data: Uint8Array;
 }
