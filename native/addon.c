@@ -8,8 +8,10 @@
 #include "attention.h"
 #include "kernels.h"
 #include "pool.h"
+#include "repack.h"
 
 static matmul_rows_fn best_kernel = matmul_rows_generic;
+static int have_x4 = 0;
 static const char *kernel_name = "generic";
 
 #define CHECK(call)                                                   \
@@ -54,6 +56,10 @@ typedef struct {
   int r0, r1;
 } matmul_job;
 
+static matmul_rows_fn kernel_for(int dtype) {
+  return dtype == DT_Q4_0_X4 || dtype == DT_Q8_0_X4 ? matmul_rows_x4 : best_kernel;
+}
+
 static void matmul_job_fn(void *p, int thread, int nthreads) {
   const matmul_job *j = (const matmul_job *)p;
   const int rows = j->r1 - j->r0;
@@ -63,7 +69,7 @@ static void matmul_job_fn(void *p, int thread, int nthreads) {
   const int a = j->r0 + thread * per * 4;
   int b = a + per * 4;
   if (b > j->r1) b = j->r1;
-  if (a < b) best_kernel(&j->m, a, b);
+  if (a < b) kernel_for(j->m.dtype)(&j->m, a, b);
 }
 
 static q8_block *q8_scratch = NULL;
@@ -90,11 +96,18 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul: bad integer argument");
     return NULL;
   }
-  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0;
+  const int x4 = dtype == DT_Q4_0_X4 || dtype == DT_Q8_0_X4;
+  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x4;
+  if (x4 && !have_x4) {
+    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x4 layouts need AVX-512 VNNI");
+    return NULL;
+  }
+  const size_t w_need = x4 ? repacked_bytes(dtype == DT_Q4_0_X4 ? DT_Q4_0 : DT_Q8_0, rows, cols)
+                           : row_bytes(dtype, cols) * (size_t)rows;
   /* Bounds are checked here once so the kernels never read or write outside the arrays. */
-  if (dtype < DT_F32 || dtype > DT_Q4_0 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+  if (dtype < DT_F32 || dtype > DT_Q8_0_X4 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
       row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) ||
-      w_bytes < row_bytes(dtype, cols) * (size_t)rows || x_bytes < (size_t)batch * cols * 4 ||
+      w_bytes < w_need || x_bytes < (size_t)batch * cols * 4 ||
       out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return NULL;
@@ -187,6 +200,32 @@ static napi_value quantize_q8(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* repack(w: Uint8Array, dtype, rows, cols) → Uint8Array in the x4 layout, or null when this CPU
+   has no kernel for it (then the row layout is used). */
+static napi_value repack(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result, ab;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t w_bytes;
+  const uint8_t *w = (const uint8_t *)typed_data(env, argv[0], &w_bytes, 0);
+  int32_t dtype, rows, cols;
+  if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) {
+    if (w) napi_throw_type_error(env, "GEMMA3_NATIVE", "repack: bad arguments");
+    return NULL;
+  }
+  if (!have_x4 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || cols <= 0 || cols % 32 != 0 ||
+      w_bytes < row_bytes(dtype, cols) * (size_t)rows) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  const size_t bytes = repacked_bytes(dtype, rows, cols);
+  void *data;
+  CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));
+  repack_x4(w, (uint8_t *)data, dtype, rows, cols);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result));
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -220,6 +259,7 @@ static napi_value init(napi_env env, napi_value exports) {
   } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
     best_kernel = matmul_rows_avx512;
     kernel_name = "avx512";
+    have_x4 = !(force && strcmp(force, "norepack") == 0);
   } else if (cpu_has_avx2()) {
     best_kernel = matmul_rows_avx2;
     kernel_name = "avx2";
@@ -228,6 +268,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
+    {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, info_fn, NULL, NULL, NULL, napi_default, NULL},
   };

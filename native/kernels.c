@@ -153,7 +153,7 @@ int cpu_has_avx512(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512vnni") && cpu_has_avx2();
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq") && cpu_has_avx2();
 #else
   return 0;
 #endif

@@ -6,6 +6,7 @@ import type { Backend, WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
+import { decodeRow } from '../src/backend/rows.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { f32ToF16, quantizeRowQ4_0, quantizeRowQ8_0 } from '../src/formats/quant.js';
 import { Rng } from '../src/generate/rng.js';
@@ -79,6 +80,39 @@ for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
       const err = relErr(b, a);
       assert.ok(err < 1e-5, `${dtype} batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
     }
+  });
+}
+
+for (const dtype of ['q8_0', 'q4_0'] as const) {
+  test(`matMul ${dtype} in the interleaved x4 layout equals TypeScript on the row layout`, { skip }, () => {
+    const rng = new Rng(11);
+    for (const [batch, rows, cols] of SHAPES) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const packed = native!.prepareMatrix(w);
+      if (native!.info.kernels === 'avx512') assert.equal(packed.layout, 'x4');
+      const x = randn(rng, batch * cols);
+      const a = new Float32Array(batch * rows);
+      const b = new Float32Array(batch * rows);
+      js.matMul(a, w, x, batch);
+      native!.matMul(b, packed, x, batch);
+      const err = relErr(b, a);
+      assert.ok(err < 1e-5, `${dtype} x4 batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
+      // Embedding lookups read single rows of the packed matrix.
+      const r = rows - 1;
+      const ref = new Float32Array(cols);
+      const got = new Float32Array(cols);
+      decodeRow(w, r, ref);
+      decodeRow(packed, r, got);
+      assert.deepEqual(got, ref);
+    }
+    const range = { rowStart: 3, rowEnd: 11, outStride: 8 };
+    const w = makeMatrix(dtype, 13, 64, randn(rng, 13 * 64, 0.1));
+    const x = randn(rng, 2 * 64);
+    const a = new Float32Array(16);
+    const b = new Float32Array(16);
+    js.matMul(a, w, x, 2, range);
+    native!.matMul(b, native!.prepareMatrix(w), x, 2, range);
+    assert.ok(relErr(b, a) < 1e-5);
   });
 }
 

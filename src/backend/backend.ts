@@ -9,6 +9,11 @@ export interface WeightMatrix {
   readonly cols: number;
   /** Raw little-endian elements or blocks; never widened to f32 up front. */
   readonly data: Uint8Array;
+  /**
+   * 'rows' (the default): row after row as stored. 'x4': four rows' blocks interleaved, made by
+   * a backend's prepareMatrix for its own kernels only.
+   */
+  readonly layout?: 'rows' | 'x4';
 }
 
 export interface RowRange {
@@ -43,6 +48,11 @@ export interface ImageSpans {
 
 export interface Backend {
   readonly name: 'js' | 'native';
+  /**
+   * Optionally rearranges a weight matrix once, at load, into the layout this backend's kernels
+   * read fastest (same values; the original may then be dropped).
+   */
+  prepareMatrix?(w: WeightMatrix): WeightMatrix;
   /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.

@@ -16,11 +16,13 @@ interface NativeBinding {
             cacheV: Float32Array, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
             headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
+  repack(w: Uint8Array, dtype: number, rows: number, cols: number): Uint8Array | null;
   setThreads(n: number): void;
   info(): { kernels: string; threads: number };
 }
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+const X4_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
 
 const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'Release', 'gemma3_native.node');
 
@@ -52,8 +54,15 @@ export class NativeBackend implements Backend {
     return this.binding.info();
   }
 
+  /** Q4_0 / Q8_0 matrices move to the interleaved x4 layout where the CPU has kernels for it. */
+  prepareMatrix(w: WeightMatrix): WeightMatrix {
+    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x4') return w;
+    const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols);
+    return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x4' } : w;
+  }
+
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
-    const code = NATIVE_DTYPES[w.dtype];
+    const code = w.layout === 'x4' ? X4_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
       return;

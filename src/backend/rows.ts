@@ -24,11 +24,41 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
     }
     case 'q8_0':
     case 'q4_0':
+      if (w.layout === 'x4') decodeX4Row(w, r, out);
+      else dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
+      return;
     case 'q4_k':
     case 'q6_k':
       // Rows are whole blocks back to back, so row r starts at r · rowBytes.
       dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
+  }
+}
+
+/**
+ * Row r of a Q4_0/Q8_0 matrix in the native kernels' interleaved x4 layout (native/repack.c):
+ * group r/4, block b holds f16 d[4] then the four rows' quants.
+ */
+function decodeX4Row(w: WeightMatrix, r: number, out: Float32Array): void {
+  const nb = w.cols / 32;
+  const q4 = w.dtype === 'q4_0';
+  const qbytes = q4 ? 16 : 32;
+  const groupBlock = 8 + 4 * qbytes;
+  const i = r & 3;
+  const data = w.data;
+  for (let b = 0; b < nb; b++) {
+    const o = ((r >> 2) * nb + b) * groupBlock;
+    const d = F16_TABLE[data[o + 2 * i]! | (data[o + 2 * i + 1]! << 8)]!;
+    const q = o + 8 + i * qbytes;
+    const y = b * 32;
+    if (q4) {
+      for (let j = 0; j < 16; j++) {
+        out[y + j] = ((data[q + j]! & 0x0f) - 8) * d;
+        out[y + j + 16] = ((data[q + j]! >> 4) - 8) * d;
+      }
+    } else {
+      for (let j = 0; j < 32; j++) out[y + j] = ((data[q + j]! << 24) >> 24) * d;
+    }
   }
 }
 

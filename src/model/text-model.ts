@@ -9,6 +9,7 @@ import { loadTextWeights, type NormConvention } from './weights.js';
 export function loadTextDecoder(source: TensorSource, config: Gemma3TextConfig, backend: Backend,
                                 options: { norms?: NormConvention; onTensor?: () => void } = {}): Gemma3TextDecoder {
   const names = resolveTextTensors(source, config);
-  const weights = loadTextWeights(source, names, config, options.norms ?? 'offset-by-one', options.onTensor);
+  const prepare = backend.prepareMatrix?.bind(backend);
+  const weights = loadTextWeights(source, names, config, options.norms ?? 'offset-by-one', options.onTensor, prepare);
   return new Gemma3TextDecoder(config, weights, backend);
 }

@@ -37,7 +37,8 @@ export type NormConvention = 'offset-by-one' | 'stored-as-is';
 
 /** Reads the text weights; `names` maps canonical (GGUF-style) names to names in `source`. */
 export function loadTextWeights(source: TensorSource, names: ReadonlyMap<string, string>, config: Gemma3TextConfig,
-                                norms: NormConvention, onTensor?: () => void): TextWeights {
+                                norms: NormConvention, onTensor?: () => void,
+                                prepare: (w: WeightMatrix) => WeightMatrix = (w) => w): TextWeights {
   const read = (canonical: string): RawTensor => {
     const name = names.get(canonical);
     if (name === undefined) throw new Error(`internal: no mapping for ${canonical}`);
@@ -45,7 +46,7 @@ export function loadTextWeights(source: TensorSource, names: ReadonlyMap<string,
     onTensor?.();
     return t;
   };
-  const matrix = (canonical: string): WeightMatrix => kQuantsAsQ8(toMatrix(read(canonical)));
+  const matrix = (canonical: string): WeightMatrix => prepare(kQuantsAsQ8(toMatrix(read(canonical))));
   const norm = (canonical: string): Float32Array => {
     const v = toFloat32(read(canonical));
     if (norms === 'offset-by-one') for (let i = 0; i < v.length; i++) v[i] = Math.fround(1 + v[i]!);

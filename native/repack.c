@@ -1,0 +1,29 @@
+// Interleaved ("x4") layouts of Q4_0 / Q8_0 matrices for the AVX-512 kernels: four rows' blocks
+// side by side, so one 64-byte load feeds four rows and the four scales are one 8-byte load.
+// Group g, block b (rows 4g..4g+3, padded with zero rows at the end):
+//   Q4_0x4: f16 d[4] | qs[4][16]  (72 bytes, the same size as four Q4_0 blocks)
+//   Q8_0x4: f16 d[4] | qs[4][32]  (136 bytes)
+#include "repack.h"
+
+#include <string.h>
+
+size_t repacked_bytes(int dtype, int rows, int cols) {
+  const size_t groups = (size_t)(rows + 3) / 4, nb = (size_t)cols / 32;
+  return groups * nb * (dtype == DT_Q4_0 ? 72 : 136);
+}
+
+void repack_x4(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
+  const int nb = cols / 32;
+  const int block = dtype == DT_Q4_0 ? 18 : 34, qbytes = block - 2, group_block = 8 + 4 * qbytes;
+  const size_t row_bytes = (size_t)nb * block;
+  memset(dst, 0, repacked_bytes(dtype, rows, cols));
+  for (int r = 0; r < rows; r++) {
+    const int g = r / 4, i = r % 4;
+    for (int b = 0; b < nb; b++) {
+      const uint8_t *s = src + (size_t)r * row_bytes + (size_t)b * block;
+      uint8_t *d = dst + ((size_t)g * nb + b) * group_block;
+      memcpy(d + 2 * i, s, 2);
+      memcpy(d + 8 + (size_t)i * qbytes, s + 2, (size_t)qbytes);
+    }
+  }
+}
