@@ -179,6 +179,38 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* attentionFull(out, q, k, v, N, numHeads, headDim, scale): unmasked attention of N tokens. */
+static napi_value attention_full(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attentionFull takes 8 arguments");
+    return NULL;
+  }
+  full_attention_args a;
+  size_t ob, qb, kb, vb;
+  double scale;
+  a.out = (float *)typed_data(env, argv[0], &ob, 0);
+  a.q = (const float *)typed_data(env, argv[1], &qb, 0);
+  a.k = (const float *)typed_data(env, argv[2], &kb, 0);
+  a.v = (const float *)typed_data(env, argv[3], &vb, 0);
+  if (!a.out || !a.q || !a.k || !a.v) return NULL;
+  if (!get_i32(env, argv[4], &a.N) || !get_i32(env, argv[5], &a.num_heads) || !get_i32(env, argv[6], &a.head_dim) ||
+      napi_get_value_double(env, argv[7], &scale) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attentionFull: bad numeric argument");
+    return NULL;
+  }
+  a.scale = (float)scale;
+  const size_t need = (size_t)a.N * a.num_heads * a.head_dim * 4;
+  if (a.N <= 0 || a.num_heads <= 0 || a.head_dim <= 0 || ob < need || qb < need || kb < need || vb < need) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "attentionFull: sizes do not match the arrays");
+    return NULL;
+  }
+  if (!attention_full_run(&a)) napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
+  return NULL;
+}
+
 /* quantizeQ8(x: Float32Array, cols) → Uint8Array of 40-byte blocks (qs[32], f32 d, i32 sum), for tests. */
 static napi_value quantize_q8(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -267,6 +299,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
+    {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},

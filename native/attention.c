@@ -119,3 +119,117 @@ void attention_run(const attention_args *a) {
 #endif
   pool_run(attention_job, (void *)a);
 }
+
+/* ------------------------------------------------------------------------------------------
+   Full bidirectional attention (the SigLIP tower: every token sees every token). Keys are
+   transposed per head once, so scores for 16 keys come from one FMA chain without horizontal
+   sums; four queries share every key and value load. Work items: (head, block of 4 queries). */
+
+typedef struct {
+  const full_attention_args *a;
+  float *kt; /* [heads][head_dim][N] */
+} full_job;
+
+#if defined(__x86_64__)
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+static void full_rows_avx512(const full_attention_args *a, const float *kt, int h, int i0, int nq, float *scores) {
+  const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
+  const float *kth = kt + (size_t)h * hd * N;
+  float *srow[4];
+  for (int q = 0; q < nq; q++) srow[q] = scores + (size_t)q * N;
+  for (int j = 0; j < N; j += 16) {
+    const int n = N - j < 16 ? N - j : 16;
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int d = 0; d < hd; d++) {
+      const __m512 kv = _mm512_maskz_loadu_ps(m, kth + (size_t)d * N + j);
+      for (int q = 0; q < nq; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(a->q[(size_t)(i0 + q) * D + (size_t)h * hd + d]), kv, acc[q]);
+    }
+    for (int q = 0; q < nq; q++) _mm512_mask_storeu_ps(srow[q] + j, m, _mm512_mul_ps(acc[q], _mm512_set1_ps(a->scale)));
+  }
+}
+#pragma GCC pop_options
+#endif
+
+static void full_rows_generic(const full_attention_args *a, const float *kt, int h, int i0, int nq, float *scores) {
+  const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
+  const float *kth = kt + (size_t)h * hd * N;
+  for (int q = 0; q < nq; q++) {
+    float *s = scores + (size_t)q * N;
+    for (int j = 0; j < N; j++) s[j] = 0.0f;
+    for (int d = 0; d < hd; d++) {
+      const float qd = a->q[(size_t)(i0 + q) * D + (size_t)h * hd + d];
+      const float *kr = kth + (size_t)d * N;
+      for (int j = 0; j < N; j++) s[j] += qd * kr[j];
+    }
+    for (int j = 0; j < N; j++) s[j] *= a->scale;
+  }
+}
+
+static int use_avx512_full = -1;
+
+static void full_job_fn(void *p, int thread, int nthreads) {
+  const full_job *job = (const full_job *)p;
+  const full_attention_args *a = job->a;
+  const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
+  const int qblocks = (N + 3) / 4, items = a->num_heads * qblocks;
+  const int per = (items + nthreads - 1) / nthreads;
+  const int it0 = thread * per, it1 = it0 + per < items ? it0 + per : items;
+  float *scores = (float *)malloc(sizeof(float) * 4 * (size_t)N);
+  float *acc = (float *)malloc(sizeof(float) * 4 * (size_t)hd);
+  for (int item = it0; item < it1; item++) {
+    const int h = item / qblocks, i0 = (item % qblocks) * 4;
+    const int nq = N - i0 < 4 ? N - i0 : 4;
+#if defined(__x86_64__)
+    if (use_avx512_full) full_rows_avx512(a, job->kt, h, i0, nq, scores);
+    else
+#endif
+      full_rows_generic(a, job->kt, h, i0, nq, scores);
+    for (int q = 0; q < nq; q++) {
+      float *s = scores + (size_t)q * N;
+      float max = -INFINITY;
+      for (int j = 0; j < N; j++) if (s[j] > max) max = s[j];
+      double sum = 0.0;
+      for (int j = 0; j < N; j++) {
+        s[j] = expf(s[j] - max);
+        sum += s[j];
+      }
+      const float inv = (float)(1.0 / sum);
+      for (int j = 0; j < N; j++) s[j] *= inv;
+    }
+    for (int x = 0; x < nq * hd; x++) acc[x] = 0.0f;
+    for (int j = 0; j < N; j++) {
+      const float *v = a->v + (size_t)j * D + (size_t)h * hd;
+      for (int q = 0; q < nq; q++) axpy(acc + (size_t)q * hd, scores[(size_t)q * N + j], v, hd);
+    }
+    for (int q = 0; q < nq; q++) {
+      float *o = a->out + (size_t)(i0 + q) * D + (size_t)h * hd;
+      for (int d = 0; d < hd; d++) o[d] = acc[(size_t)q * hd + d];
+    }
+  }
+  free(scores);
+  free(acc);
+}
+
+int attention_full_run(const full_attention_args *a) {
+#if defined(__x86_64__)
+  if (use_avx512_full < 0) {
+    __builtin_cpu_init();
+    use_avx512_full = __builtin_cpu_supports("avx512f");
+  }
+  if (have_avx2 < 0) {
+    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+#endif
+  const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
+  float *kt = (float *)malloc(sizeof(float) * (size_t)N * D);
+  if (!kt) return 0;
+  for (int h = 0; h < a->num_heads; h++)
+    for (int j = 0; j < N; j++)
+      for (int d = 0; d < hd; d++) kt[((size_t)h * hd + d) * N + j] = a->k[(size_t)j * D + (size_t)h * hd + d];
+  full_job job = {a, kt};
+  pool_run(full_job_fn, &job);
+  free(kt);
+  return 1;
+}

@@ -18,4 +18,15 @@ typedef struct {
 } attention_args;
 
 void attention_run(const attention_args *a);
+
+/* Every token attends to every token (no mask, no cache): q, k, v, out are [N, num_heads * head_dim]. */
+typedef struct {
+  float *out;
+  const float *q, *k, *v;
+  int N, num_heads, head_dim;
+  float scale;
+} full_attention_args;
+
+/** Returns 0 when out of memory. */
+int attention_full_run(const full_attention_args *a);
 #endif

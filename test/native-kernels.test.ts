@@ -173,6 +173,25 @@ for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { 
   });
 }
 
+test('unmasked attention (every token sees every token, the SigLIP case) equals TypeScript', { skip }, () => {
+  const rng = new Rng(5);
+  for (const [T, heads, headDim] of [[37, 3, 20], [16, 2, 16], [5, 1, 72]] as const) {
+    const D = heads * headDim;
+    const q = randn(rng, T * D);
+    const k = randn(rng, T * D);
+    const v = randn(rng, T * D);
+    const spans = { spanStart: new Int32Array(T).fill(0), spanEnd: new Int32Array(T).fill(T - 1) };
+    const shape = { numHeads: heads, numKvHeads: heads, headDim, scale: headDim ** -0.5, window: 0 };
+    const empty = { k: new Float32Array(0), v: new Float32Array(0), ring: 0 };
+    const a = new Float32Array(T * D);
+    const b = new Float32Array(T * D);
+    js.attention(a, q, k, v, empty, 0, T, shape, spans);
+    native!.attention(b, q, k, v, empty, 0, T, shape, spans);
+    const err = relErr(b, a);
+    assert.ok(err < 1e-5, `T ${T} heads ${heads} headDim ${headDim}: relative error ${err}`);
+  }
+});
+
 test('the addon rejects sizes that do not match the arrays instead of reading out of bounds', { skip }, () => {
   const w = makeMatrix('f32', 4, 8, new Float32Array(32));
   assert.throws(() => native!.matMul(new Float32Array(4), w, new Float32Array(4), 1), /sizes/);

@@ -15,6 +15,8 @@ interface NativeBinding {
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
             cacheV: Float32Array, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
             headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
+  attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
+                headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number): Uint8Array | null;
   setThreads(n: number): void;
@@ -73,9 +75,19 @@ export class NativeBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void {
+    if (start === 0 && spans && shape.numHeads === shape.numKvHeads && coversAll(spans, T)) {
+      // Every token sees every token (the SigLIP tower): the unmasked kernel, same math.
+      this.binding.attentionFull(out, q, kChunk, vChunk, T, shape.numHeads, shape.headDim, shape.scale);
+      return;
+    }
     this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
       shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
   }
+}
+
+function coversAll(spans: ImageSpans, T: number): boolean {
+  for (let t = 0; t < T; t++) if (spans.spanStart[t] !== 0 || spans.spanEnd[t] !== T - 1) return false;
+  return true;
 }
 
 function defaultThreads(): number {

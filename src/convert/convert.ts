@@ -16,7 +16,7 @@
 import { basename, join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { GemmaError, invalidArgument } from '../errors.js';
-import { f16ToF32, f32ToBf16, f32ToF16, rowBytes, toFloat32 } from '../formats/dtypes.js';
+import { f16ToF32, f32ToBf16, f32ToF16, rowBytes, tensorBytes, toFloat32 } from '../formats/dtypes.js';
 import { writeGguf, type GgufMetadataEntry, type GgufTensorInput } from '../formats/gguf-writer.js';
 import { quantizeRow } from '../formats/quant.js';
 import { openCheckpoint } from '../formats/safetensors.js';
@@ -50,7 +50,7 @@ export interface ConvertResult {
 }
 
 /** llama_ftype values written as general.file_type. */
-const FILE_TYPE: Readonly<Record<ConvertType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
+export const FILE_TYPE: Readonly<Record<ConvertType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, bf16: 32 };
 const QK = 32;
 /** Rows widened to float32 at a time (bounds memory for multi-GB tensors). */
 const CHUNK_VALUES = 1 << 24;
@@ -132,7 +132,7 @@ export function textTensorType(spec: WeightSpec, shape: readonly number[], type:
 }
 
 /** The gemma3.* hyper-parameters as convert_hf_to_gguf.py writes them (TextModel + Gemma3Model). */
-function textParameters(config: Gemma3Config, fileType: number): GgufMetadataEntry[] {
+export function textParameters(config: Gemma3Config, fileType: number): GgufMetadataEntry[] {
   const t = config.text;
   const k = (s: string): string => `gemma3.${s}`;
   const out: GgufMetadataEntry[] = [
@@ -182,6 +182,17 @@ function encode(raw: RawTensor, shape: readonly number[], dtype: DType, plusOne:
       yield encodeValues(v, dtype);
     }
   })();
+}
+
+/** A whole stored tensor re-encoded in `dtype` (load({ quant }) quantising on load). */
+export function encodeTensor(raw: RawTensor, dtype: DType): Uint8Array {
+  const out = new Uint8Array(tensorBytes(dtype, raw.shape));
+  let at = 0;
+  for (const chunk of encode(raw, raw.shape, dtype, false)) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
 }
 
 function encodeValues(v: Float32Array, dtype: DType): Uint8Array {

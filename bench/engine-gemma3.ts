@@ -1,0 +1,35 @@
+// One benchmark run of our engine in its own process (so peak RSS and load time are its own):
+// load a GGUF, answer the first token of a short prompt, then prompt-N and decode-M timings.
+// Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS
+import { load } from '../src/index.js';
+import { KvCache } from '../src/model/kv-cache.js';
+import { benchPrompt, peakRssMb } from './common.js';
+
+const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
+const promptTokens = Number(promptArg);
+const decodeTokens = Number(decodeArg);
+const threads = Number(threadsArg);
+
+const t0 = performance.now();
+const m = await load(model!, { backend: 'native', threads, contextLength: promptTokens + decodeTokens + 32 });
+const decoder = m.decoder;
+// Time to the first token of a short prompt (what a user waits for after starting).
+const warm = new KvCache(m.config.text, 64);
+decoder.forward({ ids: benchPrompt(16) }, warm, { logits: 'last' });
+const loadS = (performance.now() - t0) / 1000;
+
+const cache = new KvCache(m.config.text, promptTokens + decodeTokens + 1);
+const prompt = benchPrompt(promptTokens);
+let t = performance.now();
+let logits = decoder.forward({ ids: prompt }, cache, { logits: 'last' });
+const promptTps = promptTokens / ((performance.now() - t) / 1000);
+
+t = performance.now();
+for (let i = 0; i < decodeTokens; i++) {
+  let best = 0;
+  for (let j = 1; j < 262144; j++) if (logits[j]! > logits[best]!) best = j;
+  logits = decoder.forward({ ids: [best] }, cache, { logits: 'last' });
+}
+const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
+console.log(JSON.stringify({ engine: 'gemma3', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS }));
+m.dispose();

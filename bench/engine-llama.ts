@@ -1,0 +1,36 @@
+// One benchmark run of llama.cpp through node-llama-cpp (CPU only) in its own process, with the
+// same measurements as engine-gemma3.ts. Usage: node engine-llama.js MODEL PROMPT DECODE THREADS
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+import { benchPrompt, peakRssMb } from './common.js';
+
+const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
+const promptTokens = Number(promptArg);
+const decodeTokens = Number(decodeArg);
+const threads = Number(threadsArg);
+
+const t0 = performance.now();
+const llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, maxThreads: threads });
+const loaded = await llama.loadModel({ modelPath: model!, useMmap: true });
+const warmCtx = await loaded.createContext({ contextSize: 64, threads, batchSize: 64 });
+const warmSeq = warmCtx.getSequence();
+const warmTokens = benchPrompt(16) as any[];
+for await (const _ of warmSeq.evaluate(warmTokens, { temperature: 0 })) break;
+const loadS = (performance.now() - t0) / 1000;
+await warmCtx.dispose();
+
+const ctx = await loaded.createContext({ contextSize: promptTokens + decodeTokens + 32, threads, batchSize: promptTokens });
+const seq = ctx.getSequence();
+const prompt = benchPrompt(promptTokens) as any[];
+let t = performance.now();
+await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
+// The last prompt token is evaluated together with sampling the first new one.
+const iterator = seq.evaluate([prompt[prompt.length - 1]], { temperature: 0 })[Symbol.asyncIterator]();
+await iterator.next();
+const promptTps = promptTokens / ((performance.now() - t) / 1000);
+t = performance.now();
+for (let i = 0; i < decodeTokens; i++) await iterator.next();
+const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
+await iterator.return?.(undefined);
+console.log(JSON.stringify({ engine: 'node-llama-cpp', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS }));
+await ctx.dispose();
+await loaded.dispose();

@@ -1,0 +1,94 @@
+// npm run bench [-- --json] [--weights bf16,q8_0,q4_0] [--rounds N] [--threads N] [--prompt N] [--decode N]
+//               [--skip-llama] [--skip-vision] [--cache DIR]
+// Our engine against llama.cpp (node-llama-cpp) on the same synthetic 4B-shaped GGUFs, each run
+// in its own process, engines alternating, medians over rounds. Then one 896×896 image through
+// the full-size SigLIP tower and projector. Prints tables; with --json the last line is
+// {"rows": [{"weights", "engine", "prompt_tps", "decode_tps", "peak_rss_mb", "load_s"}, ...]}.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureSynthetic4b, type BenchWeights } from './synthetic.js';
+import { REPO_ROOT } from './paths.js';
+import { benchVision } from './vision.js';
+
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean' }, weights: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' },
+    prompt: { type: 'string' }, decode: { type: 'string' }, 'skip-llama': { type: 'boolean' }, 'skip-vision': { type: 'boolean' },
+    cache: { type: 'string' },
+  },
+});
+const weights = (values.weights ?? 'bf16,q8_0,q4_0').split(',') as BenchWeights[];
+const rounds = Number(values.rounds ?? 3);
+const threads = Number(values.threads ?? 2);
+const promptTokens = Number(values.prompt ?? 512);
+const decodeTokens = Number(values.decode ?? 128);
+const cacheDir = values.cache ?? join(REPO_ROOT, 'bench', '.cache');
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+interface Row { weights: string; engine: string; prompt_tps: number; decode_tps: number; peak_rss_mb: number; load_s: number }
+
+function runEngine(engine: 'gemma3' | 'node-llama-cpp', model: string): Row | null {
+  const script = join(REPO_ROOT, 'dist', 'bench', engine === 'gemma3' ? 'engine-gemma3.js' : 'engine-llama.js');
+  const r = spawnSync(process.execPath, [script, model, String(promptTokens), String(decodeTokens), String(threads)], {
+    encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 24,
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as Row;
+  } catch {
+    log(`${engine} failed (exit ${r.status}): ${r.stderr.slice(-2000)}`);
+    return null;
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const rows: Row[] = [];
+for (const w of weights) {
+  const model = ensureSynthetic4b(w, cacheDir, log);
+  const samples: Record<string, Row[]> = { gemma3: [], 'node-llama-cpp': [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const engine of values['skip-llama'] ? (['gemma3'] as const) : round % 2 ? (['node-llama-cpp', 'gemma3'] as const) : (['gemma3', 'node-llama-cpp'] as const)) {
+      log(`${w} round ${round + 1}/${rounds}: ${engine}`);
+      const r = runEngine(engine, model);
+      if (r) {
+        samples[engine]!.push(r);
+        log(`  prompt ${r.prompt_tps.toFixed(1)} t/s, decode ${r.decode_tps.toFixed(2)} t/s, peak ${r.peak_rss_mb.toFixed(0)} MB, load ${r.load_s.toFixed(2)} s`);
+      }
+    }
+  }
+  for (const [engine, list] of Object.entries(samples)) {
+    if (list.length === 0) continue;
+    rows.push({
+      weights: w.toUpperCase(), engine,
+      prompt_tps: median(list.map((r) => r.prompt_tps)), decode_tps: median(list.map((r) => r.decode_tps)),
+      peak_rss_mb: median(list.map((r) => r.peak_rss_mb)), load_s: median(list.map((r) => r.load_s)),
+    });
+  }
+}
+
+const fmt = (n: number, d = 1) => n.toFixed(d);
+console.log(`\nGemma 3 4B shapes, synthetic weights, ${threads} threads, prompt ${promptTokens}, decode ${decodeTokens}, median of ${rounds}\n`);
+console.log('| weights | engine | prompt t/s | decode t/s | peak RSS MB | load + first token s |');
+console.log('| --- | --- | --- | --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.weights} | ${r.engine} | ${fmt(r.prompt_tps)} | ${fmt(r.decode_tps, 2)} | ${fmt(r.peak_rss_mb, 0)} | ${fmt(r.load_s, 2)} |`);
+const ratios = weights.map((w) => {
+  const ours = rows.find((r) => r.weights === w.toUpperCase() && r.engine === 'gemma3');
+  const theirs = rows.find((r) => r.weights === w.toUpperCase() && r.engine === 'node-llama-cpp');
+  return ours && theirs ? { w, ours, theirs } : null;
+}).filter((x) => x !== null);
+if (ratios.length) {
+  console.log('\n| weights | prompt ratio | decode ratio | memory ratio | load ratio |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const { w, ours, theirs } of ratios) {
+    console.log(`| ${w.toUpperCase()} | ${fmt(ours.prompt_tps / theirs.prompt_tps, 2)}x | ${fmt(ours.decode_tps / theirs.decode_tps, 2)}x | ` +
+      `${fmt(ours.peak_rss_mb / theirs.peak_rss_mb, 2)}x | ${fmt(ours.load_s / theirs.load_s, 2)}x |`);
+  }
+  console.log('(ratios: ours / llama.cpp; higher is better for t/s, lower for memory and load)');
+}
+if (!values['skip-vision']) await benchVision(threads, log);
+if (values.json) console.log(JSON.stringify({ rows }));
