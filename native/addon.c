@@ -232,11 +232,11 @@ static napi_value quantize_q8(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* repack(w: Uint8Array, dtype, rows, cols) → Uint8Array in the x4 layout, or null when this CPU
-   has no kernel for it (then the row layout is used). */
+/* repack(w: Uint8Array, dtype, rows, cols, inPlace) → Uint8Array in the x4 layout (w itself when
+   inPlace and rows % 4 == 0: no extra memory), or null when this CPU has no kernel for it. */
 static napi_value repack(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], result, ab;
+  size_t argc = 5;
+  napi_value argv[5], result, ab;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   size_t w_bytes;
   const uint8_t *w = (const uint8_t *)typed_data(env, argv[0], &w_bytes, 0);
@@ -250,6 +250,9 @@ static napi_value repack(napi_env env, napi_callback_info info) {
     CHECK(napi_get_null(env, &result));
     return result;
   }
+  bool in_place = false;
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &in_place);
+  if (in_place && repack_x4_in_place((uint8_t *)w, dtype, rows, cols)) return argv[0];
   const size_t bytes = repacked_bytes(dtype, rows, cols);
   void *data;
   CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));

@@ -5,6 +5,7 @@
 //   Q8_0x4: f16 d[4] | qs[4][32]  (136 bytes)
 #include "repack.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 size_t repacked_bytes(int dtype, int rows, int cols) {
@@ -26,4 +27,27 @@ void repack_x4(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) 
       memcpy(d + 8 + (size_t)i * qbytes, s + 2, (size_t)qbytes);
     }
   }
+}
+
+int repack_x4_in_place(uint8_t *w, int dtype, int rows, int cols) {
+  if (rows % 4 != 0) return 0;
+  const int nb = cols / 32;
+  const int block = dtype == DT_Q4_0 ? 18 : 34, qbytes = block - 2, group_block = 8 + 4 * qbytes;
+  const size_t row_bytes = (size_t)nb * block, group_bytes = 4 * row_bytes;
+  uint8_t *tmp = (uint8_t *)malloc(group_bytes);
+  if (!tmp) return 0;
+  for (int g = 0; g < rows / 4; g++) {
+    uint8_t *base = w + (size_t)g * group_bytes;
+    memcpy(tmp, base, group_bytes);
+    for (int i = 0; i < 4; i++) {
+      for (int b = 0; b < nb; b++) {
+        const uint8_t *s = tmp + (size_t)i * row_bytes + (size_t)b * block;
+        uint8_t *d = base + (size_t)b * group_block;
+        memcpy(d + 2 * i, s, 2);
+        memcpy(d + 8 + (size_t)i * qbytes, s + 2, (size_t)qbytes);
+      }
+    }
+  }
+  free(tmp);
+  return 1;
 }

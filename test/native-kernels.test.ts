@@ -65,7 +65,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
 
 const native = skip ? undefined : new NativeBackend(binding as Exclude<typeof binding, Error>, 2);
 
-const SHAPES: [number, number, number][] = [[1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
+const SHAPES: [number, number, number][] = [[2, 8, 96], [1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
 for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
   test(`matMul ${dtype}: native equals TypeScript on odd sizes`, { skip }, () => {
     const rng = new Rng(42);
@@ -89,6 +89,8 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
     for (const [batch, rows, cols] of SHAPES) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
       const packed = native!.prepareMatrix(w);
+      const inPlace = native!.prepareMatrix({ ...w, data: w.data.slice() }, true);
+      if (rows % 4 === 0 && packed.layout === 'x4') assert.deepEqual(inPlace.data, packed.data.subarray(0, inPlace.data.length));
       if (native!.info.kernels === 'avx512') assert.equal(packed.layout, 'x4');
       const x = randn(rng, batch * cols);
       const a = new Float32Array(batch * rows);

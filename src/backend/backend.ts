@@ -52,7 +52,7 @@ export interface Backend {
    * Optionally rearranges a weight matrix once, at load, into the layout this backend's kernels
    * read fastest (same values; the original may then be dropped).
    */
-  prepareMatrix?(w: WeightMatrix): WeightMatrix;
+  prepareMatrix?(w: WeightMatrix, inPlace?: boolean): WeightMatrix;
   /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.

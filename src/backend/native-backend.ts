@@ -18,7 +18,7 @@ interface NativeBinding {
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
-  repack(w: Uint8Array, dtype: number, rows: number, cols: number): Uint8Array | null;
+  repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
   info(): { kernels: string; threads: number };
 }
@@ -56,10 +56,13 @@ export class NativeBackend implements Backend {
     return this.binding.info();
   }
 
-  /** Q4_0 / Q8_0 matrices move to the interleaved x4 layout where the CPU has kernels for it. */
-  prepareMatrix(w: WeightMatrix): WeightMatrix {
+  /**
+   * Q4_0 / Q8_0 matrices move to the interleaved x4 layout where the CPU has kernels for it.
+   * With `inPlace` the bytes of `w` are rewritten (no second copy; `w` must not be used after).
+   */
+  prepareMatrix(w: WeightMatrix, inPlace = false): WeightMatrix {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x4') return w;
-    const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols);
+    const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols, inPlace);
     return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x4' } : w;
   }
 
