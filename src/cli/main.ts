@@ -3,6 +3,7 @@
 // (no stack traces) and exits non-zero on failure.
 import { GemmaError } from '../errors.js';
 import { runChat } from './chat.js';
+import { runConvert } from './convert.js';
 import { runLogits, runRun, runTokenize } from './commands.js';
 import { runServe } from './serve.js';
 
@@ -13,6 +14,7 @@ Usage:
   gemma3 chat     [--model DIR | --demo] [options]            interactive multi-turn chat
   gemma3 tokenize [--model DIR | --demo] [--no-bos] [--json | --jsonl] [TEXT]
   gemma3 logits   [--model DIR | --demo] (--ids 2,105,... | --messages FILE.json [--pan-and-scan]) [--top K] --json
+  gemma3 convert  DIR --out FILE.gguf [--type bf16|q8_0|q4_0|f16|f32] [--mmproj-out FILE.gguf]   (gemma3 convert --help)
   gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N]
 
 Generation options (run, chat):
@@ -33,7 +35,13 @@ Generation options (run, chat):
   --context N          KV cache size in tokens (default 8192)
 In gemma3 chat, /image PATH attaches a picture to your next message.
 
-The model folder comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
+Model options (run, chat, tokenize, logits):
+  --model PATH         a Hugging Face checkpoint folder or a llama.cpp .gguf file
+  --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
+  --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
+  --backend auto|native|js  --threads N
+
+The model comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
 (~/.cache/huggingface/hub/models--google--gemma-3-4b-it/...). --demo runs a tiny random model.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -49,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return runLogits(rest);
     case 'serve':
       return runServe(rest);
+    case 'convert':
+      return runConvert(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -1,5 +1,6 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
 import { GemmaError } from '../errors.js';
+import type { ModelLoadOptions } from '../server/protocol.js';
 import { startServer } from '../server/server.js';
 import { MODEL_FLAGS, modelDir, numberFlag, parse } from './options.js';
 
@@ -15,7 +16,9 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --queue N               requests that may wait for a slot before 429 (default 4 x parallel)
   --context N             KV cache size per sequence in tokens (default 4096, or the model's limit)
   --allow-remote-images   let clients name http(s) image URLs for the server to fetch (default: data: URLs only)
-  --max-body BYTES        largest request body (default 33554432)`;
+  --max-body BYTES        largest request body (default 33554432)
+  --cors-origin ORIGIN    let web pages from ORIGIN ('*' for any) call the API (default: only this server's page)
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -29,6 +32,7 @@ export async function runServe(args: string[]): Promise<number> {
     queue: { type: 'string' },
     'allow-remote-images': { type: 'boolean' },
     'max-body': { type: 'string' },
+    'cors-origin': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -45,6 +49,15 @@ export async function runServe(args: string[]): Promise<number> {
   const context = numberFlag('context', values.context, true);
   const maxBody = numberFlag('max-body', values['max-body'], true);
   if (maxBody !== undefined && maxBody < 1024) throw new GemmaError('INVALID_ARGUMENT', `--max-body must be at least 1024 bytes, got ${maxBody}`);
+  const threads = numberFlag('threads', values.threads, true);
+  const backend = values.backend;
+  if (backend !== undefined && backend !== 'auto' && backend !== 'native' && backend !== 'js') {
+    throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
+  }
+  const load: ModelLoadOptions = {
+    ...(backend !== undefined ? { backend } : {}), ...(threads !== undefined ? { threads } : {}),
+    ...(values.quant !== undefined ? { quant: values.quant } : {}), ...(values.mmproj !== undefined ? { mmproj: values.mmproj } : {}),
+  };
   const host = values.host ?? '127.0.0.1';
   const apiKey = values['api-key'] ?? process.env.GEMMA3_API_KEY;
   const dir = modelDir(values);
@@ -56,7 +69,8 @@ export async function runServe(args: string[]): Promise<number> {
   let server;
   try {
     server = await startServer({
-      modelPath: dir, host, port, parallel, allowRemoteImages: values['allow-remote-images'] ?? false,
+      modelPath: dir, host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
+      ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
       ...(apiKey ? { apiKey } : {}), ...(queue !== undefined ? { maxQueue: queue } : {}),
       ...(context !== undefined ? { context } : {}), ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
     });

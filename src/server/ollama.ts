@@ -1,0 +1,198 @@
+// The Ollama-compatible endpoints: POST /api/chat, POST /api/generate (NDJSON streaming by
+// default, `images` as base64) and GET /api/tags. Errors use Ollama's shape `{ "error": "..." }`
+// (its clients read that field); the statuses are the same as on the OpenAI endpoints.
+import { createHash } from 'node:crypto';
+import { statSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
+import { cancelOnDisconnect } from './openai.js';
+import { asObject, bool, int, num, stopList } from './openai-schema.js';
+import { imageFromBase64 } from './images.js';
+import { noVision } from './prompt.js';
+import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.js';
+import type { ServerContext } from './server.js';
+import { NdjsonStream } from './sse.js';
+import { sendJson } from './http.js';
+
+type Obj = Record<string, unknown>;
+
+export async function ollamaChat(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  const o = asObject(body);
+  const model = checkModel(ctx, o.model);
+  rejectUnsupported(o);
+  if (!Array.isArray(o.messages ?? [])) throw wrongType('messages', 'an array of messages', o.messages);
+  const raw = (o.messages ?? []) as unknown[];
+  if (raw.length === 0) return loaded(res, model, { message: { role: 'assistant', content: '' } });
+  const messages = raw.map((m, i): JobMessage => {
+    const where = `messages[${i}]`;
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) throw wrongType(where, 'an object { role, content }', m);
+    const { role, content, images } = m as Obj;
+    if (role !== 'system' && role !== 'user' && role !== 'assistant') {
+      throw invalidParam(`${where}.role`, `'${where}.role' must be 'system', 'user' or 'assistant', got ${describe(role)}`);
+    }
+    if (content != null && typeof content !== 'string') throw wrongType(`${where}.content`, 'a string', content);
+    return { role, content: withImages(ctx, (content as string | undefined) ?? '', images, `${where}.images`) };
+  });
+  const job: Job = { kind: 'chat', messages, options: parseOptions(o) };
+  await answer(ctx, req, res, job, model, bool(o, 'stream') ?? true, 'chat');
+}
+
+export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+  const o = asObject(body);
+  const model = checkModel(ctx, o.model);
+  rejectUnsupported(o);
+  for (const key of ['suffix', 'template']) {
+    if (o[key] != null && o[key] !== '') throw invalidParam(key, `'${key}' is not supported by this server`, 'unsupported_value');
+  }
+  if (o.context != null && !(Array.isArray(o.context) && o.context.length === 0)) {
+    throw invalidParam('context', "'context' (the deprecated conversation state) is not supported; use /api/chat", 'unsupported_value');
+  }
+  const prompt = o.prompt ?? '';
+  if (typeof prompt !== 'string') throw wrongType('prompt', 'a string', prompt);
+  if (o.system != null && typeof o.system !== 'string') throw wrongType('system', 'a string', o.system);
+  const images = o.images ?? [];
+  if (prompt === '' && Array.isArray(images) && images.length === 0) return loaded(res, model, { response: '' });
+  const options = parseOptions(o);
+  let job: Job;
+  if (bool(o, 'raw')) {
+    if (Array.isArray(images) && images.length) throw invalidParam('images', "images cannot be combined with 'raw': true", 'unsupported_value');
+    job = { kind: 'complete', prompt, options };
+  } else {
+    const messages: JobMessage[] = [];
+    if (o.system) messages.push({ role: 'system', content: o.system as string });
+    messages.push({ role: 'user', content: withImages(ctx, prompt, images, 'images') });
+    job = { kind: 'chat', messages, options };
+  }
+  await answer(ctx, req, res, job, model, bool(o, 'stream') ?? true, 'generate');
+}
+
+export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
+  const info = ctx.engine.info;
+  let size = 0;
+  let modified: Date | null = null;
+  try {
+    const single = statSync(info.path).isFile(); // a GGUF file rather than a checkpoint folder
+    for (const f of single ? [''] : readdirSync(info.path)) {
+      const st = statSync(single ? info.path : join(info.path, f));
+      if (st.isFile()) size += st.size;
+      if ((single || /\.(safetensors|gguf)$/.test(f)) && (!modified || st.mtime > modified)) modified = st.mtime;
+    }
+  } catch {
+    // the folder is unreadable now; report what we have
+  }
+  sendJson(res, 200, {
+    models: [{
+      name: `${info.id}:latest`, model: `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
+      digest: createHash('sha256').update(`${info.path}:${size}`).digest('hex'),
+      details: {
+        parent_model: '', format: info.path.toLowerCase().endsWith('.gguf') ? 'gguf' : 'safetensors', family: info.family, families: [info.family],
+        parameter_size: formatParameters(info.parameters), quantization_level: 'BF16',
+      },
+    }],
+  });
+}
+
+function checkModel(ctx: ServerContext, model: unknown): string {
+  if (model === undefined) throw invalidParam('model', "Missing required parameter: 'model'.", 'missing_required_parameter');
+  if (typeof model !== 'string' || model === '') throw wrongType('model', 'a non-empty string', model);
+  const id = ctx.engine.info.id;
+  if (model !== id && model !== `${id}:latest`) {
+    throw new ApiError(404, `model '${model}' not found; this server serves '${id}'`, 'invalid_request_error', 'model', 'model_not_found');
+  }
+  return model;
+}
+
+function rejectUnsupported(o: Obj): void {
+  if (o.format != null && o.format !== '') throw invalidParam('format', "'format' (structured output) is not supported by this server", 'unsupported_value');
+  if (o.tools != null && !(Array.isArray(o.tools) && o.tools.length === 0)) throw invalidParam('tools', 'tool calling is not supported', 'unsupported_value');
+  if (o.think === true) throw invalidParam('think', 'this model has no thinking mode', 'unsupported_value');
+}
+
+/** Text plus base64 images → content parts (images first, as Ollama places them). */
+function withImages(ctx: ServerContext, text: string, images: unknown, param: string): string | JobPart[] {
+  if (images == null) return text;
+  if (!Array.isArray(images) || images.some((s) => typeof s !== 'string')) throw wrongType(param, 'an array of base64 strings', images);
+  if (images.length === 0) return text;
+  const parts: JobPart[] = (images as string[]).map((s, i) => ({ type: 'image', image: imageFromBase64(s, `${param}[${i}]`, ctx.options.maxBodyBytes) }));
+  if (!ctx.engine.info.vision) throw noVision();
+  if (text) parts.push({ type: 'text', text });
+  return parts;
+}
+
+/** Ollama `options` (and the top-level keep_alive etc., ignored) → job options. Unknown options are ignored, as Ollama does. */
+function parseOptions(o: Obj): JobOptions {
+  const raw = o.options ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw wrongType('options', 'an object', raw);
+  const opts = raw as Obj;
+  const out: JobOptions = {};
+  const set = <K extends keyof JobOptions>(k: K, v: JobOptions[K] | undefined) => {
+    if (v !== undefined) out[k] = v;
+  };
+  const predict = int(opts, 'num_predict', Number.MIN_SAFE_INTEGER, 'options.num_predict');
+  if (predict !== undefined && predict > 0) out.maxTokens = predict; // -1 / -2: until the context is full
+  set('temperature', num(opts, 'temperature', 0, 100, 'options.temperature'));
+  const topP = num(opts, 'top_p', 0, 1, 'options.top_p');
+  if (topP !== undefined && topP > 0) out.topP = topP;
+  set('topK', int(opts, 'top_k', 0, 'options.top_k'));
+  set('minP', num(opts, 'min_p', 0, 1, 'options.min_p'));
+  const rep = num(opts, 'repeat_penalty', 0, Infinity, 'options.repeat_penalty');
+  if (rep !== undefined && rep > 0) out.repetitionPenalty = rep;
+  set('seed', int(opts, 'seed', Number.MIN_SAFE_INTEGER, 'options.seed'));
+  set('stop', stopList(opts.stop, 'options.stop'));
+  return out;
+}
+
+/** The answer Ollama gives to an empty request (it loads the model). */
+function loaded(res: ServerResponse, model: string, fields: Obj): void {
+  sendJson(res, 200, { model, created_at: new Date().toISOString(), ...fields, done: true, done_reason: 'load' });
+}
+
+async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, model: string, stream: boolean,
+                      kind: 'chat' | 'generate'): Promise<void> {
+  const started = performance.now();
+  const run = ctx.engine.submit(job);
+  cancelOnDisconnect(res, run);
+  await run.accepted;
+  const piece = (text: string) => kind === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };
+  const final = (done: DoneData) => ({
+    done: true, done_reason: done.finishReason,
+    total_duration: Math.round((performance.now() - started) * 1e6), load_duration: 0,
+    prompt_eval_count: done.promptTokens, prompt_eval_duration: Math.round(done.prefillMs * 1e6),
+    eval_count: done.completionTokens, eval_duration: Math.round(done.decodeMs * 1e6),
+  });
+  const now = () => new Date().toISOString();
+  if (!stream) {
+    let text = '';
+    for await (const ev of run) {
+      if (ev.type === 'token') {
+        text += ev.text;
+        continue;
+      }
+      if (ev.done.finishReason === 'abort') return;
+      sendJson(res, 200, { model, created_at: now(), ...piece(text + ev.done.text), ...final(ev.done) });
+    }
+    return;
+  }
+  const out = new NdjsonStream(res);
+  try {
+    for await (const ev of run) {
+      if (ev.type === 'token') {
+        if (ev.text) out.send({ model, created_at: now(), ...piece(ev.text), done: false });
+        continue;
+      }
+      if (ev.done.finishReason === 'abort') return;
+      if (ev.done.text) out.send({ model, created_at: now(), ...piece(ev.done.text), done: false });
+      out.send({ model, created_at: now(), ...piece(''), ...final(ev.done) });
+    }
+  } catch (err) {
+    out.send({ error: err instanceof Error ? err.message : String(err) });
+  }
+  out.end();
+}
+
+function formatParameters(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  return `${(n / 1e3).toFixed(1)}K`;
+}

@@ -1,0 +1,224 @@
+// Strict validation of OpenAI request bodies (chat completions and legacy completions) into jobs.
+// Every refusal is a 400 in the OpenAI error shape naming the offending field.
+import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
+import { imageFromUrl, type ImageOptions } from './images.js';
+import type { Job, JobMessage, JobOptions, JobPart } from './protocol.js';
+
+type Obj = Record<string, unknown>;
+
+export interface ChatRequest {
+  model: string;
+  job: Extract<Job, { kind: 'chat' }>;
+  stream: boolean;
+  includeUsage: boolean;
+  /** Image parts to fetch/check: they hold the URL until `loadImages` replaces it with bytes. */
+  images: { part: { type: 'image'; image: string | Uint8Array }; param: string }[];
+}
+
+export interface CompletionRequest {
+  model: string;
+  job: Extract<Job, { kind: 'complete' }>;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+/** Fields accepted and ignored (or accepted only with their neutral value, checked below). */
+const COMMON_FIELDS = ['model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'seed', 'stop', 'n', 'user',
+  'frequency_penalty', 'presence_penalty', 'logit_bias', 'logprobs', 'metadata', 'store', 'service_tier',
+  // Extensions (as in llama.cpp and vLLM)
+  'top_k', 'min_p', 'repetition_penalty'];
+const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'max_completion_tokens', 'top_logprobs', 'response_format', 'tools',
+  'tool_choice', 'parallel_tool_calls', 'functions', 'function_call', 'modalities', 'reasoning_effort']);
+const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo', 'suffix', 'best_of']);
+
+export function asObject(body: unknown): Obj {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError(400, `The request body must be a JSON object, got ${describe(body)}.`, 'invalid_request_error', null, 'invalid_type');
+  }
+  return body as Obj;
+}
+
+export function parseChatRequest(body: unknown): ChatRequest {
+  const o = asObject(body);
+  rejectUnknown(o, CHAT_FIELDS);
+  const common = parseCommon(o);
+  const maxCompletion = int(o, 'max_completion_tokens', 1);
+  if (maxCompletion !== undefined) common.options.maxTokens = maxCompletion;
+  if (o.top_logprobs != null) throw unsupported('top_logprobs', 'logprobs are not supported');
+  const format = o.response_format;
+  if (format != null && !(isObj(format) && format.type === 'text')) throw unsupported('response_format', "only { type: 'text' } is supported");
+  for (const key of ['tools', 'functions']) {
+    const v = o[key];
+    if (v != null && !(Array.isArray(v) && v.length === 0)) throw unsupported(key, 'tool calling is not supported');
+  }
+  for (const key of ['tool_choice', 'function_call']) {
+    if (o[key] != null && o[key] !== 'none' && o[key] !== 'auto') throw unsupported(key, 'tool calling is not supported');
+  }
+  if (o.modalities != null && !(Array.isArray(o.modalities) && o.modalities.every((m) => m === 'text'))) {
+    throw unsupported('modalities', "only ['text'] output is supported");
+  }
+  if (o.messages === undefined) throw invalidParam('messages', "Missing required parameter: 'messages'.", 'missing_required_parameter');
+  if (!Array.isArray(o.messages) || o.messages.length === 0) throw wrongType('messages', 'a non-empty array of messages', o.messages);
+  const images: ChatRequest['images'] = [];
+  const messages = o.messages.map((m, i) => parseMessage(m, `messages[${i}]`, images));
+  return { ...common, job: { kind: 'chat', messages, options: common.options }, images };
+}
+
+export function parseCompletionRequest(body: unknown): CompletionRequest {
+  const o = asObject(body);
+  rejectUnknown(o, COMPLETION_FIELDS);
+  const common = parseCommon(o);
+  common.options.maxTokens ??= 16; // OpenAI's default for completions
+  if (o.echo != null && o.echo !== false) throw unsupported('echo', 'echo is not supported');
+  if (o.suffix != null && o.suffix !== '') throw unsupported('suffix', 'suffix (insertion) is not supported');
+  if (o.best_of != null && o.best_of !== 1) throw unsupported('best_of', 'best_of must be 1');
+  if (o.logprobs != null && o.logprobs !== 0) throw unsupported('logprobs', 'logprobs are not supported');
+  const p = o.prompt;
+  if (p === undefined) throw invalidParam('prompt', "Missing required parameter: 'prompt'.", 'missing_required_parameter');
+  let prompt: string | number[];
+  const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => Number.isInteger(x) && x >= 0);
+  if (typeof p === 'string') prompt = p;
+  else if (Array.isArray(p) && p.length === 1 && typeof p[0] === 'string') prompt = p[0];
+  else if (isIds(p)) prompt = p;
+  else if (Array.isArray(p) && p.length === 1 && isIds(p[0])) prompt = p[0];
+  else if (Array.isArray(p) && p.length > 1 && (p.every((x) => typeof x === 'string') || p.every(isIds))) {
+    throw unsupported('prompt', 'one prompt per request: batches of prompts are not supported (send concurrent requests instead)');
+  } else throw wrongType('prompt', 'a string or an array of token ids', p);
+  return { ...common, job: { kind: 'complete', prompt, options: common.options } };
+}
+
+/** Replaces each image part's URL with checked bytes (fetching http(s) URLs when allowed). */
+export async function loadImages(images: ChatRequest['images'], options: ImageOptions): Promise<void> {
+  for (const { part, param } of images) {
+    if (typeof part.image === 'string') part.image = await imageFromUrl(part.image, param, options);
+  }
+}
+
+function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: boolean; options: JobOptions } {
+  if (o.model === undefined) throw invalidParam('model', "Missing required parameter: 'model'.", 'missing_required_parameter');
+  if (typeof o.model !== 'string' || o.model === '') throw wrongType('model', 'a non-empty string', o.model);
+  const stream = bool(o, 'stream') ?? false;
+  let includeUsage = false;
+  if (o.stream_options != null) {
+    if (!isObj(o.stream_options)) throw wrongType('stream_options', 'an object', o.stream_options);
+    if (!stream) throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
+    includeUsage = bool(o.stream_options, 'include_usage', 'stream_options.include_usage') ?? false;
+  }
+  const n = int(o, 'n', 1);
+  if (n !== undefined && n !== 1) throw unsupported('n', 'n must be 1: this server returns one choice per request');
+  for (const key of ['frequency_penalty', 'presence_penalty']) {
+    const v = num(o, key, -2, 2);
+    if (v !== undefined && v !== 0) throw unsupported(key, `${key} is not supported (use repetition_penalty)`);
+  }
+  if (o.logit_bias != null && !(isObj(o.logit_bias) && Object.keys(o.logit_bias).length === 0)) throw unsupported('logit_bias', 'logit_bias is not supported');
+  if (o.logprobs != null && o.logprobs !== false && o.logprobs !== 0) throw unsupported('logprobs', 'logprobs are not supported');
+  if (o.user != null && typeof o.user !== 'string') throw wrongType('user', 'a string', o.user);
+  const options: JobOptions = {};
+  const set = <K extends keyof JobOptions>(k: K, v: JobOptions[K] | undefined) => {
+    if (v !== undefined) options[k] = v;
+  };
+  set('maxTokens', int(o, 'max_tokens', 1));
+  set('temperature', num(o, 'temperature', 0, 2));
+  const topP = num(o, 'top_p', 0, 1);
+  if (topP === 0) throw invalidParam('top_p', "'top_p' must be greater than 0 and at most 1, got 0 (use temperature 0 for greedy decoding)");
+  set('topP', topP);
+  set('topK', int(o, 'top_k', 0));
+  set('minP', num(o, 'min_p', 0, 1));
+  const rep = num(o, 'repetition_penalty', 0, Infinity);
+  if (rep === 0) throw invalidParam('repetition_penalty', "'repetition_penalty' must be greater than 0");
+  set('repetitionPenalty', rep);
+  set('seed', int(o, 'seed', Number.MIN_SAFE_INTEGER));
+  set('stop', stopList(o.stop, 'stop'));
+  return { model: o.model, stream, includeUsage, options };
+}
+
+const ROLES: Record<string, string> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
+
+function parseMessage(m: unknown, where: string, images: ChatRequest['images']): JobMessage {
+  if (!isObj(m)) throw wrongType(where, 'an object { role, content }', m);
+  if (typeof m.role !== 'string') throw wrongType(`${where}.role`, "one of 'system', 'developer', 'user', 'assistant'", m.role);
+  const role = ROLES[m.role];
+  if (!role) {
+    throw invalidParam(`${where}.role`, `'${where}.role' must be one of 'system', 'developer', 'user', 'assistant', got ${describe(m.role)}` +
+      (m.role === 'tool' || m.role === 'function' ? ' (tool calling is not supported)' : ''), 'invalid_value');
+  }
+  if ((m.tool_calls != null && !(Array.isArray(m.tool_calls) && m.tool_calls.length === 0)) || m.function_call != null) {
+    throw unsupported(`${where}.tool_calls`, 'tool calling is not supported');
+  }
+  if (m.name != null && typeof m.name !== 'string') throw wrongType(`${where}.name`, 'a string', m.name);
+  const c = m.content;
+  if (typeof c === 'string') return { role, content: c };
+  if (c == null && role === 'assistant') return { role, content: '' };
+  if (!Array.isArray(c)) throw wrongType(`${where}.content`, 'a string or an array of content parts', c);
+  const parts = c.map((p, j): JobPart => {
+    const pw = `${where}.content[${j}]`;
+    if (!isObj(p)) throw wrongType(pw, 'a content part object', p);
+    if (p.type === 'text') {
+      if (typeof p.text !== 'string') throw wrongType(`${pw}.text`, 'a string', p.text);
+      return { type: 'text', text: p.text };
+    }
+    if (p.type === 'image_url') {
+      if (role !== 'user') throw invalidParam(pw, `images are only allowed in user messages, not in ${m.role} messages`);
+      const iu = p.image_url;
+      const url = typeof iu === 'string' ? iu : isObj(iu) ? iu.url : undefined;
+      if (typeof url !== 'string' || url === '') throw wrongType(`${pw}.image_url.url`, 'a non-empty string (a data: URL)', url);
+      if (isObj(iu) && iu.detail != null && !['auto', 'low', 'high'].includes(iu.detail as string)) {
+        throw wrongType(`${pw}.image_url.detail`, "'auto', 'low' or 'high'", iu.detail);
+      }
+      const part = { type: 'image' as const, image: url as string | Uint8Array };
+      images.push({ part, param: `${pw}.image_url` });
+      return part;
+    }
+    if (p.type === 'refusal' && role === 'assistant' && typeof p.refusal === 'string') return { type: 'text', text: p.refusal };
+    throw invalidParam(`${pw}.type`, `content part type ${describe(p.type)} is not supported; use 'text' or 'image_url'`, 'invalid_value');
+  });
+  return { role, content: parts };
+}
+
+export function stopList(v: unknown, param: string): string[] | undefined {
+  if (v == null) return undefined;
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string')) throw wrongType(param, 'a string or an array of strings', v);
+  if (list.length > 16) throw invalidParam(param, `'${param}' may hold at most 16 sequences, got ${list.length}`);
+  const stops = (list as string[]).filter((s) => s !== '');
+  return stops.length ? stops : undefined;
+}
+
+function rejectUnknown(o: Obj, known: Set<string>): void {
+  for (const key of Object.keys(o)) {
+    if (!known.has(key)) throw invalidParam(key, `Unrecognized request argument supplied: ${key}`, 'unknown_parameter');
+  }
+}
+
+function unsupported(param: string, message: string): ApiError {
+  return invalidParam(param, `'${param}': ${message}.`, 'unsupported_value');
+}
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export function num(o: Obj, key: string, min: number, max: number, param = key): number | undefined {
+  const v = o[key];
+  if (v == null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw wrongType(param, max === Infinity ? `a number >= ${min}` : `a number between ${min} and ${max}`, v);
+  }
+  return v;
+}
+
+export function int(o: Obj, key: string, min: number, param = key): number | undefined {
+  const v = o[key];
+  if (v == null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw wrongType(param, min === Number.MIN_SAFE_INTEGER ? 'an integer' : `an integer >= ${min}`, v);
+  }
+  return v;
+}
+
+export function bool(o: Obj, key: string, param = key): boolean | undefined {
+  const v = o[key];
+  if (v == null) return undefined;
+  if (typeof v !== 'boolean') throw wrongType(param, 'a boolean', v);
+  return v;
+}

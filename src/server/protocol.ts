@@ -1,0 +1,96 @@
+// The messages between the HTTP thread and the model worker (worker.ts). Everything here is
+// plain data: it crosses postMessage by structured clone.
+import type { ApiErrorData } from './api-error.js';
+
+/** Sampling and length options of a job, already validated for types by the HTTP side. */
+export interface JobOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  stop?: string[];
+}
+
+/** An image as the HTTP side hands it over: a data: URL (checked) or encoded bytes. */
+export type JobImage = string | Uint8Array;
+
+/** A content part of a job message: text, or an image in prompt order. */
+export type JobPart = { type: 'text'; text: string } | { type: 'image'; image: JobImage };
+
+export interface JobMessage {
+  role: string;
+  content: string | JobPart[];
+}
+
+/** What to generate after: a conversation (chat template) or a raw prompt. */
+export type Job =
+  | { kind: 'chat'; messages: JobMessage[]; options: JobOptions }
+  | { kind: 'complete'; prompt: string | number[]; options: JobOptions };
+
+/** load() options the worker passes through (plain data: kernels, threads, GGUF quantization...). */
+export interface ModelLoadOptions {
+  backend?: 'auto' | 'native' | 'js';
+  threads?: number;
+  quant?: string;
+  mmproj?: string;
+  panAndScan?: boolean;
+}
+
+export interface WorkerConfig {
+  modelPath: string;
+  load?: ModelLoadOptions;
+  /** KV cache capacity of each sequence, in tokens (undefined: the default). */
+  context?: number;
+  /** Most sequences decoded together. */
+  parallel: number;
+}
+
+export interface ModelInfo {
+  id: string;
+  path: string;
+  contextLength: number;
+  vision: boolean;
+  backend: string;
+  parameters: number;
+  family: string;
+}
+
+export type ToWorker =
+  | { type: 'submit'; id: number; job: Job }
+  | { type: 'cancel'; id: number }
+  | { type: 'shutdown' };
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface DoneData {
+  /** Text held back until the end (the last piece of the reply). */
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** Milliseconds spent computing the prompt, and decoding after the first token. */
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export type FromWorker =
+  | { type: 'ready'; info: ModelInfo }
+  | { type: 'fatal'; message: string }
+  /** The prompt was prepared and fits: generation is queued. */
+  | { type: 'accepted'; id: number; promptTokens: number }
+  /** The job was refused before generation (bad image, prompt too long, bad option...). */
+  | { type: 'rejected'; id: number; error: ApiErrorData }
+  /** One sampled token (`text` may be empty while bytes or a possible stop string are held back). */
+  | { type: 'token'; id: number; text: string }
+  | { type: 'done'; id: number; done: DoneData }
+  /** Generation failed after it was accepted. */
+  | { type: 'failed'; id: number; message: string }
+  /** Sequences decoding / waiting for a slot, sent whenever either changes. */
+  | { type: 'load'; active: number; waiting: number }
+  /** One batched decode step: how many sequences it advanced and how long it took. */
+  | { type: 'step'; batch: number; ms: number }
+  /** Several of the above, in order (the worker sends each step's events together). */
+  | { type: 'batch'; messages: FromWorker[] };

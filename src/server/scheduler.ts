@@ -1,0 +1,269 @@
+// Continuous batching. Each active sequence owns a KvCache and a Reply; every step
+//   1. admits waiting sequences while fewer than `parallel` are active,
+//   2. computes prompt chunks of newly admitted sequences (up to `prefillBudget` tokens a step),
+//   3. advances every decoding sequence by one token with ONE decodeBatch call (the weights are
+//      read once for the whole batch), and feeds each logits row to that sequence's Reply.
+// New sequences join between steps; a cancelled one leaves at once and its cache goes back to
+// the pool. Synchronous math, driven by an async loop that yields to the event loop between
+// steps so that submissions and cancellations arrive.
+import { SAMPLABLE_VOCAB } from '../generate/generate.js';
+import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
+import type { DecoderInput, Gemma3TextDecoder } from '../model/gemma3-text.js';
+import { KvCache } from '../model/kv-cache.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { DoneData } from './protocol.js';
+
+/** Image embeddings and blocks of a prompt (see DecoderInput), keyed by prompt index. */
+export type PromptExtra = Pick<DecoderInput, 'embeddings' | 'imageBlocks'>;
+
+export interface SchedulerEvents {
+  /** A token was sampled; `text` is what it releases (often '' while bytes are held back). */
+  token(id: number, text: string): void;
+  done(id: number, done: DoneData): void;
+  failed(id: number, message: string): void;
+  /** The number of active (prefilling or decoding) and waiting sequences changed. */
+  load(active: number, waiting: number): void;
+  /** A decode step advanced `batch` sequences together in `ms` milliseconds. */
+  step?(batch: number, ms: number): void;
+  /** A good moment to deliver the events so far (after the prompts of a step, and after its decode). */
+  flush?(): void;
+}
+
+export interface SchedulerOptions {
+  /** Most sequences active at once (each holds a KV cache). */
+  parallel: number;
+  /** KV cache capacity of each sequence, in tokens. */
+  context: number;
+  /** Most prompt tokens computed in one step, so a long prompt does not stall the others. Default 256. */
+  prefillBudget?: number;
+}
+
+interface Sequence {
+  readonly id: number;
+  readonly ids: readonly number[];
+  readonly extra: PromptExtra | undefined;
+  readonly reply: Reply;
+  cache: KvCache | null;
+  /** Prompt tokens already in the cache. */
+  prefilled: number;
+  /** The token to feed next (decode phase), or -1 while the prompt is being computed. */
+  next: number;
+  activatedAt: number;
+  firstTokenAt: number;
+}
+
+export class Scheduler {
+  private readonly waiting: Sequence[] = [];
+  private readonly active: Sequence[] = [];
+  private readonly pool: KvCache[] = [];
+  private readonly allowedVocab: number;
+  private readonly prefillBudget: number;
+  private running = false;
+  private lastLoad = '';
+
+  constructor(
+    private readonly decoder: Gemma3TextDecoder,
+    private readonly tokenizer: Tokenizer,
+    private readonly options: SchedulerOptions,
+    private readonly events: SchedulerEvents,
+  ) {
+    if (!Number.isInteger(options.parallel) || options.parallel < 1) throw new RangeError('parallel must be a positive integer');
+    this.allowedVocab = Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize);
+    this.prefillBudget = options.prefillBudget ?? 256;
+  }
+
+  /** Sequences active (holding a cache) and waiting for a slot. */
+  get load(): { active: number; waiting: number } {
+    return { active: this.active.length, waiting: this.waiting.length };
+  }
+
+  /** KV caches allocated (active plus pooled): at most `parallel`. */
+  get cachesAllocated(): number {
+    return this.active.filter((s) => s.cache).length + this.pool.length;
+  }
+
+  /**
+   * Queues a prompt. `options` are complete (defaults applied); the prompt must leave room for at
+   * least one generated token (checked by the caller, which can tell the client).
+   */
+  add(id: number, promptIds: readonly number[], options: ReplyOptions, extra?: PromptExtra): void {
+    if (promptIds.length === 0 || promptIds.length >= this.options.context) {
+      throw new RangeError(`prompt of ${promptIds.length} tokens does not fit the context of ${this.options.context}`);
+    }
+    const reply = new Reply(this.tokenizer, promptIds, options, this.allowedVocab);
+    this.waiting.push({ id, ids: promptIds, extra, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0 });
+    this.reportLoad();
+    void this.drive();
+  }
+
+  /** Stops a sequence now (finish reason 'abort') and frees its cache. False if it is unknown. */
+  cancel(id: number): boolean {
+    const w = this.waiting.findIndex((s) => s.id === id);
+    if (w >= 0) {
+      const [seq] = this.waiting.splice(w, 1);
+      seq!.reply.end('abort');
+      this.finish(seq!);
+      return true;
+    }
+    const seq = this.active.find((s) => s.id === id);
+    if (!seq) return false;
+    seq.reply.end('abort');
+    this.finish(seq);
+    return true;
+  }
+
+  /** Cancels every sequence, waiting or active. */
+  cancelAll(): void {
+    for (const seq of [...this.waiting, ...this.active]) this.cancel(seq.id);
+  }
+
+  /** One scheduling step (synchronous). Returns whether work remains. */
+  step(): boolean {
+    this.admit();
+    this.reportLoad();
+    this.prefillSome();
+    this.events.flush?.(); // first tokens out before the (longer) batched decode
+    this.decodeAll();
+    this.reportLoad();
+    this.events.flush?.();
+    return this.active.length + this.waiting.length > 0;
+  }
+
+  /** Runs steps until nothing is left, yielding to the event loop between them. */
+  private async drive(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      while (this.active.length + this.waiting.length > 0) {
+        this.step();
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private admit(): void {
+    while (this.active.length < this.options.parallel && this.waiting.length > 0) {
+      const seq = this.waiting.shift()!;
+      seq.cache = this.pool.pop() ?? new KvCache(this.decoder.config, this.options.context);
+      seq.cache.reset();
+      seq.activatedAt = performance.now();
+      this.active.push(seq);
+    }
+  }
+
+  /** Computes prompt chunks, oldest sequence first, up to the step's token budget. */
+  private prefillSome(): void {
+    let budget = this.prefillBudget;
+    for (const seq of [...this.active]) {
+      if (budget <= 0) break;
+      if (seq.next >= 0 || !seq.cache) continue;
+      try {
+        while (budget > 0 && seq.prefilled < seq.ids.length) {
+          const begin = seq.prefilled;
+          const end = chunkEnd(begin, Math.min(seq.ids.length, begin + budget), seq.extra);
+          const last = end === seq.ids.length;
+          const logits = this.decoder.forward(
+            { ids: seq.ids.slice(begin, end), ...sliceExtra(seq.extra, begin, end) }, seq.cache, { logits: last ? 'last' : 'none' });
+          seq.prefilled = end;
+          budget -= end - begin;
+          if (last) this.advance(seq, seq.reply.accept(logits));
+        }
+      } catch (err) {
+        this.fail(seq, err);
+      }
+    }
+  }
+
+  /** One token for every decoding sequence, in one batched pass. */
+  private decodeAll(): void {
+    const batch: Sequence[] = [];
+    for (const seq of [...this.active]) {
+      if (seq.next < 0) continue;
+      if (seq.cache!.length + 1 > seq.cache!.capacity) {
+        seq.reply.end('length'); // context full
+        this.finish(seq);
+      } else batch.push(seq);
+    }
+    if (batch.length === 0) return;
+    let logits: Float32Array;
+    const started = performance.now();
+    try {
+      logits = this.decoder.decodeBatch(batch.map((s) => s.next), batch.map((s) => s.cache!));
+      this.events.step?.(batch.length, performance.now() - started);
+    } catch (err) {
+      for (const seq of batch) this.fail(seq, err);
+      return;
+    }
+    const V = this.decoder.config.vocabSize;
+    batch.forEach((seq, b) => this.advance(seq, seq.reply.accept(logits.subarray(b * V, (b + 1) * V))));
+  }
+
+  private advance(seq: Sequence, step: ReplyStep): void {
+    if (seq.firstTokenAt === 0) seq.firstTokenAt = performance.now();
+    this.events.token(seq.id, step.text);
+    if (step.feed === null) this.finish(seq);
+    else seq.next = step.feed;
+  }
+
+  private finish(seq: Sequence): void {
+    this.release(seq);
+    const now = performance.now();
+    const prefillMs = seq.firstTokenAt ? seq.firstTokenAt - seq.activatedAt : 0;
+    const decodeMs = seq.firstTokenAt ? now - seq.firstTokenAt : 0;
+    // Nothing is released after an abort: the client is gone or asked to stop.
+    const tail = seq.reply.finishReason === 'abort' ? '' : seq.reply.flush();
+    this.reportLoad(); // before `done`: whoever hears of the end sees the slot free already
+    this.events.done(seq.id, {
+      text: tail, finishReason: seq.reply.finishReason ?? 'abort', promptTokens: seq.ids.length,
+      completionTokens: seq.reply.generated, prefillMs, decodeMs,
+    });
+  }
+
+  private fail(seq: Sequence, err: unknown): void {
+    this.release(seq);
+    this.reportLoad();
+    this.events.failed(seq.id, err instanceof Error ? err.message : String(err));
+  }
+
+  /** Takes the sequence out of the active list and returns its cache to the pool. */
+  private release(seq: Sequence): void {
+    const i = this.active.indexOf(seq);
+    if (i >= 0) this.active.splice(i, 1);
+    if (seq.cache) {
+      if (this.pool.length < this.options.parallel) this.pool.push(seq.cache);
+      seq.cache = null;
+    }
+  }
+
+  private reportLoad(): void {
+    const key = `${this.active.length}/${this.waiting.length}`;
+    if (key === this.lastLoad) return;
+    this.lastLoad = key;
+    this.events.load(this.active.length, this.waiting.length);
+  }
+}
+
+/** End of a prompt chunk starting at `begin`, at most `limit`, extended so that no image block is split. */
+function chunkEnd(begin: number, limit: number, extra: PromptExtra | undefined): number {
+  let end = Math.max(limit, begin + 1);
+  for (const [s, e] of extra?.imageBlocks ?? []) if (s < end && e > end) end = e;
+  return end;
+}
+
+/** The image embeddings and blocks of prompt[begin, end), re-indexed from the chunk start. */
+function sliceExtra(extra: PromptExtra | undefined, begin: number, end: number): PromptExtra {
+  if (!extra) return {};
+  const out: { embeddings?: Map<number, Float32Array>; imageBlocks?: [number, number][] } = {};
+  if (extra.embeddings) {
+    const m = new Map<number, Float32Array>();
+    for (const [k, v] of extra.embeddings) if (k >= begin && k < end) m.set(k - begin, v);
+    if (m.size) out.embeddings = m;
+  }
+  if (extra.imageBlocks) {
+    const blocks = extra.imageBlocks.filter(([s, e]) => s >= begin && e <= end).map(([s, e]) => [s - begin, e - begin] as [number, number]);
+    if (blocks.length) out.imageBlocks = blocks;
+  }
+  return out;
+}

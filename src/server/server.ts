@@ -1,0 +1,269 @@
+// `gemma3 serve`: an HTTP server over one model. Routes, the API key, errors in the OpenAI shape
+// (Ollama's on /api/*), health, metrics and the web chat page. The model runs in a worker
+// thread (engine.ts → worker.ts), so this thread only parses, routes and streams.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApiError, toApiError } from './api-error.js';
+import { Engine } from './engine.js';
+import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } from './http.js';
+import { Metrics } from './metrics.js';
+import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
+import { chatCompletions, completions, getModel, listModels } from './openai.js';
+import type { ModelLoadOptions } from './protocol.js';
+
+export interface ServerOptions {
+  /** The checkpoint folder. */
+  modelPath: string;
+  /** Default 127.0.0.1 (loopback only). */
+  host?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** When set, every API request needs `Authorization: Bearer <apiKey>` (the page, /health excepted). */
+  apiKey?: string;
+  /** Most sequences generated together (default 4). */
+  parallel?: number;
+  /** KV cache capacity of each sequence, in tokens (default min(4096, the model's limit)). */
+  context?: number;
+  /** Requests that may wait for a slot before new ones get 429 (default 4 × parallel). */
+  maxQueue?: number;
+  /** Fetch http(s) image URLs named by clients (default false). */
+  allowRemoteImages?: boolean;
+  /** Largest request body in bytes (default 32 MiB). */
+  maxBodyBytes?: number;
+  /**
+   * Origin allowed to call the API from other web pages (CORS), e.g. 'https://app.example' or '*'.
+   * Default none: only the server's own page can use it from a browser, so a random web site cannot
+   * drive a model on your machine.
+   */
+  corsOrigin?: string;
+  /** Passed to load() in the worker: backend, threads, GGUF quant / mmproj, panAndScan. */
+  load?: ModelLoadOptions;
+}
+
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  apiKey: string | undefined;
+  parallel: number;
+  maxQueue: number;
+  allowRemoteImages: boolean;
+  maxBodyBytes: number;
+  corsOrigin: string | undefined;
+}
+
+/** What the route handlers share. */
+export interface ServerContext {
+  engine: Engine;
+  metrics: Metrics;
+  options: ResolvedOptions;
+  /** Unix seconds. */
+  startedAt: number;
+  fingerprint: string;
+}
+
+export interface RunningServer {
+  /** e.g. http://127.0.0.1:8080 */
+  url: string;
+  port: number;
+  engine: Engine;
+  metrics: Metrics;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/** Loads the model (in a worker thread), then listens. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const parallel = options.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) throw new RangeError(`parallel must be an integer in [1, 256], got ${parallel}`);
+  const resolved: ResolvedOptions = {
+    host: options.host ?? '127.0.0.1',
+    port: options.port ?? 8080,
+    apiKey: options.apiKey || undefined,
+    parallel,
+    maxQueue: options.maxQueue ?? 4 * parallel,
+    allowRemoteImages: options.allowRemoteImages ?? false,
+    maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    corsOrigin: options.corsOrigin || undefined,
+  };
+  const metrics = new Metrics();
+  const engine = await Engine.start({
+    modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, ...(options.context !== undefined ? { context: options.context } : {}),
+    ...(options.load ? { load: options.load } : {}),
+  }, metrics);
+  const ctx: ServerContext = {
+    engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
+    fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
+  };
+  const server = createServer((req, res) => void handle(ctx, req, res));
+  server.keepAliveTimeout = 5000;
+  try {
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail);
+      server.listen(resolved.port, resolved.host, () => {
+        server.off('error', fail);
+        ok();
+      });
+    });
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}`, port: address.port, engine, metrics, server,
+    async close() {
+      await engine.close();
+      server.closeAllConnections();
+      await new Promise<void>((ok) => server.close(() => ok()));
+    },
+  };
+}
+
+type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown) => Promise<void> | void;
+
+const POST_ROUTES: Record<string, Handler> = {
+  '/v1/chat/completions': chatCompletions,
+  '/v1/completions': completions,
+  '/api/chat': ollamaChat,
+  '/api/generate': ollamaGenerate,
+};
+
+async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+  const endpoint = routeName(req.method ?? 'GET', path);
+  res.once('close', () => ctx.metrics.countRequest(endpoint, res.headersSent ? res.statusCode : 499));
+  const ollamaShape = path.startsWith('/api/');
+  try {
+    const cors = ctx.options.corsOrigin;
+    if (cors) {
+      res.setHeader('Access-Control-Allow-Origin', cors);
+      res.setHeader('Vary', 'Origin');
+      if (req.method === 'OPTIONS') return preflight(res);
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (path === '/health') return health(ctx, res);
+      const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
+      if (asset) return sendAsset(res, asset);
+    }
+    if (!POST_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
+      throw new ApiError(404, `Unknown endpoint ${req.method} ${path}.`, 'not_found_error', null, 'unknown_url');
+    }
+    if (ctx.options.apiKey) checkApiKey(req, ctx.options.apiKey);
+    const post = POST_ROUTES[path];
+    if (post) {
+      if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      const body = await readJson(req, ctx.options.maxBodyBytes);
+      await post(ctx, req, res, body);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req, path, 'GET');
+    if (path === '/v1/models') return listModels(ctx, res);
+    if (path.startsWith('/v1/models/')) return getModel(ctx, res, safeDecode(path.slice('/v1/models/'.length)));
+    if (path === '/api/tags') return ollamaTags(ctx, res);
+    if (path === '/api/version') return sendJson(res, 200, { version: '0.1.0' });
+    if (path === '/metrics') return sendMetrics(ctx, res);
+  } catch (err) {
+    const e = toApiError(err);
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (ollamaShape) sendJson(res, e.status, { error: e.message }, e.status === 429 ? { 'Retry-After': '1' } : {});
+    else sendError(res, e);
+  }
+}
+
+function routeName(method: string, path: string): string {
+  if (POST_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
+  if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
+  return 'other';
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function methodNotAllowed(req: IncomingMessage, path: string, allowed: string): ApiError {
+  return new ApiError(405, `${req.method} is not allowed on ${path}; use ${allowed}.`, 'invalid_request_error', null, 'method_not_allowed');
+}
+
+function preflight(res: ServerResponse): void {
+  res.writeHead(204, {
+    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Allow-Headers': 'Authorization, Content-Type',
+    'Access-Control-Max-Age': '86400',
+  });
+  res.end();
+}
+
+function health(ctx: ServerContext, res: ServerResponse): void {
+  const e = ctx.engine;
+  sendJson(res, e.healthy ? 200 : 503, {
+    status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}),
+    model: e.info.id, vision: e.info.vision, context_length: e.info.contextLength,
+    active: e.active, queued: e.queued, parallel: ctx.options.parallel, max_queue: ctx.options.maxQueue,
+    auth: ctx.options.apiKey !== undefined,
+  });
+}
+
+function sendMetrics(ctx: ServerContext, res: ServerResponse): void {
+  const e = ctx.engine;
+  const text = ctx.metrics.render({
+    active: e.active, queued: e.queued, parallel: ctx.options.parallel, model: e.info.id, backend: e.info.backend,
+    contextLength: e.info.contextLength,
+  });
+  res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The web page: static files read once from src/server/web (tsc does not copy them to dist/).
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+export const WEB_DIR = [
+  join(dirname(fileURLToPath(import.meta.url)), 'web'),
+  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'server', 'web'),
+].find((d) => existsSync(join(d, 'index.html'))) ?? null;
+
+const WEB_ASSETS: Map<string, Asset> = (() => {
+  const assets = new Map<string, Asset>();
+  if (!WEB_DIR) return assets;
+  for (const name of ['index.html', 'app.js', 'markdown.js', 'style.css', 'favicon.svg']) {
+    const file = join(WEB_DIR, name);
+    if (!existsSync(file)) continue;
+    const body = readFileSync(file);
+    assets.set(`/${name}`, {
+      body, type: TYPES[name.slice(name.lastIndexOf('.'))]!, etag: `"${createHash('sha1').update(body).digest('hex').slice(0, 16)}"`,
+    });
+  }
+  return assets;
+})();
+
+function sendAsset(res: ServerResponse, asset: Asset): void {
+  res.writeHead(200, {
+    'Content-Type': asset.type, 'Content-Length': asset.body.length, ETag: asset.etag, 'Cache-Control': 'no-cache',
+    'Content-Security-Policy': "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'",
+    'X-Content-Type-Options': 'nosniff',
+  });
+  res.end(asset.body);
+}

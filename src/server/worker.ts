@@ -1,0 +1,123 @@
+// The model thread: loads the model, prepares prompts and runs the continuous-batching scheduler,
+// so the HTTP thread stays free (health checks answer while the model computes). Talks to the
+// HTTP side (engine.ts) only through the messages of protocol.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { basename, resolve } from 'node:path';
+import { validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
+import { load, type LoadOptions } from '../load.js';
+import { GemmaError } from '../errors.js';
+import type { Gemma3 } from '../gemma3.js';
+import { ApiError, toApiError } from './api-error.js';
+import { preparePrompt } from './prompt.js';
+import type { FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
+import { Scheduler } from './scheduler.js';
+
+/** KV cache capacity per sequence when --context is not given (or the model's limit, if lower). */
+export const DEFAULT_SERVER_CONTEXT = 4096;
+
+const port = parentPort!;
+/** Events wait here and cross to the HTTP thread together, one message per flush. */
+let outbox: FromWorker[] = [];
+function flush(): void {
+  if (outbox.length === 0) return;
+  port.postMessage(outbox.length === 1 ? outbox[0] : { type: 'batch', messages: outbox } satisfies FromWorker);
+  outbox = [];
+}
+function post(m: FromWorker): void {
+  if (outbox.length === 0) queueMicrotask(flush); // events outside a step (cancel, rejection) go out promptly
+  outbox.push(m);
+}
+const config = workerData as WorkerConfig;
+
+async function main(): Promise<void> {
+  const dir = resolve(config.modelPath);
+  let model: Gemma3;
+  const options = { ...config.load } as LoadOptions;
+  try {
+    try {
+      model = await load(dir, { ...options, contextLength: config.context ?? DEFAULT_SERVER_CONTEXT });
+    } catch (err) {
+      // A model whose limit is below the default: use its own limit.
+      if (config.context !== undefined || !(err instanceof GemmaError && /contextLength/.test(err.message))) throw err;
+      model = await load(dir, options);
+    }
+  } catch (err) {
+    post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  const context = model.contextLength;
+  const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context }, {
+    token: (id, text) => post({ type: 'token', id, text }),
+    done: (id, done) => post({ type: 'done', id, done }),
+    failed: (id, message) => post({ type: 'failed', id, message }),
+    load: (active, waiting) => post({ type: 'load', active, waiting }),
+    step: (batch, ms) => post({ type: 'step', batch, ms }),
+    flush,
+  });
+  /** Jobs whose prompt is being prepared (images decode asynchronously); true once cancelled. */
+  const preparing = new Map<number, boolean>();
+
+  async function submit(id: number, job: Job): Promise<void> {
+    preparing.set(id, false);
+    try {
+      const prompt = await preparePrompt(model, job);
+      const param = job.kind === 'chat' ? 'messages' : 'prompt';
+      if (prompt.ids.length >= context) {
+        throw new ApiError(400,
+          `This model's maximum context length is ${context} tokens. However, your ${param} resulted in ${prompt.ids.length} tokens ` +
+          `(at least 1 token must be left for the reply). Please reduce the length of the ${param}.`,
+          'invalid_request_error', param, 'context_length_exceeded');
+      }
+      const options: GenerateOptions = model.withDefaults({ ...job.options, maxTokens: job.options.maxTokens ?? context });
+      validateGenerateOptions(options);
+      if (preparing.get(id)) {
+        post({ type: 'done', id, done: { text: '', finishReason: 'abort', promptTokens: prompt.ids.length, completionTokens: 0, prefillMs: 0, decodeMs: 0 } });
+        return;
+      }
+      post({ type: 'accepted', id, promptTokens: prompt.ids.length });
+      scheduler.add(id, prompt.ids, options, prompt.extra);
+    } catch (err) {
+      post({ type: 'rejected', id, error: toApiError(err).toData() });
+    } finally {
+      preparing.delete(id);
+    }
+  }
+
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'submit':
+        void submit(m.id, m.job);
+        break;
+      case 'cancel':
+        if (preparing.has(m.id)) preparing.set(m.id, true);
+        else scheduler.cancel(m.id);
+        break;
+      case 'shutdown':
+        // Between steps (no kernel running): stop every sequence, then end this thread.
+        scheduler.cancelAll();
+        flush();
+        model.dispose();
+        process.exit(0);
+    }
+  });
+  const info: ModelInfo = {
+    id: basename(dir).replace(/\.gguf$/i, ''),
+    path: dir,
+    contextLength: context,
+    vision: model.config.vision !== null,
+    backend: model.backend,
+    parameters: countParameters(model),
+    family: 'gemma3',
+  };
+  post({ type: 'ready', info });
+}
+
+/** Parameters of the text decoder (for /api/tags), from the config. */
+function countParameters(model: Gemma3): number {
+  const c = model.config.text;
+  const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize +
+    3 * c.hiddenSize * c.intermediateSize + 4 * c.hiddenSize + 2 * c.headDim;
+  return c.vocabSize * c.hiddenSize + c.numLayers * perLayer + c.hiddenSize;
+}
+
+void main();
