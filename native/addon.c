@@ -2,6 +2,7 @@
 // Exports: info(), setThreads(n), matMul(...), attention(...), quantizeQ8(x, cols).
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,7 +286,18 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* Node unloads the addon when the last thread (main or worker) that loaded it ends; the pool's
+   threads must be gone by then, or they would run unmapped code. */
+static atomic_int live_envs;
+
+static void env_cleanup(void *arg) {
+  (void)arg;
+  if (atomic_fetch_sub(&live_envs, 1) == 1) pool_shutdown();
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  atomic_fetch_add(&live_envs, 1);
+  napi_add_env_cleanup_hook(env, env_cleanup, NULL);
   init_f16_table();
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
   if (force && strcmp(force, "generic") == 0) {

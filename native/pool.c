@@ -27,10 +27,16 @@ static atomic_int pending;
 static atomic_int stopping;
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+/* Several JavaScript threads (workers) may share the addon: one job at a time. */
+static pthread_mutex_t run_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* The generation when the workers were created: a worker that starts late must still see the
+   first job announced after that, so it must not read the counter itself. */
+static unsigned start_generation;
 
 static void *worker_main(void *p) {
   int index = (int)(long)p;
-  unsigned seen = atomic_load(&generation);
+  unsigned seen = start_generation;
   for (;;) {
     int spins = 0;
     while (atomic_load_explicit(&generation, memory_order_acquire) == seen) {
@@ -66,16 +72,32 @@ int pool_threads(void) { return nthreads; }
 void pool_set_threads(int n) {
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
-  if (n == started && n == nthreads) return;
+  pthread_mutex_lock(&run_mutex);
+  if (n == started && n == nthreads) {
+    pthread_mutex_unlock(&run_mutex);
+    return;
+  }
   stop_workers();
   nthreads = n;
+  start_generation = atomic_load(&generation);
   for (int i = 1; i < n; i++) pthread_create(&workers[i], NULL, worker_main, (void *)(long)i);
   started = n;
+  pthread_mutex_unlock(&run_mutex);
+}
+
+
+void pool_shutdown(void) {
+  pthread_mutex_lock(&run_mutex);
+  stop_workers();
+  nthreads = 1;
+  pthread_mutex_unlock(&run_mutex);
 }
 
 void pool_run(pool_job_fn fn, void *arg) {
+  pthread_mutex_lock(&run_mutex);
   if (nthreads <= 1 || started != nthreads) {
     fn(arg, 0, 1);
+    pthread_mutex_unlock(&run_mutex);
     return;
   }
   job_fn = fn;
@@ -87,4 +109,5 @@ void pool_run(pool_job_fn fn, void *arg) {
   pthread_mutex_unlock(&mutex);
   fn(arg, 0, nthreads);
   while (atomic_load_explicit(&pending, memory_order_acquire) > 0) CPU_RELAX();
+  pthread_mutex_unlock(&run_mutex);
 }

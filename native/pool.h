@@ -9,5 +9,7 @@ int pool_threads(void);
 void pool_set_threads(int n);
 /** Runs fn(arg, i, n) for i in [0, n) on n threads and returns when all are done. */
 void pool_run(pool_job_fn fn, void *arg);
+/** Stops the workers (before the addon is unloaded). */
+void pool_shutdown(void);
 
 #endif

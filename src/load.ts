@@ -1,15 +1,20 @@
-// load(path): a Hugging Face checkpoint folder → a ready Gemma3. Checks everything a user can
-// get wrong (missing folder, missing files, bad options) before reading gigabytes.
-import { existsSync, statSync } from 'node:fs';
+// load(path): a Hugging Face checkpoint folder, or a llama.cpp GGUF file (load-gguf.ts) → a ready
+// Gemma3. Checks everything a user can get wrong (missing folder, missing files, bad options)
+// before reading gigabytes.
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { selectBackend } from './backend/native-backend.js';
 import { loadChatTemplate, type ChatTemplate } from './chat/chat-template.js';
 import { GemmaError, invalidArgument } from './errors.js';
+import { quantPlan, quantizingSource } from './convert/load-quant.js';
 import { openCheckpoint } from './formats/safetensors.js';
+import type { TensorSource } from './formats/tensor-source.js';
+import { loadGgufModel } from './load-gguf.js';
 import { Gemma3, type GenerationDefaults, type VisionSupport } from './gemma3.js';
 import { loadConfig, loadGenerationConfig } from './model/config.js';
 import { loadTextDecoder } from './model/text-model.js';
 import { loadVisionEncoder } from './model/vision-model.js';
+import { resolveTextTensors, resolveVisionTensors } from './model/weight-names.js';
 import { loadTokenizer } from './tokenizer/tokenizer.js';
 import { loadPreprocessorConfig } from './vision/preprocess.js';
 
@@ -31,12 +36,24 @@ export interface LoadOptions {
   maxImagePixels?: number;
   /** Default of the per-request `panAndScan` option (default: the checkpoint's do_pan_and_scan, usually false). */
   panAndScan?: boolean;
+  /**
+   * GGUF models: the vision projector file (llama.cpp's `mmproj-*.gguf`) that gives the model its
+   * image input. Default: the single `mmproj*.gguf` in the model file's folder, if there is exactly
+   * one; false: none (text only). Not allowed with a Hugging Face folder (its vision tower is inside).
+   */
+  mmproj?: string | false;
+  /**
+   * Quantise the float weights as they load, with the tensor types `gemma3 convert --type` gives
+   * (q8_0: every matrix Q8_0; q4_0: Q4_0, the tied embedding / output head Q8_0). Norms and 1-D
+   * tensors stay float; already-quantised GGUF tensors are kept. Default: weights as stored.
+   */
+  quant?: 'q8_0' | 'q4_0';
 }
 
 export const DEFAULT_CONTEXT_LENGTH = 8192;
 
 export async function load(path: string, options: LoadOptions = {}): Promise<Gemma3> {
-  if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder path', path);
+  if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder or GGUF file path', path);
   if (options.backend !== undefined && !['auto', 'native', 'js'].includes(options.backend)) {
     throw invalidArgument('backend', "'auto', 'native' or 'js'", options.backend);
   }
@@ -53,10 +70,24 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
   if (maxImagePixels !== undefined && (typeof maxImagePixels !== 'number' || Number.isNaN(maxImagePixels) || maxImagePixels <= 0)) {
     throw invalidArgument('maxImagePixels', 'a positive number', maxImagePixels);
   }
+  if (options.mmproj !== undefined && options.mmproj !== false && (typeof options.mmproj !== 'string' || options.mmproj === '')) {
+    throw invalidArgument('mmproj', 'the path of an mmproj GGUF file, or false', options.mmproj);
+  }
+  if (options.quant !== undefined && options.quant !== 'q8_0' && options.quant !== 'q4_0') {
+    throw invalidArgument('quant', "'q8_0' or 'q4_0'", options.quant);
+  }
   const dir = resolve(path);
-  if (!existsSync(dir)) throw new GemmaError('FILE_NOT_FOUND', `model folder ${dir} does not exist`);
+  if (!existsSync(dir)) {
+    throw new GemmaError('FILE_NOT_FOUND', `${/\.gguf$/i.test(dir) ? 'GGUF file' : 'model folder'} ${dir} does not exist`);
+  }
   if (!statSync(dir).isDirectory()) {
-    throw new GemmaError('UNSUPPORTED_MODEL', `${dir} is a file; pass the checkpoint folder (config.json, *.safetensors, tokenizer.json)`);
+    if (/\.gguf$/i.test(dir) || startsWithGgufMagic(dir)) return loadGgufModel(dir, options);
+    throw new GemmaError('UNSUPPORTED_MODEL',
+      `${dir} is neither a checkpoint folder (config.json, *.safetensors, tokenizer.json) nor a GGUF file`);
+  }
+  if (options.mmproj !== undefined && options.mmproj !== false) {
+    throw new GemmaError('INVALID_ARGUMENT',
+      `mmproj applies to GGUF models; ${dir} is a Hugging Face checkpoint folder, whose vision tower (if any) is in its safetensors`);
   }
   const config = loadConfig(dir);
   const maxContext = config.text.maxPositionEmbeddings;
@@ -83,10 +114,15 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
     }
   }
 
-  const source = openCheckpoint(dir);
+  const checkpoint = openCheckpoint(dir);
   let decoder;
   let vision: VisionSupport | null = null;
   try {
+    let source: TensorSource = checkpoint;
+    if (options.quant !== undefined) {
+      const visionNames = config.vision ? resolveVisionTensors(checkpoint, config) : undefined;
+      source = quantizingSource(checkpoint, quantPlan(checkpoint, config, options.quant, resolveTextTensors(checkpoint, config), visionNames));
+    }
     const total = source.names().length;
     let done = 0;
     const backend = selectBackend(options.backend ?? 'auto', options.threads);
@@ -103,7 +139,7 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
       };
     }
   } finally {
-    source.close();
+    checkpoint.close();
   }
   options.onProgress?.(1);
 
@@ -117,4 +153,18 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
     eosTokenIds: generationConfig.eosTokenIds ?? config.text.eosTokenIds,
   };
   return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, dir, vision);
+}
+
+/** Whether the file begins with "GGUF" (a GGUF model without the .gguf extension). */
+function startsWithGgufMagic(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(4);
+    return readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'GGUF';
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

@@ -16,6 +16,8 @@ export const MODEL_FLAGS = {
   context: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
+  mmproj: { type: 'string' },
+  quant: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -103,10 +105,18 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   if (backend !== undefined && !['auto', 'native', 'js'].includes(backend)) {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
+  const quant = values.quant as string | undefined;
+  if (quant !== undefined && quant !== 'q8_0' && quant !== 'q4_0') {
+    throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0 or q4_0, got ${JSON.stringify(quant)}`);
+  }
+  const mmproj = values.mmproj as string | undefined;
+  if (mmproj !== undefined && mmproj === '') throw new GemmaError('INVALID_ARGUMENT', '--mmproj needs a file path');
   const tty = process.stderr.isTTY;
   let shown = -1;
   const started = Date.now();
   const model = await load(dir, {
+    ...(quant !== undefined ? { quant } : {}),
+    ...(mmproj !== undefined ? { mmproj } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(backend !== undefined ? { backend: backend as 'auto' | 'native' | 'js' } : {}),

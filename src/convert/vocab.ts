@@ -6,9 +6,13 @@
 // The converter reads tokens, scores and types from tokenizer.model; a checkpoint with only
 // tokenizer.json has no scores, so they are derived from the BPE merges. Hugging Face built those
 // merges from the SentencePiece scores (merges sorted by the merged piece's score, best first), so
-// score(piece) = -(rank of the first merge that produces it) orders pieces exactly as the real
-// scores do, which is all llama.cpp's SPM tokenizer uses them for (it merges the highest-scoring
-// bigram first). Pieces no merge produces (single characters) get a score below every merge.
+// ordering the NORMAL pieces by the rank of the first merge that produces each and scoring them
+// 0, -1, -2, … reproduces the SentencePiece BPE scores (the trainer scores its i-th piece -i). That
+// order is all llama.cpp's SPM tokenizer uses (it merges the highest-scoring bigram first), and
+// tokenizer/gguf-vocab.ts rebuilds tokenizer.json's exact merge list from it: the first piece's 0
+// ties with the user-defined pieces' 0 there, as in tokenizer.model (the first normal merge, "▁t",
+// sits among the whitespace-run merges). Pieces no merge produces (single characters) score below
+// every merged piece.
 // Then, as in `_create_vocab_sentencepiece`, every added token of tokenizer_config.json becomes
 // CONTROL (special, or looks special: <unused…>, <mask>, <|…|>) or USER_DEFINED (▁ replaced by a
 // space), score -1000; <0xXX> pieces are BYTE and the unknown piece UNKNOWN.
@@ -71,7 +75,7 @@ export function readGgufVocab(dir: string): GgufVocab {
     const piece = Array.isArray(m) ? m[0] + m[1] : m.replace(' ', '');
     if (!firstMerge.has(piece)) firstMerge.set(piece, rank);
   });
-  const unmerged = -(model.merges.length as number) - 1;
+  const ranked: [number, number][] = []; // [first merge rank, id] of the NORMAL pieces a merge produces
   for (const [piece, id] of Object.entries(model.vocab as Record<string, number>)) {
     if (!Number.isSafeInteger(id) || id < 0) throw new GemmaError('BAD_FORMAT', `${tokPath}: vocab id of ${JSON.stringify(piece)} is ${id}`);
     tokens[id] = piece;
@@ -84,7 +88,7 @@ export function readGgufVocab(dir: string): GgufVocab {
     } else {
       types[id] = TokenType.NORMAL;
       const rank = firstMerge.get(piece);
-      scores[id] = rank === undefined ? unmerged : -rank;
+      if (rank !== undefined) ranked.push([rank, id]);
     }
   }
 
@@ -99,6 +103,15 @@ export function readGgufVocab(dir: string): GgufVocab {
     tokens[id] = control ? content : content.replaceAll('\u2581', ' ');
     scores[id] = -1000;
   }
+  // SentencePiece-style scores of the NORMAL pieces (added tokens are scored -1000 above).
+  const scored = new Uint8Array(n);
+  let next = 0;
+  for (const [, id] of ranked.sort((a, b) => a[0] - b[0])) {
+    if (types[id] !== TokenType.NORMAL) continue;
+    scores[id] = -next++;
+    scored[id] = 1;
+  }
+  for (let id = 0; id < n; id++) if (types[id] === TokenType.NORMAL && scored[id] === 0) scores[id] = -next;
 
   const metadata: GgufMetadataEntry[] = [
     ['tokenizer.ggml.model', 'string', 'llama'],

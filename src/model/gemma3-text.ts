@@ -60,7 +60,9 @@ export class Gemma3TextDecoder {
     const vocab = this.config.vocabSize;
     for (let t = 0; t < T; t++) {
       const id = input.ids[t]!;
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      // A position whose embedding is given (an image soft token) never reads the embedding table,
+      // so its id may lie past it (262144 in a GGUF, whose table has exactly 262144 rows).
+      if (!Number.isInteger(id) || id < 0 || (id >= vocab && input.embeddings?.has(t) !== true)) {
         throw new GemmaError('INVALID_ARGUMENT', `token id ${id} at index ${t} is outside the vocabulary [0, ${vocab})`);
       }
     }

@@ -6,6 +6,7 @@ import { toFloat32 } from '../formats/dtypes.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 import type { Gemma3Config } from './config.js';
 import { rmsNorm } from './ops.js';
+import type { NormConvention } from './weights.js';
 
 export interface ProjectorWeights {
   softEmbNorm: Float32Array; // effective scale (1 + w), [visionHidden]
@@ -13,9 +14,11 @@ export interface ProjectorWeights {
   projection: WeightMatrix;
 }
 
-export function loadProjectorWeights(source: TensorSource, names: ReadonlyMap<string, string>): ProjectorWeights {
+/** `norms`: 'offset-by-one' for Hugging Face checkpoints (w stored), 'stored-as-is' for mmproj GGUFs (1 + w stored). */
+export function loadProjectorWeights(source: TensorSource, names: ReadonlyMap<string, string>,
+                                     norms: NormConvention = 'offset-by-one'): ProjectorWeights {
   const norm = toFloat32(source.read(names.get('mm.soft_emb_norm.weight')!));
-  for (let i = 0; i < norm.length; i++) norm[i] = Math.fround(1 + norm[i]!);
+  if (norms === 'offset-by-one') for (let i = 0; i < norm.length; i++) norm[i] = Math.fround(1 + norm[i]!);
   const w = source.read(names.get('mm.input_projection.weight')!);
   const [inDim, outDim] = w.shape as [number, number];
   const elem = w.dtype === 'f32' ? 4 : 2;

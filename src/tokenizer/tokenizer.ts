@@ -233,13 +233,18 @@ class GemmaTokenizer implements Tokenizer {
 
 /**
  * Loads `dir/tokenizer.json` (and `dir/tokenizer_config.json` when present, for add_bos_token /
- * add_eos_token / eos_token). `dir` may also name the tokenizer.json file itself.
+ * add_eos_token / eos_token). `dir` may also name the tokenizer.json file itself, or a GGUF
+ * model file (`*.gguf`: the vocabulary in its metadata, see gguf-vocab.ts).
  */
 export async function loadTokenizer(dir: string): Promise<Tokenizer> {
   let path = join(dir, 'tokenizer.json');
   let configDir = dir;
   try {
     const st = await stat(dir);
+    if (st.isFile() && dir.toLowerCase().endsWith('.gguf')) {
+      const { loadGgufTokenizer } = await import('./gguf-vocab.js');
+      return loadGgufTokenizer(dir);
+    }
     if (st.isFile()) {
       path = dir;
       configDir = dirname(dir);
@@ -354,6 +359,14 @@ export function tokenizerFromJson(json: unknown, configJson?: unknown, source = 
 
 function checkModelType(model: Json, bad: (m: string) => GemmaError): void {
   if (model['type'] !== undefined && model['type'] !== 'BPE') throw bad(`model type is ${JSON.stringify(model['type'])}, expected "BPE"`);
+}
+
+/**
+ * Builds a tokenizer from a tokenizer.json-shaped object without `model.vocab` / `model.merges`
+ * and the vocabulary and merges as tables (used by the GGUF vocabulary, gguf-vocab.ts).
+ */
+export function tokenizerFromTables(root: Json, tables: ModelTables, config: unknown, source: string): Tokenizer {
+  return buildTokenizer(root, tables, config, source);
 }
 
 /** Everything but the vocabulary and merges: options, added tokens, special ids. */

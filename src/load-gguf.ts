@@ -1,0 +1,169 @@
+// load(file.gguf): a llama.cpp Gemma 3 GGUF (+ its mmproj vision file) → a ready Gemma3.
+// What comes from where:
+//   hyper-parameters  gemma3.* keys with llama.cpp's hard-coded Gemma 3 rules (model/gguf-config.ts:
+//                     5:1 sliding pattern, local RoPE base 10000, attention scale by layer count)
+//   weights           llama.cpp names; every norm already stores 1 + w ('stored-as-is'); the
+//                     embedding has the tokenizer's 262144 rows and is the tied output head
+//   tokenizer         tokenizer.ggml.* rebuilt as tokenizer.json's BPE (tokenizer/gguf-vocab.ts)
+//   chat template     tokenizer.chat_template
+//   sampling          Gemma's generation_config.json (temperature 1, top-k 64, top-p 0.95); stop on
+//                     the file's eos (+ eot / eom) and on <eos> 1 and <end_of_turn> 106
+//   vision            an mmproj GGUF (clip.projector_type gemma3): `options.mmproj`, else the one
+//                     mmproj*.gguf next to the model (none or several: text only). Images are
+//                     preprocessed as Hugging Face's Gemma3ImageProcessor does (PIL bilinear to the
+//                     file's image_size, its mean / std), not with llama.cpp's own resize.
+// The image soft token (262144) has no embedding row in such files: its positions always take the
+// image features (the decoder allows ids past the table where an embedding is given).
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { WeightMatrix } from './backend/backend.js';
+import { selectBackend } from './backend/native-backend.js';
+import { ChatTemplate } from './chat/chat-template.js';
+import { quantPlan, quantizingSource, type LoadQuant } from './convert/load-quant.js';
+import { GemmaError, invalidArgument } from './errors.js';
+import { openGguf, type GgufSource } from './formats/gguf.js';
+import { resolveGgufTextTensors, resolveGgufVisionTensors } from './formats/gguf-names.js';
+import type { TensorSource } from './formats/tensor-source.js';
+import { Gemma3, type GenerationDefaults, type VisionSupport } from './gemma3.js';
+import { Gemma3TextDecoder } from './model/gemma3-text.js';
+import { configFromGgufSource, visionConfigFromMmproj, withMmproj } from './model/gguf-config.js';
+import { loadVisionEncoder } from './model/vision-model.js';
+import { loadTextWeights } from './model/weights.js';
+import { textWeightSpecs } from './model/weight-names.js';
+import { IMAGE_SOFT_TOKEN, tokenizerFromGguf } from './tokenizer/gguf-vocab.js';
+import type { Tokenizer } from './tokenizer/tokenizer.js';
+import { defaultPreprocessorConfig } from './vision/preprocess.js';
+
+/** The options load() passes on (validated there). */
+export interface GgufLoadOptions {
+  backend?: 'auto' | 'native' | 'js';
+  threads?: number;
+  contextLength?: number;
+  onProgress?: (fraction: number) => void;
+  allowRemoteImages?: boolean;
+  maxImagePixels?: number;
+  panAndScan?: boolean;
+  mmproj?: string | false;
+  quant?: LoadQuant;
+}
+
+/** Gemma 3's generation_config.json (the GGUF has no sampling keys). */
+export const GEMMA3_SAMPLING = { temperature: 1, topK: 64, topP: 0.95 } as const;
+const DEFAULT_CONTEXT_LENGTH = 8192;
+
+/** Loads a Gemma 3 GGUF file (path already resolved and known to be a file). */
+export async function loadGgufModel(file: string, options: GgufLoadOptions): Promise<Gemma3> {
+  const source = openGguf(file);
+  let mmSource: GgufSource | null = null;
+  try {
+    const arch = source.metadata.get('general.architecture');
+    if (arch === 'clip') {
+      throw new GemmaError('UNSUPPORTED_MODEL',
+        `${file} is a vision projector (mmproj) file; load the Gemma 3 model GGUF and give this file as the mmproj option (CLI: --mmproj)`);
+    }
+    let config = configFromGgufSource(source);
+    const maxContext = config.text.maxPositionEmbeddings;
+    const contextLength = options.contextLength ?? Math.min(DEFAULT_CONTEXT_LENGTH, maxContext);
+    if (!Number.isInteger(contextLength) || contextLength < 2 || contextLength > maxContext) {
+      throw invalidArgument('contextLength', `an integer in [2, ${maxContext}]`, options.contextLength);
+    }
+    const tokenizer = tokenizerFromGguf(source.metadata, file);
+    if (tokenizer.size < config.text.vocabSize) {
+      throw new GemmaError('BAD_FORMAT', `${file}: the vocabulary has ${tokenizer.size} tokens but token_embd.weight has ${config.text.vocabSize} rows`);
+    }
+    const chatTemplate = templateOf(source, tokenizer, file);
+
+    const mmprojPath = findMmproj(file, options.mmproj);
+    if (mmprojPath !== null) {
+      mmSource = openGguf(mmprojPath);
+      config = withMmproj(config, visionConfigFromMmproj(mmSource.metadata, mmprojPath), mmprojPath);
+      const soft = tokenizer.tokenId(IMAGE_SOFT_TOKEN);
+      const boi = tokenizer.tokenId('<start_of_image>');
+      if (soft !== config.imageTokenId || boi !== config.boiTokenId) {
+        throw new GemmaError('UNSUPPORTED_MODEL',
+          `${file}: the vocabulary does not have Gemma 3's image tokens (${IMAGE_SOFT_TOKEN} = ${config.imageTokenId}, ` +
+          `<start_of_image> = ${config.boiTokenId}), so the images of ${mmprojPath} cannot be placed`);
+      }
+    }
+
+    const textNames = resolveGgufTextTensors(source, config);
+    const visionNames = mmSource !== null ? resolveGgufVisionTensors(mmSource, config) : null;
+    let text: TensorSource = source;
+    let vision: TensorSource | null = mmSource;
+    if (options.quant !== undefined) {
+      text = quantizingSource(source, quantPlan(source, config, options.quant, textNames));
+      if (mmSource !== null) vision = quantizingSource(mmSource, quantPlan(mmSource, config, options.quant, new Map(), visionNames!));
+    }
+
+    const total = textWeightSpecs(config.text).length;
+    let done = 0;
+    const backend = selectBackend(options.backend ?? 'auto', options.threads);
+    // Each tensor read is a fresh buffer, so the backend may rearrange it in place (as loadTextDecoder does).
+    const prepare = backend.prepareMatrix ? (w: WeightMatrix) => backend.prepareMatrix!(w, true) : undefined;
+    const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
+    const decoder = new Gemma3TextDecoder(config.text, weights, backend);
+    let visionSupport: VisionSupport | null = null;
+    if (vision !== null && config.vision !== null) {
+      const mm = visionConfigFromMmproj(mmSource!.metadata, mmprojPath!);
+      const preprocessor = {
+        ...defaultPreprocessorConfig(),
+        size: { height: mm.vision.imageSize, width: mm.vision.imageSize },
+        imageMean: mm.imageMean as [number, number, number],
+        imageStd: mm.imageStd as [number, number, number],
+        imageSeqLength: mm.mmTokensPerImage,
+      };
+      visionSupport = {
+        encoder: loadVisionEncoder(vision, config, backend, { names: visionNames!, norms: 'stored-as-is' }),
+        preprocessor,
+        allowRemote: options.allowRemoteImages ?? false,
+        ...(options.maxImagePixels !== undefined ? { maxPixels: options.maxImagePixels } : {}),
+        panAndScan: options.panAndScan ?? false,
+      };
+    }
+    options.onProgress?.(1);
+    const defaults: GenerationDefaults = {
+      ...GEMMA3_SAMPLING, minP: 0, repetitionPenalty: 1, eosTokenIds: config.text.eosTokenIds,
+    };
+    return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, file, visionSupport);
+  } finally {
+    source.close();
+    mmSource?.close();
+  }
+}
+
+/**
+ * The mmproj file for `file`: `explicit` (a path; false: none), else the single `mmproj*.gguf`
+ * in the same folder (none or several: null).
+ */
+export function findMmproj(file: string, explicit: string | false | undefined): string | null {
+  if (explicit === false) return null;
+  if (explicit !== undefined) return resolve(explicit);
+  const dir = dirname(file);
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  const found = entries.filter((f) => /^mmproj.*\.gguf$/i.test(f) && f !== basename(file));
+  return found.length === 1 ? join(dir, found[0]!) : null;
+}
+
+/** tokenizer.chat_template with the special-token variables tokenizer_config.json would give. */
+function templateOf(source: GgufSource, tokenizer: Tokenizer, file: string): ChatTemplate | null {
+  const t = source.metadata.get('tokenizer.chat_template');
+  if (typeof t !== 'string' || t === '') return null;
+  const special: Record<string, string> = {};
+  const piece = (id: number): string | undefined => (id >= 0 && id < tokenizer.size ? tokenizer.piece(id) : undefined);
+  const set = (key: string, value: string | undefined): void => {
+    if (value !== undefined) special[key] = value;
+  };
+  set('bos_token', piece(tokenizer.bosId));
+  set('eos_token', piece(tokenizer.configEosId));
+  set('pad_token', piece(tokenizer.padId));
+  set('unk_token', piece(tokenizer.unkId));
+  for (const [key, token] of [['boi_token', '<start_of_image>'], ['eoi_token', '<end_of_image>'], ['image_token', IMAGE_SOFT_TOKEN]] as const) {
+    if (tokenizer.tokenId(token) !== undefined) special[key] = token;
+  }
+  return new ChatTemplate(t, { specialTokens: special, origin: `${file} (tokenizer.chat_template)` });
+}
