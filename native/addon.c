@@ -3,6 +3,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,21 @@ static void matmul_job_fn(void *p, int thread, int nthreads) {
   if (a < b) kernel_for(j->m.dtype)(&j->m, a, b);
 }
 
+typedef struct {
+  const float *x;
+  q8_block *y;
+  size_t blocks;
+} quantize_job;
+
+static void quantize_job_fn(void *p, int thread, int nthreads) {
+  const quantize_job *j = (const quantize_job *)p;
+  const size_t per = (j->blocks + nthreads - 1) / nthreads;
+  const size_t b0 = (size_t)thread * per;
+  const size_t b1 = b0 + per < j->blocks ? b0 + per : j->blocks;
+  /* Rows are whole blocks back to back, so the batch is one long row. */
+  if (b0 < b1) quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
+}
+
 static q8_block *q8_scratch = NULL;
 static size_t q8_capacity = 0;
 
@@ -125,7 +141,9 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
         return NULL;
       }
     }
-    for (int n = 0; n < batch; n++) quantize_row_q8(x + (size_t)n * cols, q8_scratch + (size_t)n * (cols / 32), cols);
+    quantize_job qj = {x, q8_scratch, need};
+    if (need < 1024) quantize_job_fn(&qj, 0, 1); /* a decode step: not worth waking the pool */
+    else pool_run(quantize_job_fn, &qj);
     job.m.x = q8_scratch;
   }
   pool_run(matmul_job_fn, &job);
@@ -209,6 +227,43 @@ static napi_value attention_full(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (!attention_full_run(&a)) napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
+  return NULL;
+}
+
+typedef struct {
+  float *gate;
+  const float *up;
+  size_t n;
+} gelu_job;
+
+static void gelu_job_fn(void *p, int thread, int nthreads) {
+  const gelu_job *j = (const gelu_job *)p;
+  const size_t per = (j->n + nthreads - 1) / nthreads;
+  const size_t i0 = (size_t)thread * per, i1 = i0 + per < j->n ? i0 + per : j->n;
+  const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+  for (size_t i = i0; i < i1; i++) {
+    const float z = j->gate[i];
+    j->gate[i] = 0.5f * z * (1.0f + tanhf(k * (z + 0.044715f * z * z * z))) * j->up[i];
+  }
+}
+
+/* geluTanhMul(gate, up, n): gate[i] = gelu_tanh(gate[i]) * up[i] (the GeGLU of the decoder MLP). */
+static napi_value gelu_tanh_mul(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t gb, ub;
+  float *gate = (float *)typed_data(env, argv[0], &gb, 0);
+  const float *up = (const float *)typed_data(env, argv[1], &ub, 0);
+  int32_t n;
+  if (!gate || !up) return NULL;
+  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * 4 > gb || (size_t)n * 4 > ub) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "geluTanhMul: sizes do not match the arrays");
+    return NULL;
+  }
+  gelu_job j = {gate, up, (size_t)n};
+  if (n < 4096) gelu_job_fn(&j, 0, 1);
+  else pool_run(gelu_job_fn, &j);
   return NULL;
 }
 
@@ -315,6 +370,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
+    {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},

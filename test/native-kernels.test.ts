@@ -7,6 +7,7 @@ import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
 import { decodeRow } from '../src/backend/rows.js';
+import { geluTanhMul } from '../src/model/ops.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { f32ToF16, quantizeRowQ4_0, quantizeRowQ8_0 } from '../src/formats/quant.js';
 import { Rng } from '../src/generate/rng.js';
@@ -191,6 +192,19 @@ test('unmasked attention (every token sees every token, the SigLIP case) equals 
     native!.attention(b, q, k, v, empty, 0, T, shape, spans);
     const err = relErr(b, a);
     assert.ok(err < 1e-5, `T ${T} heads ${heads} headDim ${headDim}: relative error ${err}`);
+  }
+});
+
+test('the GeGLU activation equals TypeScript', { skip }, () => {
+  const rng = new Rng(21);
+  for (const n of [7, 5000]) {
+    const gate = randn(rng, n, 3);
+    const up = randn(rng, n);
+    const a = gate.slice();
+    geluTanhMul(a, up, n);
+    const b = gate.slice();
+    native!.geluTanhMul(b, up, n);
+    assert.ok(relErr(b, a) < 1e-6, `n ${n}: relative error ${relErr(b, a)}`);
   }
 });
 

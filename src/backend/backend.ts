@@ -48,6 +48,8 @@ export interface ImageSpans {
 
 export interface Backend {
   readonly name: 'js' | 'native';
+  /** Optional: gate[i] = gelu_tanh(gate[i]) · up[i] for i < n (ops.ts geluTanhMul otherwise). */
+  geluTanhMul?(gate: Float32Array, up: Float32Array, n: number): void;
   /**
    * Optionally rearranges a weight matrix once, at load, into the layout this backend's kernels
    * read fastest (same values; the original may then be dropped).

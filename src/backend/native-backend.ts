@@ -18,6 +18,7 @@ interface NativeBinding {
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
+  geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
   info(): { kernels: string; threads: number };
@@ -64,6 +65,10 @@ export class NativeBackend implements Backend {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x4') return w;
     const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols, inPlace);
     return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x4' } : w;
+  }
+
+  geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
+    this.binding.geluTanhMul(gate, up, n);
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {

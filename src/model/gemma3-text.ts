@@ -192,7 +192,8 @@ export class Gemma3TextDecoder {
     rmsNorm(ws.xb, ws.x, w.ffnNorm, eps, T, H);
     be.matMul(ws.hb, w.ffnGate, ws.xb, T); // [T, intermediateSize]
     be.matMul(ws.hb2, w.ffnUp, ws.xb, T); // [T, intermediateSize]
-    geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
+    if (be.geluTanhMul) be.geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
+    else geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
     be.matMul(ws.xb2, w.ffnDown, ws.hb, T); // [T, H]
     rmsNorm(ws.xb2, ws.xb2, w.postFfwNorm, eps, T, H);
     addInPlace(ws.x, ws.xb2, T * H);
