@@ -29,24 +29,34 @@ void repack_x4(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) 
   }
 }
 
+/* One group of four rows, from `rows4` (the four rows back to back) into `dst`. QBYTES is a
+   compile-time constant so the copies inline. */
+#define REPACK_GROUP(QBYTES)                                                              \
+  do {                                                                                   \
+    const int block = (QBYTES) + 2, group_block = 8 + 4 * (QBYTES);                       \
+    for (int b = 0; b < nb; b++) {                                                       \
+      uint8_t *d = dst + (size_t)b * group_block;                                        \
+      for (int i = 0; i < 4; i++) {                                                      \
+        const uint8_t *s = rows4 + (size_t)i * row_bytes + (size_t)b * block;             \
+        d[2 * i] = s[0];                                                                 \
+        d[2 * i + 1] = s[1];                                                             \
+        memcpy(d + 8 + i * (QBYTES), s + 2, (QBYTES));                                   \
+      }                                                                                  \
+    }                                                                                    \
+  } while (0)
+
 int repack_x4_in_place(uint8_t *w, int dtype, int rows, int cols) {
   if (rows % 4 != 0) return 0;
   const int nb = cols / 32;
-  const int block = dtype == DT_Q4_0 ? 18 : 34, qbytes = block - 2, group_block = 8 + 4 * qbytes;
-  const size_t row_bytes = (size_t)nb * block, group_bytes = 4 * row_bytes;
+  const size_t row_bytes = (size_t)nb * (dtype == DT_Q4_0 ? 18 : 34), group_bytes = 4 * row_bytes;
   uint8_t *tmp = (uint8_t *)malloc(group_bytes);
   if (!tmp) return 0;
   for (int g = 0; g < rows / 4; g++) {
-    uint8_t *base = w + (size_t)g * group_bytes;
-    memcpy(tmp, base, group_bytes);
-    for (int i = 0; i < 4; i++) {
-      for (int b = 0; b < nb; b++) {
-        const uint8_t *s = tmp + (size_t)i * row_bytes + (size_t)b * block;
-        uint8_t *d = base + (size_t)b * group_block;
-        memcpy(d + 2 * i, s, 2);
-        memcpy(d + 8 + (size_t)i * qbytes, s + 2, (size_t)qbytes);
-      }
-    }
+    uint8_t *dst = w + (size_t)g * group_bytes;
+    const uint8_t *rows4 = tmp;
+    memcpy(tmp, dst, group_bytes);
+    if (dtype == DT_Q4_0) REPACK_GROUP(16);
+    else REPACK_GROUP(32);
   }
   free(tmp);
   return 1;
