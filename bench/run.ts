@@ -1,5 +1,5 @@
 // npm run bench [-- --json] [--weights bf16,q8_0,q4_0] [--rounds N] [--threads N] [--prompt N] [--decode N]
-//               [--skip-llama] [--skip-vision] [--cache DIR]
+//               [--skip-llama] [--skip-vision] [--vision-backend native|js] [--vision-layers N] [--cache DIR]
 // Our engine against llama.cpp (node-llama-cpp) on the same synthetic 4B-shaped GGUFs, each run
 // in its own process, engines alternating, medians over rounds. Then one 896×896 image through
 // the full-size SigLIP tower and projector. Prints tables; with --json the last line is
@@ -15,7 +15,7 @@ const { values } = parseArgs({
   options: {
     json: { type: 'boolean' }, weights: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' },
     prompt: { type: 'string' }, decode: { type: 'string' }, 'skip-llama': { type: 'boolean' }, 'skip-vision': { type: 'boolean' },
-    cache: { type: 'string' },
+    cache: { type: 'string' }, 'vision-backend': { type: 'string' }, 'vision-layers': { type: 'string' },
   },
 });
 const weights = (values.weights ?? 'bf16,q8_0,q4_0').split(',') as BenchWeights[];
@@ -90,5 +90,8 @@ if (ratios.length) {
   }
   console.log('(ratios: ours / llama.cpp; higher is better for t/s, lower for memory and load)');
 }
-if (!values['skip-vision']) await benchVision(threads, log);
+if (!values['skip-vision']) {
+  const visionBackend = values['vision-backend'] === 'js' ? 'js' : 'native';
+  await benchVision(threads, log, visionBackend, values['vision-layers'] ? Number(values['vision-layers']) : undefined);
+}
 if (values.json) console.log(JSON.stringify({ rows }));

@@ -2,6 +2,10 @@
 // Exports: info(), setThreads(n), matMul(...), attention(...), quantizeQ8(x, cols).
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <math.h>
 #include <stdlib.h>
@@ -317,6 +321,64 @@ static napi_value repack(napi_env env, napi_callback_info info) {
   return result;
 }
 
+typedef struct {
+  void *base;
+  size_t length;
+} mapping;
+
+static void unmap_range(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  mapping *m = (mapping *)hint;
+  munmap(m->base, m->length);
+  free(m);
+}
+
+/* mapFile(path, offset, length) → Uint8Array over a private (copy-on-write) mapping of that
+   byte range of the file, or null. The mapping lives until the array is garbage-collected. */
+static napi_value map_file(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result, ab;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4096];
+  size_t len;
+  double offset_d, length_d;
+  CHECK(napi_get_null(env, &result));
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len >= sizeof(path) - 1 ||
+      napi_get_value_double(env, argv[1], &offset_d) != napi_ok || napi_get_value_double(env, argv[2], &length_d) != napi_ok ||
+      offset_d < 0 || length_d <= 0) {
+    return result;
+  }
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t offset = (size_t)offset_d, length = (size_t)length_d;
+  const size_t start = offset / page * page, delta = offset - start;
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < offset + length) {
+    if (fd >= 0) close(fd);
+    return result;
+  }
+  void *p = mmap(NULL, length + delta, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)start);
+  close(fd);
+  if (p == MAP_FAILED) return result;
+  mapping *m = (mapping *)malloc(sizeof(mapping));
+  if (!m) {
+    munmap(p, length + delta);
+    return result;
+  }
+  m->base = p;
+  m->length = length + delta;
+  if (napi_create_external_arraybuffer(env, p, length + delta, unmap_range, m, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_uint8_array, length, ab, delta, &result) != napi_ok) {
+    munmap(p, length + delta);
+    free(m);
+    napi_value none;
+    napi_get_null(env, &none);
+    return none;
+  }
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -373,6 +435,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
+    {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, info_fn, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -260,8 +260,11 @@ export class Gemma3 {
     });
   }
 
-  /** Vision tower on every picture, then the embeddings and image blocks for the decoder. */
-  private encodeImages(prepared: PreparedPrompt, signal?: AbortSignal): ImageExtra {
+  /**
+   * Runs the vision tower on a prepared prompt's pictures: the embeddings and image blocks the
+   * decoder needs (used by the server's batching scheduler).
+   */
+  encodeImages(prepared: PreparedPrompt, signal?: AbortSignal): ImageExtra {
     if (prepared.images.length === 0) return {};
     const features = prepared.images.map((pixels) => {
       if (signal?.aborted) throw new GemmaError('ABORTED', 'aborted while encoding the images');

@@ -17,7 +17,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { WeightMatrix } from './backend/backend.js';
-import { selectBackend } from './backend/native-backend.js';
+import { nativeFileMapper, selectBackend } from './backend/native-backend.js';
 import { ChatTemplate } from './chat/chat-template.js';
 import { quantPlan, quantizingSource, type LoadQuant } from './convert/load-quant.js';
 import { GemmaError, invalidArgument } from './errors.js';
@@ -53,7 +53,12 @@ const DEFAULT_CONTEXT_LENGTH = 8192;
 
 /** Loads a Gemma 3 GGUF file (path already resolved and known to be a file). */
 export async function loadGgufModel(file: string, options: GgufLoadOptions): Promise<Gemma3> {
-  const source = openGguf(file);
+  // With the native backend, tensors are views of a memory mapping (no copy, like llama.cpp),
+  // except Q4_0/Q8_0, which the backend rewrites at load: fresh memory beats copy-on-write there.
+  const mapper = options.backend === 'js' ? undefined : nativeFileMapper();
+  const mapFile = mapper && ((path: string, offset: number, length: number, dtype: string) =>
+    dtype === 'q4_0' || dtype === 'q8_0' ? null : mapper(path, offset, length));
+  const source = openGguf(file, mapFile ? { mapFile } : {});
   let mmSource: GgufSource | null = null;
   try {
     const arch = source.metadata.get('general.architecture');

@@ -21,6 +21,7 @@ interface NativeBinding {
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
+  mapFile(path: string, offset: number, length: number): Uint8Array | null;
   info(): { kernels: string; threads: number };
 }
 
@@ -104,6 +105,12 @@ function defaultThreads(): number {
   return Math.max(1, Math.min(64, availableParallelism()));
 }
 
+
+/** Copy-on-write memory mapping of a byte range of a file through the addon (undefined without it). */
+export function nativeFileMapper(): ((path: string, offset: number, length: number) => Uint8Array | null) | undefined {
+  const binding = loadNativeBinding();
+  return binding instanceof Error ? undefined : (path, offset, length) => binding.mapFile(path, offset, length);
+}
 
 export type BackendPreference = 'auto' | 'native' | 'js';
 

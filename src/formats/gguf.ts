@@ -63,8 +63,20 @@ export interface GgufSource extends TensorSource {
   info(name: string): GgufTensorInfo;
 }
 
+/**
+ * Maps a byte range of a file into memory, copy-on-write (writes never reach the file), or
+ * returns null when mapping is unavailable. The native addon provides one; formats/ does not
+ * depend on it.
+ */
+export type FileMapper = (path: string, offset: number, length: number, dtype: DType) => Uint8Array | null;
+
+export interface OpenGgufOptions {
+  /** Tensors become views of the mapping (no copy; pages load on first use, like llama.cpp's mmap). */
+  mapFile?: FileMapper;
+}
+
 /** Opens a GGUF file and validates its whole header (BAD_FORMAT on anything malformed). */
-export function openGguf(path: string): GgufSource {
+export function openGguf(path: string, options: OpenGgufOptions = {}): GgufSource {
   try {
     if (!statSync(path).isFile()) throw new GemmaError('BAD_FORMAT', `${path} is not a file`);
   } catch (e) {
@@ -73,7 +85,9 @@ export function openGguf(path: string): GgufSource {
   }
   const fd = openSync(path, 'r');
   try {
-    return parse(new HeaderReader(fd, path, fstatSync(fd).size));
+    const file = parse(new HeaderReader(fd, path, fstatSync(fd).size));
+    if (options.mapFile) file.useMapper(options.mapFile);
+    return file;
   } catch (e) {
     closeSync(fd);
     throw e;
@@ -192,7 +206,7 @@ interface Entry extends GgufTensorInfo {
   readonly dtype: DType;
 }
 
-function parse(r: HeaderReader): GgufSource {
+function parse(r: HeaderReader): GgufFile {
   r.what = 'the magic';
   const magic = r.u32();
   if (magic !== GGUF_MAGIC) throw r.bad(`not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected "GGUF")`);
@@ -320,9 +334,21 @@ class GgufFile implements GgufSource {
     return { name, dtype, shape, sizeBytes, file, ne, ggmlType, fileOffset };
   }
 
+  private mapper: FileMapper | null = null;
+
+  /** Serve tensors as memory mappings instead of reading them. */
+  useMapper(mapper: FileMapper): void {
+    this.mapper = mapper;
+  }
+
   read(name: string): RawTensor {
     const e = this.entry(name);
     if (this.fd === null) throw new GemmaError('DISPOSED', `${this.path}: read of tensor ${name} after close()`);
+    if (this.mapper && e.fileOffset % 4 === 0 && e.sizeBytes > 0) {
+      // Offsets are multiples of the alignment (≥ 32 in practice; typed views need 4); bounds were checked at parse.
+      const data = this.mapper(this.path, e.fileOffset, e.sizeBytes, e.dtype);
+      if (data && data.length === e.sizeBytes) return { name, dtype: e.dtype, shape: e.shape, data };
+    }
     // allocUnsafeSlow never uses the shared pool: byteOffset 0, so any typed view is aligned.
     const buf = Buffer.allocUnsafeSlow(e.sizeBytes);
     let done = 0;

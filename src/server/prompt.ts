@@ -41,23 +41,8 @@ export function toChatMessage(m: JobMessage): ChatMessage {
   return { role: m.role, content };
 }
 
-/**
- * The library's vision path as the server uses it: `prepareChat` (images decoded and preprocessed,
- * template rendered, placeholders expanded, text tokenized) then `encodeImages` (the vision tower:
- * embeddings and image blocks for the decoder). Looked up at run time so that a build without
- * them answers a clear 400 instead of failing.
- */
-interface VisionApi {
-  prepareChat(messages: readonly ChatMessage[]): Promise<{ ids: number[]; images: Float32Array[] }>;
-  encodeImages(prepared: { ids: number[]; images: Float32Array[] }): PromptExtra;
-}
-
+/** The library's vision path: prepareChat (decode, preprocess, render, expand, tokenize), then the tower. */
 async function imagePrompt(model: Gemma3, messages: ChatMessage[]): Promise<Prompt> {
-  const api = model as unknown as Partial<VisionApi>;
-  if (typeof api.prepareChat !== 'function' || typeof api.encodeImages !== 'function') {
-    throw new ApiError(400, 'image input is not available in this build: the library has no vision pipeline wired in',
-      'invalid_request_error', 'messages', 'images_not_supported');
-  }
-  const prepared = await api.prepareChat(messages);
-  return { ids: prepared.ids, extra: api.encodeImages(prepared) };
+  const prepared = await model.prepareChat(messages);
+  return { ids: prepared.ids, extra: model.encodeImages(prepared) };
 }
