@@ -71,10 +71,12 @@ test('batched decoding gives exactly the tokens of each sequence alone; at most 
 test('a sequence that joins later is batched with the running ones and still matches', async () => {
   const expected = await collect(model.chat([{ role: 'user', content: prompts[1]! }], { temperature: 0, maxTokens: 6 }));
   const h = harness({ parallel: 4 });
-  h.scheduler.add(1, model.chatIds([{ role: 'user', content: prompts[0]! }]), greedy(20));
-  await new Promise((r) => setTimeout(r, 30)); // a few steps in
+  h.scheduler.add(1, model.chatIds([{ role: 'user', content: prompts[0]! }]), greedy(400));
+  // Join once the first sequence is a few decode steps in (polled: the speed varies by backend).
+  for (let i = 0; i < 5000 && (h.out.get(1)?.tokens ?? 0) < 2; i++) await new Promise((r) => setTimeout(r, 1));
   h.scheduler.add(2, model.chatIds([{ role: 'user', content: prompts[1]! }]), greedy(6));
-  await h.finished([1, 2]);
+  await h.finished([2]);
+  h.scheduler.cancelAll();
   assert.equal(h.out.get(2)!.text, expected.text);
   assert.ok(h.batches.includes(2), `batch sizes: ${h.batches.join(',')}`);
 });
