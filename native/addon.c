@@ -379,6 +379,40 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* allocHuge(bytes) → zeroed Uint8Array in anonymous memory advised for transparent huge pages:
+   weights read into it fault in 2 MiB at a time and stream through fewer TLB entries. */
+static napi_value alloc_huge(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result, ab;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double bytes_d;
+  CHECK(napi_get_null(env, &result));
+  if (argc < 1 || napi_get_value_double(env, argv[0], &bytes_d) != napi_ok || bytes_d <= 0) return result;
+  const size_t huge = (size_t)2 << 20, bytes = (size_t)bytes_d;
+  const size_t length = (bytes + huge - 1) / huge * huge;
+  void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return result;
+#ifdef MADV_HUGEPAGE
+  madvise(p, length, MADV_HUGEPAGE);
+#endif
+  mapping *m = (mapping *)malloc(sizeof(mapping));
+  if (!m) {
+    munmap(p, length);
+    return result;
+  }
+  m->base = p;
+  m->length = length;
+  if (napi_create_external_arraybuffer(env, p, length, unmap_range, m, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result) != napi_ok) {
+    munmap(p, length);
+    free(m);
+    napi_value none;
+    napi_get_null(env, &none);
+    return none;
+  }
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -435,6 +469,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
+    {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, info_fn, NULL, NULL, NULL, napi_default, NULL},

@@ -17,7 +17,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { WeightMatrix } from './backend/backend.js';
-import { nativeFileMapper, selectBackend } from './backend/native-backend.js';
+import { nativeAllocator, nativeFileMapper, selectBackend } from './backend/native-backend.js';
 import { ChatTemplate } from './chat/chat-template.js';
 import { quantPlan, quantizingSource, type LoadQuant } from './convert/load-quant.js';
 import { GemmaError, invalidArgument } from './errors.js';
@@ -53,12 +53,15 @@ const DEFAULT_CONTEXT_LENGTH = 8192;
 
 /** Loads a Gemma 3 GGUF file (path already resolved and known to be a file). */
 export async function loadGgufModel(file: string, options: GgufLoadOptions): Promise<Gemma3> {
-  // With the native backend, tensors are views of a memory mapping (no copy, like llama.cpp),
-  // except Q4_0/Q8_0, which the backend rewrites at load: fresh memory beats copy-on-write there.
-  const mapper = options.backend === 'js' ? undefined : nativeFileMapper();
+  // With the native backend, tensors are read into huge-page-backed memory: it fills 2 MiB at a
+  // time and streams through fewer TLB entries (decode ran 2x faster than over a 4 KiB-page file
+  // mapping here). GEMMA3_MMAP=1 maps the file instead (fastest start, slower decode).
+  const useMmap = process.env.GEMMA3_MMAP === '1';
+  const mapper = options.backend === 'js' || !useMmap ? undefined : nativeFileMapper();
   const mapFile = mapper && ((path: string, offset: number, length: number, dtype: string) =>
     dtype === 'q4_0' || dtype === 'q8_0' ? null : mapper(path, offset, length));
-  const source = openGguf(file, mapFile ? { mapFile } : {});
+  const allocate = options.backend === 'js' ? undefined : nativeAllocator();
+  const source = openGguf(file, { ...(mapFile ? { mapFile } : {}), ...(allocate ? { allocate } : {}) });
   let mmSource: GgufSource | null = null;
   try {
     const arch = source.metadata.get('general.architecture');

@@ -28,3 +28,19 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** log Σ exp(row), computed stably in float64. */
+export function logsumexp(row: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]!);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i]! - max);
+  return max + Math.log(s);
+}
+
+/** Index of the largest value (the lowest index on ties, like torch.argmax). */
+export function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+  return best;
+}

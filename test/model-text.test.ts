@@ -9,7 +9,7 @@ import { loadConfig } from '../src/model/config.js';
 import { Gemma3TextDecoder } from '../src/model/gemma3-text.js';
 import { KvCache } from '../src/model/kv-cache.js';
 import { loadTextDecoder } from '../src/model/text-model.js';
-import { fixturePath, maxAbsDiff, readF32, readJson } from './helpers.js';
+import { argmax, fixturePath, logsumexp, maxAbsDiff, readF32, readJson } from './helpers.js';
 
 const GOLDENS = fixturePath('goldens', 'tiny-text');
 const manifest = readJson(join(GOLDENS, 'manifest.json'));
@@ -29,19 +29,7 @@ function decoder(): Gemma3TextDecoder {
 const model = decoder();
 const V = model.config.vocabSize;
 
-function logsumexp(row: Float32Array): number {
-  let max = -Infinity;
-  for (const v of row) max = Math.max(max, v);
-  let s = 0;
-  for (const v of row) s += Math.exp(v - max);
-  return max + Math.log(s);
-}
 
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-  return best;
-}
 
 for (const seq of manifest.sequences as any[]) {
   test(`logits of sequence '${seq.name}' (${seq.length} tokens) match the reference`, () => {

@@ -10,7 +10,7 @@ import { KvCache } from '../src/model/kv-cache.js';
 import { loadTextDecoder } from '../src/model/text-model.js';
 import { loadVisionEncoder } from '../src/model/vision-model.js';
 import { imageInputs } from '../src/model/image-tokens.js';
-import { fixturePath, maxAbsDiff, readF32, readJson } from './helpers.js';
+import { argmax, fixturePath, logsumexp, maxAbsDiff, readF32, readJson } from './helpers.js';
 
 const GOLDENS = fixturePath('goldens', 'tiny-vlm');
 const manifest = readJson(join(GOLDENS, 'manifest.json'));
@@ -27,18 +27,6 @@ const V = config.text.vocabSize;
 const vc = config.vision!;
 const imagePixels = 3 * vc.imageSize * vc.imageSize;
 
-function logsumexp(row: Float32Array): number {
-  let max = -Infinity;
-  for (const v of row) max = Math.max(max, v);
-  let s = 0;
-  for (const v of row) s += Math.exp(v - max);
-  return max + Math.log(s);
-}
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-  return best;
-}
 
 /** Every image of a prompt through SigLIP + projector, concatenated [N * tokens, textHidden]. */
 function encodePrompt(prompt: any, observe?: (stage: string, image: number, x: Float32Array) => void): Float32Array[] {

@@ -22,6 +22,7 @@ interface NativeBinding {
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
   mapFile(path: string, offset: number, length: number): Uint8Array | null;
+  allocHuge(bytes: number): Uint8Array | null;
   info(): { kernels: string; threads: number };
 }
 
@@ -110,6 +111,12 @@ function defaultThreads(): number {
 export function nativeFileMapper(): ((path: string, offset: number, length: number) => Uint8Array | null) | undefined {
   const binding = loadNativeBinding();
   return binding instanceof Error ? undefined : (path, offset, length) => binding.mapFile(path, offset, length);
+}
+
+/** Huge-page-backed buffers for weights read at load (undefined without the addon). */
+export function nativeAllocator(): ((bytes: number) => Uint8Array | null) | undefined {
+  const binding = loadNativeBinding();
+  return binding instanceof Error ? undefined : (bytes) => (bytes >= 1 << 20 ? binding.allocHuge(bytes) : null);
 }
 
 export type BackendPreference = 'auto' | 'native' | 'js';

@@ -1,6 +1,6 @@
 // Widening one stored matrix row to float32: used by the JS kernels and by embedding lookups.
 import { rowBytes } from '../formats/dtypes.js';
-import { dequantizeRow } from '../formats/quant.js';
+import { HALF_TABLE, dequantizeRow } from '../formats/quant.js';
 import type { WeightMatrix } from './backend.js';
 
 /** Writes row r of w (any supported dtype) into out[0..cols) as float32. */
@@ -19,7 +19,7 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
     }
     case 'f16': {
       const src = new Uint16Array(data.buffer, data.byteOffset + r * cols * 2, cols);
-      for (let c = 0; c < cols; c++) out[c] = F16_TABLE[src[c]!]!;
+      for (let c = 0; c < cols; c++) out[c] = HALF_TABLE[src[c]!]!;
       return;
     }
     case 'q8_0':
@@ -48,7 +48,7 @@ function decodeX4Row(w: WeightMatrix, r: number, out: Float32Array): void {
   const data = w.data;
   for (let b = 0; b < nb; b++) {
     const o = ((r >> 2) * nb + b) * groupBlock;
-    const d = F16_TABLE[data[o + 2 * i]! | (data[o + 2 * i + 1]! << 8)]!;
+    const d = HALF_TABLE[data[o + 2 * i]! | (data[o + 2 * i + 1]! << 8)]!;
     const q = o + 8 + i * qbytes;
     const y = b * 32;
     if (q4) {
@@ -61,17 +61,3 @@ function decodeX4Row(w: WeightMatrix, r: number, out: Float32Array): void {
     }
   }
 }
-
-/** All 65536 half-precision values widened once (256 KiB): a table beats bit twiddling in JS. */
-const F16_TABLE = (() => {
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) table[h] = sign * frac * 2 ** -24;
-    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
-    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return table;
-})();

@@ -70,7 +70,12 @@ export interface GgufSource extends TensorSource {
  */
 export type FileMapper = (path: string, offset: number, length: number, dtype: DType) => Uint8Array | null;
 
+/** Allocates a zeroed buffer for a tensor of `bytes` (e.g. huge-page-backed), or null. */
+export type TensorAllocator = (bytes: number) => Uint8Array | null;
+
 export interface OpenGgufOptions {
+  /** Where read tensors go (default: a fresh Buffer). */
+  allocate?: TensorAllocator;
   /** Tensors become views of the mapping (no copy; pages load on first use, like llama.cpp's mmap). */
   mapFile?: FileMapper;
 }
@@ -87,6 +92,7 @@ export function openGguf(path: string, options: OpenGgufOptions = {}): GgufSourc
   try {
     const file = parse(new HeaderReader(fd, path, fstatSync(fd).size));
     if (options.mapFile) file.useMapper(options.mapFile);
+    if (options.allocate) file.useAllocator(options.allocate);
     return file;
   } catch (e) {
     closeSync(fd);
@@ -335,6 +341,11 @@ class GgufFile implements GgufSource {
   }
 
   private mapper: FileMapper | null = null;
+  private allocate: TensorAllocator | null = null;
+
+  useAllocator(allocate: TensorAllocator): void {
+    this.allocate = allocate;
+  }
 
   /** Serve tensors as memory mappings instead of reading them. */
   useMapper(mapper: FileMapper): void {
@@ -350,7 +361,8 @@ class GgufFile implements GgufSource {
       if (data && data.length === e.sizeBytes) return { name, dtype: e.dtype, shape: e.shape, data };
     }
     // allocUnsafeSlow never uses the shared pool: byteOffset 0, so any typed view is aligned.
-    const buf = Buffer.allocUnsafeSlow(e.sizeBytes);
+    const custom = this.allocate?.(e.sizeBytes) ?? null;
+    const buf = custom ? Buffer.from(custom.buffer, custom.byteOffset, custom.byteLength) : Buffer.allocUnsafeSlow(e.sizeBytes);
     let done = 0;
     while (done < e.sizeBytes) {
       const n = readSync(this.fd, buf, done, Math.min(READ_CHUNK, e.sizeBytes - done), e.fileOffset + done);
