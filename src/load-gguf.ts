@@ -60,7 +60,7 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
   const mapper = options.backend === 'js' || !useMmap ? undefined : nativeFileMapper();
   const mapFile = mapper && ((path: string, offset: number, length: number, dtype: string) =>
     dtype === 'q4_0' || dtype === 'q8_0' ? null : mapper(path, offset, length));
-  const allocate = options.backend === 'js' ? undefined : nativeAllocator();
+  const allocate = options.backend === 'js' || process.env.GEMMA3_HUGE_PAGES === '0' ? undefined : nativeAllocator();
   const source = openGguf(file, { ...(mapFile ? { mapFile } : {}), ...(allocate ? { allocate } : {}) });
   let mmSource: GgufSource | null = null;
   try {
