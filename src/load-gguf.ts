@@ -19,7 +19,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { WeightMatrix } from './backend/backend.js';
 import { nativeAllocator, nativeFileMapper, selectBackend } from './backend/native-backend.js';
 import { ChatTemplate } from './chat/chat-template.js';
-import { quantPlan, quantizingSource, type LoadQuant } from './convert/load-quant.js';
+import { quantPlan, quantizingSource } from './convert/load-quant.js';
 import { GemmaError, invalidArgument } from './errors.js';
 import { openGguf, type GgufSource } from './formats/gguf.js';
 import { resolveGgufTextTensors, resolveGgufVisionTensors } from './formats/gguf-names.js';
@@ -32,20 +32,11 @@ import { loadTextWeights } from './model/weights.js';
 import { textWeightSpecs } from './model/weight-names.js';
 import { IMAGE_SOFT_TOKEN, tokenizerFromGguf } from './tokenizer/gguf-vocab.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
+import type { LoadOptions } from './load.js';
 import { defaultPreprocessorConfig } from './vision/preprocess.js';
 
 /** The options load() passes on (validated there). */
-export interface GgufLoadOptions {
-  backend?: 'auto' | 'native' | 'js';
-  threads?: number;
-  contextLength?: number;
-  onProgress?: (fraction: number) => void;
-  allowRemoteImages?: boolean;
-  maxImagePixels?: number;
-  panAndScan?: boolean;
-  mmproj?: string | false;
-  quant?: LoadQuant;
-}
+export type GgufLoadOptions = LoadOptions;
 
 /** Gemma 3's generation_config.json (the GGUF has no sampling keys). */
 export const GEMMA3_SAMPLING = { temperature: 1, topK: 64, topP: 0.95 } as const;
