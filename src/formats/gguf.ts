@@ -9,6 +9,7 @@
 // checked against the file size before anything is allocated for it.
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { GemmaError } from '../errors.js';
+import { readExact } from './read-exact.js';
 import { tensorBytes } from './dtypes.js';
 import type { DType, RawTensor, TensorInfo, TensorSource } from './tensor-source.js';
 
@@ -41,7 +42,6 @@ const MAX_ARRAY_LENGTH = 1 << 24;
 const MAX_STRING_BYTES = 1 << 28;
 const MAX_NESTING = 8;
 const CHUNK = 1 << 20;
-const READ_CHUNK = 1 << 30; // readSync moves at most 2 GiB per call
 
 export interface GgufTensorInfo extends TensorInfo {
   /** ggml dimensions, fastest-varying first (the reverse of `shape`). */
@@ -360,16 +360,9 @@ class GgufFile implements GgufSource {
       const data = this.mapper(this.path, e.fileOffset, e.sizeBytes, e.dtype);
       if (data && data.length === e.sizeBytes) return { name, dtype: e.dtype, shape: e.shape, data };
     }
-    // allocUnsafeSlow never uses the shared pool: byteOffset 0, so any typed view is aligned.
-    const custom = this.allocate?.(e.sizeBytes) ?? null;
-    const buf = custom ? Buffer.from(custom.buffer, custom.byteOffset, custom.byteLength) : Buffer.allocUnsafeSlow(e.sizeBytes);
-    let done = 0;
-    while (done < e.sizeBytes) {
-      const n = readSync(this.fd, buf, done, Math.min(READ_CHUNK, e.sizeBytes - done), e.fileOffset + done);
-      if (n === 0) throw new GemmaError('BAD_FORMAT', `${this.path}: tensor ${name}: unexpected end of file at byte ${e.fileOffset + done}`);
-      done += n;
-    }
-    return { name, dtype: e.dtype, shape: e.shape, data: new Uint8Array(buf.buffer, buf.byteOffset, e.sizeBytes) };
+    const into = this.allocate?.(e.sizeBytes) ?? undefined;
+    const data = readExact(this.fd, e.fileOffset, e.sizeBytes, `${this.path}: tensor ${name}`, into);
+    return { name, dtype: e.dtype, shape: e.shape, data };
   }
 
   close(): void {

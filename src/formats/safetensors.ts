@@ -3,10 +3,11 @@
 // `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {..}}`, then the data section;
 // offsets are relative to the start of the data section. Only the header is read at open; each
 // tensor is read on demand into its own buffer (an 8 GB checkpoint is never read whole).
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { basename, join } from 'node:path';
 import { GemmaError } from '../errors.js';
 import { ELEMENT_SIZE } from './dtypes.js';
+import { readExact } from './read-exact.js';
 import type { DType, RawTensor, TensorInfo, TensorSource } from './tensor-source.js';
 
 /** The safetensors reader adds the header's free-form string metadata to TensorSource. */
@@ -21,8 +22,6 @@ const UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'I32', 'U32', 'I6
   'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4', 'C64']);
 /** The reference implementation refuses headers above 100 MB; so do we. */
 const MAX_HEADER_BYTES = 100_000_000;
-/** readSync moves at most 2 GiB per call; read big tensors in pieces. */
-const READ_CHUNK = 1 << 30;
 
 interface Entry extends TensorInfo {
   readonly begin: number; // absolute file offset
@@ -146,19 +145,6 @@ function parseMetadata(value: unknown, path: string): Record<string, string> {
     out[k] = v;
   }
   return out;
-}
-
-/** Reads exactly `length` bytes at `position` into a fresh, 8-byte-aligned buffer. */
-function readExact(fd: number, position: number, length: number, path: string): Uint8Array {
-  // allocUnsafeSlow never uses the shared pool, so byteOffset is 0 and any typed view is aligned.
-  const buf = Buffer.allocUnsafeSlow(length);
-  let done = 0;
-  while (done < length) {
-    const n = readSync(fd, buf, done, Math.min(READ_CHUNK, length - done), position + done);
-    if (n === 0) throw new GemmaError('BAD_FORMAT', `${path}: unexpected end of file at byte ${position + done}`);
-    done += n;
-  }
-  return new Uint8Array(buf.buffer, buf.byteOffset, length);
 }
 
 class FileSource implements SafetensorsSource {
