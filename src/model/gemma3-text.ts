@@ -94,8 +94,7 @@ export class Gemma3TextDecoder {
       if (override) {
         row.set(override);
       } else {
-        decodeRow(this.weights.tokenEmbd, input.ids[begin + t]!, row);
-        for (let i = 0; i < H; i++) row[i] = Math.fround(row[i]! * this.embedScale);
+        this.embedToken(input.ids[begin + t]!, row);
       }
     }
     options.onHiddenState?.('input', ws.x, T);
@@ -128,9 +127,7 @@ export class Gemma3TextDecoder {
     if (this.ws.capacity < B) this.ws = new Workspace(B, c);
     const H = c.hiddenSize;
     for (let b = 0; b < B; b++) {
-      const row = this.ws.x.subarray(b * H, (b + 1) * H);
-      decodeRow(this.weights.tokenEmbd, ids[b]!, row);
-      for (let i = 0; i < H; i++) row[i] = Math.fround(row[i]! * this.embedScale);
+      this.embedToken(ids[b]!, this.ws.x.subarray(b * H, (b + 1) * H));
     }
     for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches });
     for (const cache of caches) cache.length++;
@@ -199,11 +196,17 @@ export class Gemma3TextDecoder {
     addInPlace(ws.x, ws.xb2, T * H);
   }
 
+  /** row = embedding of `id` · √hiddenSize (the scale rounded to float32, as the reference computes it). */
+  private embedToken(id: number, row: Float32Array): void {
+    decodeRow(this.weights.tokenEmbd, id, row);
+    for (let i = 0; i < row.length; i++) row[i] = Math.fround(row[i]! * this.embedScale);
+  }
+
   /** logits[n] = finalNorm(x)[from + n] · embedᵀ for n < count (tied head, optional softcap). */
   private outputHead(out: Float32Array, from: number, count: number): void {
     const H = this.config.hiddenSize;
     const x = this.ws.x.subarray(from * H, (from + count) * H);
-    this.backend.matMul(out, this.weights.tokenEmbd, x, count);
+    this.backend.matMul(out, this.weights.output ?? this.weights.tokenEmbd, x, count);
     const cap = this.config.finalLogitSoftcap;
     if (cap) for (let i = 0; i < count * this.config.vocabSize; i++) out[i] = Math.tanh(out[i]! / cap) * cap;
   }

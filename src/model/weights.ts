@@ -24,7 +24,8 @@ export interface LayerWeights {
 }
 
 export interface TextWeights {
-  tokenEmbd: WeightMatrix; // [vocabSize, hiddenSize]; also the tied output head
+  tokenEmbd: WeightMatrix; // [vocabSize, hiddenSize]; also the output head when tied
+  output?: WeightMatrix; // [vocabSize, hiddenSize], only for untied checkpoints (tie_word_embeddings false)
   outputNorm: Float32Array; // [hiddenSize]
   layers: LayerWeights[];
 }
@@ -71,7 +72,10 @@ export function loadTextWeights(source: TensorSource, names: ReadonlyMap<string,
       postFfwNorm: norm(b + 'post_ffw_norm.weight'),
     });
   }
-  return { tokenEmbd: matrix('token_embd.weight'), outputNorm: norm('output_norm.weight'), layers };
+  const weights: TextWeights = { tokenEmbd: matrix('token_embd.weight'), outputNorm: norm('output_norm.weight'), layers };
+  // The weight-name table requires output.weight exactly when the config is untied.
+  if (names.has('output.weight')) weights.output = matrix('output.weight');
+  return weights;
 }
 
 export function toMatrix(t: RawTensor): WeightMatrix {
