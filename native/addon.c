@@ -17,7 +17,7 @@
 #include "repack.h"
 
 static matmul_rows_fn best_kernel = matmul_rows_generic;
-static int have_x4 = 0;
+static int have_x16 = 0;
 static const char *kernel_name = "generic";
 
 #define CHECK(call)                                                   \
@@ -63,17 +63,18 @@ typedef struct {
 } matmul_job;
 
 static matmul_rows_fn kernel_for(int dtype) {
-  return dtype == DT_Q4_0_X4 || dtype == DT_Q8_0_X4 ? matmul_rows_x4 : best_kernel;
+  return dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16 ? matmul_rows_x16 : best_kernel;
 }
 
 static void matmul_job_fn(void *p, int thread, int nthreads) {
   const matmul_job *j = (const matmul_job *)p;
   const int rows = j->r1 - j->r0;
-  /* Split rows in multiples of 4 so every thread runs full tiles. */
-  const int chunks = (rows + 3) / 4;
+  /* Split rows in whole groups so every thread runs full tiles. */
+  const int unit = j->m.dtype == DT_Q4_0_X16 || j->m.dtype == DT_Q8_0_X16 ? 16 : 4;
+  const int chunks = (rows + unit - 1) / unit;
   const int per = (chunks + nthreads - 1) / nthreads;
-  const int a = j->r0 + thread * per * 4;
-  int b = a + per * 4;
+  const int a = j->r0 + thread * per * unit;
+  int b = a + per * unit;
   if (b > j->r1) b = j->r1;
   if (a < b) kernel_for(j->m.dtype)(&j->m, a, b);
 }
@@ -117,17 +118,17 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul: bad integer argument");
     return NULL;
   }
-  const int x4 = dtype == DT_Q4_0_X4 || dtype == DT_Q8_0_X4;
-  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x4;
-  if (x4 && !have_x4) {
-    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x4 layouts need AVX-512 VNNI");
+  const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
+  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x16;
+  if (x16 && !have_x16) {
+    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI");
     return NULL;
   }
-  const size_t w_need = x4 ? repacked_bytes(dtype == DT_Q4_0_X4 ? DT_Q4_0 : DT_Q8_0, rows, cols)
-                           : row_bytes(dtype, cols) * (size_t)rows;
+  const size_t w_need = x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols)
+                            : row_bytes(dtype, cols) * (size_t)rows;
   /* Bounds are checked here once so the kernels never read or write outside the arrays. */
-  if (dtype < DT_F32 || dtype > DT_Q8_0_X4 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
-      row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) ||
+  if (dtype < DT_F32 || dtype > DT_Q8_0_X16 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+      row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
       w_bytes < w_need || x_bytes < (size_t)batch * cols * 4 ||
       out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
@@ -292,8 +293,8 @@ static napi_value quantize_q8(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* repack(w: Uint8Array, dtype, rows, cols, inPlace) → Uint8Array in the x4 layout (w itself when
-   inPlace and rows % 4 == 0: no extra memory), or null when this CPU has no kernel for it. */
+/* repack(w: Uint8Array, dtype, rows, cols, inPlace) → Uint8Array in the x16 layout (w itself when
+   inPlace: no extra memory), or null when this CPU has no kernel for it or rows % 16 != 0. */
 static napi_value repack(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], result, ab;
@@ -305,18 +306,18 @@ static napi_value repack(napi_env env, napi_callback_info info) {
     if (w) napi_throw_type_error(env, "GEMMA3_NATIVE", "repack: bad arguments");
     return NULL;
   }
-  if (!have_x4 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || cols <= 0 || cols % 32 != 0 ||
+  if (!have_x16 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 32 != 0 ||
       w_bytes < row_bytes(dtype, cols) * (size_t)rows) {
     CHECK(napi_get_null(env, &result));
     return result;
   }
   bool in_place = false;
   if (argc >= 5) napi_get_value_bool(env, argv[4], &in_place);
-  if (in_place && repack_x4_in_place((uint8_t *)w, dtype, rows, cols)) return argv[0];
+  if (in_place && repack_x16_in_place((uint8_t *)w, dtype, rows, cols)) return argv[0];
   const size_t bytes = repacked_bytes(dtype, rows, cols);
   void *data;
   CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));
-  repack_x4(w, (uint8_t *)data, dtype, rows, cols);
+  repack_x16(w, (uint8_t *)data, dtype, rows, cols);
   CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result));
   return result;
 }
@@ -457,7 +458,7 @@ static napi_value init(napi_env env, napi_value exports) {
   } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
     best_kernel = matmul_rows_avx512;
     kernel_name = "avx512";
-    have_x4 = !(force && strcmp(force, "norepack") == 0);
+    have_x16 = !(force && strcmp(force, "norepack") == 0);
   } else if (cpu_has_avx2()) {
     best_kernel = matmul_rows_avx2;
     kernel_name = "avx2";

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* *_X4: the interleaved layouts of repack.c (AVX-512 VNNI machines only). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X4 = 5, DT_Q8_0_X4 = 6 };
+/* *_X16: the interleaved layouts of repack.c (AVX-512 VNNI machines only). */
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6 };
 
 /** 32 activations quantized like llama.cpp's quantize_row_q8_0_ref, plus their sum. */
 typedef struct {
@@ -35,7 +35,7 @@ typedef void (*matmul_rows_fn)(const matmul_args *a, int r0, int r1);
 void matmul_rows_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx2(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
-void matmul_rows_x4(const matmul_args *a, int r0, int r1);
+void matmul_rows_x16(const matmul_args *a, int r0, int r1);
 
 extern float f16_table[65536];
 void init_f16_table(void);

@@ -10,10 +10,10 @@ export interface WeightMatrix {
   /** Raw little-endian elements or blocks; never widened to f32 up front. */
   readonly data: Uint8Array;
   /**
-   * 'rows' (the default): row after row as stored. 'x4': four rows' blocks interleaved, made by
-   * a backend's prepareMatrix for its own kernels only.
+   * 'rows' (the default): row after row as stored. 'x16': sixteen rows' blocks interleaved,
+   * made by a backend's prepareMatrix for its own kernels only.
    */
-  readonly layout?: 'rows' | 'x4';
+  readonly layout?: 'rows' | 'x16';
 }
 
 export interface RowRange {

@@ -12,7 +12,7 @@ export class JsBackend implements Backend {
   private q8: Q8Rows | undefined;
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
-    if (w.layout === 'x4') throw new Error('internal: an x4-layout matrix reached the TypeScript kernels');
+    if (w.layout === 'x16') throw new Error('internal: an x16-layout matrix reached the TypeScript kernels');
     const { cols } = w;
     const rowStart = range?.rowStart ?? 0;
     const rowEnd = range?.rowEnd ?? w.rows;

@@ -27,7 +27,7 @@ interface NativeBinding {
 }
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
-const X4_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
+const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
 
 const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'Release', 'gemma3_native.node');
 
@@ -60,13 +60,14 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * Q4_0 / Q8_0 matrices move to the interleaved x4 layout where the CPU has kernels for it.
+   * Q4_0 / Q8_0 matrices with rows % 16 == 0 move to the interleaved x16 layout where the CPU
+   * has kernels for it.
    * With `inPlace` the bytes of `w` are rewritten (no second copy; `w` must not be used after).
    */
   prepareMatrix(w: WeightMatrix, inPlace = false): WeightMatrix {
-    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x4') return w;
+    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16') return w;
     const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols, inPlace);
-    return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x4' } : w;
+    return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x16' } : w;
   }
 
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
@@ -74,7 +75,7 @@ export class NativeBackend implements Backend {
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
-    const code = w.layout === 'x4' ? X4_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
+    const code = w.layout === 'x16' ? X16_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
       return;

@@ -24,7 +24,7 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
     }
     case 'q8_0':
     case 'q4_0':
-      if (w.layout === 'x4') decodeX4Row(w, r, out);
+      if (w.layout === 'x16') decodeX16Row(w, r, out);
       else dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
     case 'q4_k':
@@ -36,28 +36,30 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
 }
 
 /**
- * Row r of a Q4_0/Q8_0 matrix in the native kernels' interleaved x4 layout (native/repack.c):
- * group r/4, block b holds f16 d[4] then the four rows' quants.
+ * Row r of a Q4_0/Q8_0 matrix in the native kernels' interleaved x16 layout (native/repack.c):
+ * group r/16, block b holds f16 d[16], then 64-byte chunks whose 4-byte lane i is row i's
+ * next four quant bytes.
  */
-function decodeX4Row(w: WeightMatrix, r: number, out: Float32Array): void {
+function decodeX16Row(w: WeightMatrix, r: number, out: Float32Array): void {
   const nb = w.cols / 32;
   const q4 = w.dtype === 'q4_0';
-  const qbytes = q4 ? 16 : 32;
-  const groupBlock = 8 + 4 * qbytes;
-  const i = r & 3;
+  const groupBlock = 32 + 16 * (q4 ? 16 : 32);
+  const i = r & 15;
   const data = w.data;
   for (let b = 0; b < nb; b++) {
-    const o = ((r >> 2) * nb + b) * groupBlock;
+    const o = ((r >> 4) * nb + b) * groupBlock;
     const d = HALF_TABLE[data[o + 2 * i]! | (data[o + 2 * i + 1]! << 8)]!;
-    const q = o + 8 + i * qbytes;
     const y = b * 32;
-    if (q4) {
-      for (let j = 0; j < 16; j++) {
-        out[y + j] = ((data[q + j]! & 0x0f) - 8) * d;
-        out[y + j + 16] = ((data[q + j]! >> 4) - 8) * d;
+    for (let c = 0; c < (q4 ? 4 : 8); c++) {
+      for (let e = 0; e < 4; e++) {
+        const byte = data[o + 32 + 64 * c + 4 * i + e]!;
+        if (q4) {
+          out[y + 4 * c + e] = ((byte & 0x0f) - 8) * d;
+          out[y + 16 + 4 * c + e] = ((byte >> 4) - 8) * d;
+        } else {
+          out[y + 4 * c + e] = ((byte << 24) >> 24) * d;
+        }
       }
-    } else {
-      for (let j = 0; j < 32; j++) out[y + j] = ((data[q + j]! << 24) >> 24) * d;
     }
   }
 }

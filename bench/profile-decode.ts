@@ -1,0 +1,47 @@
+// Where one decode step's time goes (not part of npm run bench): wraps the backend's methods
+// with timers. Usage: node dist/bench/profile-decode.js MODEL [TOKENS] [BATCH]
+import { load } from '../src/index.js';
+import { KvCache } from '../src/model/kv-cache.js';
+
+const [model, tokensArg, batchArg] = process.argv.slice(2);
+const tokens = Number(tokensArg ?? 32);
+const B = Number(batchArg ?? 1);
+const m = await load(model!, { backend: 'native', threads: 2, contextLength: 600 });
+const be = m.decoder.backend as unknown as Record<string, (...a: unknown[]) => unknown>;
+const times = new Map<string, number>();
+for (const name of ['matMul', 'attention', 'geluTanhMul']) {
+  const f = be[name]!.bind(be);
+  be[name] = (...a: unknown[]) => {
+    const t = performance.now();
+    const r = f(...a);
+    const key = name === 'matMul' ? `matMul ${(a[1] as { rows: number }).rows}x${(a[1] as { cols: number }).cols}` : name;
+    times.set(key, (times.get(key) ?? 0) + performance.now() - t);
+    return r;
+  };
+}
+if (process.env.PROFILE_PREFILL) {
+  const c = new KvCache(m.config.text, 600);
+  const t = performance.now();
+  m.decoder.forward({ ids: Array.from({ length: 512 }, (_, i) => 1000 + i) }, c, { logits: 'last' });
+  const total = performance.now() - t;
+  let inBackend = 0;
+  for (const [k, v] of [...times].sort((a, b) => b[1] - a[1])) { inBackend += v; console.log(`${k.padEnd(24)} ${v.toFixed(0)} ms`); }
+  console.log(`prefill 512: ${total.toFixed(0)} ms, outside backend ${(total - inBackend).toFixed(0)} ms, ${(512000 / total).toFixed(1)} tok/s`);
+  process.exit(0);
+}
+const caches = Array.from({ length: B }, () => new KvCache(m.config.text, 600));
+for (const c of caches) m.decoder.forward({ ids: [2, 100, 200, 300] }, c, { logits: 'none' });
+times.clear();
+const t0 = performance.now();
+for (let i = 0; i < tokens; i++) {
+  if (B === 1) m.decoder.forward({ ids: [1000 + i] }, caches[0]!, { logits: 'last' });
+  else m.decoder.decodeBatch(caches.map((_, b) => 1000 + i + b), caches);
+}
+const total = performance.now() - t0;
+let inBackend = 0;
+for (const [k, v] of [...times].sort((a, b) => b[1] - a[1])) {
+  inBackend += v;
+  console.log(`${k.padEnd(24)} ${(v / tokens).toFixed(2)} ms/step`);
+}
+console.log(`total ${(total / tokens).toFixed(2)} ms/step, outside backend ${((total - inBackend) / tokens).toFixed(2)} ms; ${(B * tokens / total * 1000).toFixed(2)} tok/s`);
+m.dispose();

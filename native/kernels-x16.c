@@ -1,0 +1,110 @@
+// AVX-512 VNNI kernels for the interleaved x16 layouts (repack.c). Each int32 lane of a zmm is
+// one weight row: per block, eight dpbusd (four quants each, the activation's four bytes
+// broadcast from memory) give sixteen rows' exact integer block dot products for one
+// activation row, then one convert and one multiply-add by the two scales. Up to eight
+// activation rows share every unpacked weight register. The unsigned-operand correction
+// (weights offset by +8 for Q4_0, +128 for Q8_0) starts each integer sum, so a block's result
+// equals the row kernels' integer dot product exactly.
+#include "kernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")
+
+#define MAXN 8
+/* Activation rows per pass over a group of weight rows: their Q8 blocks stay in L2. */
+#define ACT_CHUNK 64
+
+static inline __m512i bcast4(const int8_t *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/* acc[j] (16 rows) += Σ_b block dot products of group `g` with activation row j. */
+static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
+  for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  for (int b = 0; b < nb; b++, g += 288) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+    __m512i w[8];
+    for (int c = 0; c < 4; c++) {
+      const __m512i v = _mm512_loadu_si512((const void *)(g + 32 + 64 * c));
+      w[c] = _mm512_and_si512(v, mask);
+      w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
+    }
+    for (int j = 0; j < N; j++) {
+      const q8_block *xb = &x[(size_t)j * nb + b];
+      __m512i s = _mm512_set1_epi32(-8 * xb->sum);
+      for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
+  for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  for (int b = 0; b < nb; b++, g += 544) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
+    __m512i w[8];
+    for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(g + 32 + 64 * c)), flip);
+    for (int j = 0; j < N; j++) {
+      const q8_block *xb = &x[(size_t)j * nb + b];
+      __m512i s = _mm512_set1_epi32(-128 * xb->sum);
+      for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
+    }
+  }
+}
+
+/* Constant N per call site so each tile is fully unrolled with its accumulators in registers. */
+#define DISPATCH(TILE)                                                      \
+  switch (N) {                                                              \
+    case 1: TILE(gp, nb, xn, 1, acc); break;                                \
+    case 2: TILE(gp, nb, xn, 2, acc); break;                                \
+    case 3: TILE(gp, nb, xn, 3, acc); break;                                \
+    case 4: TILE(gp, nb, xn, 4, acc); break;                                \
+    case 5: TILE(gp, nb, xn, 5, acc); break;                                \
+    case 6: TILE(gp, nb, xn, 6, acc); break;                                \
+    case 7: TILE(gp, nb, xn, 7, acc); break;                                \
+    default: TILE(gp, nb, xn, 8, acc); break;                               \
+  }
+
+void matmul_rows_x16(const matmul_args *a, int r0, int r1) {
+  const int nb = a->cols / 32;
+  const int q4 = a->dtype == DT_Q4_0_X16;
+  const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
+  const q8_block *x = (const q8_block *)a->x;
+  __m512 acc[MAXN];
+  for (int c0 = 0; c0 < a->batch; c0 += ACT_CHUNK) {
+    const int c1 = a->batch - c0 < ACT_CHUNK ? a->batch : c0 + ACT_CHUNK;
+    for (int g = r0 / 16; g * 16 < r1; g++) {
+      const uint8_t *gp = a->w + (size_t)g * group_bytes;
+      /* Rows of this group inside [r0, r1): a masked store keeps the others untouched. */
+      const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
+      const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
+      const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+      for (int n = c0; n < c1; n += MAXN) {
+        const int N = c1 - n < MAXN ? c1 - n : MAXN;
+        const q8_block *xn = x + (size_t)n * nb;
+        if (q4) {
+          DISPATCH(tile_q4)
+        } else {
+          DISPATCH(tile_q8)
+        }
+        float *o = a->out + (g * 16 - a->row_start);
+        for (int j = 0; j < N; j++) _mm512_mask_storeu_ps(o + (size_t)(n + j) * a->out_stride, keep, acc[j]);
+      }
+    }
+  }
+}
+
+#pragma GCC pop_options
+#else
+void matmul_rows_x16(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
+#endif
