@@ -1,5 +1,6 @@
 // Node-API surface of the native backend: typed arrays in, no copies, no model logic.
-// Exports: info(), setThreads(n), matMul(...), attention(...), quantizeQ8(x, cols).
+// Exports: the kernels (matMul, attention, attentionFull, geluTanhMul, rmsNorm), weight layout and
+// memory helpers (repack, mapFile, allocHuge), quantizeQ8 for tests, setThreads and info.
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 
 #include "attention.h"
 #include "kernels.h"
+#include "ops.h"
 #include "pool.h"
 #include "repack.h"
 
@@ -235,23 +237,6 @@ static napi_value attention_full(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-typedef struct {
-  float *gate;
-  const float *up;
-  size_t n;
-} gelu_job;
-
-static void gelu_job_fn(void *p, int thread, int nthreads) {
-  const gelu_job *j = (const gelu_job *)p;
-  const size_t per = (j->n + nthreads - 1) / nthreads;
-  const size_t i0 = (size_t)thread * per, i1 = i0 + per < j->n ? i0 + per : j->n;
-  const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
-  for (size_t i = i0; i < i1; i++) {
-    const float z = j->gate[i];
-    j->gate[i] = 0.5f * z * (1.0f + tanhf(k * (z + 0.044715f * z * z * z))) * j->up[i];
-  }
-}
-
 /* geluTanhMul(gate, up, n): gate[i] = gelu_tanh(gate[i]) * up[i] (the GeGLU of the decoder MLP). */
 static napi_value gelu_tanh_mul(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -266,9 +251,38 @@ static napi_value gelu_tanh_mul(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "geluTanhMul: sizes do not match the arrays");
     return NULL;
   }
-  gelu_job j = {gate, up, (size_t)n};
-  if (n < 4096) gelu_job_fn(&j, 0, 1);
-  else pool_run(gelu_job_fn, &j);
+  gelu_tanh_mul_run(gate, up, (size_t)n);
+  return NULL;
+}
+
+/* rmsNorm(out, x, scale, eps, rows, n, accumulate): out = (or +=) rmsNorm(x) · scale, row by row. */
+static napi_value rms_norm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "rmsNorm takes 7 arguments");
+    return NULL;
+  }
+  size_t ob, xb, sb;
+  float *out = (float *)typed_data(env, argv[0], &ob, 0);
+  const float *x = (const float *)typed_data(env, argv[1], &xb, 0);
+  const float *scale = (const float *)typed_data(env, argv[2], &sb, 0);
+  if (!out || !x || !scale) return NULL;
+  double eps;
+  int32_t rows, n;
+  bool accumulate;
+  if (napi_get_value_double(env, argv[3], &eps) != napi_ok || !get_i32(env, argv[4], &rows) || !get_i32(env, argv[5], &n) ||
+      napi_get_value_bool(env, argv[6], &accumulate) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "rmsNorm: bad argument");
+    return NULL;
+  }
+  const size_t need = (size_t)rows * n * 4;
+  if (rows < 0 || n <= 0 || ob < need || xb < need || sb < (size_t)n * 4) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "rmsNorm: sizes do not match the arrays");
+    return NULL;
+  }
+  rms_norm_run(out, x, scale, eps, rows, n, accumulate);
   return NULL;
 }
 
@@ -463,11 +477,13 @@ static napi_value init(napi_env env, napi_value exports) {
     best_kernel = matmul_rows_avx2;
     kernel_name = "avx2";
   }
+  ops_init(strcmp(kernel_name, "generic") != 0);
   napi_property_descriptor props[] = {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
+    {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},

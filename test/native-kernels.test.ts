@@ -200,9 +200,30 @@ test('unmasked attention (every token sees every token, the SigLIP case) equals 
   }
 });
 
+test('RMSNorm and RMSNorm-into-the-residual equal TypeScript, in place too', { skip }, () => {
+  const rng = new Rng(22);
+  for (const [rows, n] of [[1, 7], [3, 256], [40, 1000], [1, 2560]] as const) {
+    const x = randn(rng, rows * n, 2);
+    const scale = randn(rng, n);
+    const a = new Float32Array(rows * n);
+    const b = new Float32Array(rows * n);
+    js.rmsNorm(a, x, scale, 1e-6, rows, n);
+    native!.rmsNorm(b, x, scale, 1e-6, rows, n);
+    assert.ok(relErr(b, a) < 1e-6, `rmsNorm ${rows}x${n}: relative error ${relErr(b, a)}`);
+    const inPlace = x.slice();
+    native!.rmsNorm(inPlace, inPlace, scale, 1e-6, rows, n);
+    assert.deepEqual(inPlace, b);
+    const residualA = randn(rng, rows * n);
+    const residualB = residualA.slice();
+    js.rmsNormAdd(residualA, x, scale, 1e-6, rows, n);
+    native!.rmsNormAdd(residualB, x, scale, 1e-6, rows, n);
+    assert.ok(relErr(residualB, residualA) < 1e-6, `rmsNormAdd ${rows}x${n}: relative error ${relErr(residualB, residualA)}`);
+  }
+});
+
 test('the GeGLU activation equals TypeScript', { skip }, () => {
   const rng = new Rng(21);
-  for (const n of [7, 5000]) {
+  for (const n of [7, 5000, 40003]) {
     const gate = randn(rng, n, 3);
     const up = randn(rng, n);
     const a = gate.slice();

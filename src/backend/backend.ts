@@ -48,8 +48,12 @@ export interface ImageSpans {
 
 export interface Backend {
   readonly name: 'js' | 'native';
-  /** Optional: gate[i] = gelu_tanh(gate[i]) · up[i] for i < n (ops.ts geluTanhMul otherwise). */
-  geluTanhMul?(gate: Float32Array, up: Float32Array, n: number): void;
+  /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */
+  geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
+  /** out = rmsNorm(x) · scale for `rows` rows of n (Gemma's scale is 1 + w); out may alias x. */
+  rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void;
+  /** residual += rmsNorm(x) · scale: a sandwich norm's output joining the residual stream. */
+  rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void;
   /**
    * Optionally rearranges a weight matrix once, at load, into the layout this backend's kernels
    * read fastest (same values; the original may then be dropped).

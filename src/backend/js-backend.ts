@@ -4,6 +4,7 @@ import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatr
 import { attendChunk } from './js-attention.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
+import { geluTanhMul, rmsNorm, rmsNormAdd } from '../model/ops.js';
 
 export class JsBackend implements Backend {
   readonly name: 'js' | 'native' = 'js';
@@ -45,6 +46,18 @@ export class JsBackend implements Backend {
         out[n * outStride + r - rowStart] = s0 + s1 + s2 + s3;
       }
     }
+  }
+
+  geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
+    geluTanhMul(gate, up, n);
+  }
+
+  rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
+    rmsNorm(out, x, scale, eps, rows, n);
+  }
+
+  rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
+    rmsNormAdd(residual, x, scale, eps, rows, n);
   }
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,

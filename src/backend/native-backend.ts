@@ -19,6 +19,7 @@ interface NativeBinding {
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
+  rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
   mapFile(path: string, offset: number, length: number): Uint8Array | null;
@@ -72,6 +73,14 @@ export class NativeBackend implements Backend {
 
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
     this.binding.geluTanhMul(gate, up, n);
+  }
+
+  rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
+    this.binding.rmsNorm(out, x, scale, eps, rows, n, false);
+  }
+
+  rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
+    this.binding.rmsNorm(residual, x, scale, eps, rows, n, true);
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {

@@ -8,7 +8,6 @@ import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3TextConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
-import { addInPlace, geluTanhMul, rmsNorm } from './ops.js';
 import { Rope } from './rope.js';
 import type { TextWeights } from './weights.js';
 
@@ -105,7 +104,7 @@ export class Gemma3TextDecoder {
       options.onHiddenState?.(layer, ws.x, T);
     }
     cache.length = start + T;
-    rmsNorm(ws.x, ws.x, this.weights.outputNorm, c.rmsNormEps, T, H); // [T, H]
+    this.backend.rmsNorm(ws.x, ws.x, this.weights.outputNorm, c.rmsNormEps, T, H); // [T, H]
     options.onHiddenState?.('final_norm', ws.x, T);
   }
 
@@ -131,7 +130,7 @@ export class Gemma3TextDecoder {
     }
     for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches });
     for (const cache of caches) cache.length++;
-    rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
+    this.backend.rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
     const logits = new Float32Array(B * c.vocabSize);
     this.outputHead(logits, 0, B);
     return logits;
@@ -149,12 +148,12 @@ export class Gemma3TextDecoder {
     const kvDim = c.numKvHeads * c.headDim;
 
     // Attention block: pre-norm → q/k/v → QK-norm → RoPE → attend → o_proj → post-norm → residual
-    rmsNorm(ws.xb, ws.x, w.attnNorm, eps, T, H); // [T, H]
+    be.rmsNorm(ws.xb, ws.x, w.attnNorm, eps, T, H); // [T, H]
     be.matMul(ws.q, w.attnQ, ws.xb, T); // [T, numHeads * headDim]
     be.matMul(ws.k, w.attnK, ws.xb, T); // [T, numKvHeads * headDim]
     be.matMul(ws.v, w.attnV, ws.xb, T); // [T, numKvHeads * headDim]
-    rmsNorm(ws.q, ws.q, w.attnQNorm, eps, T * c.numHeads, c.headDim);
-    rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
+    be.rmsNorm(ws.q, ws.q, w.attnQNorm, eps, T * c.numHeads, c.headDim);
+    be.rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
     const rope = isSliding ? this.localRope : this.globalRope;
     for (let t = 0; t < T; t++) {
       const pos = rows.kind === 'chunk' ? rows.start + t : rows.caches[t]!.length;
@@ -182,18 +181,15 @@ export class Gemma3TextDecoder {
       }
     }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]
-    rmsNorm(ws.xb2, ws.xb2, w.postAttentionNorm, eps, T, H);
-    addInPlace(ws.x, ws.xb2, T * H);
+    be.rmsNormAdd(ws.x, ws.xb2, w.postAttentionNorm, eps, T, H);
 
     // Feed-forward block: pre-norm → gelu_tanh(gate) · up → down → post-norm → residual
-    rmsNorm(ws.xb, ws.x, w.ffnNorm, eps, T, H);
+    be.rmsNorm(ws.xb, ws.x, w.ffnNorm, eps, T, H);
     be.matMul(ws.hb, w.ffnGate, ws.xb, T); // [T, intermediateSize]
     be.matMul(ws.hb2, w.ffnUp, ws.xb, T); // [T, intermediateSize]
-    if (be.geluTanhMul) be.geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
-    else geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
+    be.geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
     be.matMul(ws.xb2, w.ffnDown, ws.hb, T); // [T, H]
-    rmsNorm(ws.xb2, ws.xb2, w.postFfwNorm, eps, T, H);
-    addInPlace(ws.x, ws.xb2, T * H);
+    be.rmsNormAdd(ws.x, ws.xb2, w.postFfwNorm, eps, T, H);
   }
 
   /** row = embedding of `id` · √hiddenSize (the scale rounded to float32, as the reference computes it). */

@@ -19,6 +19,20 @@ export function rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array,
   }
 }
 
+/** residual += rmsNorm(x) · scale, row by row (x is left as it is); same roundings as rmsNorm then add. */
+export function rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    let sumSq = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[o + i]!;
+      sumSq += v * v;
+    }
+    const inv = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sumSq / n) + eps)));
+    for (let i = 0; i < n; i++) residual[o + i] = residual[o + i]! + Math.fround(Math.fround(x[o + i]! * inv) * scale[i]!);
+  }
+}
+
 /** tanh-approximated GELU of the gate times the up branch, in place into `gate`. */
 export function geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
   const k = Math.sqrt(2 / Math.PI);

@@ -1,0 +1,134 @@
+// Element-wise and per-row ops of a decoder layer (GeGLU, RMSNorm, norm + residual add): the
+// twins of src/model/ops.ts, rounding to float32 at the same points. Rows split across the pool
+// when there is enough work to pay for waking it.
+#include "ops.h"
+
+#include <math.h>
+
+#include "pool.h"
+#include "vecmath.h"
+
+static int use_avx2 = 0;
+
+void ops_init(int avx2) { use_avx2 = avx2; }
+
+/* Below this many elements the caller's thread does the work alone. */
+#define PARALLEL_MIN 32768
+
+/* ---- GeGLU: 0.5 z (1 + tanh u) = z / (1 + exp(-2u)), u = √(2/π)(z + 0.044715 z³). The logistic
+   form has no cancellation for negative z, so a vector exp gives float-accurate results. */
+
+static void gelu_generic(float *gate, const float *up, size_t i0, size_t i1) {
+  const float k = 0.7978845608028654f;
+  for (size_t i = i0; i < i1; i++) {
+    const float z = gate[i];
+    gate[i] = 0.5f * z * (1.0f + tanhf(k * (z + 0.044715f * z * z * z))) * up[i];
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void gelu_avx2(float *gate, const float *up, size_t i0, size_t i1) {
+  const __m256 k2 = _mm256_set1_ps(-2.0f * 0.7978845608028654f), c = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+  size_t i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    const __m256 z = _mm256_loadu_ps(gate + i);
+    const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(c, z), _mm256_mul_ps(z, z), z);
+    const __m256 e = exp256_ps(_mm256_mul_ps(k2, inner));
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(z, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  gelu_generic(gate, up, i, i1);
+}
+#endif
+
+typedef struct {
+  float *gate;
+  const float *up;
+  size_t n;
+} gelu_job;
+
+static void gelu_job_fn(void *p, int thread, int nthreads) {
+  const gelu_job *j = (const gelu_job *)p;
+  /* Shares in multiples of 8 so only the last one has a scalar tail. */
+  const size_t per = ((j->n + nthreads - 1) / nthreads + 7) / 8 * 8;
+  const size_t i0 = (size_t)thread * per < j->n ? (size_t)thread * per : j->n;
+  const size_t i1 = i0 + per < j->n ? i0 + per : j->n;
+#if defined(__x86_64__)
+  if (use_avx2) {
+    gelu_avx2(j->gate, j->up, i0, i1);
+    return;
+  }
+#endif
+  gelu_generic(j->gate, j->up, i0, i1);
+}
+
+void gelu_tanh_mul_run(float *gate, const float *up, size_t n) {
+  gelu_job j = {gate, up, n};
+  if (n < PARALLEL_MIN) gelu_job_fn(&j, 0, 1);
+  else pool_run(gelu_job_fn, &j);
+}
+
+/* ---- RMSNorm. The sum of squares runs in double like the TypeScript twin (whose numbers are
+   doubles); only the summation order differs. */
+
+static double sum_squares_generic(const float *x, int n) {
+  double s = 0.0;
+  for (int i = 0; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double sum_squares_avx2(const float *x, int n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d lo = _mm256_cvtps_pd(_mm_loadu_ps(x + i)), hi = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4));
+    a0 = _mm256_fmadd_pd(lo, lo, a0);
+    a1 = _mm256_fmadd_pd(hi, hi, a1);
+  }
+  double lanes[4];
+  _mm256_storeu_pd(lanes, _mm256_add_pd(a0, a1));
+  double s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; i++) s += (double)x[i] * x[i];
+  return s;
+}
+#endif
+
+typedef struct {
+  float *out;
+  const float *x, *scale;
+  double eps;
+  int rows, n, accumulate;
+} norm_job;
+
+static void norm_rows(const norm_job *j, int r0, int r1) {
+  const int n = j->n;
+  for (int r = r0; r < r1; r++) {
+    const float *x = j->x + (size_t)r * n;
+    float *out = j->out + (size_t)r * n;
+#if defined(__x86_64__)
+    const double ss = use_avx2 ? sum_squares_avx2(x, n) : sum_squares_generic(x, n);
+#else
+    const double ss = sum_squares_generic(x, n);
+#endif
+    const float inv = (float)(1.0 / sqrt((double)(float)((double)(float)(ss / n) + j->eps)));
+    /* Two float multiplies, each rounded, then the add: the twin's Math.fround points. */
+    if (j->accumulate) {
+      for (int i = 0; i < n; i++) out[i] = out[i] + (x[i] * inv) * j->scale[i];
+    } else {
+      for (int i = 0; i < n; i++) out[i] = (x[i] * inv) * j->scale[i];
+    }
+  }
+}
+
+static void norm_job_fn(void *p, int thread, int nthreads) {
+  const norm_job *j = (const norm_job *)p;
+  const int per = (j->rows + nthreads - 1) / nthreads;
+  const int r0 = thread * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
+  if (r0 < r1) norm_rows(j, r0, r1);
+}
+
+void rms_norm_run(float *out, const float *x, const float *scale, double eps, int rows, int n, int accumulate) {
+  norm_job j = {out, x, scale, eps, rows, n, accumulate};
+  if ((size_t)rows * n < PARALLEL_MIN || rows == 1) norm_rows(&j, 0, rows);
+  else pool_run(norm_job_fn, &j);
+}
