@@ -9,12 +9,21 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "vecmath.h"
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+/* Four independent accumulators: a head's dot product is latency-bound with one. */
 static float dot_f32(const float *a, const float *b, int n) {
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
   int d = 0;
-  for (; d + 8 <= n; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
+  for (; d + 32 <= n; d += 32) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 16), _mm256_loadu_ps(b + d + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 24), _mm256_loadu_ps(b + d + 24), acc3);
+  }
+  for (; d + 8 <= n; d += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc0);
+  const __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
   s = _mm_hadd_ps(s, s);
   s = _mm_hadd_ps(s, s);
@@ -28,6 +37,25 @@ static void axpy_f32(float *y, float a, const float *x, int n) {
   for (; d + 8 <= n; d += 8) _mm256_storeu_ps(y + d, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d)));
   for (; d < n; d++) y[d] += a * x[d];
 }
+/* scores[j] = exp(scores[j] - max) for j in [lo, hi]; returns their sum in double. */
+static double exp_sum_f32(float *scores, int lo, int hi, float max) {
+  const __m256 m = _mm256_set1_ps(max);
+  __m256d sum = _mm256_setzero_pd();
+  int j = lo;
+  for (; j + 8 <= hi + 1; j += 8) {
+    const __m256 e = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(scores + j), m));
+    _mm256_storeu_ps(scores + j, e);
+    sum = _mm256_add_pd(sum, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)), _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1))));
+  }
+  double lanes[4];
+  _mm256_storeu_pd(lanes, sum);
+  double total = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; j <= hi; j++) {
+    scores[j] = expf(scores[j] - max);
+    total += scores[j];
+  }
+  return total;
+}
 #pragma GCC pop_options
 static int have_avx2 = -1;
 #endif
@@ -39,6 +67,14 @@ static float dot_generic(const float *a, const float *b, int n) {
 }
 static void axpy_generic(float *y, float a, const float *x, int n) {
   for (int d = 0; d < n; d++) y[d] += a * x[d];
+}
+static double exp_sum_generic(float *scores, int lo, int hi, float max) {
+  double sum = 0.0;
+  for (int j = lo; j <= hi; j++) {
+    scores[j] = expf(scores[j] - max);
+    sum += scores[j];
+  }
+  return sum;
 }
 
 static float dot(const float *a, const float *b, int n) {
@@ -56,6 +92,12 @@ static void axpy(float *y, float a, const float *x, int n) {
 #endif
   axpy_generic(y, a, x, n);
 }
+static double exp_sum(float *scores, int lo, int hi, float max) {
+#if defined(__x86_64__)
+  if (have_avx2) return exp_sum_f32(scores, lo, hi, max);
+#endif
+  return exp_sum_generic(scores, lo, hi, max);
+}
 
 static void attention_job(void *p, int thread, int nthreads) {
   const attention_args *a = (const attention_args *)p;
@@ -70,9 +112,10 @@ static void attention_job(void *p, int thread, int nthreads) {
   const int kv_dim = a->num_kv_heads * hd;
   float *scores = (float *)malloc(sizeof(float) * (size_t)(a->start + a->T));
   float *acc = (float *)malloc(sizeof(float) * (size_t)hd);
+  /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
   for (int item = i0; item < i1; item++) {
-    const int t = item / a->num_heads;
-    const int h = item % a->num_heads;
+    const int h = item / a->T;
+    const int t = item % a->T;
     const int pos = a->start + t;
     int lo = a->window > 0 ? (pos - a->window + 1 > 0 ? pos - a->window + 1 : 0) : 0;
     int hi = pos;
@@ -90,12 +133,7 @@ static void attention_job(void *p, int thread, int nthreads) {
       scores[j] = s;
       if (s > max) max = s;
     }
-    double sum = 0.0;
-    for (int j = lo; j <= hi; j++) {
-      float e = expf(scores[j] - max);
-      scores[j] = e;
-      sum += e;
-    }
+    const double sum = exp_sum(scores, lo, hi, max);
     const float inv = (float)(1.0 / sum);
     for (int d = 0; d < hd; d++) acc[d] = 0.0f;
     for (int j = lo; j <= hi; j++) {
@@ -190,11 +228,7 @@ static void full_job_fn(void *p, int thread, int nthreads) {
       float *s = scores + (size_t)q * N;
       float max = -INFINITY;
       for (int j = 0; j < N; j++) if (s[j] > max) max = s[j];
-      double sum = 0.0;
-      for (int j = 0; j < N; j++) {
-        s[j] = expf(s[j] - max);
-        sum += s[j];
-      }
+      const double sum = exp_sum(s, 0, N - 1, max);
       const float inv = (float)(1.0 / sum);
       for (int j = 0; j < N; j++) s[j] *= inv;
     }
