@@ -6,7 +6,7 @@ import { KvCache } from '../src/model/kv-cache.js';
 const [model, tokensArg, batchArg] = process.argv.slice(2);
 const tokens = Number(tokensArg ?? 32);
 const B = Number(batchArg ?? 1);
-const m = await load(model!, { backend: 'native', threads: 2, contextLength: 600 });
+const m = await load(model!, { backend: 'native', threads: 2, contextLength: 1200 });
 const be = m.decoder.backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const times = new Map<string, number>();
 for (const name of ['matMul', 'attention', 'geluTanhMul']) {
@@ -20,7 +20,7 @@ for (const name of ['matMul', 'attention', 'geluTanhMul']) {
   };
 }
 if (process.env.PROFILE_PREFILL) {
-  const c = new KvCache(m.config.text, 600);
+  const c = new KvCache(m.config.text, 1200);
   const t = performance.now();
   m.decoder.forward({ ids: Array.from({ length: 512 }, (_, i) => 1000 + i) }, c, { logits: 'last' });
   const total = performance.now() - t;
@@ -29,8 +29,9 @@ if (process.env.PROFILE_PREFILL) {
   console.log(`prefill 512: ${total.toFixed(0)} ms, outside backend ${(total - inBackend).toFixed(0)} ms, ${(512000 / total).toFixed(1)} tok/s`);
   process.exit(0);
 }
-const caches = Array.from({ length: B }, () => new KvCache(m.config.text, 600));
-for (const c of caches) m.decoder.forward({ ids: [2, 100, 200, 300] }, c, { logits: 'none' });
+const caches = Array.from({ length: B }, () => new KvCache(m.config.text, 1200));
+const context = Number(process.env.PROFILE_CONTEXT ?? 4);
+for (const c of caches) m.decoder.forward({ ids: Array.from({ length: context }, (_, i) => 2 + i) }, c, { logits: 'none' });
 times.clear();
 const t0 = performance.now();
 for (let i = 0; i < tokens; i++) {

@@ -157,13 +157,13 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* attention(out, q, kChunk, vChunk, cacheK, cacheV, ring, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
+/* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
 static napi_value attention(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 17;
+  napi_value argv[17];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 16) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 16 arguments");
+  if (argc < 17) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 17 arguments");
     return NULL;
   }
   attention_args a;
@@ -176,18 +176,21 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   a.cache_v = (const float *)typed_data(env, argv[5], &cvb, 0);
   double scale;
   if (!a.out || !a.q || !a.k_chunk || !a.v_chunk || !a.cache_k || !a.cache_v) return NULL;
-  if (!get_i32(env, argv[6], &a.ring) || !get_i32(env, argv[7], &a.start) || !get_i32(env, argv[8], &a.T) ||
-      !get_i32(env, argv[9], &a.num_heads) || !get_i32(env, argv[10], &a.num_kv_heads) || !get_i32(env, argv[11], &a.head_dim) ||
-      napi_get_value_double(env, argv[12], &scale) != napi_ok || !get_i32(env, argv[13], &a.window)) {
+  if (!get_i32(env, argv[6], &a.slots) || !get_i32(env, argv[7], &a.ring) || !get_i32(env, argv[8], &a.start) ||
+      !get_i32(env, argv[9], &a.T) || !get_i32(env, argv[10], &a.num_heads) || !get_i32(env, argv[11], &a.num_kv_heads) ||
+      !get_i32(env, argv[12], &a.head_dim) || napi_get_value_double(env, argv[13], &scale) != napi_ok ||
+      !get_i32(env, argv[14], &a.window)) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "attention: bad numeric argument");
     return NULL;
   }
   a.scale = (float)scale;
-  a.span_start = (const int32_t *)typed_data(env, argv[14], &ssb, 1);
-  a.span_end = (const int32_t *)typed_data(env, argv[15], &seb, 1);
+  a.span_start = (const int32_t *)typed_data(env, argv[15], &ssb, 1);
+  a.span_end = (const int32_t *)typed_data(env, argv[16], &seb, 1);
   const size_t q_dim = (size_t)a.num_heads * a.head_dim, kv_dim = (size_t)a.num_kv_heads * a.head_dim;
-  const size_t slots = a.ring > 0 ? (size_t)a.ring : (size_t)a.start;
-  if (a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.head_dim <= 0 ||
+  /* Past positions read slots [0, ring) of a ring, [0, start) otherwise. */
+  const size_t used = a.ring > 0 ? (size_t)a.ring : (size_t)a.start;
+  const size_t slots = (size_t)a.slots;
+  if (a.slots < 0 || a.ring < 0 || slots < used || a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.num_heads / a.num_kv_heads > 16 || a.head_dim <= 0 ||
       ob < a.T * q_dim * 4 || qb < a.T * q_dim * 4 || kb < a.T * kv_dim * 4 || vb < a.T * kv_dim * 4 ||
       ckb < slots * kv_dim * 4 || cvb < slots * kv_dim * 4 || (a.span_start && (ssb < (size_t)a.T * 4 || seb < (size_t)a.T * 4))) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "attention: sizes do not match the arrays");

@@ -99,22 +99,27 @@ static double exp_sum(float *scores, int lo, int hi, float max) {
   return exp_sum_generic(scores, lo, hi, max);
 }
 
+/* Query heads that share a key/value head (grouped-query attention) are handled together, so
+   each cached key and value row is read once for all of them. */
+#define MAX_GROUP 16
+
 static void attention_job(void *p, int thread, int nthreads) {
   const attention_args *a = (const attention_args *)p;
-  const int items = a->T * a->num_heads;
+  const int group = a->num_heads / a->num_kv_heads;
+  const int items = a->T * a->num_kv_heads;
   const int per = (items + nthreads - 1) / nthreads;
   const int i0 = thread * per;
   const int i1 = i0 + per < items ? i0 + per : items;
   if (i0 >= i1) return;
-  const int group = a->num_heads / a->num_kv_heads;
   const int hd = a->head_dim;
   const int q_dim = a->num_heads * hd;
   const int kv_dim = a->num_kv_heads * hd;
-  float *scores = (float *)malloc(sizeof(float) * (size_t)(a->start + a->T));
-  float *acc = (float *)malloc(sizeof(float) * (size_t)hd);
+  const size_t positions = (size_t)(a->start + a->T);
+  float *scores = (float *)malloc(sizeof(float) * positions * group);
+  float *acc = (float *)malloc(sizeof(float) * (size_t)hd * group);
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
   for (int item = i0; item < i1; item++) {
-    const int h = item / a->T;
+    const int kvh = item / a->T;
     const int t = item % a->T;
     const int pos = a->start + t;
     int lo = a->window > 0 ? (pos - a->window + 1 > 0 ? pos - a->window + 1 : 0) : 0;
@@ -123,26 +128,31 @@ static void attention_job(void *p, int thread, int nthreads) {
       if (a->start + a->span_start[t] < lo) lo = a->start + a->span_start[t];
       if (a->start + a->span_end[t] > hi) hi = a->start + a->span_end[t];
     }
-    const float *q = a->q + (size_t)t * q_dim + (size_t)h * hd;
-    const int kvo = (h / group) * hd;
-    float max = -INFINITY;
+    const float *q = a->q + (size_t)t * q_dim + (size_t)kvh * group * hd; /* the group's heads are adjacent */
+    const int kvo = kvh * hd;
+    const float *cache_k = a->cache_k + (size_t)kvh * a->slots * hd;
+    const float *cache_v = a->cache_v + (size_t)kvh * a->slots * hd;
+    float max[MAX_GROUP];
+    for (int g = 0; g < group; g++) max[g] = -INFINITY;
     for (int j = lo; j <= hi; j++) {
-      const float *k = j < a->start ? a->cache_k + (size_t)(a->ring > 0 ? j % a->ring : j) * kv_dim + kvo
+      const float *k = j < a->start ? cache_k + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
                                     : a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
-      float s = dot(q, k, hd) * a->scale;
-      scores[j] = s;
-      if (s > max) max = s;
+      for (int g = 0; g < group; g++) {
+        const float s = dot(q + (size_t)g * hd, k, hd) * a->scale;
+        scores[(size_t)g * positions + j] = s;
+        if (s > max[g]) max[g] = s;
+      }
     }
-    const double sum = exp_sum(scores, lo, hi, max);
-    const float inv = (float)(1.0 / sum);
-    for (int d = 0; d < hd; d++) acc[d] = 0.0f;
+    float inv[MAX_GROUP];
+    for (int g = 0; g < group; g++) inv[g] = (float)(1.0 / exp_sum(scores + (size_t)g * positions, lo, hi, max[g]));
+    for (int x = 0; x < hd * group; x++) acc[x] = 0.0f;
     for (int j = lo; j <= hi; j++) {
-      const float *v = j < a->start ? a->cache_v + (size_t)(a->ring > 0 ? j % a->ring : j) * kv_dim + kvo
+      const float *v = j < a->start ? cache_v + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
                                     : a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
-      axpy(acc, scores[j] * inv, v, hd);
+      for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
     }
-    float *o = a->out + (size_t)t * q_dim + (size_t)h * hd;
-    for (int d = 0; d < hd; d++) o[d] = acc[d];
+    float *o = a->out + (size_t)t * q_dim + (size_t)kvh * group * hd;
+    for (int x = 0; x < hd * group; x++) o[x] = acc[x];
   }
   free(scores);
   free(acc);

@@ -7,8 +7,9 @@ typedef struct {
   const float *q;        /* [T, num_heads * head_dim] */
   const float *k_chunk;  /* [T, num_kv_heads * head_dim] */
   const float *v_chunk;
-  const float *cache_k;  /* [slots, num_kv_heads * head_dim] */
+  const float *cache_k;  /* [num_kv_heads, slots, head_dim]: one head's keys back to back */
   const float *cache_v;
+  int slots;
   int ring;              /* ring size of a sliding layer, 0 for global (slot = position) */
   int start, T;
   int num_heads, num_kv_heads, head_dim;

@@ -160,8 +160,8 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
   const start = opts.start ?? 11;
   const T = 9;
   const ring = opts.window ? 16 : 0;
-  const slots = ring || start;
-  const cache = { k: randn(rng, slots * kvDim), v: randn(rng, slots * kvDim), ring };
+  const slots = ring || start + 5; // more slots than positions: heads are slots apart
+  const cache = { k: randn(rng, slots * kvDim), v: randn(rng, slots * kvDim), slots, ring };
   const q = randn(rng, T * 4 * 24);
   const k = randn(rng, T * kvDim);
   const v = randn(rng, T * kvDim);
@@ -190,7 +190,7 @@ test('unmasked attention (every token sees every token, the SigLIP case) equals 
     const v = randn(rng, T * D);
     const spans = { spanStart: new Int32Array(T).fill(0), spanEnd: new Int32Array(T).fill(T - 1) };
     const shape = { numHeads: heads, numKvHeads: heads, headDim, scale: headDim ** -0.5, window: 0 };
-    const empty = { k: new Float32Array(0), v: new Float32Array(0), ring: 0 };
+    const empty = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0 };
     const a = new Float32Array(T * D);
     const b = new Float32Array(T * D);
     js.attention(a, q, k, v, empty, 0, T, shape, spans);

@@ -22,10 +22,14 @@ export interface RowRange {
   outStride: number;
 }
 
-/** Keys and values of one attention layer: [slots, numKvHeads * headDim]; ring > 0: slot = pos % ring. */
+/**
+ * Keys and values of one attention layer, head-major: [numKvHeads, slots, headDim], so that one
+ * head's keys lie back to back (attention streams them); ring > 0: slot = pos % ring.
+ */
 export interface KvStore {
   readonly k: Float32Array;
   readonly v: Float32Array;
+  readonly slots: number;
   readonly ring: number;
 }
 

@@ -29,12 +29,13 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
     }
     for (let h = 0; h < numHeads; h++) {
       const qo = t * qDim + h * headDim;
-      const kvo = Math.floor(h / group) * headDim;
+      const kvHead = Math.floor(h / group);
+      const kvo = kvHead * headDim;
       let max = -Infinity;
       for (let j = lo; j <= hi; j++) {
         const past = j < start;
         const kBuf = past ? cache.k : kChunk;
-        const ko = (past ? slot(cache, j) : j - start) * kvDim + kvo;
+        const ko = past ? (kvHead * cache.slots + slot(cache, j)) * headDim : (j - start) * kvDim + kvo;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qo + d]! * kBuf[ko + d]!;
         const sc = Math.fround(Math.fround(dot) * scale);
@@ -53,7 +54,7 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
         const p = scores[j]! / sum;
         const past = j < start;
         const vBuf = past ? cache.v : vChunk;
-        const vo = (past ? slot(cache, j) : j - start) * kvDim + kvo;
+        const vo = past ? (kvHead * cache.slots + slot(cache, j)) * headDim : (j - start) * kvDim + kvo;
         for (let d = 0; d < headDim; d++) acc[d] += p * vBuf[vo + d]!;
       }
       for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
@@ -61,13 +62,22 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
   }
 }
 
-/** Stores the chunk's keys and values; a sliding ring keeps only its last `ring` positions. */
-export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, kvDim: number): void {
+/**
+ * Stores the chunk's keys and values ([T, numKvHeads * headDim]) into the head-major cache; a
+ * sliding ring keeps only its last `ring` positions.
+ */
+export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number,
+                        numKvHeads: number, headDim: number): void {
   const first = cache.ring > 0 ? Math.max(0, T - cache.ring) : 0;
+  const kvDim = numKvHeads * headDim;
   for (let t = first; t < T; t++) {
-    const o = slot(cache, start + t) * kvDim;
-    cache.k.set(kChunk.subarray(t * kvDim, (t + 1) * kvDim), o);
-    cache.v.set(vChunk.subarray(t * kvDim, (t + 1) * kvDim), o);
+    const s = slot(cache, start + t);
+    for (let h = 0; h < numKvHeads; h++) {
+      const from = t * kvDim + h * headDim;
+      const o = (h * cache.slots + s) * headDim;
+      cache.k.set(kChunk.subarray(from, from + headDim), o);
+      cache.v.set(vChunk.subarray(from, from + headDim), o);
+    }
   }
 }
 

@@ -13,7 +13,7 @@ interface NativeBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
-            cacheV: Float32Array, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
+            cacheV: Float32Array, slots: number, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
             headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
@@ -29,6 +29,9 @@ interface NativeBinding {
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
 const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
+
+/** Query heads per key/value head that native/attention.c handles (MAX_GROUP there). */
+const MAX_NATIVE_GROUP = 16;
 
 const ADDON_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'build', 'Release', 'gemma3_native.node');
 
@@ -100,7 +103,11 @@ export class NativeBackend implements Backend {
       this.binding.attentionFull(out, q, kChunk, vChunk, T, shape.numHeads, shape.headDim, shape.scale);
       return;
     }
-    this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
+    if (shape.numHeads / shape.numKvHeads > MAX_NATIVE_GROUP) {
+      this.fallback.attention(out, q, kChunk, vChunk, cache, start, T, shape, spans);
+      return;
+    }
+    this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
       shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
   }
 }

@@ -167,7 +167,7 @@ export class Gemma3TextDecoder {
     if (rows.kind === 'chunk') {
       const layerCache = rows.cache.layers[layer]!;
       be.attention(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
-      writeKv(layerCache, ws.k, ws.v, rows.start, T, kvDim);
+      writeKv(layerCache, ws.k, ws.v, rows.start, T, c.numKvHeads, c.headDim);
     } else {
       // Each row is the next token of its own sequence: attend over that sequence's cache.
       for (let b = 0; b < T; b++) {
@@ -177,7 +177,7 @@ export class Gemma3TextDecoder {
         const k = ws.k.subarray(b * kvDim, (b + 1) * kvDim);
         const v = ws.v.subarray(b * kvDim, (b + 1) * kvDim);
         be.attention(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
-        writeKv(layerCache, k, v, cache.length, 1, kvDim);
+        writeKv(layerCache, k, v, cache.length, 1, c.numKvHeads, c.headDim);
       }
     }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]

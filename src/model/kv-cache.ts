@@ -4,7 +4,7 @@
 import type { KvStore } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
-/** k, v: [slots, numKvHeads * headDim]; ring: the ring size of a sliding layer, 0 for a global one. */
+/** k, v: [numKvHeads, slots, headDim]; ring: the ring size of a sliding layer, 0 for a global one. */
 export type LayerCache = KvStore;
 
 /**
@@ -28,7 +28,7 @@ export class KvCache {
     this.layers = config.layerTypes.map((type) => {
       const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
       const slots = ring || capacity;
-      return { k: new Float32Array(slots * kvDim), v: new Float32Array(slots * kvDim), ring };
+      return { k: new Float32Array(slots * kvDim), v: new Float32Array(slots * kvDim), slots, ring };
     });
   }
 
