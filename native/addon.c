@@ -62,23 +62,28 @@ static void *typed_data(napi_env env, napi_value v, size_t *bytes, int optional)
 typedef struct {
   matmul_args m;
   int r0, r1;
+  int unit;          /* rows per chunk, a multiple of the kernel's row group */
+  atomic_int next;   /* next chunk to take */
 } matmul_job;
 
 static matmul_rows_fn kernel_for(int dtype) {
   return dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16 ? matmul_rows_x16 : best_kernel;
 }
 
+/* Threads take chunks of rows from a shared counter rather than fixed halves: on a shared
+   machine one core is often slowed by a neighbour, and the other then takes more chunks. */
 static void matmul_job_fn(void *p, int thread, int nthreads) {
-  const matmul_job *j = (const matmul_job *)p;
-  const int rows = j->r1 - j->r0;
-  /* Split rows in whole groups so every thread runs full tiles. */
-  const int unit = j->m.dtype == DT_Q4_0_X16 || j->m.dtype == DT_Q8_0_X16 ? 16 : 4;
-  const int chunks = (rows + unit - 1) / unit;
-  const int per = (chunks + nthreads - 1) / nthreads;
-  const int a = j->r0 + thread * per * unit;
-  int b = a + per * unit;
-  if (b > j->r1) b = j->r1;
-  if (a < b) kernel_for(j->m.dtype)(&j->m, a, b);
+  (void)thread;
+  (void)nthreads;
+  matmul_job *j = (matmul_job *)p;
+  const matmul_rows_fn kernel = kernel_for(j->m.dtype);
+  for (;;) {
+    const int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    const int a = j->r0 + c * j->unit;
+    if (a >= j->r1) return;
+    const int b = a + j->unit < j->r1 ? a + j->unit : j->r1;
+    kernel(&j->m, a, b);
+  }
 }
 
 typedef struct {
@@ -136,7 +141,11 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return NULL;
   }
-  matmul_job job = {{w, dtype, cols, x, batch, row_start, out, out_stride}, row_start, row_end};
+  /* About eight chunks per thread, each a whole number of the kernel's row groups. */
+  const int group = x16 ? 16 : 4;
+  const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
+  matmul_job job = {{w, dtype, cols, x, batch, row_start, out, out_stride}, row_start, row_end,
+                    (target + group - 1) / group * group, 0};
   if (quant) {
     const size_t need = (size_t)batch * (cols / 32);
     if (need > q8_capacity) {
