@@ -30,6 +30,7 @@ if (process.env.PROFILE_PREFILL) {
   process.exit(0);
 }
 const caches = Array.from({ length: B }, () => new KvCache(m.config.text, 1200));
+if (process.env.PROFILE_PREFAULT) for (const c of caches) for (const l of c.layers) { l.k.fill(1); l.v.fill(1); }
 const context = Number(process.env.PROFILE_CONTEXT ?? 4);
 for (const c of caches) m.decoder.forward({ ids: Array.from({ length: context }, (_, i) => 2 + i) }, c, { logits: 'none' });
 times.clear();

@@ -217,6 +217,47 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, start, T, numKvHeads, headDim): the chunk's
+   keys and values ([T, numKvHeads * headDim]) into the head-major cache [numKvHeads, slots, headDim]. */
+static napi_value write_kv(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 10) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv takes 10 arguments");
+    return NULL;
+  }
+  size_t ckb, cvb, kb, vb;
+  float *cache_k = (float *)typed_data(env, argv[0], &ckb, 0);
+  float *cache_v = (float *)typed_data(env, argv[1], &cvb, 0);
+  const float *k = (const float *)typed_data(env, argv[2], &kb, 0);
+  const float *v = (const float *)typed_data(env, argv[3], &vb, 0);
+  if (!cache_k || !cache_v || !k || !v) return NULL;
+  int32_t slots, ring, start, T, heads, hd;
+  if (!get_i32(env, argv[4], &slots) || !get_i32(env, argv[5], &ring) || !get_i32(env, argv[6], &start) ||
+      !get_i32(env, argv[7], &T) || !get_i32(env, argv[8], &heads) || !get_i32(env, argv[9], &hd)) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv: bad numeric argument");
+    return NULL;
+  }
+  const size_t kv_dim = (size_t)heads * hd, row = (size_t)hd * 4;
+  /* Without a ring every position up to start + T needs its own slot. */
+  if (slots < 0 || ring < 0 || ring > slots || start < 0 || T < 0 || heads <= 0 || hd <= 0 ||
+      (ring == 0 && (size_t)start + T > (size_t)slots) || ckb < (size_t)slots * kv_dim * 4 || cvb < (size_t)slots * kv_dim * 4 ||
+      kb < (size_t)T * kv_dim * 4 || vb < (size_t)T * kv_dim * 4) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "writeKv: sizes do not match the arrays");
+    return NULL;
+  }
+  const int first = ring > 0 && T > ring ? T - ring : 0;
+  for (int t = first; t < T; t++) {
+    const size_t slot = ring > 0 ? (size_t)(start + t) % ring : (size_t)(start + t);
+    for (int h = 0; h < heads; h++) {
+      memcpy(cache_k + ((size_t)h * slots + slot) * hd, k + (size_t)t * kv_dim + (size_t)h * hd, row);
+      memcpy(cache_v + ((size_t)h * slots + slot) * hd, v + (size_t)t * kv_dim + (size_t)h * hd, row);
+    }
+  }
+  return NULL;
+}
+
 /* attentionFull(out, q, k, v, N, numHeads, headDim, scale): unmasked attention of N tokens. */
 static napi_value attention_full(napi_env env, napi_callback_info info) {
   size_t argc = 8;
@@ -494,6 +535,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
+    {"writeKv", NULL, write_kv, NULL, NULL, NULL, napi_default, NULL},
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},

@@ -181,6 +181,24 @@ for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { 
   });
 }
 
+test('writing keys and values into the head-major cache equals TypeScript (ring wrap, chunk longer than the ring)', { skip }, () => {
+  const rng = new Rng(23);
+  for (const [ring, slots, start, T] of [[0, 20, 3, 9], [8, 8, 5, 6], [8, 8, 2, 11]] as const) {
+    const heads = 3;
+    const hd = 16;
+    const k = randn(rng, T * heads * hd);
+    const v = randn(rng, T * heads * hd);
+    const a = { k: new Float32Array(slots * heads * hd), v: new Float32Array(slots * heads * hd), slots, ring };
+    const b = { k: new Float32Array(slots * heads * hd), v: new Float32Array(slots * heads * hd), slots, ring };
+    js.writeKv(a, k, v, start, T, heads, hd);
+    native!.writeKv(b, k, v, start, T, heads, hd);
+    assert.deepEqual(b.k, a.k);
+    assert.deepEqual(b.v, a.v);
+  }
+  const full = { k: new Float32Array(4 * 16), v: new Float32Array(4 * 16), slots: 4, ring: 0 };
+  assert.throws(() => native!.writeKv(full, new Float32Array(16), new Float32Array(16), 4, 1, 1, 16), /sizes/);
+});
+
 test('unmasked attention (every token sees every token, the SigLIP case) equals TypeScript', { skip }, () => {
   const rng = new Rng(5);
   for (const [T, heads, headDim] of [[37, 3, 20], [16, 2, 16], [5, 1, 72]] as const) {

@@ -76,4 +76,9 @@ export interface Backend {
    */
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void;
+  /**
+   * Stores a chunk's keys and values ([T, numKvHeads * headDim], positions start + t) into the
+   * head-major cache; a sliding ring keeps only its last `ring` positions.
+   */
+  writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void;
 }

@@ -73,10 +73,13 @@ export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Arr
   for (let t = first; t < T; t++) {
     const s = slot(cache, start + t);
     for (let h = 0; h < numKvHeads; h++) {
+      // A plain loop: a subarray view per head costs more than copying its few hundred floats.
       const from = t * kvDim + h * headDim;
       const o = (h * cache.slots + s) * headDim;
-      cache.k.set(kChunk.subarray(from, from + headDim), o);
-      cache.v.set(vChunk.subarray(from, from + headDim), o);
+      for (let d = 0; d < headDim; d++) {
+        cache.k[o + d] = kChunk[from + d]!;
+        cache.v[o + d] = vChunk[from + d]!;
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 // Pure TypeScript kernels: the reference every other backend is compared against, and the
 // fallback when the native addon is unavailable. Accumulates in float64 (JavaScript numbers).
 import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
-import { attendChunk } from './js-attention.js';
+import { attendChunk, writeKv } from './js-attention.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
 import { geluTanhMul, rmsNorm, rmsNormAdd } from '../model/ops.js';
@@ -58,6 +58,10 @@ export class JsBackend implements Backend {
 
   rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
     rmsNormAdd(residual, x, scale, eps, rows, n);
+  }
+
+  writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
+    writeKv(cache, kChunk, vChunk, start, T, numKvHeads, headDim);
   }
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,

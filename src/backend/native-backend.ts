@@ -19,6 +19,8 @@ interface NativeBinding {
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
+  writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number,
+          start: number, T: number, numKvHeads: number, headDim: number): void;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
@@ -94,6 +96,10 @@ export class NativeBackend implements Backend {
     }
     this.binding.matMul(out, w.data, code, w.rows, w.cols, x, batch,
       range?.rowStart ?? 0, range?.rowEnd ?? w.rows, range?.outStride ?? w.rows);
+  }
+
+  writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
+    this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, start, T, numKvHeads, headDim);
   }
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,

@@ -3,12 +3,11 @@
 // Processes a chunk of T tokens at once (prefill) or one (decode) through the same code.
 // ref: transformers 4.57 models/gemma3/modeling_gemma3.py (Gemma3DecoderLayer, Gemma3TextModel)
 import type { AttentionShape, Backend, ImageSpans } from '../backend/backend.js';
-import { writeKv } from '../backend/js-attention.js';
 import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3TextConfig } from './config.js';
 import type { KvCache } from './kv-cache.js';
-import { Rope } from './rope.js';
+import { Rope, type RopeAngles } from './rope.js';
 import type { TextWeights } from './weights.js';
 
 export interface DecoderInput {
@@ -99,8 +98,9 @@ export class Gemma3TextDecoder {
     options.onHiddenState?.('input', ws.x, T);
     const spans = imageSpansOf(input.imageBlocks, begin, end);
 
+    const angles = this.anglesOf(Array.from({ length: T }, (_, t) => start + t));
     for (let layer = 0; layer < c.numLayers; layer++) {
-      this.decoderLayer(layer, T, { kind: 'chunk', cache, start, spans });
+      this.decoderLayer(layer, T, { kind: 'chunk', cache, start, spans }, angles);
       options.onHiddenState?.(layer, ws.x, T);
     }
     cache.length = start + T;
@@ -128,7 +128,8 @@ export class Gemma3TextDecoder {
     for (let b = 0; b < B; b++) {
       this.embedToken(ids[b]!, this.ws.x.subarray(b * H, (b + 1) * H));
     }
-    for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches });
+    const angles = this.anglesOf(caches.map((cache) => cache.length));
+    for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches }, angles);
     for (const cache of caches) cache.length++;
     this.backend.rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
     const logits = new Float32Array(B * c.vocabSize);
@@ -136,7 +137,12 @@ export class Gemma3TextDecoder {
     return logits;
   }
 
-  private decoderLayer(layer: number, T: number, rows: RowLayout): void {
+  /** RoPE angles of each row's position for both layer types, shared by all layers of a step. */
+  private anglesOf(positions: number[]): LayerAngles {
+    return { local: this.localRope.angles(positions), global: this.globalRope.angles(positions) };
+  }
+
+  private decoderLayer(layer: number, T: number, rows: RowLayout, angles: LayerAngles): void {
     const c = this.config;
     const w = this.weights.layers[layer]!;
     const ws = this.ws;
@@ -155,10 +161,10 @@ export class Gemma3TextDecoder {
     be.rmsNorm(ws.q, ws.q, w.attnQNorm, eps, T * c.numHeads, c.headDim);
     be.rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
     const rope = isSliding ? this.localRope : this.globalRope;
+    const rowAngles = isSliding ? angles.local : angles.global;
     for (let t = 0; t < T; t++) {
-      const pos = rows.kind === 'chunk' ? rows.start + t : rows.caches[t]!.length;
-      rope.apply(ws.q, t * qDim, c.numHeads, pos);
-      rope.apply(ws.k, t * kvDim, c.numKvHeads, pos);
+      rope.apply(ws.q, t * qDim, c.numHeads, rowAngles, t);
+      rope.apply(ws.k, t * kvDim, c.numKvHeads, rowAngles, t);
     }
     const shape: AttentionShape = {
       numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim,
@@ -167,7 +173,7 @@ export class Gemma3TextDecoder {
     if (rows.kind === 'chunk') {
       const layerCache = rows.cache.layers[layer]!;
       be.attention(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
-      writeKv(layerCache, ws.k, ws.v, rows.start, T, c.numKvHeads, c.headDim);
+      be.writeKv(layerCache, ws.k, ws.v, rows.start, T, c.numKvHeads, c.headDim);
     } else {
       // Each row is the next token of its own sequence: attend over that sequence's cache.
       for (let b = 0; b < T; b++) {
@@ -177,7 +183,7 @@ export class Gemma3TextDecoder {
         const k = ws.k.subarray(b * kvDim, (b + 1) * kvDim);
         const v = ws.v.subarray(b * kvDim, (b + 1) * kvDim);
         be.attention(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
-        writeKv(layerCache, k, v, cache.length, 1, c.numKvHeads, c.headDim);
+        be.writeKv(layerCache, k, v, cache.length, 1, c.numKvHeads, c.headDim);
       }
     }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]
@@ -206,6 +212,11 @@ export class Gemma3TextDecoder {
     const cap = this.config.finalLogitSoftcap;
     if (cap) for (let i = 0; i < count * this.config.vocabSize; i++) out[i] = Math.tanh(out[i]! / cap) * cap;
   }
+}
+
+interface LayerAngles {
+  readonly local: RopeAngles;
+  readonly global: RopeAngles;
 }
 
 /** How the rows of a layer step relate to caches: one sequence's chunk, or one token each of many sequences. */

@@ -3,6 +3,12 @@
 //   inv_freq = 1 / base^(2i/headDim) / factor   (linear scaling divides every frequency)
 // ref: transformers modeling_rope_utils._compute_default_rope_parameters / _linear_.
 
+/** cos and sin of every frequency for a list of positions: [positions, headDim / 2] each. */
+export interface RopeAngles {
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
+}
+
 export class Rope {
   private readonly invFreq: Float32Array; // [headDim / 2]
   private readonly half: number;
@@ -17,14 +23,29 @@ export class Rope {
     }
   }
 
-  /** Rotates `numHeads` consecutive heads of one token (at `offset` in x) for position `pos`. */
-  apply(x: Float32Array, offset: number, numHeads: number, pos: number): void {
+  /** The angles of `positions`, computed once and shared by every layer of a step. */
+  angles(positions: ArrayLike<number>): RopeAngles {
+    const half = this.half;
+    const cos = new Float32Array(positions.length * half);
+    const sin = new Float32Array(positions.length * half);
+    for (let p = 0; p < positions.length; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(positions[p]! * this.invFreq[i]!);
+        cos[p * half + i] = Math.cos(angle);
+        sin[p * half + i] = Math.sin(angle);
+      }
+    }
+    return { cos, sin };
+  }
+
+  /** Rotates `numHeads` consecutive heads of one token (at `offset` in x) by row `row` of `angles`. */
+  apply(x: Float32Array, offset: number, numHeads: number, angles: RopeAngles, row: number): void {
     const half = this.half;
     const headDim = half * 2;
+    const base = row * half;
     for (let i = 0; i < half; i++) {
-      const angle = Math.fround(pos * this.invFreq[i]!);
-      const cos = Math.fround(Math.cos(angle));
-      const sin = Math.fround(Math.sin(angle));
+      const cos = angles.cos[base + i]!;
+      const sin = angles.sin[base + i]!;
       for (let h = 0; h < numHeads; h++) {
         const o = offset + h * headDim + i;
         const a = x[o]!;
