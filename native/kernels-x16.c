@@ -1,6 +1,7 @@
 // AVX-512 VNNI kernels for the interleaved x16 layouts (repack.c). Each int32 lane of a zmm is
 // one weight row: per block, eight dpbusd (four quants each, the activation's four bytes
-// broadcast from memory) give sixteen rows' exact integer block dot products for one
+// broadcast from memory; two interleaved chains, as one chain is latency-bound) give sixteen
+// rows' exact integer block dot products for one
 // activation row, then one convert and one multiply-add by the two scales. Up to eight
 // activation rows share every unpacked weight register. The unsigned-operand correction
 // (weights offset by +8 for Q4_0, +128 for Q8_0) starts each integer sum, so a block's result
@@ -39,8 +40,12 @@ static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int 
     }
     for (int j = 0; j < N; j++) {
       const q8_block *xb = &x[(size_t)j * nb + b];
-      __m512i s = _mm512_set1_epi32(-8 * xb->sum);
-      for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+      __m512i s = _mm512_set1_epi32(-8 * xb->sum), s1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+        s1 = _mm512_dpbusd_epi32(s1, w[k + 1], bcast4(xb->qs + 4 * k + 4));
+      }
+      s = _mm512_add_epi32(s, s1);
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
     }
   }
@@ -55,8 +60,12 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
     for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(g + 32 + 64 * c)), flip);
     for (int j = 0; j < N; j++) {
       const q8_block *xb = &x[(size_t)j * nb + b];
-      __m512i s = _mm512_set1_epi32(-128 * xb->sum);
-      for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+      __m512i s = _mm512_set1_epi32(-128 * xb->sum), s1 = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+        s1 = _mm512_dpbusd_epi32(s1, w[k + 1], bcast4(xb->qs + 4 * k + 4));
+      }
+      s = _mm512_add_epi32(s, s1);
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
     }
   }
