@@ -24,11 +24,12 @@ let t = performance.now();
 let logits = decoder.forward({ ids: prompt }, cache, { logits: 'last' });
 const promptTps = promptTokens / ((performance.now() - t) / 1000);
 
+const into = new Float32Array(m.config.text.vocabSize);
 t = performance.now();
 for (let i = 0; i < decodeTokens; i++) {
   let best = 0;
   for (let j = 1; j < 262144; j++) if (logits[j]! > logits[best]!) best = j;
-  logits = decoder.forward({ ids: [best] }, cache, { logits: 'last' });
+  logits = decoder.forward({ ids: [best] }, cache, { logits: 'last', into });
 }
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
 console.log(JSON.stringify({ engine: 'gemma3', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS }));

@@ -34,10 +34,11 @@ if (process.env.PROFILE_PREFAULT) for (const c of caches) for (const l of c.laye
 const context = Number(process.env.PROFILE_CONTEXT ?? 4);
 for (const c of caches) m.decoder.forward({ ids: Array.from({ length: context }, (_, i) => 2 + i) }, c, { logits: 'none' });
 times.clear();
+const into = new Float32Array(B * m.config.text.vocabSize);
 const t0 = performance.now();
 for (let i = 0; i < tokens; i++) {
-  if (B === 1) m.decoder.forward({ ids: [1000 + i] }, caches[0]!, { logits: 'last' });
-  else m.decoder.decodeBatch(caches.map((_, b) => 1000 + i + b), caches);
+  if (B === 1) m.decoder.forward({ ids: [1000 + i] }, caches[0]!, { logits: 'last', into });
+  else m.decoder.decodeBatch(caches.map((_, b) => 1000 + i + b), caches, into);
 }
 const total = performance.now() - t0;
 let inBackend = 0;

@@ -78,8 +78,9 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
   const reply = new Reply(tokenizer, promptIds, options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize));
   const reused = reusablePrefix(target, promptIds, extra);
   const started = performance.now();
+  const logitsBuffer = new Float32Array(decoder.config.vocabSize);
   let logits = decoder.forward(
-    { ids: promptIds.slice(reused), ...shiftExtra(extra, reused) }, cache, { logits: 'last' });
+    { ids: promptIds.slice(reused), ...shiftExtra(extra, reused) }, cache, { logits: 'last', into: logitsBuffer });
   target.cachedIds = [...promptIds];
   const prefillMs = performance.now() - started;
   let firstTokenMs = 0;
@@ -98,7 +99,7 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
       reply.end('length'); // context full
       break;
     }
-    logits = decoder.forward({ ids: [step.feed] }, cache, { logits: 'last' });
+    logits = decoder.forward({ ids: [step.feed] }, cache, { logits: 'last', into: logitsBuffer });
     target.cachedIds.push(step.feed);
     // Let timers, I/O and abort handlers run between tokens.
     await new Promise<void>((resolve) => setImmediate(resolve));

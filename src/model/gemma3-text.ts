@@ -24,6 +24,12 @@ export interface DecoderInput {
 export interface DecoderOptions {
   /** Which positions get logits: every input position, only the last, or none. */
   logits: 'all' | 'last' | 'none';
+  /**
+   * Where to write the logits (at least rows · vocabSize floats; the result is a view of it).
+   * A caller that decodes token after token passes the same buffer each step: a fresh
+   * megabyte per token costs page faults.
+   */
+  into?: Float32Array;
   /** Observes activations [T, hiddenSize] of each chunk: 'input', each layer's output, 'final_norm'. */
   onHiddenState?: (stage: 'input' | number | 'final_norm', x: Float32Array, T: number) => void;
 }
@@ -65,7 +71,7 @@ export class Gemma3TextDecoder {
       }
     }
     const logitRows = options.logits === 'all' ? T : options.logits === 'last' ? 1 : 0;
-    const logits = new Float32Array(logitRows * vocab);
+    const logits = outputBuffer(options.into, logitRows * vocab);
     for (let begin = 0; begin < T;) {
       const end = chunkEnd(begin, T, input.imageBlocks);
       this.forwardChunk(input, begin, end, cache, options);
@@ -113,7 +119,7 @@ export class Gemma3TextDecoder {
    * sequence in caches[b], at position caches[b].length. Weights are read once for all rows
    * (continuous batching). Returns logits [B, vocabSize].
    */
-  decodeBatch(ids: readonly number[], caches: readonly KvCache[]): Float32Array {
+  decodeBatch(ids: readonly number[], caches: readonly KvCache[], into?: Float32Array): Float32Array {
     const c = this.config;
     const B = ids.length;
     if (B === 0 || caches.length !== B) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs one cache per token');
@@ -132,7 +138,7 @@ export class Gemma3TextDecoder {
     for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches }, angles);
     for (const cache of caches) cache.length++;
     this.backend.rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
-    const logits = new Float32Array(B * c.vocabSize);
+    const logits = outputBuffer(into, B * c.vocabSize);
     this.outputHead(logits, 0, B);
     return logits;
   }
@@ -248,6 +254,13 @@ class Workspace {
     this.hb = new Float32Array(T * c.intermediateSize);
     this.hb2 = new Float32Array(T * c.intermediateSize);
   }
+}
+
+/** The first `n` floats of `into` (which must be large enough), or a new array. */
+function outputBuffer(into: Float32Array | undefined, n: number): Float32Array {
+  if (!into) return new Float32Array(n);
+  if (into.length < n) throw new GemmaError('INVALID_ARGUMENT', `the logits buffer holds ${into.length} floats, ${n} are needed`);
+  return into.subarray(0, n);
 }
 
 /** End of the chunk starting at `begin`: at most MAX_CHUNK tokens, but never splitting an image block. */

@@ -60,6 +60,8 @@ export class Scheduler {
   private readonly prefillBudget: number;
   private running = false;
   private lastLoad = '';
+  /** Logits of the last decode step, kept across steps (a fresh buffer per step costs page faults). */
+  private logitsBuffer = new Float32Array(0);
 
   constructor(
     private readonly decoder: Gemma3TextDecoder,
@@ -190,7 +192,9 @@ export class Scheduler {
     let logits: Float32Array;
     const started = performance.now();
     try {
-      logits = this.decoder.decodeBatch(batch.map((s) => s.next), batch.map((s) => s.cache!));
+      const need = batch.length * this.decoder.config.vocabSize;
+      if (this.logitsBuffer.length < need) this.logitsBuffer = new Float32Array(need);
+      logits = this.decoder.decodeBatch(batch.map((s) => s.next), batch.map((s) => s.cache!), this.logitsBuffer);
       this.events.step?.(batch.length, performance.now() - started);
     } catch (err) {
       for (const seq of batch) this.fail(seq, err);
