@@ -102,6 +102,7 @@ static double exp_sum(float *scores, int lo, int hi, float max) {
 /* Query heads that share a key/value head (grouped-query attention) are handled together, so
    each cached key and value row is read once for all of them. */
 #define MAX_GROUP 16
+#define ATTN_PREFETCH_ROWS 4
 
 static void attention_job(void *p, int thread, int nthreads) {
   const attention_args *a = (const attention_args *)p;
@@ -137,6 +138,8 @@ static void attention_job(void *p, int thread, int nthreads) {
     for (int j = lo; j <= hi; j++) {
       const float *k = j < a->start ? cache_k + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
                                     : a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      /* Rows ahead of the current key, in the order they will be read: keeps the stream going. */
+      for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) {
         const float s = dot(q + (size_t)g * hd, k, hd) * a->scale;
         scores[(size_t)g * positions + j] = s;
@@ -149,6 +152,7 @@ static void attention_job(void *p, int thread, int nthreads) {
     for (int j = lo; j <= hi; j++) {
       const float *v = j < a->start ? cache_v + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
                                     : a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
     }
     float *o = a->out + (size_t)t * q_dim + (size_t)kvh * group * hd;
