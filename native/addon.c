@@ -447,6 +447,34 @@ static napi_value map_file(napi_env env, napi_callback_info info) {
   return result;
 }
 
+typedef struct {
+  char *base;
+  size_t length;
+} prefault_job;
+
+static void prefault_job_fn(void *arg, int thread, int nthreads) {
+  const prefault_job *j = (const prefault_job *)arg;
+  const size_t huge = (size_t)2 << 20;
+  const size_t pages = j->length / huge, per = (pages + nthreads - 1) / nthreads;
+  const size_t first = (size_t)thread * per, last = first + per < pages ? first + per : pages;
+  if (first >= last) return;
+  char *from = j->base + first * huge;
+  const size_t bytes = (last - first) * huge;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (madvise(from, bytes, MADV_POPULATE_WRITE) == 0) return;
+  /* Kernels before 5.14: touch every page. */
+  for (size_t o = 0; o < bytes; o += 4096) ((volatile char *)from)[o] = 0;
+}
+
+/* Faults the pages in from every pool thread at once: the first touch of fresh memory is the
+   slow part of reading weights on some virtual machines, and it proceeds in parallel. */
+static void prefault(void *p, size_t length) {
+  prefault_job j = {(char *)p, length};
+  pool_run(prefault_job_fn, &j);
+}
+
 /* allocHuge(bytes) → zeroed Uint8Array in anonymous memory advised for transparent huge pages:
    weights read into it fault in 2 MiB at a time and stream through fewer TLB entries. */
 static napi_value alloc_huge(napi_env env, napi_callback_info info) {
@@ -463,6 +491,7 @@ static napi_value alloc_huge(napi_env env, napi_callback_info info) {
 #ifdef MADV_HUGEPAGE
   madvise(p, length, MADV_HUGEPAGE);
 #endif
+  prefault(p, length);
   mapping *m = (mapping *)malloc(sizeof(mapping));
   if (!m) {
     munmap(p, length);
