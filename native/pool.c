@@ -25,6 +25,9 @@ static void *job_arg;
 static atomic_uint generation;
 static atomic_int pending;
 static atomic_int stopping;
+/* Workers asleep on the condition variable: a job only takes the mutex to wake them when
+   there are any (sequentially consistent accesses on both sides, so no wake-up is missed). */
+static atomic_int sleepers;
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 /* Several JavaScript threads (workers) may share the addon: one job at a time. */
@@ -46,7 +49,9 @@ static void *worker_main(void *p) {
         continue;
       }
       pthread_mutex_lock(&mutex);
+      atomic_fetch_add(&sleepers, 1);
       while (atomic_load(&generation) == seen && !atomic_load(&stopping)) pthread_cond_wait(&wake, &mutex);
+      atomic_fetch_sub(&sleepers, 1);
       pthread_mutex_unlock(&mutex);
     }
     if (atomic_load(&stopping)) return NULL;
@@ -103,10 +108,12 @@ void pool_run(pool_job_fn fn, void *arg) {
   job_fn = fn;
   job_arg = arg;
   atomic_store(&pending, nthreads - 1);
-  pthread_mutex_lock(&mutex);
-  atomic_fetch_add_explicit(&generation, 1, memory_order_release);
-  pthread_cond_broadcast(&wake);
-  pthread_mutex_unlock(&mutex);
+  atomic_fetch_add(&generation, 1);
+  if (atomic_load(&sleepers) > 0) {
+    pthread_mutex_lock(&mutex);
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&mutex);
+  }
   fn(arg, 0, nthreads);
   while (atomic_load_explicit(&pending, memory_order_acquire) > 0) CPU_RELAX();
   pthread_mutex_unlock(&run_mutex);
