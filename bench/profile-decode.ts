@@ -9,12 +9,14 @@ const B = Number(batchArg ?? 1);
 const m = await load(model!, { backend: 'native', threads: 2, contextLength: 1200 });
 const be = m.decoder.backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const times = new Map<string, number>();
-for (const name of ['matMul', 'attention', 'geluTanhMul']) {
+for (const name of ['matMul', 'matMulShared', 'attention', 'geluTanhMul', 'rmsNorm', 'rmsNormAdd', 'writeKv']) {
   const f = be[name]!.bind(be);
   be[name] = (...a: unknown[]) => {
     const t = performance.now();
     const r = f(...a);
-    const key = name === 'matMul' ? `matMul ${(a[1] as { rows: number }).rows}x${(a[1] as { cols: number }).cols}` : name;
+    const shape = (w: { rows: number; cols: number }): string => `${w.rows}x${w.cols}`;
+    const key = name === 'matMul' ? `matMul ${shape(a[1] as { rows: number; cols: number })}`
+      : name === 'matMulShared' ? `matMulShared ${(a[1] as { rows: number; cols: number }[]).map(shape).join('+')}` : name;
     times.set(key, (times.get(key) ?? 0) + performance.now() - t);
     return r;
   };

@@ -59,11 +59,21 @@ static void *typed_data(napi_env env, napi_value v, size_t *bytes, int optional)
   return data ? data : empty_array;
 }
 
+/* One or several products sharing the activations x (q, k and v; gate and up): one
+   quantization of x and one pass of the pool for all of them. */
+#define MAX_PARTS 4
+
 typedef struct {
   matmul_args m;
   int r0, r1;
-  int unit;          /* rows per chunk, a multiple of the kernel's row group */
-  atomic_int next;   /* next chunk to take */
+  int unit;   /* rows per chunk, a multiple of the kernel's row group */
+  int chunks;
+} matmul_part;
+
+typedef struct {
+  matmul_part parts[MAX_PARTS];
+  int n;
+  atomic_int next; /* next chunk to take, counted across the parts */
 } matmul_job;
 
 static matmul_rows_fn kernel_for(int dtype) {
@@ -76,13 +86,15 @@ static void matmul_job_fn(void *p, int thread, int nthreads) {
   (void)thread;
   (void)nthreads;
   matmul_job *j = (matmul_job *)p;
-  const matmul_rows_fn kernel = kernel_for(j->m.dtype);
   for (;;) {
-    const int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-    const int a = j->r0 + c * j->unit;
-    if (a >= j->r1) return;
-    const int b = a + j->unit < j->r1 ? a + j->unit : j->r1;
-    kernel(&j->m, a, b);
+    int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    int i = 0;
+    while (i < j->n && c >= j->parts[i].chunks) c -= j->parts[i++].chunks;
+    if (i == j->n) return;
+    const matmul_part *part = &j->parts[i];
+    const int a = part->r0 + c * part->unit;
+    const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
+    kernel_for(part->m.dtype)(&part->m, a, b);
   }
 }
 
@@ -104,6 +116,63 @@ static void quantize_job_fn(void *p, int thread, int nthreads) {
 static q8_block *q8_scratch = NULL;
 static size_t q8_capacity = 0;
 
+/* Checks one product's sizes against its arrays (so the kernels never read or write outside
+   them) and fills in its part of the job; 0 with a JS exception pending otherwise. */
+static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t out_bytes, const uint8_t *w, size_t w_bytes,
+                          int dtype, int rows, int cols, const float *x, size_t x_bytes, int batch, int row_start, int row_end,
+                          int out_stride) {
+  const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
+  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x16;
+  if (x16 && !have_x16) {
+    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI");
+    return 0;
+  }
+  if (dtype < DT_F32 || dtype > DT_Q8_0_X16 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+      row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
+      w_bytes < (x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols) : row_bytes(dtype, cols) * (size_t)rows) ||
+      x_bytes < (size_t)batch * cols * 4 || out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
+    return 0;
+  }
+  /* About eight chunks per thread, each a whole number of the kernel's row groups. */
+  const int group = x16 ? 16 : 4;
+  const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
+  const int unit = target < 1 ? group : (target + group - 1) / group * group;
+  matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
+  part->m = m;
+  part->r0 = row_start;
+  part->r1 = row_end;
+  part->unit = unit;
+  part->chunks = (row_end - row_start + unit - 1) / unit;
+  return 1;
+}
+
+static int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
+
+/* Runs the job's parts, all reading x ([batch, cols]): quantized once to Q8 blocks when the
+   weights are quantized (all parts must agree on that). */
+static napi_value run_matmul(napi_env env, matmul_job *job, const float *x, int batch, int cols) {
+  if (is_quant(job->parts[0].m.dtype)) {
+    const size_t need = (size_t)batch * (cols / 32);
+    if (need > q8_capacity) {
+      free(q8_scratch);
+      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
+      q8_capacity = q8_scratch ? need : 0;
+      if (!q8_scratch) {
+        napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
+        return NULL;
+      }
+    }
+    quantize_job qj = {x, q8_scratch, need};
+    if (need < 1024) quantize_job_fn(&qj, 0, 1); /* a decode step: not worth waking the pool */
+    else pool_run(quantize_job_fn, &qj);
+    for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_scratch;
+  }
+  atomic_store(&job->next, 0);
+  pool_run(matmul_job_fn, job);
+  return NULL;
+}
+
 /* matMul(out, w, dtype, rows, cols, x, batch, rowStart, rowEnd, outStride) */
 static napi_value mat_mul(napi_env env, napi_callback_info info) {
   size_t argc = 10;
@@ -118,52 +187,64 @@ static napi_value mat_mul(napi_env env, napi_callback_info info) {
   const uint8_t *w = (const uint8_t *)typed_data(env, argv[1], &w_bytes, 0);
   int32_t dtype, rows, cols, batch, row_start, row_end, out_stride;
   const float *x = (const float *)typed_data(env, argv[5], &x_bytes, 0);
-  if (!out || !w || !x || !get_i32(env, argv[2], &dtype) || !get_i32(env, argv[3], &rows) || !get_i32(env, argv[4], &cols) ||
+  if (!out || !w || !x) return NULL;
+  if (!get_i32(env, argv[2], &dtype) || !get_i32(env, argv[3], &rows) || !get_i32(env, argv[4], &cols) ||
       !get_i32(env, argv[6], &batch) || !get_i32(env, argv[7], &row_start) || !get_i32(env, argv[8], &row_end) ||
       !get_i32(env, argv[9], &out_stride)) {
-    if (!out || !w || !x) return NULL;
     napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul: bad integer argument");
     return NULL;
   }
-  const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
-  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x16;
-  if (x16 && !have_x16) {
-    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI");
+  matmul_job job;
+  job.n = 1;
+  if (!matmul_part_of(env, &job.parts[0], out, out_bytes, w, w_bytes, dtype, rows, cols, x, x_bytes, batch, row_start, row_end,
+                      out_stride)) {
     return NULL;
   }
-  const size_t w_need = x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols)
-                            : row_bytes(dtype, cols) * (size_t)rows;
-  /* Bounds are checked here once so the kernels never read or write outside the arrays. */
-  if (dtype < DT_F32 || dtype > DT_Q8_0_X16 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
-      row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
-      w_bytes < w_need || x_bytes < (size_t)batch * cols * 4 ||
-      out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
-    napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
+  return run_matmul(env, &job, x, batch, cols);
+}
+
+/* matMulShared(outs[], ws[], dtypes[], rows[], cols, x, batch): outs[i] = x · ws[i]ᵀ for every i
+   (whole matrices, out row stride rows[i]), in one pass. */
+static napi_value mat_mul_shared(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t n = 0;
+  int32_t cols, batch;
+  size_t x_bytes;
+  if (argc < 7 || napi_get_array_length(env, argv[0], &n) != napi_ok || n < 1 || n > MAX_PARTS ||
+      !get_i32(env, argv[4], &cols) || !get_i32(env, argv[6], &batch)) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: expected 1 to 4 matrices and integer sizes");
     return NULL;
   }
-  /* About eight chunks per thread, each a whole number of the kernel's row groups. */
-  const int group = x16 ? 16 : 4;
-  const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
-  matmul_job job = {{w, dtype, cols, x, batch, row_start, out, out_stride}, row_start, row_end,
-                    (target + group - 1) / group * group, 0};
-  if (quant) {
-    const size_t need = (size_t)batch * (cols / 32);
-    if (need > q8_capacity) {
-      free(q8_scratch);
-      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
-      q8_capacity = q8_scratch ? need : 0;
-      if (!q8_scratch) {
-        napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
-        return NULL;
-      }
+  const float *x = (const float *)typed_data(env, argv[5], &x_bytes, 0);
+  if (!x) return NULL;
+  matmul_job job;
+  job.n = (int)n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value o, w, d, r;
+    int32_t dtype, rows;
+    size_t out_bytes, w_bytes;
+    CHECK(napi_get_element(env, argv[0], i, &o));
+    CHECK(napi_get_element(env, argv[1], i, &w));
+    CHECK(napi_get_element(env, argv[2], i, &d));
+    CHECK(napi_get_element(env, argv[3], i, &r));
+    float *out = (float *)typed_data(env, o, &out_bytes, 0);
+    const uint8_t *wd = (const uint8_t *)typed_data(env, w, &w_bytes, 0);
+    if (!out || !wd) return NULL;
+    if (!get_i32(env, d, &dtype) || !get_i32(env, r, &rows)) {
+      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: bad integer argument");
+      return NULL;
     }
-    quantize_job qj = {x, q8_scratch, need};
-    if (need < 1024) quantize_job_fn(&qj, 0, 1); /* a decode step: not worth waking the pool */
-    else pool_run(quantize_job_fn, &qj);
-    job.m.x = q8_scratch;
+    if (i > 0 && is_quant(dtype) != is_quant(job.parts[0].m.dtype)) {
+      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: the matrices must all be quantized or all be float");
+      return NULL;
+    }
+    if (!matmul_part_of(env, &job.parts[i], out, out_bytes, wd, w_bytes, dtype, rows, cols, x, x_bytes, batch, 0, rows, rows)) {
+      return NULL;
+    }
   }
-  pool_run(matmul_job_fn, &job);
-  return NULL;
+  return run_matmul(env, &job, x, batch, cols);
 }
 
 /* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
@@ -562,6 +643,7 @@ static napi_value init(napi_env env, napi_value exports) {
   ops_init(strcmp(kernel_name, "generic") != 0);
   napi_property_descriptor props[] = {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
+    {"matMulShared", NULL, mat_mul_shared, NULL, NULL, NULL, napi_default, NULL},
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
     {"writeKv", NULL, write_kv, NULL, NULL, NULL, napi_default, NULL},

@@ -124,6 +124,22 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
   });
 }
 
+test('products sharing their activations (q, k, v) equal separate TypeScript products, every layout and mix', { skip }, () => {
+  const rng = new Rng(31);
+  const cols = 96;
+  for (const dtypes of [['q4_0', 'q8_0', 'q4_0'], ['bf16', 'f32'], ['q8_0', 'bf16'], ['f16']] as const) {
+    for (const batch of [1, 4, 9]) {
+      const ws = dtypes.map((d, i) => makeMatrix(d, 16 * (i + 1) + (i === 2 ? 3 : 0), cols, randn(rng, (16 * (i + 1) + 3) * cols, 0.1)));
+      const x = randn(rng, batch * cols);
+      const want = ws.map((w) => new Float32Array(batch * w.rows));
+      ws.forEach((w, i) => js.matMul(want[i]!, w, x, batch));
+      const got = ws.map((w) => new Float32Array(batch * w.rows));
+      native!.matMulShared(got, ws.map((w) => native!.prepareMatrix(w)), x, batch);
+      ws.forEach((w, i) => assert.ok(relErr(got[i]!, want[i]!) < 1e-5, `${dtypes.join('+')} batch ${batch} matrix ${i}: ${relErr(got[i]!, want[i]!)}`));
+    }
+  }
+});
+
 test('matMul with a row range writes only those rows at the given stride', { skip }, () => {
   const rng = new Rng(1);
   const rows = 21;

@@ -70,6 +70,11 @@ export interface Backend {
    */
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, rows?: RowRange): void;
   /**
+   * outs[i] = matMul(ws[i], x) for every i: products of the same activations (q, k and v; gate
+   * and up), which a backend may run as one pass.
+   */
+  matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void;
+  /**
    * out[t] = softmax(q[t] · keysᵀ · scale) · values for the T queries at positions start + t,
    * over keys [lo, hi]: lo = max(0, pos - window + 1) (0 without window), hi = pos, widened to
    * the token's image span. Keys before `start` come from `cache`, the rest from kChunk/vChunk.

@@ -48,6 +48,10 @@ export class JsBackend implements Backend {
     }
   }
 
+  matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
+    for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
+  }
+
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
     geluTanhMul(gate, up, n);
   }

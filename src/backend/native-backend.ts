@@ -12,6 +12,7 @@ import { JsBackend } from './js-backend.js';
 interface NativeBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
+  matMulShared(outs: Float32Array[], ws: Uint8Array[], dtypes: number[], rows: number[], cols: number, x: Float32Array, batch: number): void;
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
             cacheV: Float32Array, slots: number, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
             headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
@@ -89,7 +90,7 @@ export class NativeBackend implements Backend {
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
-    const code = w.layout === 'x16' ? X16_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
+    const code = nativeCode(w);
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
       return;
@@ -100,6 +101,17 @@ export class NativeBackend implements Backend {
 
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
     this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, start, T, numKvHeads, headDim);
+  }
+
+  matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
+    const codes = ws.map(nativeCode);
+    const quantized = ws.map((w) => w.dtype === 'q4_0' || w.dtype === 'q8_0');
+    const cols = ws[0]!.cols;
+    if (ws.length > 4 || codes.some((c) => c === undefined) || quantized.some((q) => q !== quantized[0]) || ws.some((w) => w.cols !== cols)) {
+      for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
+      return;
+    }
+    this.binding.matMulShared(outs as Float32Array[], ws.map((w) => w.data), codes as number[], ws.map((w) => w.rows), cols, x, batch);
   }
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
@@ -116,6 +128,11 @@ export class NativeBackend implements Backend {
     this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
       shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
   }
+}
+
+/** The addon's code for a matrix's type and layout, or undefined when it has no kernel for it. */
+function nativeCode(w: WeightMatrix): number | undefined {
+  return w.layout === 'x16' ? X16_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
 }
 
 function coversAll(spans: ImageSpans, T: number): boolean {

@@ -161,9 +161,8 @@ export class Gemma3TextDecoder {
 
     // Attention block: pre-norm → q/k/v → QK-norm → RoPE → attend → o_proj → post-norm → residual
     be.rmsNorm(ws.xb, ws.x, w.attnNorm, eps, T, H); // [T, H]
-    be.matMul(ws.q, w.attnQ, ws.xb, T); // [T, numHeads * headDim]
-    be.matMul(ws.k, w.attnK, ws.xb, T); // [T, numKvHeads * headDim]
-    be.matMul(ws.v, w.attnV, ws.xb, T); // [T, numKvHeads * headDim]
+    // q [T, numHeads * headDim], k and v [T, numKvHeads * headDim]
+    be.matMulShared([ws.q, ws.k, ws.v], [w.attnQ, w.attnK, w.attnV], ws.xb, T);
     be.rmsNorm(ws.q, ws.q, w.attnQNorm, eps, T * c.numHeads, c.headDim);
     be.rmsNorm(ws.k, ws.k, w.attnKNorm, eps, T * c.numKvHeads, c.headDim);
     const rope = isSliding ? this.localRope : this.globalRope;
@@ -197,8 +196,7 @@ export class Gemma3TextDecoder {
 
     // Feed-forward block: pre-norm → gelu_tanh(gate) · up → down → post-norm → residual
     be.rmsNorm(ws.xb, ws.x, w.ffnNorm, eps, T, H);
-    be.matMul(ws.hb, w.ffnGate, ws.xb, T); // [T, intermediateSize]
-    be.matMul(ws.hb2, w.ffnUp, ws.xb, T); // [T, intermediateSize]
+    be.matMulShared([ws.hb, ws.hb2], [w.ffnGate, w.ffnUp], ws.xb, T); // [T, intermediateSize] each
     be.geluTanhMul(ws.hb, ws.hb2, T * c.intermediateSize);
     be.matMul(ws.xb2, w.ffnDown, ws.hb, T); // [T, H]
     be.rmsNormAdd(ws.x, ws.xb2, w.postFfwNorm, eps, T, H);
