@@ -2,7 +2,6 @@
 // load a GGUF, answer the first token of a short prompt, then prompt-N and decode-M timings.
 // Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS
 import { load } from '../src/index.js';
-import { KvCache } from '../src/model/kv-cache.js';
 import { benchPrompt, peakRssMb } from './common.js';
 
 const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
@@ -14,11 +13,11 @@ const t0 = performance.now();
 const m = await load(model!, { backend: 'native', threads, contextLength: promptTokens + decodeTokens + 32 });
 const decoder = m.decoder;
 // Time to the first token of a short prompt (what a user waits for after starting).
-const warm = new KvCache(m.config.text, 64);
+const warm = decoder.createCache(64);
 decoder.forward({ ids: benchPrompt(16) }, warm, { logits: 'last' });
 const loadS = (performance.now() - t0) / 1000;
 
-const cache = new KvCache(m.config.text, promptTokens + decodeTokens + 1);
+const cache = decoder.createCache(promptTokens + decodeTokens + 1);
 const prompt = benchPrompt(promptTokens);
 let t = performance.now();
 let logits = decoder.forward({ ids: prompt }, cache, { logits: 'last' });

@@ -556,15 +556,18 @@ static void prefault(void *p, size_t length) {
   pool_run(prefault_job_fn, &j);
 }
 
-/* allocHuge(bytes) → zeroed Uint8Array in anonymous memory advised for transparent huge pages:
-   weights read into it fault in 2 MiB at a time and stream through fewer TLB entries. */
+/* allocHuge(bytes, populate = true) → zeroed Uint8Array in anonymous memory advised for
+   transparent huge pages: it faults in 2 MiB at a time and streams through fewer TLB entries.
+   populate: fault every page in now (weights about to be read); false: on first touch (caches). */
 static napi_value alloc_huge(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result, ab;
+  size_t argc = 2;
+  napi_value argv[2], result, ab;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   double bytes_d;
   CHECK(napi_get_null(env, &result));
   if (argc < 1 || napi_get_value_double(env, argv[0], &bytes_d) != napi_ok || bytes_d <= 0) return result;
+  bool populate = true;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &populate);
   const size_t huge = (size_t)2 << 20, bytes = (size_t)bytes_d;
   const size_t length = (bytes + huge - 1) / huge * huge;
   void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -572,7 +575,7 @@ static napi_value alloc_huge(napi_env env, napi_callback_info info) {
 #ifdef MADV_HUGEPAGE
   madvise(p, length, MADV_HUGEPAGE);
 #endif
-  prefault(p, length);
+  if (populate) prefault(p, length);
   mapping *m = (mapping *)malloc(sizeof(mapping));
   if (!m) {
     munmap(p, length);

@@ -1,5 +1,7 @@
 // Attention of a chunk of queries over cached keys plus the chunk's own keys: the twin of
-// src/model/attention.ts. Work items are (token, head) pairs split across the pool.
+// src/backend/js-attention.ts. Work items are (key/value head, token) pairs, head-major, split
+// across the pool; each covers the query heads of its group. The cache is head-major
+// ([numKvHeads, slots, headDim]), so one head's keys and values are read as two streams.
 #include "attention.h"
 
 #include <math.h>

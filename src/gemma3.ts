@@ -88,7 +88,7 @@ export class Gemma3 {
     readonly path: string,
     private readonly vision: VisionSupport | null = null,
   ) {
-    this.target = { decoder, cache: new KvCache(config.text, contextLength), tokenizer, cachedIds: [] };
+    this.target = { decoder, cache: decoder.createCache(contextLength), tokenizer, cachedIds: [] };
     this.features = vision ? new ImageFeatureCache(vision.encoder) : null;
   }
 

@@ -52,6 +52,8 @@ export interface ImageSpans {
 
 export interface Backend {
   readonly name: 'js' | 'native';
+  /** Optional: zeroed float storage for large long-lived buffers such as the KV cache. */
+  allocateFloats?(n: number): Float32Array;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
   /** out = rmsNorm(x) · scale for `rows` rows of n (Gemma's scale is 1 + w); out may alias x. */

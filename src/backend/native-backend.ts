@@ -26,7 +26,7 @@ interface NativeBinding {
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
   mapFile(path: string, offset: number, length: number): Uint8Array | null;
-  allocHuge(bytes: number): Uint8Array | null;
+  allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
   info(): { kernels: string; threads: number };
 }
 
@@ -79,6 +79,16 @@ export class NativeBackend implements Backend {
 
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {
     this.binding.geluTanhMul(gate, up, n);
+  }
+
+  /**
+   * Large buffers (the KV cache) in huge-page-backed memory, faulted in 2 MiB at a time as they
+   * fill: a token's keys and values otherwise touch fresh 4 KiB pages in every layer.
+   */
+  allocateFloats(n: number): Float32Array {
+    const bytes = n * 4;
+    const huge = bytes >= 2 << 20 ? this.binding.allocHuge(bytes, false) : null;
+    return huge ? new Float32Array(huge.buffer, huge.byteOffset, n) : new Float32Array(n);
   }
 
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {

@@ -6,7 +6,7 @@ import type { AttentionShape, Backend, ImageSpans } from '../backend/backend.js'
 import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3TextConfig } from './config.js';
-import type { KvCache } from './kv-cache.js';
+import { KvCache } from './kv-cache.js';
 import { Rope, type RopeAngles } from './rope.js';
 import type { TextWeights } from './weights.js';
 
@@ -48,6 +48,12 @@ export class Gemma3TextDecoder {
     this.globalRope = new Rope(config.headDim, config.ropeGlobalBase, config.ropeGlobalScalingFactor);
     this.embedScale = Math.fround(Math.sqrt(config.hiddenSize));
     this.ws = new Workspace(0, config);
+  }
+
+  /** A KV cache for this decoder holding `capacity` positions, in the backend's preferred memory. */
+  createCache(capacity: number): KvCache {
+    const allocate = this.backend.allocateFloats?.bind(this.backend);
+    return new KvCache(this.config, capacity, { allocate });
   }
 
   /**

@@ -20,16 +20,26 @@ export class KvCache {
 
   private readonly slidingWindow: number;
 
-  /** `rollback`: extra sliding-ring slots (default SLIDING_ROLLBACK); 0 keeps exactly the window. */
-  constructor(config: Gemma3TextConfig, readonly capacity: number, options: { rollback?: number } = {}) {
+  /**
+   * `rollback`: extra sliding-ring slots (default SLIDING_ROLLBACK); 0 keeps exactly the window.
+   * `allocate`: where the keys and values live (a backend's allocateFloats); plain arrays otherwise.
+   */
+  constructor(config: Gemma3TextConfig, readonly capacity: number,
+              options: { rollback?: number; allocate?: ((n: number) => Float32Array) | undefined } = {}) {
     const rollback = options.rollback ?? SLIDING_ROLLBACK;
     this.slidingWindow = config.slidingWindow;
     const kvDim = config.numKvHeads * config.headDim;
-    this.layers = config.layerTypes.map((type) => {
+    const slotsOf = config.layerTypes.map((type) => {
       const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
-      const slots = ring || capacity;
-      return { k: new Float32Array(slots * kvDim), v: new Float32Array(slots * kvDim), slots, ring };
+      return { ring, slots: ring || capacity };
     });
+    // One allocation for every layer's keys and values: a backend's huge-page memory then
+    // rounds up once, not per array.
+    const total = slotsOf.reduce((s, l) => s + 2 * l.slots * kvDim, 0);
+    const storage = options.allocate ? options.allocate(total) : new Float32Array(total);
+    let offset = 0;
+    const take = (n: number): Float32Array => storage.subarray(offset, (offset += n));
+    this.layers = slotsOf.map(({ ring, slots }) => ({ k: take(slots * kvDim), v: take(slots * kvDim), slots, ring }));
   }
 
   /** Bytes held by keys and values. */

@@ -148,7 +148,7 @@ export class Scheduler {
   private admit(): void {
     while (this.active.length < this.options.parallel && this.waiting.length > 0) {
       const seq = this.waiting.shift()!;
-      seq.cache = this.pool.pop() ?? new KvCache(this.decoder.config, this.options.context);
+      seq.cache = this.pool.pop() ?? this.decoder.createCache(this.options.context);
       seq.cache.reset();
       seq.activatedAt = performance.now();
       this.active.push(seq);
