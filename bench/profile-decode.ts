@@ -1,7 +1,6 @@
 // Where one decode step's time goes (not part of npm run bench): wraps the backend's methods
 // with timers. Usage: node dist/bench/profile-decode.js MODEL [TOKENS] [BATCH]
 import { load } from '../src/index.js';
-import { KvCache } from '../src/model/kv-cache.js';
 
 const [model, tokensArg, batchArg] = process.argv.slice(2);
 const tokens = Number(tokensArg ?? 32);
@@ -22,7 +21,7 @@ for (const name of ['matMul', 'matMulShared', 'attention', 'geluTanhMul', 'rmsNo
   };
 }
 if (process.env.PROFILE_PREFILL) {
-  const c = new KvCache(m.config.text, 1200);
+  const c = m.decoder.createCache(1200);
   const t = performance.now();
   m.decoder.forward({ ids: Array.from({ length: 512 }, (_, i) => 1000 + i) }, c, { logits: 'last' });
   const total = performance.now() - t;
@@ -31,7 +30,7 @@ if (process.env.PROFILE_PREFILL) {
   console.log(`prefill 512: ${total.toFixed(0)} ms, outside backend ${(total - inBackend).toFixed(0)} ms, ${(512000 / total).toFixed(1)} tok/s`);
   process.exit(0);
 }
-const caches = Array.from({ length: B }, () => new KvCache(m.config.text, 1200));
+const caches = Array.from({ length: B }, () => m.decoder.createCache(1200));
 if (process.env.PROFILE_PREFAULT) for (const c of caches) for (const l of c.layers) { l.k.fill(1); l.v.fill(1); }
 const context = Number(process.env.PROFILE_CONTEXT ?? 4);
 for (const c of caches) m.decoder.forward({ ids: Array.from({ length: context }, (_, i) => 2 + i) }, c, { logits: 'none' });

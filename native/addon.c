@@ -247,13 +247,19 @@ static napi_value mat_mul_shared(napi_env env, napi_callback_info info) {
   return run_matmul(env, &job, x, batch, cols);
 }
 
-/* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
+/* Log2 of a cache block (a power of two from 1 to 2^16), or -1. */
+static int block_shift_of(int block) {
+  for (int s = 0; s <= 16; s++) if (block == 1 << s) return s;
+  return -1;
+}
+
+/* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, block, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
 static napi_value attention(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
-  napi_value argv[17];
+  size_t argc = 18;
+  napi_value argv[18];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 17) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 17 arguments");
+  if (argc < 18) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 18 arguments");
     return NULL;
   }
   attention_args a;
@@ -266,21 +272,24 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   a.cache_v = (const float *)typed_data(env, argv[5], &cvb, 0);
   double scale;
   if (!a.out || !a.q || !a.k_chunk || !a.v_chunk || !a.cache_k || !a.cache_v) return NULL;
-  if (!get_i32(env, argv[6], &a.slots) || !get_i32(env, argv[7], &a.ring) || !get_i32(env, argv[8], &a.start) ||
-      !get_i32(env, argv[9], &a.T) || !get_i32(env, argv[10], &a.num_heads) || !get_i32(env, argv[11], &a.num_kv_heads) ||
-      !get_i32(env, argv[12], &a.head_dim) || napi_get_value_double(env, argv[13], &scale) != napi_ok ||
-      !get_i32(env, argv[14], &a.window)) {
+  int32_t block;
+  if (!get_i32(env, argv[6], &a.slots) || !get_i32(env, argv[7], &a.ring) || !get_i32(env, argv[8], &block) ||
+      !get_i32(env, argv[9], &a.start) || !get_i32(env, argv[10], &a.T) || !get_i32(env, argv[11], &a.num_heads) ||
+      !get_i32(env, argv[12], &a.num_kv_heads) || !get_i32(env, argv[13], &a.head_dim) ||
+      napi_get_value_double(env, argv[14], &scale) != napi_ok || !get_i32(env, argv[15], &a.window)) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "attention: bad numeric argument");
     return NULL;
   }
   a.scale = (float)scale;
-  a.span_start = (const int32_t *)typed_data(env, argv[15], &ssb, 1);
-  a.span_end = (const int32_t *)typed_data(env, argv[16], &seb, 1);
+  a.span_start = (const int32_t *)typed_data(env, argv[16], &ssb, 1);
+  a.span_end = (const int32_t *)typed_data(env, argv[17], &seb, 1);
+  a.block_shift = block_shift_of(block);
   const size_t q_dim = (size_t)a.num_heads * a.head_dim, kv_dim = (size_t)a.num_kv_heads * a.head_dim;
   /* Past positions read slots [0, ring) of a ring, [0, start) otherwise. */
   const size_t used = a.ring > 0 ? (size_t)a.ring : (size_t)a.start;
-  const size_t slots = (size_t)a.slots;
-  if (a.slots < 0 || a.ring < 0 || slots < used || a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.num_heads / a.num_kv_heads > 16 || a.head_dim <= 0 ||
+  /* Whole blocks are allocated: slots rounded up to the block. */
+  const size_t slots = a.block_shift < 0 ? 0 : ((size_t)a.slots + block - 1) / block * block;
+  if (a.block_shift < 0 || a.slots < 0 || a.ring < 0 || (size_t)a.slots < used || a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.num_heads / a.num_kv_heads > 16 || a.head_dim <= 0 ||
       ob < a.T * q_dim * 4 || qb < a.T * q_dim * 4 || kb < a.T * kv_dim * 4 || vb < a.T * kv_dim * 4 ||
       ckb < slots * kv_dim * 4 || cvb < slots * kv_dim * 4 || (a.span_start && (ssb < (size_t)a.T * 4 || seb < (size_t)a.T * 4))) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "attention: sizes do not match the arrays");
@@ -298,14 +307,14 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, start, T, numKvHeads, headDim): the chunk's
-   keys and values ([T, numKvHeads * headDim]) into the head-major cache [numKvHeads, slots, headDim]. */
+/* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, block, start, T, numKvHeads, headDim): the
+   chunk's keys and values ([T, numKvHeads * headDim]) into the blocked cache (attention.h). */
 static napi_value write_kv(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 10) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv takes 10 arguments");
+  if (argc < 11) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv takes 11 arguments");
     return NULL;
   }
   size_t ckb, cvb, kb, vb;
@@ -314,16 +323,19 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
   const float *k = (const float *)typed_data(env, argv[2], &kb, 0);
   const float *v = (const float *)typed_data(env, argv[3], &vb, 0);
   if (!cache_k || !cache_v || !k || !v) return NULL;
-  int32_t slots, ring, start, T, heads, hd;
-  if (!get_i32(env, argv[4], &slots) || !get_i32(env, argv[5], &ring) || !get_i32(env, argv[6], &start) ||
-      !get_i32(env, argv[7], &T) || !get_i32(env, argv[8], &heads) || !get_i32(env, argv[9], &hd)) {
+  int32_t slots, ring, block, start, T, heads, hd;
+  if (!get_i32(env, argv[4], &slots) || !get_i32(env, argv[5], &ring) || !get_i32(env, argv[6], &block) ||
+      !get_i32(env, argv[7], &start) || !get_i32(env, argv[8], &T) || !get_i32(env, argv[9], &heads) ||
+      !get_i32(env, argv[10], &hd)) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv: bad numeric argument");
     return NULL;
   }
   const size_t kv_dim = (size_t)heads * hd, row = (size_t)hd * 4;
+  const int shift = block_shift_of(block);
+  const size_t allocated = shift < 0 || slots < 0 ? 0 : ((size_t)slots + block - 1) / block * block;
   /* Without a ring every position up to start + T needs its own slot. */
-  if (slots < 0 || ring < 0 || ring > slots || start < 0 || T < 0 || heads <= 0 || hd <= 0 ||
-      (ring == 0 && (size_t)start + T > (size_t)slots) || ckb < (size_t)slots * kv_dim * 4 || cvb < (size_t)slots * kv_dim * 4 ||
+  if (shift < 0 || slots < 0 || ring < 0 || ring > slots || start < 0 || T < 0 || heads <= 0 || hd <= 0 ||
+      (ring == 0 && (size_t)start + T > (size_t)slots) || ckb < allocated * kv_dim * 4 || cvb < allocated * kv_dim * 4 ||
       kb < (size_t)T * kv_dim * 4 || vb < (size_t)T * kv_dim * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "writeKv: sizes do not match the arrays");
     return NULL;
@@ -332,8 +344,9 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
   for (int t = first; t < T; t++) {
     const size_t slot = ring > 0 ? (size_t)(start + t) % ring : (size_t)(start + t);
     for (int h = 0; h < heads; h++) {
-      memcpy(cache_k + ((size_t)h * slots + slot) * hd, k + (size_t)t * kv_dim + (size_t)h * hd, row);
-      memcpy(cache_v + ((size_t)h * slots + slot) * hd, v + (size_t)t * kv_dim + (size_t)h * hd, row);
+      const size_t at = (((slot >> shift) * heads + h) * (size_t)block + (slot & (block - 1))) * hd;
+      memcpy(cache_k + at, k + (size_t)t * kv_dim + (size_t)h * hd, row);
+      memcpy(cache_v + at, v + (size_t)t * kv_dim + (size_t)h * hd, row);
     }
   }
   return NULL;

@@ -1,7 +1,7 @@
 // Attention of a chunk of queries over cached keys plus the chunk's own keys: the twin of
 // src/backend/js-attention.ts. Work items are (key/value head, token) pairs, head-major, split
-// across the pool; each covers the query heads of its group. The cache is head-major
-// ([numKvHeads, slots, headDim]), so one head's keys and values are read as two streams.
+// across the pool; each covers the query heads of its group. The cache is blocked and
+// head-major within a block (attention.h), so one head's keys and values stream block by block.
 #include "attention.h"
 
 #include <math.h>
@@ -101,6 +101,13 @@ static double exp_sum(float *scores, int lo, int hi, float max) {
   return exp_sum_generic(scores, lo, hi, max);
 }
 
+/* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h). */
+static inline const float *kv_row(const attention_args *a, const float *base, int slot, int kvh) {
+  const int shift = a->block_shift;
+  const size_t block_index = (size_t)(slot >> shift) * a->num_kv_heads + kvh;
+  return base + ((block_index << shift) + (size_t)(slot & ((1 << shift) - 1))) * a->head_dim;
+}
+
 /* Query heads that share a key/value head (grouped-query attention) are handled together, so
    each cached key and value row is read once for all of them. */
 #define MAX_GROUP 16
@@ -133,13 +140,12 @@ static void attention_job(void *p, int thread, int nthreads) {
     }
     const float *q = a->q + (size_t)t * q_dim + (size_t)kvh * group * hd; /* the group's heads are adjacent */
     const int kvo = kvh * hd;
-    const float *cache_k = a->cache_k + (size_t)kvh * a->slots * hd;
-    const float *cache_v = a->cache_v + (size_t)kvh * a->slots * hd;
+    const int first_slot = a->ring > 0 ? lo % a->ring : lo;
     float max[MAX_GROUP];
     for (int g = 0; g < group; g++) max[g] = -INFINITY;
-    for (int j = lo; j <= hi; j++) {
-      const float *k = j < a->start ? cache_k + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
-                                    : a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+    for (int j = lo, slot = first_slot; j <= hi; j++) {
+      const float *k = j < a->start ? kv_row(a, a->cache_k, slot, kvh) : a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
       /* Rows ahead of the current key, in the order they will be read: keeps the stream going. */
       for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) {
@@ -151,9 +157,9 @@ static void attention_job(void *p, int thread, int nthreads) {
     float inv[MAX_GROUP];
     for (int g = 0; g < group; g++) inv[g] = (float)(1.0 / exp_sum(scores + (size_t)g * positions, lo, hi, max[g]));
     for (int x = 0; x < hd * group; x++) acc[x] = 0.0f;
-    for (int j = lo; j <= hi; j++) {
-      const float *v = j < a->start ? cache_v + (size_t)(a->ring > 0 ? j % a->ring : j) * hd
-                                    : a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+    for (int j = lo, slot = first_slot; j <= hi; j++) {
+      const float *v = j < a->start ? kv_row(a, a->cache_v, slot, kvh) : a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      if (++slot == a->ring) slot = 0;
       for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
     }

@@ -7,9 +7,12 @@ typedef struct {
   const float *q;        /* [T, num_heads * head_dim] */
   const float *k_chunk;  /* [T, num_kv_heads * head_dim] */
   const float *v_chunk;
-  const float *cache_k;  /* [num_kv_heads, slots, head_dim]: one head's keys back to back */
+  /* [ceil(slots / block), num_kv_heads, block, head_dim], block = 1 << block_shift: one head's
+     keys back to back within a block, blocks filled in order. */
+  const float *cache_k;
   const float *cache_v;
   int slots;
+  int block_shift;
   int ring;              /* ring size of a sliding layer, 0 for global (slot = position) */
   int start, T;
   int num_heads, num_kv_heads, head_dim;

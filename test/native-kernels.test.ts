@@ -176,8 +176,10 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
   const start = opts.start ?? 11;
   const T = 9;
   const ring = opts.window ? 16 : 0;
-  const slots = ring || start + 5; // more slots than positions: heads are slots apart
-  const cache = { k: randn(rng, slots * kvDim), v: randn(rng, slots * kvDim), slots, ring };
+  const slots = ring || start + 6; // more slots than positions, and not whole blocks
+  const block = 4;
+  const allocated = Math.ceil(slots / block) * block;
+  const cache = { k: randn(rng, allocated * kvDim), v: randn(rng, allocated * kvDim), slots, ring, block };
   const q = randn(rng, T * 4 * 24);
   const k = randn(rng, T * kvDim);
   const v = randn(rng, T * kvDim);
@@ -199,19 +201,20 @@ for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { 
 
 test('writing keys and values into the head-major cache equals TypeScript (ring wrap, chunk longer than the ring)', { skip }, () => {
   const rng = new Rng(23);
-  for (const [ring, slots, start, T] of [[0, 20, 3, 9], [8, 8, 5, 6], [8, 8, 2, 11]] as const) {
+  for (const [ring, slots, block, start, T] of [[0, 19, 4, 3, 9], [8, 8, 8, 5, 6], [8, 8, 2, 2, 11], [0, 12, 64, 0, 12]] as const) {
     const heads = 3;
     const hd = 16;
     const k = randn(rng, T * heads * hd);
     const v = randn(rng, T * heads * hd);
-    const a = { k: new Float32Array(slots * heads * hd), v: new Float32Array(slots * heads * hd), slots, ring };
-    const b = { k: new Float32Array(slots * heads * hd), v: new Float32Array(slots * heads * hd), slots, ring };
+    const n = Math.ceil(slots / block) * block * heads * hd;
+    const a = { k: new Float32Array(n), v: new Float32Array(n), slots, ring, block };
+    const b = { k: new Float32Array(n), v: new Float32Array(n), slots, ring, block };
     js.writeKv(a, k, v, start, T, heads, hd);
     native!.writeKv(b, k, v, start, T, heads, hd);
     assert.deepEqual(b.k, a.k);
     assert.deepEqual(b.v, a.v);
   }
-  const full = { k: new Float32Array(4 * 16), v: new Float32Array(4 * 16), slots: 4, ring: 0 };
+  const full = { k: new Float32Array(4 * 16), v: new Float32Array(4 * 16), slots: 4, ring: 0, block: 4 };
   assert.throws(() => native!.writeKv(full, new Float32Array(16), new Float32Array(16), 4, 1, 1, 16), /sizes/);
 });
 
@@ -224,7 +227,7 @@ test('unmasked attention (every token sees every token, the SigLIP case) equals 
     const v = randn(rng, T * D);
     const spans = { spanStart: new Int32Array(T).fill(0), spanEnd: new Int32Array(T).fill(T - 1) };
     const shape = { numHeads: heads, numKvHeads: heads, headDim, scale: headDim ** -0.5, window: 0 };
-    const empty = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0 };
+    const empty = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0, block: 1 };
     const a = new Float32Array(T * D);
     const b = new Float32Array(T * D);
     js.attention(a, q, k, v, empty, 0, T, shape, spans);

@@ -23,14 +23,23 @@ export interface RowRange {
 }
 
 /**
- * Keys and values of one attention layer, head-major: [numKvHeads, slots, headDim], so that one
- * head's keys lie back to back (attention streams them); ring > 0: slot = pos % ring.
+ * Keys and values of one attention layer in blocks of `block` slots (a power of two), each
+ * block head-major: [ceil(slots / block), numKvHeads, block, headDim]. One head's keys lie back
+ * to back within a block (attention streams them), and the cache fills block after block (its
+ * memory is touched only as it fills). ring > 0: slot = pos % ring; otherwise slot = pos.
  */
 export interface KvStore {
   readonly k: Float32Array;
   readonly v: Float32Array;
   readonly slots: number;
   readonly ring: number;
+  readonly block: number;
+}
+
+/** Index in k / v of the first element of `slot` for key/value head `head`. */
+export function kvIndex(store: KvStore, slot: number, head: number, numKvHeads: number, headDim: number): number {
+  const block = store.block;
+  return ((Math.floor(slot / block) * numKvHeads + head) * block + (slot % block)) * headDim;
 }
 
 export interface AttentionShape {

@@ -2,7 +2,7 @@
 // in TypeScript (the twin of native/attention.c). Mask: causal, plus `pos - key < window` on
 // sliding layers; image tokens additionally see every token of their own image (bidirectional
 // block), in both layer types (transformers 4.57: (causal AND window) OR same_image).
-import type { AttentionShape, ImageSpans, KvStore } from './backend.js';
+import { kvIndex, type AttentionShape, type ImageSpans, type KvStore } from './backend.js';
 
 let scoresScratch = new Float64Array(0);
 let accScratch = new Float64Array(0);
@@ -35,7 +35,7 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
       for (let j = lo; j <= hi; j++) {
         const past = j < start;
         const kBuf = past ? cache.k : kChunk;
-        const ko = past ? (kvHead * cache.slots + slot(cache, j)) * headDim : (j - start) * kvDim + kvo;
+        const ko = past ? kvIndex(cache, slot(cache, j), kvHead, numKvHeads, headDim) : (j - start) * kvDim + kvo;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[qo + d]! * kBuf[ko + d]!;
         const sc = Math.fround(Math.fround(dot) * scale);
@@ -54,7 +54,7 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
         const p = scores[j]! / sum;
         const past = j < start;
         const vBuf = past ? cache.v : vChunk;
-        const vo = past ? (kvHead * cache.slots + slot(cache, j)) * headDim : (j - start) * kvDim + kvo;
+        const vo = past ? kvIndex(cache, slot(cache, j), kvHead, numKvHeads, headDim) : (j - start) * kvDim + kvo;
         for (let d = 0; d < headDim; d++) acc[d] += p * vBuf[vo + d]!;
       }
       for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
@@ -63,7 +63,7 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
 }
 
 /**
- * Stores the chunk's keys and values ([T, numKvHeads * headDim]) into the head-major cache; a
+ * Stores the chunk's keys and values ([T, numKvHeads * headDim]) into the blocked cache; a
  * sliding ring keeps only its last `ring` positions.
  */
 export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number,
@@ -75,7 +75,7 @@ export function writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Arr
     for (let h = 0; h < numKvHeads; h++) {
       // A plain loop: a subarray view per head costs more than copying its few hundred floats.
       const from = t * kvDim + h * headDim;
-      const o = (h * cache.slots + s) * headDim;
+      const o = kvIndex(cache, s, h, numKvHeads, headDim);
       for (let d = 0; d < headDim; d++) {
         cache.k[o + d] = kChunk[from + d]!;
         cache.v[o + d] = vChunk[from + d]!;

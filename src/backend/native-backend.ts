@@ -14,13 +14,13 @@ interface NativeBinding {
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
   matMulShared(outs: Float32Array[], ws: Uint8Array[], dtypes: number[], rows: number[], cols: number, x: Float32Array, batch: number): void;
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
-            cacheV: Float32Array, slots: number, ring: number, start: number, T: number, numHeads: number, numKvHeads: number,
+            cacheV: Float32Array, slots: number, ring: number, block: number, start: number, T: number, numHeads: number, numKvHeads: number,
             headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
-  writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number,
+  writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
           start: number, T: number, numKvHeads: number, headDim: number): void;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
@@ -110,7 +110,7 @@ export class NativeBackend implements Backend {
   }
 
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
-    this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, start, T, numKvHeads, headDim);
+    this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, cache.block, start, T, numKvHeads, headDim);
   }
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
@@ -135,7 +135,7 @@ export class NativeBackend implements Backend {
       this.fallback.attention(out, q, kChunk, vChunk, cache, start, T, shape, spans);
       return;
     }
-    this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, start, T, shape.numHeads, shape.numKvHeads,
+    this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, cache.block, start, T, shape.numHeads, shape.numKvHeads,
       shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
   }
 }

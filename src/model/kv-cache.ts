@@ -4,7 +4,7 @@
 import type { KvStore } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
-/** k, v: [numKvHeads, slots, headDim]; ring: the ring size of a sliding layer, 0 for a global one. */
+/** Keys and values in the blocked layout of KvStore; ring: the ring size of a sliding layer, 0 for a global one. */
 export type LayerCache = KvStore;
 
 /**
@@ -12,6 +12,9 @@ export type LayerCache = KvStore;
  * this many positions (a chat reply that re-tokenizes differently) without recomputing.
  */
 export const SLIDING_ROLLBACK = 256;
+
+/** Slots per block of the cache layout (see KvStore). */
+export const KV_BLOCK = 64;
 
 export class KvCache {
   readonly layers: LayerCache[];
@@ -35,11 +38,14 @@ export class KvCache {
     });
     // One allocation for every layer's keys and values: a backend's huge-page memory then
     // rounds up once, not per array.
-    const total = slotsOf.reduce((s, l) => s + 2 * l.slots * kvDim, 0);
+    const blocked = (slots: number): number => Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
+    const total = slotsOf.reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0);
     const storage = options.allocate ? options.allocate(total) : new Float32Array(total);
     let offset = 0;
     const take = (n: number): Float32Array => storage.subarray(offset, (offset += n));
-    this.layers = slotsOf.map(({ ring, slots }) => ({ k: take(slots * kvDim), v: take(slots * kvDim), slots, ring }));
+    this.layers = slotsOf.map(({ ring, slots }) => ({
+      k: take(blocked(slots) * kvDim), v: take(blocked(slots) * kvDim), slots, ring, block: KV_BLOCK,
+    }));
   }
 
   /** Bytes held by keys and values. */

@@ -68,7 +68,7 @@ export class SiglipEncoder {
 
   private readonly attnShape: AttentionShape;
   private readonly fullSpan: ImageSpans;
-  private readonly noCache: KvStore = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0 };
+  private readonly noCache: KvStore = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0, block: 1 };
 
   constructor(readonly config: SiglipVisionConfig, readonly weights: SiglipWeights, readonly backend: Backend) {
     this.patchesPerSide = config.imageSize / config.patchSize;
