@@ -59,8 +59,40 @@ static double exp_sum_f32(float *scores, int lo, int hi, float max) {
   return total;
 }
 #pragma GCC pop_options
-static int have_avx2 = -1;
+
+/* AVX-512 forms of dot and axpy for head sizes that are a multiple of 64 (Gemma 3's 256). */
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+static float dot_f32_512(const float *a, const float *b, int n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+  for (int d = 0; d < n; d += 64) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 16), _mm512_loadu_ps(b + d + 16), acc1);
+    acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 32), _mm512_loadu_ps(b + d + 32), acc2);
+    acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 48), _mm512_loadu_ps(b + d + 48), acc3);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+}
+static void axpy_f32_512(float *y, float a, const float *x, int n) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int d = 0; d < n; d += 16) _mm512_storeu_ps(y + d, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + d), _mm512_loadu_ps(y + d)));
+}
+#pragma GCC pop_options
 #endif
+/* Set once by attention_init from the addon's kernel choice (GEMMA3_NATIVE_KERNELS included). */
+static int have_avx2 = 0;
+static int have_avx512 = 0;
+static int use_avx512_full = 0;
+
+void attention_init(int level) {
+#if defined(__x86_64__)
+  have_avx2 = level >= 1;
+  have_avx512 = level >= 2;
+  use_avx512_full = level >= 2;
+#else
+  (void)level;
+#endif
+}
 
 static float dot_generic(const float *a, const float *b, int n) {
   float r = 0.0f;
@@ -81,12 +113,17 @@ static double exp_sum_generic(float *scores, int lo, int hi, float max) {
 
 static float dot(const float *a, const float *b, int n) {
 #if defined(__x86_64__)
+  if (have_avx512 && n % 64 == 0) return dot_f32_512(a, b, n);
   if (have_avx2) return dot_f32(a, b, n);
 #endif
   return dot_generic(a, b, n);
 }
 static void axpy(float *y, float a, const float *x, int n) {
 #if defined(__x86_64__)
+  if (have_avx512 && n % 16 == 0) {
+    axpy_f32_512(y, a, x, n);
+    return;
+  }
   if (have_avx2) {
     axpy_f32(y, a, x, n);
     return;
@@ -171,12 +208,6 @@ static void attention_job(void *p, int thread, int nthreads) {
 }
 
 void attention_run(const attention_args *a) {
-#if defined(__x86_64__)
-  if (have_avx2 < 0) {
-    __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }
-#endif
   pool_run(attention_job, (void *)a);
 }
 
@@ -227,7 +258,6 @@ static void full_rows_generic(const full_attention_args *a, const float *kt, int
   }
 }
 
-static int use_avx512_full = -1;
 
 static void full_job_fn(void *p, int thread, int nthreads) {
   const full_job *job = (const full_job *)p;
@@ -269,15 +299,6 @@ static void full_job_fn(void *p, int thread, int nthreads) {
 }
 
 int attention_full_run(const full_attention_args *a) {
-#if defined(__x86_64__)
-  if (use_avx512_full < 0) {
-    __builtin_cpu_init();
-    use_avx512_full = __builtin_cpu_supports("avx512f");
-  }
-  if (have_avx2 < 0) {
-    have_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  }
-#endif
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
   float *kt = (float *)malloc(sizeof(float) * (size_t)N * D);
   if (!kt) return 0;

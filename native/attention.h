@@ -21,6 +21,8 @@ typedef struct {
   const int32_t *span_start, *span_end; /* image blocks, chunk-relative, -1 for text; may be NULL */
 } attention_args;
 
+/** Kernel level chosen by the addon: 0 generic C, 1 AVX2 + FMA, 2 AVX-512. */
+void attention_init(int level);
 void attention_run(const attention_args *a);
 
 /* Every token attends to every token (no mask, no cache): q, k, v, out are [N, num_heads * head_dim]. */

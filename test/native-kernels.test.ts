@@ -169,10 +169,11 @@ test('activation quantization to Q8 blocks is bit-identical in C and TypeScript'
   }
 });
 
-function attentionCase(be: Backend, opts: { window: number; spans: boolean; start?: number }): Float32Array {
+function attentionCase(be: Backend, opts: { window: number; spans: boolean; start?: number; headDim?: number }): Float32Array {
   const rng = new Rng(9);
-  const shape = { numHeads: 4, numKvHeads: 2, headDim: 24, scale: 0.2, window: opts.window };
-  const kvDim = 2 * 24;
+  const hd = opts.headDim ?? 24;
+  const shape = { numHeads: 4, numKvHeads: 2, headDim: hd, scale: 0.2, window: opts.window };
+  const kvDim = 2 * hd;
   const start = opts.start ?? 11;
   const T = 9;
   const ring = opts.window ? 16 : 0;
@@ -180,13 +181,13 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
   const block = 4;
   const allocated = Math.ceil(slots / block) * block;
   const cache = { k: randn(rng, allocated * kvDim), v: randn(rng, allocated * kvDim), slots, ring, block };
-  const q = randn(rng, T * 4 * 24);
+  const q = randn(rng, T * 4 * hd);
   const k = randn(rng, T * kvDim);
   const v = randn(rng, T * kvDim);
   const spans = opts.spans
     ? { spanStart: Int32Array.from({ length: T }, (_, t) => (t >= 2 && t < 6 ? 2 : -1)), spanEnd: Int32Array.from({ length: T }, (_, t) => (t >= 2 && t < 6 ? 5 : -1)) }
     : undefined;
-  const out = new Float32Array(T * 4 * 24);
+  const out = new Float32Array(T * 4 * hd);
   be.attention(out, q, k, v, cache, start, T, shape, spans);
   return out;
 }
@@ -194,8 +195,10 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
 for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { window: 5, spans: true }, { window: 0, spans: true },
   { window: 0, spans: true, start: 0 }, { window: 0, spans: false, start: 0 }]) {
   test(`attention native equals TypeScript (window ${opts.window}, image span ${opts.spans}, start ${opts.start ?? 11})`, { skip }, () => {
-    const err = relErr(attentionCase(native!, opts), attentionCase(js, opts));
-    assert.ok(err < 1e-5, `relative error ${err}`);
+    for (const headDim of [24, 64]) { // 64: the AVX-512 path
+      const err = relErr(attentionCase(native!, { ...opts, headDim }), attentionCase(js, { ...opts, headDim }));
+      assert.ok(err < 1e-5, `head size ${headDim}: relative error ${err}`);
+    }
   });
 }
 
