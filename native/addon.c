@@ -384,17 +384,22 @@ static napi_value attention_full(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* geluTanhMul(gate, up, n): gate[i] = gelu_tanh(gate[i]) * up[i] (the GeGLU of the decoder MLP). */
+/* geluTanhMul(gate, up, n): gate[i] = gelu_tanh(gate[i]) * up[i] (the GeGLU of the decoder MLP);
+   with up null, gate[i] = gelu_tanh(gate[i]). */
 static napi_value gelu_tanh_mul(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   size_t gb, ub;
   float *gate = (float *)typed_data(env, argv[0], &gb, 0);
-  const float *up = (const float *)typed_data(env, argv[1], &ub, 0);
+  if (!gate) return NULL;
+  /* up may be null: plain GELU (the SigLIP MLP). */
+  const float *up = (const float *)typed_data(env, argv[1], &ub, 1);
   int32_t n;
-  if (!gate || !up) return NULL;
-  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * 4 > gb || (size_t)n * 4 > ub) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return NULL;
+  if (!get_i32(env, argv[2], &n) || n < 0 || (size_t)n * 4 > gb || (up && (size_t)n * 4 > ub)) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "geluTanhMul: sizes do not match the arrays");
     return NULL;
   }

@@ -218,39 +218,59 @@ void attention_run(const attention_args *a) {
 
 typedef struct {
   const full_attention_args *a;
-  float *kt; /* [heads][head_dim][N] */
+  float *kt; /* [heads][head_dim][N]: keys transposed per head */
+  float *vt; /* [heads][N][head_dim]: each head's values back to back */
 } full_job;
 
 #if defined(__x86_64__)
+/* Queries per work item: every key and value row read from cache serves this many queries. */
+#define FULL_QB 16
+
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma")
-static void full_rows_avx512(const full_attention_args *a, const float *kt, int h, int i0, int nq, float *scores) {
+/* scores[q][j] = scale · q_q · k_j for the FULL_QB queries from i0 (indices past N repeat the
+   last query; their rows are computed and ignored) and all N keys, 16 keys at a time. */
+static void full_scores_avx512(const full_attention_args *a, const float *kth, int h, int i0, float *scores) {
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
-  const float *kth = kt + (size_t)h * hd * N;
-  float *srow[4];
-  for (int q = 0; q < nq; q++) srow[q] = scores + (size_t)q * N;
+  const float *qrow[FULL_QB];
+  for (int q = 0; q < FULL_QB; q++) qrow[q] = a->q + (size_t)(i0 + q < N ? i0 + q : N - 1) * D + (size_t)h * hd;
   for (int j = 0; j < N; j += 16) {
     const int n = N - j < 16 ? N - j : 16;
     const __mmask16 m = (__mmask16)((1u << n) - 1);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 acc[FULL_QB];
+    for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_setzero_ps();
     for (int d = 0; d < hd; d++) {
       const __m512 kv = _mm512_maskz_loadu_ps(m, kth + (size_t)d * N + j);
-      for (int q = 0; q < nq; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(a->q[(size_t)(i0 + q) * D + (size_t)h * hd + d]), kv, acc[q]);
+      for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(qrow[q][d]), kv, acc[q]);
     }
-    for (int q = 0; q < nq; q++) _mm512_mask_storeu_ps(srow[q] + j, m, _mm512_mul_ps(acc[q], _mm512_set1_ps(a->scale)));
+    for (int q = 0; q < FULL_QB; q++) _mm512_mask_storeu_ps(scores + (size_t)q * N + j, m, _mm512_mul_ps(acc[q], _mm512_set1_ps(a->scale)));
+  }
+}
+
+/* out[q] = Σ_j p[q][j] · v_j, sixteen output columns at a time with the FULL_QB sums in registers. */
+static void full_values_avx512(const float *vth, const float *p, int N, int hd, float *out) {
+  for (int d = 0; d < hd; d += 16) {
+    const __mmask16 m = (__mmask16)(hd - d >= 16 ? 0xffff : (1u << (hd - d)) - 1);
+    __m512 acc[FULL_QB];
+    for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_setzero_ps();
+    for (int j = 0; j < N; j++) {
+      const __m512 v = _mm512_maskz_loadu_ps(m, vth + (size_t)j * hd + d);
+      for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)q * N + j]), v, acc[q]);
+    }
+    for (int q = 0; q < FULL_QB; q++) _mm512_mask_storeu_ps(out + (size_t)q * hd + d, m, acc[q]);
   }
 }
 #pragma GCC pop_options
 #endif
 
-static void full_rows_generic(const full_attention_args *a, const float *kt, int h, int i0, int nq, float *scores) {
+static void full_scores_generic(const full_attention_args *a, const float *kth, int h, int i0, float *scores) {
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
-  const float *kth = kt + (size_t)h * hd * N;
-  for (int q = 0; q < nq; q++) {
+  for (int q = 0; q < FULL_QB; q++) {
+    const float *qr = a->q + (size_t)(i0 + q < N ? i0 + q : N - 1) * D + (size_t)h * hd;
     float *s = scores + (size_t)q * N;
     for (int j = 0; j < N; j++) s[j] = 0.0f;
     for (int d = 0; d < hd; d++) {
-      const float qd = a->q[(size_t)(i0 + q) * D + (size_t)h * hd + d];
+      const float qd = qr[d];
       const float *kr = kth + (size_t)d * N;
       for (int j = 0; j < N; j++) s[j] += qd * kr[j];
     }
@@ -258,25 +278,31 @@ static void full_rows_generic(const full_attention_args *a, const float *kt, int
   }
 }
 
+static void full_values_generic(const float *vth, const float *p, int N, int hd, float *out) {
+  for (int x = 0; x < FULL_QB * hd; x++) out[x] = 0.0f;
+  for (int j = 0; j < N; j++)
+    for (int q = 0; q < FULL_QB; q++) axpy(out + (size_t)q * hd, p[(size_t)q * N + j], vth + (size_t)j * hd, hd);
+}
 
 static void full_job_fn(void *p, int thread, int nthreads) {
   const full_job *job = (const full_job *)p;
   const full_attention_args *a = job->a;
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
-  const int qblocks = (N + 3) / 4, items = a->num_heads * qblocks;
+  const int qblocks = (N + FULL_QB - 1) / FULL_QB, items = a->num_heads * qblocks;
   const int per = (items + nthreads - 1) / nthreads;
   const int it0 = thread * per, it1 = it0 + per < items ? it0 + per : items;
-  float *scores = (float *)malloc(sizeof(float) * 4 * (size_t)N);
-  float *acc = (float *)malloc(sizeof(float) * 4 * (size_t)hd);
+  float *scores = (float *)malloc(sizeof(float) * FULL_QB * (size_t)N);
+  float *acc = (float *)malloc(sizeof(float) * FULL_QB * (size_t)hd);
   for (int item = it0; item < it1; item++) {
-    const int h = item / qblocks, i0 = (item % qblocks) * 4;
-    const int nq = N - i0 < 4 ? N - i0 : 4;
+    const int h = item / qblocks, i0 = (item % qblocks) * FULL_QB;
+    const int nq = N - i0 < FULL_QB ? N - i0 : FULL_QB;
+    const float *kth = job->kt + (size_t)h * hd * N, *vth = job->vt + (size_t)h * N * hd;
 #if defined(__x86_64__)
-    if (use_avx512_full) full_rows_avx512(a, job->kt, h, i0, nq, scores);
+    if (use_avx512_full) full_scores_avx512(a, kth, h, i0, scores);
     else
 #endif
-      full_rows_generic(a, job->kt, h, i0, nq, scores);
-    for (int q = 0; q < nq; q++) {
+      full_scores_generic(a, kth, h, i0, scores);
+    for (int q = 0; q < FULL_QB; q++) {
       float *s = scores + (size_t)q * N;
       float max = -INFINITY;
       for (int j = 0; j < N; j++) if (s[j] > max) max = s[j];
@@ -284,11 +310,11 @@ static void full_job_fn(void *p, int thread, int nthreads) {
       const float inv = (float)(1.0 / sum);
       for (int j = 0; j < N; j++) s[j] *= inv;
     }
-    for (int x = 0; x < nq * hd; x++) acc[x] = 0.0f;
-    for (int j = 0; j < N; j++) {
-      const float *v = a->v + (size_t)j * D + (size_t)h * hd;
-      for (int q = 0; q < nq; q++) axpy(acc + (size_t)q * hd, scores[(size_t)q * N + j], v, hd);
-    }
+#if defined(__x86_64__)
+    if (use_avx512_full) full_values_avx512(vth, scores, N, hd, acc);
+    else
+#endif
+      full_values_generic(vth, scores, N, hd, acc);
     for (int q = 0; q < nq; q++) {
       float *o = a->out + (size_t)(i0 + q) * D + (size_t)h * hd;
       for (int d = 0; d < hd; d++) o[d] = acc[(size_t)q * hd + d];
@@ -301,12 +327,21 @@ static void full_job_fn(void *p, int thread, int nthreads) {
 int attention_full_run(const full_attention_args *a) {
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
   float *kt = (float *)malloc(sizeof(float) * (size_t)N * D);
-  if (!kt) return 0;
+  float *vt = (float *)malloc(sizeof(float) * (size_t)N * D);
+  if (!kt || !vt) {
+    free(kt);
+    free(vt);
+    return 0;
+  }
   for (int h = 0; h < a->num_heads; h++)
     for (int j = 0; j < N; j++)
-      for (int d = 0; d < hd; d++) kt[((size_t)h * hd + d) * N + j] = a->k[(size_t)j * D + (size_t)h * hd + d];
-  full_job job = {a, kt};
+      for (int d = 0; d < hd; d++) {
+        kt[((size_t)h * hd + d) * N + j] = a->k[(size_t)j * D + (size_t)h * hd + d];
+        vt[((size_t)h * N + j) * hd + d] = a->v[(size_t)j * D + (size_t)h * hd + d];
+      }
+  full_job job = {a, kt, vt};
   pool_run(full_job_fn, &job);
   free(kt);
+  free(vt);
   return 1;
 }

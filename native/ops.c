@@ -22,7 +22,7 @@ static void gelu_generic(float *gate, const float *up, size_t i0, size_t i1) {
   const float k = 0.7978845608028654f;
   for (size_t i = i0; i < i1; i++) {
     const float z = gate[i];
-    gate[i] = 0.5f * z * (1.0f + tanhf(k * (z + 0.044715f * z * z * z))) * up[i];
+    gate[i] = 0.5f * z * (1.0f + tanhf(k * (z + 0.044715f * z * z * z))) * (up ? up[i] : 1.0f);
   }
 }
 
@@ -34,7 +34,8 @@ __attribute__((target("avx2,fma"))) static void gelu_avx2(float *gate, const flo
     const __m256 z = _mm256_loadu_ps(gate + i);
     const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(c, z), _mm256_mul_ps(z, z), z);
     const __m256 e = exp256_ps(_mm256_mul_ps(k2, inner));
-    _mm256_storeu_ps(gate + i, _mm256_mul_ps(_mm256_div_ps(z, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+    const __m256 g = _mm256_div_ps(z, _mm256_add_ps(one, e));
+    _mm256_storeu_ps(gate + i, up ? _mm256_mul_ps(g, _mm256_loadu_ps(up + i)) : g);
   }
   gelu_generic(gate, up, i, i1);
 }

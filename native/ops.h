@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 void ops_init(int avx2);
-/** gate[i] = gelu_tanh(gate[i]) · up[i]. */
+/** gate[i] = gelu_tanh(gate[i]) · up[i] (up NULL: plain GELU). */
 void gelu_tanh_mul_run(float *gate, const float *up, size_t n);
 /**
  * For each of `rows` rows of length n: y = x · rsqrt(mean(x²) + eps) · scale, rounded to float

@@ -271,6 +271,11 @@ test('the GeGLU activation equals TypeScript', { skip }, () => {
     const b = gate.slice();
     native!.geluTanhMul(b, up, n);
     assert.ok(relErr(b, a) < 1e-6, `n ${n}: relative error ${relErr(b, a)}`);
+    const plainA = gate.slice();
+    const plainB = gate.slice();
+    js.geluTanh(plainA, n);
+    native!.geluTanh(plainB, n);
+    assert.ok(relErr(plainB, plainA) < 1e-6, `plain GELU n ${n}: relative error ${relErr(plainB, plainA)}`);
   }
 });
 

@@ -63,6 +63,8 @@ export interface Backend {
   readonly name: 'js' | 'native';
   /** Optional: zeroed float storage for large long-lived buffers such as the KV cache. */
   allocateFloats?(n: number): Float32Array;
+  /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
+  geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
   /** out = rmsNorm(x) · scale for `rows` rows of n (Gemma's scale is 1 + w); out may alias x. */

@@ -4,7 +4,7 @@ import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatr
 import { attendChunk, writeKv } from './js-attention.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
-import { geluTanhMul, rmsNorm, rmsNormAdd } from '../model/ops.js';
+import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from '../model/ops.js';
 
 export class JsBackend implements Backend {
   readonly name: 'js' | 'native' = 'js';
@@ -50,6 +50,10 @@ export class JsBackend implements Backend {
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
     for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
+  }
+
+  geluTanh(x: Float32Array, n: number): void {
+    geluTanh(x, n);
   }
 
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {

@@ -19,7 +19,7 @@ interface NativeBinding {
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
-  geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void;
+  geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
   writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
           start: number, T: number, numKvHeads: number, headDim: number): void;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
@@ -75,6 +75,10 @@ export class NativeBackend implements Backend {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16') return w;
     const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols, inPlace);
     return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x16' } : w;
+  }
+
+  geluTanh(x: Float32Array, n: number): void {
+    this.binding.geluTanhMul(x, null, n);
   }
 
   geluTanhMul(gate: Float32Array, up: Float32Array, n: number): void {

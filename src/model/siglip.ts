@@ -6,7 +6,6 @@ import type { AttentionShape, Backend, ImageSpans, KvStore, WeightMatrix } from 
 import { toFloat32 } from '../formats/dtypes.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 import type { SiglipVisionConfig } from './config.js';
-import { geluTanh } from './ops.js';
 import { toMatrix } from './weights.js';
 
 export interface SiglipLayerWeights {
@@ -111,7 +110,7 @@ export class SiglipEncoder {
       for (let i = 0; i < N * H; i++) x[i] = x[i]! + h[i]!;
       layerNorm(h, x, lw.ln2Weight, lw.ln2Bias, c.layerNormEps, N, H);
       linear(be, mlp, lw.ffnUp, lw.ffnUpBias, h, N); // [N, intermediate]
-      geluTanh(mlp, N * c.intermediateSize);
+      be.geluTanh(mlp, N * c.intermediateSize);
       linear(be, h, lw.ffnDown, lw.ffnDownBias, mlp, N); // [N, H]
       for (let i = 0; i < N * H; i++) x[i] = x[i]! + h[i]!;
       observe?.(j, x);
