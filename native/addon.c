@@ -662,6 +662,7 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = "avx2";
   }
   ops_init(strcmp(kernel_name, "generic") != 0);
+  set_quantize_simd(strcmp(kernel_name, "avx512") == 0);
   attention_init(strcmp(kernel_name, "avx512") == 0 ? 2 : strcmp(kernel_name, "avx2") == 0 ? 1 : 0);
   napi_property_descriptor props[] = {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},

@@ -61,6 +61,35 @@ static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *
     for (int j = 0; j < N; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
+/* Activations to Q8 blocks exactly as quantize_row_q8 (kernels.c): the same float operations,
+   and roundf's half-away-from-zero done as trunc(|v|) + (fraction >= 0.5), which is exact. */
+void quantize_row_q8_avx512(const float *x, q8_block *y, int cols) {
+  for (int b = 0; b < cols / 32; b++) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const __m512 a0 = _mm512_abs_ps(v0), a1 = _mm512_abs_ps(v1);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m512 idv = _mm512_set1_ps(id), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    __m512i q[2];
+    const __m512 vs[2] = {v0, v1};
+    for (int h = 0; h < 2; h++) {
+      const __m512 s = _mm512_mul_ps(vs[h], idv);
+      const __m512 mag = _mm512_abs_ps(s);
+      const __m512 t = _mm512_roundscale_ps(mag, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(mag, t), half, _CMP_GE_OQ);
+      const __m512 r = _mm512_mask_add_ps(t, up, t, one);
+      const __m512i ri = _mm512_cvttps_epi32(r);
+      const __mmask16 neg = _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_LT_OQ);
+      q[h] = _mm512_mask_sub_epi32(ri, neg, _mm512_setzero_si512(), ri);
+    }
+    _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(q[0]));
+    _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(q[1]));
+    y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+    y[b].d = f16_table[f32_to_f16_bits(d)];
+  }
+}
+
 /* ---------------------------------------------------------------- AVX-512 VNNI quantized types */
 
 /* 32 weights of block b as unsigned bytes: Q4_0 nibbles 0..15 (value + 8), Q8_0 bytes xor 0x80 (value + 128). */

@@ -56,7 +56,19 @@ static uint16_t f32_to_f16(float f) {
   return (uint16_t)(sign | half);
 }
 
+static int quantize_simd = 0;
+
+void set_quantize_simd(int on) { quantize_simd = on; }
+
+uint16_t f32_to_f16_bits(float f) { return f32_to_f16(f); }
+
 void quantize_row_q8(const float *x, q8_block *y, int cols) {
+#if defined(__x86_64__)
+  if (quantize_simd) {
+    quantize_row_q8_avx512(x, y, cols);
+    return;
+  }
+#endif
   for (int b = 0; b < cols / 32; b++) {
     const float *xb = x + b * 32;
     float amax = 0.0f;

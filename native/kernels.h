@@ -42,6 +42,10 @@ void init_f16_table(void);
 size_t row_bytes(int dtype, int cols);
 /** Quantizes one row of `cols` floats (cols % 32 == 0) into cols / 32 blocks. */
 void quantize_row_q8(const float *x, q8_block *y, int cols);
+/** The same, bit for bit, with AVX-512 (kernels-x86.c); chosen by set_quantize_simd. */
+void quantize_row_q8_avx512(const float *x, q8_block *y, int cols);
+void set_quantize_simd(int on);
+uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);
 int cpu_has_avx512(void);

@@ -157,12 +157,16 @@ test('matMul with a row range writes only those rows at the given stride', { ski
 test('activation quantization to Q8 blocks is bit-identical in C and TypeScript', { skip }, () => {
   const rng = new Rng(3);
   const cols = 256;
-  const x = randn(rng, 4 * cols, 3);
+  const rows = 64;
+  const x = randn(rng, rows * cols, 3);
+  for (let r = 0; r < rows; r++) x.subarray(r * cols, (r + 1) * cols).forEach((v, i, a) => (a[i] = v * 10 ** (r % 7 - 3)));
   x[5] = 0; x[40] = 2.5; x.fill(0, 64, 96); // a zero block and exact halves
-  const ours = quantizeQ8(x, 4, cols);
+  // A block scaled by exactly 1 (max 127): every value lands on a half, rounded away from zero.
+  x.set([127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 63.5, -63.5, 0.49999997, -0.49999997], 96);
+  const ours = quantizeQ8(x, rows, cols);
   const theirs = (binding as any).quantizeQ8(x, cols) as Uint8Array;
   const view = new DataView(theirs.buffer, theirs.byteOffset, theirs.byteLength);
-  for (let b = 0; b < (4 * cols) / 32; b++) {
+  for (let b = 0; b < (rows * cols) / 32; b++) {
     for (let j = 0; j < 32; j++) assert.equal(view.getInt8(b * 40 + j), ours.qs[b * 32 + j], `block ${b} value ${j}`);
     assert.equal(view.getFloat32(b * 40 + 32, true), ours.d[b], `block ${b} scale`);
     assert.equal(view.getInt32(b * 40 + 36, true), ours.sum[b], `block ${b} sum`);
