@@ -1,5 +1,7 @@
 // Where one decode step's time goes (not part of npm run bench): wraps the backend's methods
 // with timers. Usage: node dist/bench/profile-decode.js MODEL [TOKENS] [BATCH]
+// PROFILE_CONTEXT=N: positions already in the cache (default 4); PROFILE_PREFAULT=1: touch the
+// KV cache first (no page faults in the timings); PROFILE_PREFILL=1: time a 512-token prompt.
 import { load } from '../src/index.js';
 
 const [model, tokensArg, batchArg] = process.argv.slice(2);
