@@ -30,6 +30,16 @@ static const char *kernel_name = "generic";
     }                                                                 \
   } while (0)
 
+/* Declares argc/argv holding the call's first N arguments; fewer is a TypeError. */
+#define GET_ARGS(N, NAME)                                                         \
+  size_t argc = (N);                                                              \
+  napi_value argv[N];                                                             \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                    \
+  if (argc < (N)) {                                                               \
+    napi_throw_type_error(env, "GEMMA3_NATIVE", NAME " takes " #N " arguments"); \
+    return NULL;                                                                  \
+  }
+
 static int get_i32(napi_env env, napi_value v, int32_t *out) { return napi_get_value_int32(env, v, out) == napi_ok; }
 
 /* A pointer that stands for an empty array: N-API may report NULL data for zero-length views. */
@@ -175,13 +185,7 @@ static napi_value run_matmul(napi_env env, matmul_job *job, const float *x, int 
 
 /* matMul(out, w, dtype, rows, cols, x, batch, rowStart, rowEnd, outStride) */
 static napi_value mat_mul(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 10) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "matMul takes 10 arguments");
-    return NULL;
-  }
+  GET_ARGS(10, "matMul");
   size_t out_bytes, w_bytes, x_bytes;
   float *out = (float *)typed_data(env, argv[0], &out_bytes, 0);
   const uint8_t *w = (const uint8_t *)typed_data(env, argv[1], &w_bytes, 0);
@@ -255,13 +259,7 @@ static int block_shift_of(int block) {
 
 /* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, block, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
 static napi_value attention(napi_env env, napi_callback_info info) {
-  size_t argc = 18;
-  napi_value argv[18];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 18) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "attention takes 18 arguments");
-    return NULL;
-  }
+  GET_ARGS(18, "attention");
   attention_args a;
   size_t ob, qb, kb, vb, ckb, cvb, ssb, seb;
   a.out = (float *)typed_data(env, argv[0], &ob, 0);
@@ -310,13 +308,7 @@ static napi_value attention(napi_env env, napi_callback_info info) {
 /* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, block, start, T, numKvHeads, headDim): the
    chunk's keys and values ([T, numKvHeads * headDim]) into the blocked cache (attention.h). */
 static napi_value write_kv(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 11) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv takes 11 arguments");
-    return NULL;
-  }
+  GET_ARGS(11, "writeKv");
   size_t ckb, cvb, kb, vb;
   float *cache_k = (float *)typed_data(env, argv[0], &ckb, 0);
   float *cache_v = (float *)typed_data(env, argv[1], &cvb, 0);
@@ -354,13 +346,7 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
 
 /* attentionFull(out, q, k, v, N, numHeads, headDim, scale): unmasked attention of N tokens. */
 static napi_value attention_full(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 8) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "attentionFull takes 8 arguments");
-    return NULL;
-  }
+  GET_ARGS(8, "attentionFull");
   full_attention_args a;
   size_t ob, qb, kb, vb;
   double scale;
@@ -409,13 +395,7 @@ static napi_value gelu_tanh_mul(napi_env env, napi_callback_info info) {
 
 /* rmsNorm(out, x, scale, eps, rows, n, accumulate): out = (or +=) rmsNorm(x) · scale, row by row. */
 static napi_value rms_norm(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_type_error(env, "GEMMA3_NATIVE", "rmsNorm takes 7 arguments");
-    return NULL;
-  }
+  GET_ARGS(7, "rmsNorm");
   size_t ob, xb, sb;
   float *out = (float *)typed_data(env, argv[0], &ob, 0);
   const float *x = (const float *)typed_data(env, argv[1], &xb, 0);

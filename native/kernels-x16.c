@@ -28,6 +28,18 @@ static inline __m512i bcast4(const int8_t *p) {
   return _mm512_set1_epi32(v);
 }
 
+/* acc + (dw · d_x) · Σ_k w[k] · x[k], the sixteen rows' exact integer dot products with one
+   activation block; `offset` (8 for Q4_0, 128 for Q8_0) is what the unsigned weights carry. */
+static inline __attribute__((always_inline)) __m512 block_fma(const __m512i w[8], __m512 dw, const q8_block *xb, int offset,
+                                                              __m512 acc) {
+  __m512i s = _mm512_set1_epi32(-offset * xb->sum), s1 = _mm512_setzero_si512();
+  for (int k = 0; k < 8; k += 2) {
+    s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
+    s1 = _mm512_dpbusd_epi32(s1, w[k + 1], bcast4(xb->qs + 4 * k + 4));
+  }
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
+}
+
 /* acc[j] (16 rows) += Σ_b block dot products of group `g` with activation row j. */
 static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
   for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
@@ -43,16 +55,7 @@ static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int 
       w[c] = _mm512_and_si512(v, mask);
       w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
     }
-    for (int j = 0; j < N; j++) {
-      const q8_block *xb = &x[(size_t)j * nb + b];
-      __m512i s = _mm512_set1_epi32(-8 * xb->sum), s1 = _mm512_setzero_si512();
-      for (int k = 0; k < 8; k += 2) {
-        s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
-        s1 = _mm512_dpbusd_epi32(s1, w[k + 1], bcast4(xb->qs + 4 * k + 4));
-      }
-      s = _mm512_add_epi32(s, s1);
-      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
-    }
+    for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 8, acc[j]);
   }
 }
 
@@ -64,16 +67,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
     __m512i w[8];
     for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(g + 32 + 64 * c)), flip);
-    for (int j = 0; j < N; j++) {
-      const q8_block *xb = &x[(size_t)j * nb + b];
-      __m512i s = _mm512_set1_epi32(-128 * xb->sum), s1 = _mm512_setzero_si512();
-      for (int k = 0; k < 8; k += 2) {
-        s = _mm512_dpbusd_epi32(s, w[k], bcast4(xb->qs + 4 * k));
-        s1 = _mm512_dpbusd_epi32(s1, w[k + 1], bcast4(xb->qs + 4 * k + 4));
-      }
-      s = _mm512_add_epi32(s, s1);
-      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[j]);
-    }
+    for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 128, acc[j]);
   }
 }
 

@@ -9,26 +9,26 @@
 export function rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
   for (let r = 0; r < rows; r++) {
     const o = r * n;
-    let sumSq = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[o + i]!;
-      sumSq += v * v;
-    }
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sumSq / n) + eps)));
+    const inv = inverseRms(x, o, n, eps);
     for (let i = 0; i < n; i++) out[o + i] = Math.fround(x[o + i]! * inv) * scale[i]!;
   }
+}
+
+/** rsqrt(mean(x²) + eps) of x[o, o + n), rounded to float32 at the reference's points. */
+function inverseRms(x: Float32Array, o: number, n: number, eps: number): number {
+  let sumSq = 0;
+  for (let i = 0; i < n; i++) {
+    const v = x[o + i]!;
+    sumSq += v * v;
+  }
+  return Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sumSq / n) + eps)));
 }
 
 /** residual += rmsNorm(x) · scale, row by row (x is left as it is); same roundings as rmsNorm then add. */
 export function rmsNormAdd(residual: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number): void {
   for (let r = 0; r < rows; r++) {
     const o = r * n;
-    let sumSq = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[o + i]!;
-      sumSq += v * v;
-    }
-    const inv = Math.fround(1 / Math.sqrt(Math.fround(Math.fround(sumSq / n) + eps)));
+    const inv = inverseRms(x, o, n, eps);
     for (let i = 0; i < n; i++) residual[o + i] = residual[o + i]! + Math.fround(Math.fround(x[o + i]! * inv) * scale[i]!);
   }
 }
