@@ -1,5 +1,5 @@
 // Element-wise and per-row ops of a decoder layer (GeGLU, RMSNorm, norm + residual add): the
-// twins of src/model/ops.ts, rounding to float32 at the same points. Rows split across the pool
+// twins of src/backend/js-ops.ts, rounding to float32 at the same points. Rows split across the pool
 // when there is enough work to pay for waking it.
 #include "ops.h"
 

@@ -1,4 +1,4 @@
-// Element-wise and per-row ops of a decoder layer: the twins of src/model/ops.ts.
+// Element-wise and per-row ops of a decoder layer: the twins of src/backend/js-ops.ts.
 #ifndef GEMMA3_OPS_H
 #define GEMMA3_OPS_H
 #include <stddef.h>

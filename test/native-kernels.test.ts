@@ -7,7 +7,7 @@ import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
 import { decodeRow } from '../src/backend/rows.js';
-import { geluTanhMul } from '../src/model/ops.js';
+import { geluTanhMul } from '../src/backend/js-ops.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { f32ToF16, quantizeRowQ4_0, quantizeRowQ8_0 } from '../src/formats/quant.js';
 import { Rng } from '../src/generate/rng.js';
@@ -206,7 +206,7 @@ for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { 
   });
 }
 
-test('writing keys and values into the head-major cache equals TypeScript (ring wrap, chunk longer than the ring)', { skip }, () => {
+test('writing keys and values into the blocked cache equals TypeScript (ring wrap, chunk longer than the ring)', { skip }, () => {
   const rng = new Rng(23);
   for (const [ring, slots, block, start, T] of [[0, 19, 4, 3, 9], [8, 8, 8, 5, 6], [8, 8, 2, 2, 11], [0, 12, 64, 0, 12]] as const) {
     const heads = 3;

@@ -96,7 +96,7 @@ export interface Backend {
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void;
   /**
    * Stores a chunk's keys and values ([T, numKvHeads * headDim], positions start + t) into the
-   * head-major cache; a sliding ring keeps only its last `ring` positions.
+   * blocked cache (KvStore); a sliding ring keeps only its last `ring` positions.
    */
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void;
 }

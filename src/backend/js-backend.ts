@@ -4,7 +4,7 @@ import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatr
 import { attendChunk, writeKv } from './js-attention.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
-import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from '../model/ops.js';
+import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from './js-ops.js';
 
 export class JsBackend implements Backend {
   readonly name: 'js' | 'native' = 'js';

@@ -5,7 +5,7 @@ import type { Backend, WeightMatrix } from '../backend/backend.js';
 import { toFloat32 } from '../formats/dtypes.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 import type { Gemma3Config } from './config.js';
-import { rmsNorm } from './ops.js';
+import { rmsNorm } from '../backend/js-ops.js';
 import type { NormConvention } from './weights.js';
 
 export interface ProjectorWeights {
