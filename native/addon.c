@@ -144,8 +144,8 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return 0;
   }
-  /* About eight chunks per thread, each a whole number of the kernel's row groups. */
-  const int group = x16 ? 16 : 4;
+  /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most). */
+  const int group = x16 ? 16 : 8;
   const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
