@@ -123,8 +123,10 @@ static void quantize_job_fn(void *p, int thread, int nthreads) {
   if (b0 < b1) quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
 }
 
-static q8_block *q8_scratch = NULL;
-static size_t q8_capacity = 0;
+/* Per calling thread: models in different worker threads quantize their activations at the
+   same time (the pool then runs their products one after the other). */
+static _Thread_local q8_block *q8_scratch = NULL;
+static _Thread_local size_t q8_capacity = 0;
 
 /* Checks one product's sizes against its arrays (so the kernels never read or write outside
    them) and fills in its part of the job; 0 with a JS exception pending otherwise. */
@@ -622,6 +624,10 @@ static atomic_int live_envs;
 
 static void env_cleanup(void *arg) {
   (void)arg;
+  /* Runs on the ending thread: its own activation scratch goes with it. */
+  free(q8_scratch);
+  q8_scratch = NULL;
+  q8_capacity = 0;
   if (atomic_fetch_sub(&live_envs, 1) == 1) pool_shutdown();
 }
 
