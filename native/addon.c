@@ -128,13 +128,15 @@ static void quantize_job_fn(void *p, int thread, int nthreads) {
 static _Thread_local q8_block *q8_scratch = NULL;
 static _Thread_local size_t q8_capacity = 0;
 
+static int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
+
 /* Checks one product's sizes against its arrays (so the kernels never read or write outside
    them) and fills in its part of the job; 0 with a JS exception pending otherwise. */
 static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t out_bytes, const uint8_t *w, size_t w_bytes,
                           int dtype, int rows, int cols, const float *x, size_t x_bytes, int batch, int row_start, int row_end,
                           int out_stride) {
   const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
-  const int quant = dtype == DT_Q8_0 || dtype == DT_Q4_0 || x16;
+  const int quant = is_quant(dtype);
   if (x16 && !have_x16) {
     napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI");
     return 0;
@@ -158,8 +160,6 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
   part->chunks = (row_end - row_start + unit - 1) / unit;
   return 1;
 }
-
-static int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
 
 /* Runs the job's parts, all reading x ([batch, cols]): quantized once to Q8 blocks when the
    weights are quantized (all parts must agree on that). */
@@ -636,6 +636,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_add_env_cleanup_hook(env, env_cleanup, NULL);
   init_f16_table();
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
+  int level = 0; /* 0 generic C, 1 AVX2 + FMA, 2 AVX-512: every kernel family follows it */
   if (force && strcmp(force, "generic") == 0) {
     best_kernel = matmul_rows_generic;
     kernel_name = "generic";
@@ -643,13 +644,15 @@ static napi_value init(napi_env env, napi_value exports) {
     best_kernel = matmul_rows_avx512;
     kernel_name = "avx512";
     have_x16 = !(force && strcmp(force, "norepack") == 0);
+    level = 2;
   } else if (cpu_has_avx2()) {
     best_kernel = matmul_rows_avx2;
     kernel_name = "avx2";
+    level = 1;
   }
-  ops_init(strcmp(kernel_name, "generic") != 0);
-  set_quantize_simd(strcmp(kernel_name, "avx512") == 0);
-  attention_init(strcmp(kernel_name, "avx512") == 0 ? 2 : strcmp(kernel_name, "avx2") == 0 ? 1 : 0);
+  ops_init(level >= 1);
+  set_quantize_simd(level == 2);
+  attention_init(level);
   napi_property_descriptor props[] = {
     {"matMul", NULL, mat_mul, NULL, NULL, NULL, napi_default, NULL},
     {"matMulShared", NULL, mat_mul_shared, NULL, NULL, NULL, napi_default, NULL},
