@@ -1,9 +1,11 @@
 // Node-API surface of the native backend: typed arrays in, no copies, no model logic.
 // Exports: the kernels (matMul, attention, attentionFull, geluTanhMul, rmsNorm), weight layout and
-// memory helpers (repack, mapFile, allocHuge), quantizeQ8 for tests, setThreads and info.
+// memory helpers (repack, openMapping / mapRange, allocHuge), quantizeQ8 for tests, setThreads and info.
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -483,77 +485,198 @@ static void unmap_range(napi_env env, void *data, void *hint) {
   free(m);
 }
 
-/* mapFile(path, offset, length) → Uint8Array over a private (copy-on-write) mapping of that
-   byte range of the file, or null. The mapping lives until the array is garbage-collected. */
-static napi_value map_file(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], result, ab;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[4096];
-  size_t len;
-  double offset_d, length_d;
-  CHECK(napi_get_null(env, &result));
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len >= sizeof(path) - 1 ||
-      napi_get_value_double(env, argv[1], &offset_d) != napi_ok || napi_get_value_double(env, argv[2], &length_d) != napi_ok ||
-      offset_d < 0 || length_d <= 0) {
-    return result;
-  }
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t offset = (size_t)offset_d, length = (size_t)length_d;
-  const size_t start = offset / page * page, delta = offset - start;
-  int fd = open(path, O_RDONLY);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < offset + length) {
-    if (fd >= 0) close(fd);
-    return result;
-  }
-  void *p = mmap(NULL, length + delta, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, (off_t)start);
-  close(fd);
-  if (p == MAP_FAILED) return result;
-  mapping *m = (mapping *)malloc(sizeof(mapping));
-  if (!m) {
-    munmap(p, length + delta);
-    return result;
-  }
-  m->base = p;
-  m->length = length + delta;
-  if (napi_create_external_arraybuffer(env, p, length + delta, unmap_range, m, &ab) != napi_ok ||
-      napi_create_typedarray(env, napi_uint8_array, length, ab, delta, &result) != napi_ok) {
-    munmap(p, length + delta);
+/* A whole GGUF file mapped once, privately (a stray write copies a page, never reaches the file),
+   at a virtual address congruent to its file offsets modulo 2 MiB: where the page cache holds the
+   file in 2 MiB folios (a file read from disk through this mapping, or written in large chunks,
+   on kernels with large folios for its file system) each 2 MiB is one TLB entry, as fast as
+   huge-page anonymous memory, with nothing copied. Tensor views share it; the last one unmaps. */
+typedef struct {
+  char *base;
+  size_t length;    /* mapped: the file size rounded up to whole pages */
+  size_t size;      /* the file size */
+  size_t refs;      /* the handle's (until closeMapping or its collection) + one per view */
+  bool handle_open;
+} file_mapping;
+
+static void file_mapping_unref(file_mapping *m) {
+  if (--m->refs == 0) {
+    munmap(m->base, m->length);
     free(m);
-    napi_value none;
-    napi_get_null(env, &none);
-    return none;
   }
-  return result;
+}
+
+static void file_mapping_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  file_mapping_unref((file_mapping *)hint);
+}
+
+static void file_mapping_close(file_mapping *m) {
+  if (!m->handle_open) return;
+  m->handle_open = false;
+  file_mapping_unref(m);
+}
+
+static void file_mapping_handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  file_mapping_close((file_mapping *)data);
 }
 
 typedef struct {
   char *base;
   size_t length;
-} prefault_job;
+  int advice;
+} populate_job;
 
-static void prefault_job_fn(void *arg, int thread, int nthreads) {
-  const prefault_job *j = (const prefault_job *)arg;
+/* Slices of 2 MiB over the pool's threads: reading a file from disk, or faulting fresh memory,
+   proceeds in parallel. */
+static void populate_job_fn(void *arg, int thread, int nthreads) {
+  const populate_job *j = (const populate_job *)arg;
   const size_t huge = (size_t)2 << 20;
-  const size_t pages = j->length / huge, per = (pages + nthreads - 1) / nthreads;
-  const size_t first = (size_t)thread * per, last = first + per < pages ? first + per : pages;
+  const size_t slices = (j->length + huge - 1) / huge, per = (slices + nthreads - 1) / nthreads;
+  const size_t first = (size_t)thread * per, last = first + per < slices ? first + per : slices;
   if (first >= last) return;
   char *from = j->base + first * huge;
-  const size_t bytes = (last - first) * huge;
+  const size_t end = last * huge < j->length ? last * huge : j->length, bytes = end - first * huge;
+  if (madvise(from, bytes, j->advice) == 0) return;
+  /* Kernels before 5.14 have no MADV_POPULATE_*: touch every page. */
+  for (size_t o = 0; o < bytes; o += 4096) {
+    if (j->advice == 23) ((volatile char *)from)[o] = 0;
+    else (void)((volatile char *)from)[o];
+  }
+}
+
+static void populate(void *p, size_t length, int advice) {
+  populate_job j = {(char *)p, length, advice};
+  pool_run(populate_job_fn, &j);
+}
+
+/* Bytes of [base, base + length) that the kernel maps with 2 MiB entries (from /proc/self/smaps;
+   0 where it cannot be read). */
+static size_t pmd_mapped_bytes(const char *base) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f) return 0;
+  char line[512];
+  int inside = 0;
+  size_t kb = 0;
+  while (fgets(line, sizeof(line), f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+      inside = lo <= (unsigned long)base && (unsigned long)base < hi;
+      continue;
+    }
+    size_t v;
+    if (inside && sscanf(line, "FilePmdMapped: %zu kB", &v) == 1) kb += v;
+  }
+  fclose(f);
+  return kb * 1024;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-  if (madvise(from, bytes, MADV_POPULATE_WRITE) == 0) return;
-  /* Kernels before 5.14: touch every page. */
-  for (size_t o = 0; o < bytes; o += 4096) ((volatile char *)from)[o] = 0;
+
+/* openMapping(path, populate) → {mapping, bytes, hugeBytes} or null. populate: read the whole file
+   into the mapping now (from the page cache, or from disk in parallel), and count how much of it
+   the kernel maps with 2 MiB entries. `mapping` keeps the file mapped until it is garbage
+   collected and every view of mapRange is. */
+static napi_value open_mapping(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_null(env, &result));
+  char path[4096];
+  size_t len;
+  bool want_populate = false;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len >= sizeof(path) - 1) return result;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &want_populate);
+  int fd = open(path, O_RDONLY);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0) {
+    if (fd >= 0) close(fd);
+    return result;
+  }
+  const size_t huge = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t length = ((size_t)st.st_size + page - 1) / page * page;
+  char *reserved = (char *)mmap(NULL, length + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (reserved == MAP_FAILED) {
+    close(fd);
+    return result;
+  }
+  char *base = (char *)(((uintptr_t)reserved + huge - 1) & ~(uintptr_t)(huge - 1));
+  char *p = (char *)mmap(base, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    munmap(reserved, length + huge);
+    return result;
+  }
+  if (base > reserved) munmap(reserved, (size_t)(base - reserved));
+  if (reserved + length + huge > base + length) munmap(base + length, (size_t)(reserved + length + huge - (base + length)));
+#ifdef MADV_HUGEPAGE
+  madvise(base, length, MADV_HUGEPAGE); /* pages read from disk here arrive in 2 MiB folios */
+#endif
+  size_t huge_bytes = 0;
+  if (want_populate) {
+    populate(base, length, MADV_POPULATE_READ);
+    huge_bytes = pmd_mapped_bytes(base);
+  }
+  file_mapping *m = (file_mapping *)malloc(sizeof(file_mapping));
+  if (!m) {
+    munmap(base, length);
+    return result;
+  }
+  m->base = base;
+  m->length = length;
+  m->size = (size_t)st.st_size;
+  m->refs = 1;
+  m->handle_open = true;
+  napi_value handle, bytes_v, huge_v;
+  if (napi_create_external(env, m, file_mapping_handle_finalize, NULL, &handle) != napi_ok) {
+    file_mapping_unref(m);
+    return result;
+  }
+  CHECK(napi_create_object(env, &result));
+  CHECK(napi_create_double(env, (double)st.st_size, &bytes_v));
+  CHECK(napi_create_double(env, (double)huge_bytes, &huge_v));
+  CHECK(napi_set_named_property(env, result, "mapping", handle));
+  CHECK(napi_set_named_property(env, result, "bytes", bytes_v));
+  CHECK(napi_set_named_property(env, result, "hugeBytes", huge_v));
+  return result;
 }
 
-/* Faults the pages in from every pool thread at once: the first touch of fresh memory is the
-   slow part of reading weights on some virtual machines, and it proceeds in parallel. */
-static void prefault(void *p, size_t length) {
-  prefault_job j = {(char *)p, length};
-  pool_run(prefault_job_fn, &j);
+/* closeMapping(mapping): drops the handle's hold now (views keep what they cover mapped), so
+   the file's pages leave this process as soon as no view needs them, not at some later GC. */
+static napi_value close_mapping(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "closeMapping");
+  file_mapping *m;
+  if (napi_get_value_external(env, argv[0], (void **)&m) == napi_ok) file_mapping_close(m);
+  return NULL;
+}
+
+/* mapRange(mapping, offset, length) → Uint8Array over those bytes of the mapped file (no copy). */
+static napi_value map_range(napi_env env, napi_callback_info info) {
+  GET_ARGS(3, "mapRange");
+  file_mapping *m;
+  double offset_d, length_d;
+  napi_value result, ab;
+  if (napi_get_value_external(env, argv[0], (void **)&m) != napi_ok || !m->handle_open || napi_get_value_double(env, argv[1], &offset_d) != napi_ok ||
+      napi_get_value_double(env, argv[2], &length_d) != napi_ok || !(offset_d >= 0) || !(length_d > 0) ||
+      offset_d + length_d > (double)m->size) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "mapRange: a closed mapping, or a range outside the mapped file");
+    return NULL;
+  }
+  m->refs++;
+  if (napi_create_external_arraybuffer(env, m->base + (size_t)offset_d, (size_t)length_d, file_mapping_finalize, m, &ab) != napi_ok) {
+    file_mapping_unref(m);
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  CHECK(napi_create_typedarray(env, napi_uint8_array, (size_t)length_d, ab, 0, &result));
+  return result;
 }
 
 /* allocHuge(bytes, populate = true) → zeroed Uint8Array in anonymous memory advised for
@@ -566,8 +689,8 @@ static napi_value alloc_huge(napi_env env, napi_callback_info info) {
   double bytes_d;
   CHECK(napi_get_null(env, &result));
   if (argc < 1 || napi_get_value_double(env, argv[0], &bytes_d) != napi_ok || bytes_d <= 0) return result;
-  bool populate = true;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &populate);
+  bool want_populate = true;
+  if (argc >= 2) napi_get_value_bool(env, argv[1], &want_populate);
   const size_t huge = (size_t)2 << 20, bytes = (size_t)bytes_d;
   const size_t length = (bytes + huge - 1) / huge * huge;
   void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -575,7 +698,7 @@ static napi_value alloc_huge(napi_env env, napi_callback_info info) {
 #ifdef MADV_HUGEPAGE
   madvise(p, length, MADV_HUGEPAGE);
 #endif
-  if (populate) prefault(p, length);
+  if (want_populate) populate(p, length, MADV_POPULATE_WRITE);
   mapping *m = (mapping *)malloc(sizeof(mapping));
   if (!m) {
     munmap(p, length);
@@ -664,7 +787,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
-    {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_default, NULL},
+    {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},
+    {"closeMapping", NULL, close_mapping, NULL, NULL, NULL, napi_default, NULL},
+    {"mapRange", NULL, map_range, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
     {"info", NULL, info_fn, NULL, NULL, NULL, napi_default, NULL},
   };

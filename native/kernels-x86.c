@@ -35,17 +35,22 @@ static inline __m512 w16_512_tail(const uint8_t *row, int dtype, int c, __mmask1
   return _mm512_maskz_loadu_ps(m, (const float *)row + c);
 }
 
+/* With one activation row the tile streams its weight rows from memory; prefetching each row
+   1 KiB ahead measured 12% more bandwidth (BF16 10240x2560, 2 threads, 2 MiB pages). */
+#define FLOAT_PREFETCH_AHEAD 1024
 /* R weight rows × N activation rows, dot products over all columns. */
 static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
                                                                  int R, int N, float out[TILE_R][TILE_N]) {
   __m512 acc[TILE_R][TILE_N];
   for (int i = 0; i < R; i++)
     for (int j = 0; j < N; j++) acc[i][j] = _mm512_setzero_ps();
+  const size_t esize = dtype == DT_F32 ? 4 : 2;
   int c = 0;
   for (; c + 16 <= cols; c += 16) {
     __m512 xv[TILE_N];
     for (int j = 0; j < N; j++) xv[j] = _mm512_loadu_ps(x + (size_t)j * cols + c);
     for (int i = 0; i < R; i++) {
+      if (N == 1) _mm_prefetch((const char *)(w + (size_t)i * rb + (size_t)c * esize) + FLOAT_PREFETCH_AHEAD, _MM_HINT_T0);
       __m512 wv = w16_512(w + (size_t)i * rb, dtype, c);
       for (int j = 0; j < N; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
     }

@@ -15,6 +15,7 @@ import { convertCheckpoint } from '../src/convert/convert.js';
 import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 import { openGguf, type GgufValue } from '../src/formats/gguf.js';
 import { writeGguf } from '../src/formats/gguf-writer.js';
+import { loadNativeBinding } from '../src/backend/native-backend.js';
 import { collect, load, type ChatMessage, type Gemma3, type LogitsResult } from '../src/index.js';
 import { ggufTokenizerParts, tokenizerFromGguf } from '../src/tokenizer/gguf-vocab.js';
 import { loadTokenizer, type Tokenizer } from '../src/tokenizer/tokenizer.js';
@@ -209,6 +210,26 @@ describe('load() of a GGUF model', () => {
     for (const m of [two, noExt]) m.dispose();
   });
 
+  test('mmap: weights served from a mapping of the file give exactly the logits of read copies', async (t) => {
+    if (loadNativeBinding() instanceof Error) return t.skip('the native addon is not built');
+    const ids = gg.chatIds(messages);
+    const mappedRanges = () => readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith(BF16)).length;
+    const copied = await load(BF16, { ...OPTS, mmproj: false, mmap: false, backend: 'native' });
+    const before = mappedRanges();
+    const mapped = await load(BF16, { ...OPTS, mmproj: false, mmap: true, backend: 'native' });
+    assert.ok(mappedRanges() > before, 'mmap: true maps the file');
+    assert.equal(mapped.decoder.weights.layers[0]!.attnQ.dtype, 'bf16');
+    const a = mapped.logits(ids, 8);
+    assert.deepEqual(a.positions, copied.logits(ids, 8).positions);
+    const c = await collect(mapped.chat(messages, { temperature: 0, maxTokens: 6 }));
+    const d = await collect(copied.chat(messages, { temperature: 0, maxTokens: 6 }));
+    assert.deepEqual(c.tokenIds, d.tokenIds);
+    const auto = await load(BF16, { ...OPTS, mmproj: false, backend: 'native' }); // mapped or copied by the page cache's state
+    assert.deepEqual(auto.logits(ids, 8).positions, a.positions);
+    for (const m of [copied, mapped, auto]) m.dispose();
+    await rejects(load(BF16, { ...OPTS, mmap: 'yes' as never }), 'INVALID_ARGUMENT', /mmap/);
+  });
+
   test('quant on load: the types convert writes, and the converted GGUF\'s logits', async () => {
     const q4 = join(tmp.dir, 'tiny-q4_0.gguf');
     convertCheckpoint(CKPT, q4, { type: 'q4_0' });
@@ -284,6 +305,11 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
     const run = cli('run', '--model', join(out, 'vlm-q8.gguf'), '--ids', '2,105,2364,107', '--max-tokens', '3', '--temperature', '0', '--json', '--threads', '1');
     assert.equal(run.status, 0, run.stderr);
     assert.equal(JSON.parse(run.stdout).generated_ids.length, 3);
+    const args = ['--ids', '2,105,2364,107', '--max-tokens', '4', '--temperature', '0', '--json', '--threads', '1', '--mmproj', MMPROJ];
+    const mapped = cli('run', '--model', BF16, '--mmap', 'on', ...args);
+    const copied = cli('run', '--model', BF16, '--mmap', 'off', ...args);
+    assert.equal(mapped.status, 0, mapped.stderr);
+    assert.deepEqual(JSON.parse(mapped.stdout).generated_ids, JSON.parse(copied.stdout).generated_ids);
     const image = cli('run', '--model', join(out, 'vlm-q8.gguf'), '--mmproj', join(out, 'mmproj-vlm-q8.gguf'), '--image',
       fixturePath('goldens', 'images', 'square.png'), '--max-tokens', '2', '--temperature', '0', '--json', '--threads', '1', 'What is it?');
     assert.equal(image.status, 0, image.stderr);
@@ -303,6 +329,7 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
       [['convert', fixturePath('tiny-text'), '--out', join(out, 'x.gguf'), '--mmproj-out', join(out, 'm.gguf')], /text-only checkpoint/],
       [['convert', CKPT, 'extra', '--out', join(out, 'x.gguf')], /one checkpoint folder/],
       [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0 or q4_0/],
+      [['run', '--model', BF16, '--mmap', 'yes', 'hi'], /--mmap must be auto, on or off/],
       [['run', '--model', MMPROJ, 'hi'], /vision projector \(mmproj\) file/],
     ];
     for (const [args, pattern] of cases) {

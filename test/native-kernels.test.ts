@@ -1,10 +1,13 @@
 // Native kernels against their TypeScript twins, every weight type, odd sizes (columns not a
 // multiple of the SIMD width, rows not a multiple of the tile), batch 1 and batched.
 import { test } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import type { Backend, WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
-import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
+import { NativeBackend, loadNativeBinding, nativeMapFile } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { geluTanhMul } from '../src/backend/js-ops.js';
@@ -295,4 +298,30 @@ test('the addon reports the kernels it selected', { skip }, () => {
   assert.ok(['avx512', 'avx2', 'generic'].includes(kernels));
   if (expected) assert.equal(kernels, expected);
   assert.equal(threads, 2);
+});
+
+test('file mappings: views hold the file\'s bytes without copying; bad ranges and closed mappings are RangeErrors', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-map-'));
+  try {
+    const path = join(dir, 'data.bin');
+    const bytes = new Uint8Array((5 << 20) + 123).map((_, i) => (i * 7 + (i >> 12)) & 255);
+    writeFileSync(path, bytes);
+    const mapping = nativeMapFile(path, true)!;
+    assert.equal(mapping.bytes, bytes.length);
+    assert.ok(mapping.hugeBytes >= 0 && mapping.hugeBytes <= bytes.length);
+    const view = mapping.view(3000003, 2 << 20)!;
+    assert.deepEqual(view, bytes.subarray(3000003, 3000003 + (2 << 20)));
+    const tail = mapping.view(bytes.length - 5, 5)!;
+    assert.deepEqual(tail, bytes.subarray(bytes.length - 5));
+    tail[0] = 0; // copy-on-write: the file is not changed
+    assert.throws(() => mapping.view(bytes.length - 5, 6), RangeError);
+    assert.throws(() => mapping.view(-1, 6), RangeError);
+    mapping.close();
+    assert.throws(() => mapping.view(0, 6), RangeError);
+    assert.equal(view[7], bytes[3000010]); // views outlive the closed handle
+    assert.deepEqual(readFileSync(path), Buffer.from(bytes));
+    assert.equal(nativeMapFile(join(dir, 'missing.bin'), false), null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -25,7 +25,9 @@ interface NativeBinding {
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   setThreads(n: number): void;
-  mapFile(path: string, offset: number, length: number): Uint8Array | null;
+  openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
+  mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
+  closeMapping(mapping: object): void;
   allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
   info(): { kernels: string; threads: number };
 }
@@ -161,10 +163,34 @@ function defaultThreads(): number {
 }
 
 
-/** Copy-on-write memory mapping of a byte range of a file through the addon (undefined without it). */
-export function nativeFileMapper(): ((path: string, offset: number, length: number) => Uint8Array | null) | undefined {
+/** A whole file mapped by the addon: tensor views share it and keep it mapped while they live. */
+export interface FileMapping {
+  /** File size in bytes. */
+  readonly bytes: number;
+  /** Bytes the kernel maps with 2 MiB entries (0 when the mapping was not populated). */
+  readonly hugeBytes: number;
+  /** The bytes [offset, offset + length) of the file, without copying (null if not possible). */
+  view(offset: number, length: number): Uint8Array | null;
+  /** No more views: the file stays mapped while views made so far live, and no longer. */
+  close(): void;
+}
+
+/**
+ * Maps a whole file copy-on-write (undefined without the addon, null when mapping fails).
+ * `populate` reads it all in now, the pool's threads in parallel, and counts `hugeBytes`.
+ */
+export function nativeMapFile(path: string, populate: boolean): FileMapping | null | undefined {
   const binding = loadNativeBinding();
-  return binding instanceof Error ? undefined : (path, offset, length) => binding.mapFile(path, offset, length);
+  if (binding instanceof Error) return undefined;
+  const opened = binding.openMapping(path, populate);
+  if (opened === null) return null;
+  const { mapping, bytes, hugeBytes } = opened;
+  return {
+    bytes,
+    hugeBytes,
+    view: (offset, length) => binding.mapRange(mapping, offset, length),
+    close: () => binding.closeMapping(mapping),
+  };
 }
 
 /** Huge-page-backed buffers for weights read at load (undefined without the addon). */

@@ -18,6 +18,7 @@ export const MODEL_FLAGS = {
   threads: { type: 'string' },
   mmproj: { type: 'string' },
   quant: { type: 'string' },
+  mmap: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -96,6 +97,13 @@ export function modelDir(values: { model?: string | undefined; demo?: boolean | 
   return resolveModelPath(values.model);
 }
 
+/** --mmap auto|on|off → load()'s `mmap` option. */
+export function mmapFlag(value: string | undefined): 'auto' | boolean | undefined {
+  if (value === undefined || value === 'auto') return value;
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new GemmaError('INVALID_ARGUMENT', `--mmap must be auto, on or off, got ${JSON.stringify(value)}`);
+}
+
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
   const dir = modelDir(values as { model?: string; demo?: boolean });
@@ -109,6 +117,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   if (quant !== undefined && quant !== 'q8_0' && quant !== 'q4_0') {
     throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0 or q4_0, got ${JSON.stringify(quant)}`);
   }
+  const mmap = mmapFlag(values.mmap as string | undefined);
   const mmproj = values.mmproj as string | undefined;
   if (mmproj !== undefined && mmproj === '') throw new GemmaError('INVALID_ARGUMENT', '--mmproj needs a file path');
   const tty = process.stderr.isTTY;
@@ -116,6 +125,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   const started = Date.now();
   const model = await load(dir, {
     ...(quant !== undefined ? { quant } : {}),
+    ...(mmap !== undefined ? { mmap } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(threads !== undefined ? { threads } : {}),

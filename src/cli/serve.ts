@@ -2,7 +2,7 @@
 import { GemmaError } from '../errors.js';
 import type { ModelLoadOptions } from '../server/protocol.js';
 import { startServer } from '../server/server.js';
-import { MODEL_FLAGS, modelDir, numberFlag, parse } from './options.js';
+import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js';
 
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
 
@@ -18,7 +18,7 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --allow-remote-images   let clients name http(s) image URLs for the server to fetch (default: data: URLs only)
   --max-body BYTES        largest request body (default 33554432)
   --cors-origin ORIGIN    let web pages from ORIGIN ('*' for any) call the API (default: only this server's page)
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE   as for gemma3 run`;
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -54,7 +54,9 @@ export async function runServe(args: string[]): Promise<number> {
   if (backend !== undefined && backend !== 'auto' && backend !== 'native' && backend !== 'js') {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
+  const mmap = mmapFlag(values.mmap);
   const load: ModelLoadOptions = {
+    ...(mmap !== undefined ? { mmap } : {}),
     ...(backend !== undefined ? { backend } : {}), ...(threads !== undefined ? { threads } : {}),
     ...(values.quant !== undefined ? { quant: values.quant } : {}), ...(values.mmproj !== undefined ? { mmproj: values.mmproj } : {}),
   };

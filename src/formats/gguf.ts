@@ -61,6 +61,10 @@ export interface GgufSource extends TensorSource {
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly metadataTypes: ReadonlyMap<string, GgufType>;
   info(name: string): GgufTensorInfo;
+  /** Later reads put tensors in buffers from `allocate` (where it gives one). */
+  useAllocator(allocate: TensorAllocator): void;
+  /** Later reads serve tensors as views of `mapper`'s mapping (where it gives one), not copies. */
+  useMapper(mapper: FileMapper): void;
 }
 
 /**

@@ -36,6 +36,7 @@ export interface ModelLoadOptions {
   threads?: number;
   quant?: string;
   mmproj?: string;
+  mmap?: 'auto' | boolean;
   panAndScan?: boolean;
 }
 
