@@ -44,11 +44,15 @@ function runEngine(engine: 'gemma3' | 'node-llama-cpp', model: string): Row | nu
 }
 
 /**
- * Reads the whole file once so that both engines start with it in the page cache: otherwise the
- * engine that runs first also times the disk (a 4 GB file took 9 s to read here).
+ * Starts each weight type from the same page cache state for both engines: the file dropped
+ * from the cache (GNU dd's nocache) and read once from disk, as after a reboot. Otherwise the
+ * engine that runs first also times the disk (a 4 GB file took 9 s to read here), and how the
+ * cache holds the file (2 MiB or 4 KiB folios, which decides how fast a mapping of it is read)
+ * would depend on what happened to it before.
  */
-function warmPageCache(file: string): void {
+function freshPageCache(file: string): void {
   const t = performance.now();
+  const dropped = spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']).status === 0;
   const fd = openSync(file, 'r');
   const chunk = Buffer.allocUnsafe(8 << 20);
   let total = 0;
@@ -57,7 +61,7 @@ function warmPageCache(file: string): void {
   } finally {
     closeSync(fd);
   }
-  log(`page cache: read ${(total / 1e9).toFixed(2)} GB in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  log(`page cache: ${dropped ? 'dropped and ' : ''}read ${(total / 1e9).toFixed(2)} GB in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
 const median = (xs: number[]) => {
@@ -68,7 +72,7 @@ const median = (xs: number[]) => {
 const rows: Row[] = [];
 for (const w of weights) {
   const model = ensureSynthetic4b(w, cacheDir, log);
-  warmPageCache(model);
+  freshPageCache(model);
   const samples: Record<string, Row[]> = { gemma3: [], 'node-llama-cpp': [] };
   for (let round = 0; round < rounds; round++) {
     for (const engine of values['skip-llama'] ? (['gemma3'] as const) : round % 2 ? (['node-llama-cpp', 'gemma3'] as const) : (['gemma3', 'node-llama-cpp'] as const)) {

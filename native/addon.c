@@ -4,6 +4,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/mman.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "attention.h"
+#include "background-repack.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
@@ -77,6 +79,7 @@ static void *typed_data(napi_env env, napi_value v, size_t *bytes, int optional)
 
 typedef struct {
   matmul_args m;
+  matmul_rows_fn kernel;
   int r0, r1;
   int unit;   /* rows per chunk, a multiple of the kernel's row group */
   int chunks;
@@ -87,10 +90,6 @@ typedef struct {
   int n;
   atomic_int next; /* next chunk to take, counted across the parts */
 } matmul_job;
-
-static matmul_rows_fn kernel_for(int dtype) {
-  return dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16 ? matmul_rows_x16 : best_kernel;
-}
 
 /* Threads take chunks of rows from a shared counter rather than fixed halves: on a shared
    machine one core is often slowed by a neighbour, and the other then takes more chunks. */
@@ -106,7 +105,7 @@ static void matmul_job_fn(void *p, int thread, int nthreads) {
     const matmul_part *part = &j->parts[i];
     const int a = part->r0 + c * part->unit;
     const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
-    kernel_for(part->m.dtype)(&part->m, a, b);
+    part->kernel(&part->m, a, b);
   }
 }
 
@@ -150,12 +149,16 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return 0;
   }
+  /* Q4_0 / Q8_0 still in the row layout (served from a file mapping) go through the x16 kernel
+     too, a group of sixteen rows rearranged at a time: the same results bit for bit. */
+  const int from_rows = have_x16 && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
   /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most). */
-  const int group = x16 ? 16 : 8;
+  const int group = x16 || from_rows ? 16 : 8;
   const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
   part->m = m;
+  part->kernel = x16 ? matmul_rows_x16 : from_rows ? matmul_rows_x16_from_rows : best_kernel;
   part->r0 = row_start;
   part->r1 = row_end;
   part->unit = unit;
@@ -490,19 +493,48 @@ static void unmap_range(napi_env env, void *data, void *hint) {
    file in 2 MiB folios (a file read from disk through this mapping, or written in large chunks,
    on kernels with large folios for its file system) each 2 MiB is one TLB entry, as fast as
    huge-page anonymous memory, with nothing copied. Tensor views share it; the last one unmaps. */
-typedef struct {
+typedef struct file_mapping {
   char *base;
   size_t length;    /* mapped: the file size rounded up to whole pages */
   size_t size;      /* the file size */
-  size_t refs;      /* the handle's (until closeMapping or its collection) + one per view */
+  atomic_size_t refs; /* the handle's (until closeMapping or its collection), one per view, one
+                         per background copy reading it (released on the copying thread) */
   bool handle_open;
+  struct file_mapping *next; /* in `mappings`, to find the mapping a view lies in */
 } file_mapping;
 
+static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
+static file_mapping *mappings = NULL;
+
 static void file_mapping_unref(file_mapping *m) {
-  if (--m->refs == 0) {
-    munmap(m->base, m->length);
-    free(m);
+  if (atomic_fetch_sub(&m->refs, 1) != 1) return;
+  pthread_mutex_lock(&mappings_lock);
+  for (file_mapping **p = &mappings; *p; p = &(*p)->next) {
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
   }
+  pthread_mutex_unlock(&mappings_lock);
+  munmap(m->base, m->length);
+  free(m);
+}
+
+static void file_mapping_unpin(void *m) { file_mapping_unref((file_mapping *)m); }
+
+/* The mapping holding [p, p + bytes), with a reference taken, or NULL. */
+static file_mapping *file_mapping_pin(const uint8_t *p, size_t bytes) {
+  file_mapping *found = NULL;
+  pthread_mutex_lock(&mappings_lock);
+  for (file_mapping *m = mappings; m; m = m->next) {
+    if ((const char *)p >= m->base && (const char *)p + bytes <= m->base + m->size) {
+      atomic_fetch_add(&m->refs, 1);
+      found = m;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_lock);
+  return found;
 }
 
 static void file_mapping_finalize(napi_env env, void *data, void *hint) {
@@ -632,8 +664,12 @@ static napi_value open_mapping(napi_env env, napi_callback_info info) {
   m->base = base;
   m->length = length;
   m->size = (size_t)st.st_size;
-  m->refs = 1;
+  atomic_init(&m->refs, 1);
   m->handle_open = true;
+  pthread_mutex_lock(&mappings_lock);
+  m->next = mappings;
+  mappings = m;
+  pthread_mutex_unlock(&mappings_lock);
   napi_value handle, bytes_v, huge_v;
   if (napi_create_external(env, m, file_mapping_handle_finalize, NULL, &handle) != napi_ok) {
     file_mapping_unref(m);
@@ -657,6 +693,23 @@ static napi_value close_mapping(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* releaseRange(mapping, offset, length): drops the whole pages inside those bytes from this
+   process (a file range read into copies instead); touching them later reads the file again. */
+static napi_value release_range(napi_env env, napi_callback_info info) {
+  GET_ARGS(3, "releaseRange");
+  file_mapping *m;
+  double offset_d, length_d;
+  if (napi_get_value_external(env, argv[0], (void **)&m) != napi_ok || !m->handle_open || napi_get_value_double(env, argv[1], &offset_d) != napi_ok ||
+      napi_get_value_double(env, argv[2], &length_d) != napi_ok || !(offset_d >= 0) || !(length_d >= 0) || offset_d + length_d > (double)m->size) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "releaseRange: a closed mapping, or a range outside the mapped file");
+    return NULL;
+  }
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t from = ((size_t)offset_d + page - 1) / page * page, to = (size_t)(offset_d + length_d) / page * page;
+  if (to > from) madvise(m->base + from, to - from, MADV_DONTNEED);
+  return NULL;
+}
+
 /* mapRange(mapping, offset, length) → Uint8Array over those bytes of the mapped file (no copy). */
 static napi_value map_range(napi_env env, napi_callback_info info) {
   GET_ARGS(3, "mapRange");
@@ -669,13 +722,102 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "mapRange: a closed mapping, or a range outside the mapped file");
     return NULL;
   }
-  m->refs++;
+  atomic_fetch_add(&m->refs, 1);
   if (napi_create_external_arraybuffer(env, m->base + (size_t)offset_d, (size_t)length_d, file_mapping_finalize, m, &ab) != napi_ok) {
     file_mapping_unref(m);
     CHECK(napi_get_null(env, &result));
     return result;
   }
   CHECK(napi_create_typedarray(env, napi_uint8_array, (size_t)length_d, ab, 0, &result));
+  return result;
+}
+
+/* A background x16 copy of a matrix (background-repack.c). */
+typedef struct {
+  repack_job *job;
+} repack_handle;
+
+static void repack_handle_settle(repack_handle *h) {
+  if (!h->job) return;
+  repack_release(h->job);
+  h->job = NULL;
+}
+
+static void repack_handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  repack_handle_settle((repack_handle *)data);
+  free(data);
+}
+
+/* repackLater(w, dtype, rows, cols) → a handle, or null: the x16 copy of w, a view of a file
+   mapping (openMapping), made by a background thread. The job holds the mapping (not the JS
+   view), so it stays mapped even if the views are collected first, as at exit; and it drops the
+   view's pages as they are copied. */
+static napi_value repack_later(napi_env env, napi_callback_info info) {
+  GET_ARGS(4, "repackLater");
+  size_t bytes;
+  const uint8_t *w = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
+  int32_t dtype, rows, cols;
+  napi_value result;
+  CHECK(napi_get_null(env, &result));
+  if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) return NULL;
+  if (!have_x16 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 32 != 0 ||
+      bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
+  file_mapping *m = file_mapping_pin(w, bytes);
+  if (!m) return result;
+  repack_handle *h = (repack_handle *)malloc(sizeof(repack_handle));
+  h->job = h ? repack_enqueue(w, dtype, rows, cols, m, file_mapping_unpin) : NULL;
+  if (!h || !h->job) {
+    free(h);
+    file_mapping_unref(m);
+    return result;
+  }
+  if (napi_create_external(env, h, repack_handle_finalize, NULL, &result) != napi_ok) {
+    repack_handle_settle(h);
+    free(h);
+    CHECK(napi_get_null(env, &result));
+  }
+  return result;
+}
+
+/* repackResult(handle) → the finished x16 copy (a Uint8Array, once), null while it is being
+   made, false if it failed (or was already taken). */
+static napi_value repack_result(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "repackResult");
+  repack_handle *h;
+  napi_value result, ab;
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "repackResult takes a handle of repackLater");
+    return NULL;
+  }
+  if (!h->job) {
+    CHECK(napi_get_boolean(env, false, &result));
+    return result;
+  }
+  const int state = repack_state(h->job);
+  if (state == REPACK_QUEUED || state == REPACK_RUNNING) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  size_t length = 0;
+  uint8_t *p = repack_take(h->job, &length);
+  const size_t bytes = row_bytes(h->job->dtype, h->job->cols) * (size_t)h->job->rows;
+  repack_handle_settle(h);
+  mapping *m = p ? (mapping *)malloc(sizeof(mapping)) : NULL;
+  if (!m) {
+    if (p) munmap(p, length);
+    CHECK(napi_get_boolean(env, false, &result));
+    return result;
+  }
+  m->base = p;
+  m->length = length;
+  if (napi_create_external_arraybuffer(env, p, length, unmap_range, m, &ab) != napi_ok ||
+      napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result) != napi_ok) {
+    munmap(p, length);
+    free(m);
+    CHECK(napi_get_boolean(env, false, &result));
+  }
   return result;
 }
 
@@ -738,6 +880,8 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, obj, "kernels", v));
   CHECK(napi_create_int32(env, pool_threads(), &v));
   CHECK(napi_set_named_property(env, obj, "threads", v));
+  CHECK(napi_get_boolean(env, have_x16, &v));
+  CHECK(napi_set_named_property(env, obj, "x16", v));
   return obj;
 }
 
@@ -751,7 +895,10 @@ static void env_cleanup(void *arg) {
   free(q8_scratch);
   q8_scratch = NULL;
   q8_capacity = 0;
-  if (atomic_fetch_sub(&live_envs, 1) == 1) pool_shutdown();
+  if (atomic_fetch_sub(&live_envs, 1) == 1) {
+    repack_shutdown();
+    pool_shutdown();
+  }
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -788,6 +935,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},
+    {"repackLater", NULL, repack_later, NULL, NULL, NULL, napi_default, NULL},
+    {"repackResult", NULL, repack_result, NULL, NULL, NULL, napi_default, NULL},
+    {"releaseRange", NULL, release_range, NULL, NULL, NULL, napi_default, NULL},
     {"closeMapping", NULL, close_mapping, NULL, NULL, NULL, napi_default, NULL},
     {"mapRange", NULL, map_range, NULL, NULL, NULL, napi_default, NULL},
     {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},

@@ -8,6 +8,8 @@
 // equals the row kernels' integer dot product exactly.
 #include "kernels.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -84,16 +86,85 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
     default: TILE(gp, nb, xn, 8, acc); break;                               \
   }
 
-void matmul_rows_x16(const matmul_args *a, int r0, int r1) {
+/* Four 64-byte chunks, lane i = bytes 4c..4c+3 of the sixteen bytes at src + i·stride: a 16 × 4
+   dword transpose (rows 4L + q gathered as 128-bit lane L of z[q], then 4 × 4 within lanes). */
+static inline void transpose_16x16(const uint8_t *src, size_t stride, uint8_t *dst) {
+  __m512i z[4];
+  for (int q = 0; q < 4; q++) {
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(src + (size_t)q * stride)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (size_t)(q + 4) * stride)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (size_t)(q + 8) * stride)), 2);
+    z[q] = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(src + (size_t)(q + 12) * stride)), 3);
+  }
+  const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+  const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+  _mm512_storeu_si512((void *)dst, _mm512_unpacklo_epi64(t0, t2));
+  _mm512_storeu_si512((void *)(dst + 64), _mm512_unpackhi_epi64(t0, t2));
+  _mm512_storeu_si512((void *)(dst + 128), _mm512_unpacklo_epi64(t1, t3));
+  _mm512_storeu_si512((void *)(dst + 192), _mm512_unpackhi_epi64(t1, t3));
+}
+
+/* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte). Its
+   sixteen rows are read as sixteen strided streams, too many for the hardware prefetcher, so
+   the next group (the next bytes of the matrix) is prefetched alongside, in step. */
+static void repack_group_simd(const uint8_t *rows16, uint8_t *dst, int q4, int nb) {
+  const int block = q4 ? 18 : 34, group_block = q4 ? 288 : 544;
+  const size_t rb = (size_t)nb * block;
+  const __m512i row_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32((int)rb));
+  const uint8_t *next = rows16 + 16 * rb;
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *s = rows16 + (size_t)b * block;
+    uint8_t *d = dst + (size_t)b * group_block;
+    for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T1);
+    /* The scales: the low half of the four bytes at each row's block start. */
+    _mm256_storeu_si256((__m256i *)d, _mm512_cvtepi32_epi16(_mm512_i32gather_epi32(row_offsets, s, 1)));
+    transpose_16x16(s + 2, rb, d + 32);
+    if (!q4) transpose_16x16(s + 18, rb, d + 32 + 256);
+  }
+}
+
+/* Per thread: one group rearranged at a time, for matrices still in the row layout. */
+static _Thread_local uint8_t *group_scratch = NULL;
+static _Thread_local size_t group_scratch_bytes = 0;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free); }
+
+static uint8_t *x16_scratch(size_t bytes) {
+  if (bytes > group_scratch_bytes) {
+    pthread_once(&scratch_once, make_scratch_key);
+    free(group_scratch);
+    group_scratch = (uint8_t *)aligned_alloc(64, (bytes + 63) / 64 * 64);
+    group_scratch_bytes = group_scratch ? bytes : 0;
+    pthread_setspecific(scratch_key, group_scratch); /* freed when the thread ends */
+  }
+  return group_scratch;
+}
+
+/* from_rows: the matrix is in the row layout and each group is rearranged into a per-thread
+   scratch as it is reached (once per chunk of activation rows), so the arithmetic, and every
+   result bit, is the x16 kernel's: a matrix served from a file mapping computes exactly what
+   its repacked copy would. */
+static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
   const int nb = a->cols / 32;
-  const int q4 = a->dtype == DT_Q4_0_X16;
+  const int q4 = a->dtype == DT_Q4_0_X16 || a->dtype == DT_Q4_0;
   const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
+  uint8_t *scratch = from_rows ? x16_scratch(group_bytes) : NULL;
+  if (from_rows && !scratch) {
+    matmul_rows_avx512(a, r0, r1);
+    return;
+  }
   const q8_block *x = (const q8_block *)a->x;
   __m512 acc[MAXN];
   for (int c0 = 0; c0 < a->batch; c0 += ACT_CHUNK) {
     const int c1 = a->batch - c0 < ACT_CHUNK ? a->batch : c0 + ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
+      if (from_rows) {
+        repack_group_simd(gp, scratch, q4, nb);
+        gp = scratch;
+      }
       /* Rows of this group inside [r0, r1): a masked store keeps the others untouched. */
       const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
       const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
@@ -113,7 +184,12 @@ void matmul_rows_x16(const matmul_args *a, int r0, int r1) {
   }
 }
 
+
+void matmul_rows_x16(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 0); }
+void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 1); }
+
 #pragma GCC pop_options
 #else
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
+void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
 #endif

@@ -36,6 +36,8 @@ void matmul_rows_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx2(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_x16(const matmul_args *a, int r0, int r1);
+/** Q4_0 / Q8_0 in the row layout (rows % 16 == 0) through the x16 kernel, bit for bit. */
+void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1);
 
 extern float f16_table[65536];
 void init_f16_table(void);

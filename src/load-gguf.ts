@@ -17,7 +17,7 @@
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { WeightMatrix } from './backend/backend.js';
-import { nativeAllocator, nativeMapFile, selectBackend, type FileMapping } from './backend/native-backend.js';
+import { NativeBackend, nativeAllocator, nativeMapFile, selectBackend, type FileMapping } from './backend/native-backend.js';
 import { ChatTemplate } from './chat/chat-template.js';
 import { quantPlan, quantizingSource } from './convert/load-quant.js';
 import { GemmaError, invalidArgument } from './errors.js';
@@ -87,13 +87,20 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
       if (mmSource !== null) vision = quantizingSource(mmSource, quantPlan(mmSource, config, options.quant, new Map(), visionNames!));
     }
 
-    if (options.backend !== 'js' && options.quant === undefined) mapping = placeWeights(source, mmapMode(options.mmap));
     const total = textWeightSpecs(config.text).length;
     let done = 0;
     const backend = selectBackend(options.backend ?? 'auto', options.threads);
-    // Each tensor read is a fresh buffer, so the backend may rearrange it in place (as loadTextDecoder does).
-    const prepare = backend.prepareMatrix ? (w: WeightMatrix) => backend.prepareMatrix!(w, true) : undefined;
+    let mapped: WeakSet<Uint8Array> | null = null;
+    if (backend instanceof NativeBackend) {
+      ({ mapping, mapped } = placeWeights(source, options.quant === undefined ? mmapMode(options.mmap) : false, backend));
+    }
+    // A tensor read is a fresh buffer the backend may rearrange in place; a view of the file
+    // mapping must not be written (its x16 copy is made in the background instead).
+    const prepare = backend instanceof NativeBackend
+      ? (w: WeightMatrix) => (mapped?.has(w.data) ? backend.prepareMappedMatrix(w) : backend.prepareMatrix(w, true))
+      : undefined;
     const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
+    mapping?.close();
     const decoder = new Gemma3TextDecoder(config.text, weights, backend);
     let visionSupport: VisionSupport | null = null;
     if (vision !== null && config.vision !== null) {
@@ -125,7 +132,7 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
   }
 }
 
-/** Tensor types the native kernels read exactly as stored (Q4_0 / Q8_0 are rearranged at load). */
+/** Tensor types the native kernels read exactly as stored (Q4_0 / Q8_0: see placeWeights). */
 const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16']);
 
 function mmapMode(option: LoadOptions['mmap']): 'auto' | boolean {
@@ -135,35 +142,45 @@ function mmapMode(option: LoadOptions['mmap']): 'auto' | boolean {
 }
 
 /**
- * Where the native backend's weights live. A file of tensors the kernels read as stored
- * (BF16 / F16 / F32) is mapped and read in at once (the pool's threads in parallel, as
- * llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB folios, tensors are
- * views of that mapping: nothing is copied, loading needs no fresh memory (whose first touch
- * runs at 0.3-3 GB/s on some virtual machines) and the kernels stream through 2 MiB TLB
- * entries. Otherwise (4 KiB folios: older kernels, or a file still cached from small writes)
- * they are read into huge-page memory, because decoding over a 4 KiB-page mapping ran 1.7x
- * slower here. mode true always maps, false never.
+ * Where the native backend's weights live. The file is mapped and read in at once (the pool's
+ * threads in parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB
+ * folios, tensors are views of that mapping: nothing is copied before the first token, loading
+ * needs no fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the
+ * kernels stream through 2 MiB TLB entries. BF16 / F16 / F32 stay views; Q4_0 / Q8_0 get their
+ * x16 copies made in the background (NativeBackend.prepareMappedMatrix), where the CPU has the
+ * x16 kernels. Otherwise (4 KiB folios: older kernels, or a file still cached from small
+ * writes) tensors are read into huge-page memory, because decoding over a 4 KiB-page mapping
+ * ran 1.7x slower here. mode true always maps, false never.
  */
-function placeWeights(source: GgufSource, mode: 'auto' | boolean): FileMapping | null {
+function placeWeights(source: GgufSource, mode: 'auto' | boolean, backend: NativeBackend): { mapping: FileMapping | null; mapped: WeakSet<Uint8Array> | null } {
+  const none = { mapping: null, mapped: null };
   const allocate = process.env.GEMMA3_HUGE_PAGES === '0' ? undefined : nativeAllocator();
   if (allocate) source.useAllocator(allocate);
-  if (mode === false) return null;
-  let asStored = 0;
+  if (mode === false) return none;
+  const inBackground = backend.repacksInBackground;
+  const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (inBackground && (dtype === 'q4_0' || dtype === 'q8_0'));
+  let asViews = 0;
   let total = 0;
   for (const name of source.names()) {
     const { dtype, sizeBytes } = source.info(name);
     total += sizeBytes;
-    if (READ_AS_STORED.has(dtype)) asStored += sizeBytes;
+    if (viewable(dtype)) asViews += sizeBytes;
   }
-  if (asStored === 0 || (mode === 'auto' && asStored < 0.9 * total)) return null;
+  if (asViews === 0 || (mode === 'auto' && asViews < 0.5 * total)) return none;
   const mapping = nativeMapFile(source.path, true);
-  if (!mapping) return null;
+  if (!mapping) return none;
   if (mode === 'auto' && mapping.hugeBytes < 0.75 * mapping.bytes) {
     mapping.close();
-    return null;
+    return none;
   }
-  source.useMapper((_path, offset, length, dtype) => (READ_AS_STORED.has(dtype) ? mapping.view(offset, length) : null));
-  return mapping;
+  const mapped = new WeakSet<Uint8Array>();
+  source.useMapper((_path, offset, length, dtype) => {
+    const view = viewable(dtype) ? mapping.view(offset, length) : null;
+    if (view) mapped.add(view);
+    else mapping.release(offset, length); // read into a copy instead: its pages need not stay
+    return view;
+  });
+  return { mapping, mapped };
 }
 
 /**

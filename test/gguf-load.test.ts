@@ -15,7 +15,7 @@ import { convertCheckpoint } from '../src/convert/convert.js';
 import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 import { openGguf, type GgufValue } from '../src/formats/gguf.js';
 import { writeGguf } from '../src/formats/gguf-writer.js';
-import { loadNativeBinding } from '../src/backend/native-backend.js';
+import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { collect, load, type ChatMessage, type Gemma3, type LogitsResult } from '../src/index.js';
 import { ggufTokenizerParts, tokenizerFromGguf } from '../src/tokenizer/gguf-vocab.js';
 import { loadTokenizer, type Tokenizer } from '../src/tokenizer/tokenizer.js';
@@ -230,6 +230,38 @@ describe('load() of a GGUF model', () => {
     await rejects(load(BF16, { ...OPTS, mmap: 'yes' as never }), 'INVALID_ARGUMENT', /mmap/);
   });
 
+  test('mmap of Q8_0 / Q4_0 files: served from the mapping at once, x16 copies made in the background, every logit bit the same', async (t) => {
+    if (loadNativeBinding() instanceof Error) return t.skip('the native addon is not built');
+    for (const type of ['q8_0', 'q4_0'] as const) {
+      const file = join(tmp.dir, `bg-${type}.gguf`);
+      convertCheckpoint(CKPT, file, { type });
+      const ids = gg.chatIds(messages);
+      const copied = await load(file, { ...OPTS, mmproj: false, mmap: false, backend: 'native' });
+      const expected = copied.logits(ids, 8).positions;
+      const mapped = await load(file, { ...OPTS, mmproj: false, mmap: true, backend: 'native' });
+      const backend = mapped.decoder.backend as NativeBackend;
+      const q = mapped.decoder.weights.layers[0]!.attnQ;
+      assert.equal(q.dtype, type);
+      if (backend.repacksInBackground) {
+        assert.equal(q.rows % 16, 0);
+        assert.equal(copied.decoder.weights.layers[0]!.attnQ.layout, 'x16');
+      }
+      // Whatever the copies have reached (none, some or all): the same results.
+      assert.deepEqual(mapped.logits(ids, 8).positions, expected, `${type}: while copies are made`);
+      for (let i = 0; i < 200 && backend.copiesPending > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(backend.copiesPending, 0, `${type}: the background copies finish`);
+      if (backend.repacksInBackground) assert.equal(q.layout, 'x16', 'the copy replaced the mapped view');
+      assert.deepEqual(mapped.logits(ids, 8).positions, expected, `${type}: after the copies`);
+      const a = await collect(mapped.chat(messages, { temperature: 0, maxTokens: 6 }));
+      const b = await collect(copied.chat(messages, { temperature: 0, maxTokens: 6 }));
+      assert.deepEqual(a.tokenIds, b.tokenIds);
+      // A model dropped while its copies are still queued is cleaned up without waiting for them.
+      const dropped = await load(file, { ...OPTS, mmproj: false, mmap: true, backend: 'native' });
+      dropped.dispose();
+      for (const m of [copied, mapped]) m.dispose();
+    }
+  });
+
   test('quant on load: the types convert writes, and the converted GGUF\'s logits', async () => {
     const q4 = join(tmp.dir, 'tiny-q4_0.gguf');
     convertCheckpoint(CKPT, q4, { type: 'q4_0' });
@@ -305,6 +337,10 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
     const run = cli('run', '--model', join(out, 'vlm-q8.gguf'), '--ids', '2,105,2364,107', '--max-tokens', '3', '--temperature', '0', '--json', '--threads', '1');
     assert.equal(run.status, 0, run.stderr);
     assert.equal(JSON.parse(run.stdout).generated_ids.length, 3);
+    // Served from the mapping, exiting while background copies may still be under way.
+    const early = cli('run', '--model', join(out, 'vlm-q8.gguf'), '--mmap', 'on', '--ids', '2,105,2364,107', '--max-tokens', '3', '--temperature', '0', '--json', '--threads', '1');
+    assert.equal(early.status, 0, early.stderr);
+    assert.deepEqual(JSON.parse(early.stdout).generated_ids, JSON.parse(run.stdout).generated_ids);
     const args = ['--ids', '2,105,2364,107', '--max-tokens', '4', '--temperature', '0', '--json', '--threads', '1', '--mmproj', MMPROJ];
     const mapped = cli('run', '--model', BF16, '--mmap', 'on', ...args);
     const copied = cli('run', '--model', BF16, '--mmap', 'off', ...args);

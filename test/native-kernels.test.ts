@@ -105,6 +105,11 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
       native!.matMul(b, packed, x, batch);
       const err = relErr(b, a);
       assert.ok(err < 1e-5, `${dtype} x16 batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
+      // The row layout (a matrix served from a file mapping) runs the same kernel, a group
+      // rearranged at a time: every bit equal.
+      const c = new Float32Array(batch * rows);
+      native!.matMul(c, w, x, batch);
+      if (packed.layout === 'x16') assert.deepEqual(c, b, `${dtype} batch ${batch} rows ${rows}: row layout vs x16`);
       // Embedding lookups read single rows of the packed matrix.
       const r = rows - 1;
       const ref = new Float32Array(cols);
@@ -123,6 +128,9 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
       js.matMul(a, w, x, 2, range);
       native!.matMul(b, native!.prepareMatrix(w), x, 2, range);
       assert.ok(relErr(b, a) < 1e-5, `rows ${rows}: relative error ${relErr(b, a)}`);
+      const c = new Float32Array(2 * rows).fill(7);
+      native!.matMul(c, w, x, 2, range);
+      if (rows % 16 === 0 && native!.info.kernels === 'avx512') assert.deepEqual(c, b);
     }
   });
 }

@@ -24,12 +24,15 @@ interface NativeBinding {
           start: number, T: number, numKvHeads: number, headDim: number): void;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
+  repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
+  repackResult(handle: object): Uint8Array | null | false;
   setThreads(n: number): void;
   openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
   closeMapping(mapping: object): void;
+  releaseRange(mapping: object, offset: number, length: number): void;
   allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
-  info(): { kernels: string; threads: number };
+  info(): { kernels: string; threads: number; x16: boolean };
 }
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
@@ -55,17 +58,65 @@ export function loadNativeBinding(): NativeBinding | Error {
   return cached;
 }
 
+/** A matrix served from a file mapping while its x16 copy is made in the background. */
+interface PendingCopy {
+  matrix: { data: Uint8Array; layout?: 'rows' | 'x16' };
+  handle: object;
+}
+
 export class NativeBackend implements Backend {
   readonly name = 'native' as const;
   private readonly fallback = new JsBackend();
+  private readonly pendingCopies: PendingCopy[] = [];
 
   constructor(private readonly binding: NativeBinding, threads?: number) {
     binding.setThreads(threads ?? defaultThreads());
   }
 
   /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic') and the thread count. */
-  get info(): { kernels: string; threads: number } {
+  get info(): { kernels: string; threads: number; x16: boolean } {
     return this.binding.info();
+  }
+
+  /** Whether prepareMappedMatrix can make x16 copies in the background (AVX-512 VNNI). */
+  get repacksInBackground(): boolean {
+    return this.binding.info().x16;
+  }
+
+  /**
+   * For a Q4_0 / Q8_0 matrix that is a view of a file mapping (never written to): it is used as it
+   * is at once (the x16 kernel rearranges each group of sixteen rows as it reaches it, with the
+   * same results bit for bit), while a background thread makes its x16 copy in huge-page memory,
+   * dropping the mapping's pages behind it; the copy replaces the view between two products.
+   * Loading then needs no fresh memory before the first token.
+   */
+  prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
+    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
+    const handle = this.binding.repackLater(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols);
+    if (handle === null) return w;
+    const matrix = { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' as 'rows' | 'x16' };
+    this.pendingCopies.push({ matrix, handle });
+    return matrix;
+  }
+
+  /** Background copies not yet in use. */
+  get copiesPending(): number {
+    this.adoptCopies();
+    return this.pendingCopies.length;
+  }
+
+  /** Takes the background copies finished so far (they finish in the order they were queued). */
+  private adoptCopies(): void {
+    while (this.pendingCopies.length > 0) {
+      const { matrix, handle } = this.pendingCopies[0]!;
+      const copy = this.binding.repackResult(handle);
+      if (copy === null) return;
+      if (copy !== false) {
+        matrix.data = copy;
+        matrix.layout = 'x16';
+      }
+      this.pendingCopies.shift();
+    }
   }
 
   /**
@@ -106,6 +157,7 @@ export class NativeBackend implements Backend {
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
+    if (this.pendingCopies.length > 0) this.adoptCopies();
     const code = nativeCode(w);
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
@@ -120,6 +172,7 @@ export class NativeBackend implements Backend {
   }
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
+    if (this.pendingCopies.length > 0) this.adoptCopies();
     const codes = ws.map(nativeCode);
     const quantized = ws.map((w) => w.dtype === 'q4_0' || w.dtype === 'q8_0');
     const cols = ws[0]!.cols;
@@ -171,6 +224,8 @@ export interface FileMapping {
   readonly hugeBytes: number;
   /** The bytes [offset, offset + length) of the file, without copying (null if not possible). */
   view(offset: number, length: number): Uint8Array | null;
+  /** Drops the pages inside [offset, offset + length) from memory (bytes not used as views). */
+  release(offset: number, length: number): void;
   /** No more views: the file stays mapped while views made so far live, and no longer. */
   close(): void;
 }
@@ -189,6 +244,7 @@ export function nativeMapFile(path: string, populate: boolean): FileMapping | nu
     bytes,
     hugeBytes,
     view: (offset, length) => binding.mapRange(mapping, offset, length),
+    release: (offset, length) => binding.releaseRange(mapping, offset, length),
     close: () => binding.closeMapping(mapping),
   };
 }
