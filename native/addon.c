@@ -710,6 +710,23 @@ static napi_value release_range(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* releaseView(view): drops the whole pages inside a view of a file mapping from this process
+   (a view replaced by its copy: its pages would otherwise stay counted until garbage
+   collection); anything else is left alone. */
+static napi_value release_view(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "releaseView");
+  size_t bytes;
+  const uint8_t *p = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
+  if (!p || bytes == 0) return NULL;
+  file_mapping *m = file_mapping_pin(p, bytes);
+  if (!m) return NULL;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1), to = ((uintptr_t)p + bytes) & ~(uintptr_t)(page - 1);
+  if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+  file_mapping_unref(m);
+  return NULL;
+}
+
 /* mapRange(mapping, offset, length) → Uint8Array over those bytes of the mapped file (no copy). */
 static napi_value map_range(napi_env env, napi_callback_info info) {
   GET_ARGS(3, "mapRange");
@@ -937,6 +954,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},
     {"repackLater", NULL, repack_later, NULL, NULL, NULL, napi_default, NULL},
     {"repackResult", NULL, repack_result, NULL, NULL, NULL, napi_default, NULL},
+    {"releaseView", NULL, release_view, NULL, NULL, NULL, napi_default, NULL},
     {"releaseRange", NULL, release_range, NULL, NULL, NULL, napi_default, NULL},
     {"closeMapping", NULL, close_mapping, NULL, NULL, NULL, napi_default, NULL},
     {"mapRange", NULL, map_range, NULL, NULL, NULL, napi_default, NULL},

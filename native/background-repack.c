@@ -1,6 +1,8 @@
 // Background x16 repacking: one thread turns Q4_0 / Q8_0 matrices that are being served from a
 // file mapping (through the x16 kernel's per-group rearrangement, same results) into repacked
-// copies in huge-page memory, while the model already runs. Jobs run in the order given.
+// copies in huge-page memory, while the model already runs. Two threads take the jobs in the
+// order given: on a machine whose fresh memory is slow to touch, the copies then finish during
+// the first prompt rather than trailing into the decoding after it.
 #include "background-repack.h"
 
 #include <pthread.h>
@@ -9,13 +11,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kernels.h"
 #include "repack.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;    /* a job was queued, or stop */
 static pthread_cond_t settled = PTHREAD_COND_INITIALIZER; /* a job left RUNNING */
 static repack_job *head = NULL, *tail = NULL;
-static pthread_t worker;
+#define WORKERS 2
+static pthread_t workers[WORKERS];
 static int worker_started = 0;
 static atomic_int stopping; /* read between slices of a running job too: exit does not wait for it */
 
@@ -53,7 +57,7 @@ static void run_job(repack_job *j) {
       return;
     }
     const int n = groups - g < per_slice ? groups - g : per_slice;
-    repack_x16(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
+    repack_x16_simd(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
     release_source(j, (size_t)(g + n) * group_bytes);
   }
   j->dst = (uint8_t *)p;
@@ -105,12 +109,14 @@ repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, vo
   pthread_mutex_lock(&lock);
   if (!worker_started) {
     atomic_store(&stopping, 0);
-    if (pthread_create(&worker, NULL, worker_main, NULL) != 0) {
+    for (; worker_started < WORKERS; worker_started++) {
+      if (pthread_create(&workers[worker_started], NULL, worker_main, NULL) != 0) break;
+    }
+    if (worker_started == 0) {
       pthread_mutex_unlock(&lock);
       free(j);
       return NULL;
     }
-    worker_started = 1;
   }
   if (tail) tail->next = j;
   else head = j;
@@ -154,8 +160,8 @@ void repack_shutdown(void) {
     return;
   }
   atomic_store(&stopping, 1);
-  pthread_cond_signal(&wake);
+  pthread_cond_broadcast(&wake);
   pthread_mutex_unlock(&lock);
-  pthread_join(worker, NULL);
+  for (int i = 0; i < worker_started; i++) pthread_join(workers[i], NULL);
   worker_started = 0;
 }

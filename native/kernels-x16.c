@@ -186,10 +186,19 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
 
 
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 0); }
+
+void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
+  const int nb = cols / 32, q4 = dtype == DT_Q4_0;
+  const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
+  for (int g = 0; g < rows / 16; g++) repack_group_simd(src + (size_t)g * group_bytes, dst + (size_t)g * group_bytes, q4, nb);
+}
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 1); }
 
 #pragma GCC pop_options
 #else
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
+void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
+  (void)src; (void)dst; (void)dtype; (void)rows; (void)cols;
+}
 #endif

@@ -135,6 +135,8 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
 /** Tensor types the native kernels read exactly as stored (Q4_0 / Q8_0: see placeWeights). */
 const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16']);
 
+const HUGE_PAGE = 2 << 20;
+
 function mmapMode(option: LoadOptions['mmap']): 'auto' | boolean {
   if (option !== undefined) return option;
   const env = process.env.GEMMA3_MMAP;
@@ -175,7 +177,8 @@ function placeWeights(source: GgufSource, mode: 'auto' | boolean, backend: Nativ
   }
   const mapped = new WeakSet<Uint8Array>();
   source.useMapper((_path, offset, length, dtype) => {
-    const view = viewable(dtype) ? mapping.view(offset, length) : null;
+    // Small tensors (norms) are read: a view would keep its whole 2 MiB page counted in memory.
+    const view = viewable(dtype) && length >= HUGE_PAGE ? mapping.view(offset, length) : null;
     if (view) mapped.add(view);
     else mapping.release(offset, length); // read into a copy instead: its pages need not stay
     return view;

@@ -31,6 +31,7 @@ interface NativeBinding {
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
   closeMapping(mapping: object): void;
   releaseRange(mapping: object, offset: number, length: number): void;
+  releaseView(view: Uint8Array): void;
   allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
   info(): { kernels: string; threads: number; x16: boolean };
 }
@@ -112,8 +113,10 @@ export class NativeBackend implements Backend {
       const copy = this.binding.repackResult(handle);
       if (copy === null) return;
       if (copy !== false) {
+        const view = matrix.data;
         matrix.data = copy;
         matrix.layout = 'x16';
+        this.binding.releaseView(view);
       }
       this.pendingCopies.shift();
     }
