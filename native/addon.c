@@ -488,6 +488,26 @@ static void unmap_range(napi_env env, void *data, void *hint) {
   free(m);
 }
 
+/* A Uint8Array of `bytes` over mmap'ed pages [p, p + length), unmapped when it is collected;
+   NULL (and the pages unmapped) if it cannot be made. */
+static napi_value pages_array(napi_env env, void *p, size_t length, size_t bytes) {
+  napi_value ab, array;
+  mapping *m = (mapping *)malloc(sizeof(mapping));
+  if (!m) {
+    munmap(p, length);
+    return NULL;
+  }
+  m->base = p;
+  m->length = length;
+  if (napi_create_external_arraybuffer(env, p, length, unmap_range, m, &ab) != napi_ok) {
+    munmap(p, length);
+    free(m);
+    return NULL;
+  }
+  if (napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &array) != napi_ok) return NULL; /* the buffer's finalizer unmaps */
+  return array;
+}
+
 /* A whole GGUF file mapped once, privately (a stray write copies a page, never reaches the file),
    at a virtual address congruent to its file offsets modulo 2 MiB: where the page cache holds the
    file in 2 MiB folios (a file read from disk through this mapping, or written in large chunks,
@@ -518,6 +538,14 @@ static void file_mapping_unref(file_mapping *m) {
   pthread_mutex_unlock(&mappings_lock);
   munmap(m->base, m->length);
   free(m);
+}
+
+/* Drops the whole pages inside [p, p + bytes) of a private file mapping from this process; the
+   file's pages stay in the page cache and a later touch maps them again, unchanged. */
+static void drop_whole_pages(const void *p, size_t bytes) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1), to = ((uintptr_t)p + bytes) & ~(page - 1);
+  if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
 }
 
 static void file_mapping_unpin(void *m) { file_mapping_unref((file_mapping *)m); }
@@ -704,9 +732,7 @@ static napi_value release_range(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "releaseRange: a closed mapping, or a range outside the mapped file");
     return NULL;
   }
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t from = ((size_t)offset_d + page - 1) / page * page, to = (size_t)(offset_d + length_d) / page * page;
-  if (to > from) madvise(m->base + from, to - from, MADV_DONTNEED);
+  drop_whole_pages(m->base + (size_t)offset_d, (size_t)length_d);
   return NULL;
 }
 
@@ -720,9 +746,7 @@ static napi_value release_view(napi_env env, napi_callback_info info) {
   if (!p || bytes == 0) return NULL;
   file_mapping *m = file_mapping_pin(p, bytes);
   if (!m) return NULL;
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1), to = ((uintptr_t)p + bytes) & ~(uintptr_t)(page - 1);
-  if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+  drop_whole_pages(p, bytes);
   file_mapping_unref(m);
   return NULL;
 }
@@ -803,7 +827,7 @@ static napi_value repack_later(napi_env env, napi_callback_info info) {
 static napi_value repack_result(napi_env env, napi_callback_info info) {
   GET_ARGS(1, "repackResult");
   repack_handle *h;
-  napi_value result, ab;
+  napi_value result;
   if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "repackResult takes a handle of repackLater");
     return NULL;
@@ -821,20 +845,8 @@ static napi_value repack_result(napi_env env, napi_callback_info info) {
   uint8_t *p = repack_take(h->job, &length);
   const size_t bytes = row_bytes(h->job->dtype, h->job->cols) * (size_t)h->job->rows;
   repack_handle_settle(h);
-  mapping *m = p ? (mapping *)malloc(sizeof(mapping)) : NULL;
-  if (!m) {
-    if (p) munmap(p, length);
-    CHECK(napi_get_boolean(env, false, &result));
-    return result;
-  }
-  m->base = p;
-  m->length = length;
-  if (napi_create_external_arraybuffer(env, p, length, unmap_range, m, &ab) != napi_ok ||
-      napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result) != napi_ok) {
-    munmap(p, length);
-    free(m);
-    CHECK(napi_get_boolean(env, false, &result));
-  }
+  if (p && (result = pages_array(env, p, length, bytes)) != NULL) return result;
+  CHECK(napi_get_boolean(env, false, &result));
   return result;
 }
 
@@ -843,7 +855,7 @@ static napi_value repack_result(napi_env env, napi_callback_info info) {
    populate: fault every page in now (weights about to be read); false: on first touch (caches). */
 static napi_value alloc_huge(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], result, ab;
+  napi_value argv[2], result;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   double bytes_d;
   CHECK(napi_get_null(env, &result));
@@ -858,22 +870,8 @@ static napi_value alloc_huge(napi_env env, napi_callback_info info) {
   madvise(p, length, MADV_HUGEPAGE);
 #endif
   if (want_populate) populate(p, length, MADV_POPULATE_WRITE);
-  mapping *m = (mapping *)malloc(sizeof(mapping));
-  if (!m) {
-    munmap(p, length);
-    return result;
-  }
-  m->base = p;
-  m->length = length;
-  if (napi_create_external_arraybuffer(env, p, length, unmap_range, m, &ab) != napi_ok ||
-      napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result) != napi_ok) {
-    munmap(p, length);
-    free(m);
-    napi_value none;
-    napi_get_null(env, &none);
-    return none;
-  }
-  return result;
+  napi_value array = pages_array(env, p, length, bytes);
+  return array ? array : result;
 }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
