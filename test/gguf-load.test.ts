@@ -248,8 +248,8 @@ describe('load() of a GGUF model', () => {
       }
       // Whatever the copies have reached (none, some or all): the same results.
       assert.deepEqual(mapped.logits(ids, 8).positions, expected, `${type}: while copies are made`);
-      for (let i = 0; i < 200 && backend.copiesPending > 0; i++) await new Promise((r) => setTimeout(r, 25));
-      assert.equal(backend.copiesPending, 0, `${type}: the background copies finish`);
+      for (let i = 0; i < 200 && backend.copiesInProgress() > 0; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(backend.copiesInProgress(), 0, `${type}: the background copies finish`);
       if (backend.repacksInBackground) assert.equal(q.layout, 'x16', 'the copy replaced the mapped view');
       assert.deepEqual(mapped.logits(ids, 8).positions, expected, `${type}: after the copies`);
       const a = await collect(mapped.chat(messages, { temperature: 0, maxTokens: 6 }));

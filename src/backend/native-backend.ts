@@ -100,8 +100,8 @@ export class NativeBackend implements Backend {
     return matrix;
   }
 
-  /** Background copies not yet in use. */
-  get copiesPending(): number {
+  /** How many background copies are not in use yet (those finished are taken first). */
+  copiesInProgress(): number {
     this.adoptCopies();
     return this.pendingCopies.length;
   }

@@ -77,15 +77,8 @@ export type FileMapper = (path: string, offset: number, length: number, dtype: D
 /** Allocates a zeroed buffer for a tensor of `bytes` (e.g. huge-page-backed), or null. */
 export type TensorAllocator = (bytes: number) => Uint8Array | null;
 
-export interface OpenGgufOptions {
-  /** Where read tensors go (default: a fresh Buffer). */
-  allocate?: TensorAllocator;
-  /** Tensors become views of the mapping (no copy; pages load on first use, like llama.cpp's mmap). */
-  mapFile?: FileMapper;
-}
-
 /** Opens a GGUF file and validates its whole header (BAD_FORMAT on anything malformed). */
-export function openGguf(path: string, options: OpenGgufOptions = {}): GgufSource {
+export function openGguf(path: string): GgufSource {
   try {
     if (!statSync(path).isFile()) throw new GemmaError('BAD_FORMAT', `${path} is not a file`);
   } catch (e) {
@@ -94,10 +87,7 @@ export function openGguf(path: string, options: OpenGgufOptions = {}): GgufSourc
   }
   const fd = openSync(path, 'r');
   try {
-    const file = parse(new HeaderReader(fd, path, fstatSync(fd).size));
-    if (options.mapFile) file.useMapper(options.mapFile);
-    if (options.allocate) file.useAllocator(options.allocate);
-    return file;
+    return parse(new HeaderReader(fd, path, fstatSync(fd).size));
   } catch (e) {
     closeSync(fd);
     throw e;
