@@ -98,9 +98,13 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
   /* Q4_0 / Q8_0 still in the row layout (served from a file mapping) go through the x16 kernel
      too, a group of sixteen rows rearranged at a time: the same results bit for bit. */
   const int from_rows = have_x16 && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
-  /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most). */
+  /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most),
+     and at most 4 MiB of weights: the thread that takes the last chunk of a big matrix (the
+     262144-row output head) otherwise leaves the other idle for milliseconds. */
   const int group = x16 || from_rows ? 16 : 8;
-  const int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
+  const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, cols);
+  int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
+  if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
   part->m = m;
