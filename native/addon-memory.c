@@ -113,14 +113,6 @@ static void file_mapping_unref(file_mapping *m) {
   free(m);
 }
 
-/* Drops the whole pages inside [p, p + bytes) of a private file mapping from this process; the
-   file's pages stay in the page cache and a later touch maps them again, unchanged. */
-static void drop_whole_pages(const void *p, size_t bytes) {
-  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1), to = ((uintptr_t)p + bytes) & ~(page - 1);
-  if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
-}
-
 static void file_mapping_unpin(void *m) { file_mapping_unref((file_mapping *)m); }
 
 /* The mapping holding [p, p + bytes), with a reference taken, or NULL. */

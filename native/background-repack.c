@@ -1,8 +1,8 @@
-// Background x16 repacking: one thread turns Q4_0 / Q8_0 matrices that are being served from a
-// file mapping (through the x16 kernel's per-group rearrangement, same results) into repacked
-// copies in huge-page memory, while the model already runs. Two threads take the jobs in the
-// order given: on a machine whose fresh memory is slow to touch, the copies then finish during
-// the first prompt rather than trailing into the decoding after it.
+// Background x16 repacking: Q4_0 / Q8_0 matrices that are being served from a file mapping
+// (through the x16 kernel's per-group rearrangement, same results) become repacked copies in
+// huge-page memory while the model already runs. Two threads take the jobs in the order given:
+// on a machine whose fresh memory is slow to touch, the copies then finish during the first
+// prompt rather than trailing into the decoding after it.
 #include "background-repack.h"
 
 #include <pthread.h>
@@ -30,15 +30,11 @@ static void unref_locked(repack_job *j) {
   free(j);
 }
 
-/* Source pages already rearranged leave this process's memory as the copy grows (the file's
-   pages stay in the page cache; a kernel still reading them faults them back in, unchanged). */
-static void release_source(const repack_job *j, size_t upto) {
-  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t from = ((uintptr_t)j->src + page - 1) & ~(uintptr_t)(page - 1);
-  const uintptr_t to = ((uintptr_t)j->src + upto) & ~(uintptr_t)(page - 1);
+void drop_whole_pages(const void *p, size_t bytes) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1), to = ((uintptr_t)p + bytes) & ~(page - 1);
   if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
 }
-
 static void run_job(repack_job *j) {
   const size_t huge = (size_t)2 << 20, bytes = repacked_bytes(j->dtype, j->rows, j->cols);
   const size_t length = (bytes + huge - 1) / huge * huge;
@@ -58,7 +54,9 @@ static void run_job(repack_job *j) {
     }
     const int n = groups - g < per_slice ? groups - g : per_slice;
     repack_x16_simd(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
-    release_source(j, (size_t)(g + n) * group_bytes);
+    /* Source pages already rearranged leave this process's memory as the copy grows; a kernel
+       still reading them faults them back in, unchanged. */
+    drop_whole_pages(j->src, (size_t)(g + n) * group_bytes);
   }
   j->dst = (uint8_t *)p;
   j->dst_length = length;

@@ -26,6 +26,11 @@ int repack_state(repack_job *j);
 uint8_t *repack_take(repack_job *j, size_t *length);
 /** Drops the caller's reference, after waiting for the job if it is running (src is then free). */
 void repack_release(repack_job *j);
-/** Stops the worker; queued jobs fail. */
+/**
+ * Drops the whole pages inside [p, p + bytes) of a private file mapping from this process; the
+ * file's pages stay in the page cache and a later touch maps them again, unchanged.
+ */
+void drop_whole_pages(const void *p, size_t bytes);
+/** Stops the workers; queued jobs fail. */
 void repack_shutdown(void);
 #endif

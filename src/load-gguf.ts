@@ -100,7 +100,6 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
       ? (w: WeightMatrix) => (mapped?.has(w.data) ? backend.prepareMappedMatrix(w) : backend.prepareMatrix(w, true))
       : undefined;
     const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
-    mapping?.close();
     const decoder = new Gemma3TextDecoder(config.text, weights, backend);
     let visionSupport: VisionSupport | null = null;
     if (vision !== null && config.vision !== null) {

@@ -87,7 +87,7 @@ export class NativeBackend implements Backend {
   /**
    * For a Q4_0 / Q8_0 matrix that is a view of a file mapping (never written to): it is used as it
    * is at once (the x16 kernel rearranges each group of sixteen rows as it reaches it, with the
-   * same results bit for bit), while a background thread makes its x16 copy in huge-page memory,
+   * same results bit for bit), while background threads make its x16 copy in huge-page memory,
    * dropping the mapping's pages behind it; the copy replaces the view between two products.
    * Loading then needs no fresh memory before the first token.
    */
@@ -106,7 +106,10 @@ export class NativeBackend implements Backend {
     return this.pendingCopies.length;
   }
 
-  /** Takes the background copies finished so far (they finish in the order they were queued). */
+  /**
+   * Takes the finished background copies in the order they were queued, up to the first one
+   * still being made (two threads make them, so a later one may wait a moment for its turn).
+   */
   private adoptCopies(): void {
     while (this.pendingCopies.length > 0) {
       const { matrix, handle } = this.pendingCopies[0]!;

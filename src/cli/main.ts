@@ -39,8 +39,8 @@ Model options (run, chat, tokenize, logits):
   --model PATH         a Hugging Face checkpoint folder or a llama.cpp .gguf file
   --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
   --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
-  --mmap auto|on|off   (GGUF, native backend) serve BF16/F16/F32 weights from a mapping of the file
-                       instead of copies; auto (default): when the page cache holds it in 2 MiB pages
+  --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
+                       copies made at load; auto (default): when the page cache holds it in 2 MiB pages
   --backend auto|native|js  --threads N
 
 The model comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
