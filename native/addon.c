@@ -34,24 +34,43 @@ typedef struct {
 typedef struct {
   matmul_part parts[MAX_PARTS];
   int n;
-  atomic_int next; /* next chunk to take, counted across the parts */
+  int regions;
+  /* Chunk ranges [lo, hi) packed as lo | hi << 32, one per thread (see matmul_job_fn). */
+  _Atomic uint64_t region[POOL_MAX_THREADS];
 } matmul_job;
 
-/* Threads take chunks of rows from a shared counter rather than fixed halves: on a shared
-   machine one core is often slowed by a neighbour, and the other then takes more chunks. */
+/* Takes one chunk from a region's front (its owner) or back (a thread that finished its own);
+   -1 when the region is empty. */
+static int take_chunk(_Atomic uint64_t *region, int from_back) {
+  uint64_t v = atomic_load_explicit(region, memory_order_relaxed);
+  for (;;) {
+    const uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    if (lo >= hi) return -1;
+    const uint64_t next = from_back ? lo | (uint64_t)(hi - 1) << 32 : (lo + 1) | (uint64_t)hi << 32;
+    if (atomic_compare_exchange_weak_explicit(region, &v, next, memory_order_relaxed, memory_order_relaxed))
+      return (int)(from_back ? hi - 1 : lo);
+  }
+}
+
+static void run_chunk(const matmul_job *j, int c) {
+  int i = 0;
+  while (c >= j->parts[i].chunks) c -= j->parts[i++].chunks;
+  const matmul_part *part = &j->parts[i];
+  const int a = part->r0 + c * part->unit;
+  const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
+  part->kernel(&part->m, a, b);
+}
+
+/* Each thread walks its own contiguous share of the chunks in order, so the weights it reads
+   are one stream and each tile's prefetches run on into its next chunk; a thread that finishes
+   early then takes chunks from the back of the others' shares: on a shared machine one core is
+   often slowed by a neighbour, and the other then does more of the work. */
 static void matmul_job_fn(void *p, int thread, int nthreads) {
-  (void)thread;
   (void)nthreads;
   matmul_job *j = (matmul_job *)p;
-  for (;;) {
-    int c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-    int i = 0;
-    while (i < j->n && c >= j->parts[i].chunks) c -= j->parts[i++].chunks;
-    if (i == j->n) return;
-    const matmul_part *part = &j->parts[i];
-    const int a = part->r0 + c * part->unit;
-    const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
-    part->kernel(&part->m, a, b);
+  for (int k = 0; k < j->regions; k++) {
+    _Atomic uint64_t *region = &j->region[(thread + k) % j->regions];
+    for (int c; (c = take_chunk(region, k > 0)) >= 0;) run_chunk(j, c);
   }
 }
 
@@ -135,7 +154,13 @@ static napi_value run_matmul(napi_env env, matmul_job *job, const float *x, int 
     else pool_run(quantize_job_fn, &qj);
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_scratch;
   }
-  atomic_store(&job->next, 0);
+  int chunks = 0;
+  for (int i = 0; i < job->n; i++) chunks += job->parts[i].chunks;
+  job->regions = pool_threads();
+  for (int t = 0; t < job->regions; t++) {
+    const uint64_t lo = (uint64_t)chunks * t / job->regions, hi = (uint64_t)chunks * (t + 1) / job->regions;
+    atomic_store_explicit(&job->region[t], lo | hi << 32, memory_order_relaxed);
+  }
   pool_run(matmul_job_fn, job);
   return NULL;
 }

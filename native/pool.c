@@ -14,7 +14,7 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-#define MAX_THREADS 64
+#define MAX_THREADS POOL_MAX_THREADS
 #define SPIN_ITERATIONS 200000
 
 static pthread_t workers[MAX_THREADS];

@@ -3,6 +3,8 @@
 #ifndef GEMMA3_POOL_H
 #define GEMMA3_POOL_H
 
+#define POOL_MAX_THREADS 64
+
 typedef void (*pool_job_fn)(void *arg, int thread, int nthreads);
 
 int pool_threads(void);

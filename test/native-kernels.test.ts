@@ -87,6 +87,31 @@ for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
   });
 }
 
+// One activation row (decode) streams the weights with its own tile shapes and prefetches;
+// it must give exactly what a batch gives for the same row. Rows of 16 KiB and more go four at a
+// time, 13 and 203 rows leave partial tiles, and 3 threads split the chunks unevenly.
+test('matMul with one activation row equals the batched product of that row, bit for bit (float types)', { skip }, () => {
+  const rng = new Rng(5);
+  for (const dtype of ['f32', 'bf16', 'f16'] as const) {
+    for (const [rows, cols] of [[13, 8192 + 35], [203, 2560 + 7], [8, 4099], [29, 21]]) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const x = randn(rng, cols);
+      const batched = new Float32Array(3 * rows);
+      native!.matMul(batched, w, new Float32Array([...x, ...x, ...x]), 3);
+      for (const threads of [2, 3, 1]) {
+        (binding as { setThreads(n: number): void }).setThreads(threads);
+        const one = new Float32Array(rows);
+        native!.matMul(one, w, x, 1);
+        assert.deepEqual(one, batched.subarray(0, rows), `${dtype} ${rows}x${cols}, ${threads} threads`);
+        const ref = new Float32Array(rows);
+        js.matMul(ref, w, x, 1);
+        assert.ok(relErr(one, ref) < 1e-5, `${dtype} ${rows}x${cols}: relative error ${relErr(one, ref)}`);
+      }
+      (binding as { setThreads(n: number): void }).setThreads(2);
+    }
+  }
+});
+
 for (const dtype of ['q8_0', 'q4_0'] as const) {
   test(`matMul ${dtype} in the interleaved x16 layout equals TypeScript on the row layout`, { skip }, () => {
     const rng = new Rng(11);
