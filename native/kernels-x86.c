@@ -67,9 +67,9 @@ static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *
    hardware prefetcher follows badly, so each row is prefetched ahead, one cache line per step;
    near a row's end the prefetch moves on to the matching row of the next tile (rows are
    contiguous, rb apart), so the next tile starts warm. That wrap alone took a 2-thread BF16
-   10240x2560 product from 38 to 53 GB/s here. Rows of 16 KiB and more (the FFN down projection)
-   go four at a time and 2 KiB ahead: 46 -> 53 GB/s on 2560x10240. Same operations in the same
-   order as tile_float_512 with N = 1, so the results are identical. */
+   10240x2560 product from 38 to 53 GB/s here. Rows of 16 KiB and more are prefetched 2 KiB
+   ahead. The same operations in the same order as tile_float_512 with N = 1, so the results
+   are identical. */
 #define STREAM_LONG_ROW 16384
 static inline __attribute__((always_inline)) void tile_float_512_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
                                                                         int cols, int R, float out[][TILE_N]) {
@@ -96,17 +96,6 @@ static inline __attribute__((always_inline)) void tile_float_512_stream(const ui
     for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(w16_512_tail(w + (size_t)i * rb, dtype, c, m), xv, acc[i]);
   }
   for (int i = 0; i < R; i++) out[i][0] = _mm512_reduce_add_ps(acc[i]);
-}
-
-/* Float tiles: the streaming form for one activation row, register tiles otherwise. */
-static inline __attribute__((always_inline)) void tile_float_512_any(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
-                                                                     int R, int N, float out[TILE_R][TILE_N]) {
-  if (N > 1) tile_float_512(w, rb, dtype, x, cols, R, N, out);
-  else if (rb < STREAM_LONG_ROW || R <= 4) tile_float_512_stream(w, rb, dtype, x, cols, R, out);
-  else {
-    tile_float_512_stream(w, rb, dtype, x, cols, 4, out);
-    tile_float_512_stream(w + 4 * rb, rb, dtype, x, cols, R - 4, out + 4);
-  }
 }
 
 /* Activations to Q8 blocks exactly as quantize_row_q8 (kernels.c): the same float operations,
@@ -214,17 +203,37 @@ static inline __attribute__((always_inline)) void tile_quant_512(const uint8_t *
     }                                                                                                                  \
   }
 
+/* One activation row over float weights: tiles of 8 rows (4 for rows of 16 KiB and more, which
+   went 46 -> 53 GB/s on 2560x10240 that way), each a run of TILE_FN's streaming form. */
+#define DEFINE_STREAM(NAME, TILE_FN)                                                                                   \
+  static void NAME(const matmul_args *a, int r0, int r1) {                                                             \
+    const size_t rb = row_bytes(a->dtype, a->cols);                                                                    \
+    const int tile = rb >= STREAM_LONG_ROW ? 4 : 8;                                                                    \
+    float t[TILE_R][TILE_N];                                                                                           \
+    for (int r = r0; r < r1; r += tile) {                                                                              \
+      const int R = r1 - r < tile ? r1 - r : tile;                                                                     \
+      const uint8_t *wr = a->w + (size_t)r * rb;                                                                       \
+      if (R == 8) TILE_FN(wr, rb, a->dtype, (const float *)a->x, a->cols, 8, t);                                       \
+      else if (R == 4) TILE_FN(wr, rb, a->dtype, (const float *)a->x, a->cols, 4, t);                                  \
+      else TILE_FN(wr, rb, a->dtype, (const float *)a->x, a->cols, R, t);                                              \
+      for (int i = 0; i < R; i++) a->out[r + i - a->row_start] = t[i][0];                                              \
+    }                                                                                                                  \
+  }
+
 static void matmul_float_512(const matmul_args *a, int r0, int r1);
 static void matmul_quant_512(const matmul_args *a, int r0, int r1);
 #define COLS_ARG a->cols
-DEFINE_TILED(matmul_float_512, tile_float_512_any, float, (size_t)a->cols, 8, 3)
+DEFINE_TILED(matmul_float_512, tile_float_512, float, (size_t)a->cols, 8, 3)
 #undef COLS_ARG
 #define COLS_ARG (a->cols / 32)
 DEFINE_TILED(matmul_quant_512, tile_quant_512, q8_block, (size_t)(a->cols / 32), 4, 4)
 #undef COLS_ARG
 
+DEFINE_STREAM(stream_float_512, tile_float_512_stream)
+
 void matmul_rows_avx512(const matmul_args *a, int r0, int r1) {
   if (a->dtype == DT_Q8_0 || a->dtype == DT_Q4_0) matmul_quant_512(a, r0, r1);
+  else if (a->batch == 1) stream_float_512(a, r0, r1);
   else matmul_float_512(a, r0, r1);
 }
 
@@ -281,6 +290,35 @@ static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *
       for (int cc = c; cc < cols; cc++) s += wscalar(w + (size_t)i * rb, dtype, cc) * x[(size_t)j * cols + cc];
       out[i][j] = s;
     }
+}
+
+/* One activation row, as tile_float_512_stream: each row prefetched a cache line per step,
+   wrapping into the next tile (24 -> 60 GB/s on BF16 10240x2560, 2 threads, here); the same operations in the
+   same order as tile_float_256 with N = 1. */
+static inline __attribute__((always_inline)) void tile_float_256_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
+                                                                        int cols, int R, float out[][TILE_N]) {
+  __m256 acc[TILE_R];
+  for (int i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
+  const size_t esize = dtype == DT_F32 ? 4 : 2;
+  const int step = 64 / (int)esize;
+  const size_t distance = rb >= STREAM_LONG_ROW ? 2048 : 1024, wrap = (size_t)(R - 1) * rb;
+  int c = 0;
+  for (; c + step <= cols; c += step) {
+    size_t ahead = (size_t)c * esize + distance;
+    if (ahead >= rb) ahead += wrap;
+    for (int i = 0; i < R; i++) {
+      const uint8_t *row = w + (size_t)i * rb;
+      _mm_prefetch((const char *)row + ahead, _MM_HINT_T0);
+      for (int h = 0; h < step; h += 8) acc[i] = _mm256_fmadd_ps(w8_256(row, dtype, c + h), _mm256_loadu_ps(x + c + h), acc[i]);
+    }
+  }
+  for (; c + 8 <= cols; c += 8)
+    for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(w8_256(w + (size_t)i * rb, dtype, c), _mm256_loadu_ps(x + c), acc[i]);
+  for (int i = 0; i < R; i++) {
+    float s = hsum256(acc[i]);
+    for (int cc = c; cc < cols; cc++) s += wscalar(w + (size_t)i * rb, dtype, cc) * x[cc];
+    out[i][0] = s;
+  }
 }
 
 /* AVX2 has no VNNI: widen to int16 with maddubs (u8 × s8 pairs; |sum| ≤ 2·255·127 fits int16), then madd. */
@@ -341,8 +379,11 @@ DEFINE_TILED(matmul_float_256, tile_float_256, float, (size_t)a->cols, 4, 4)
 DEFINE_TILED(matmul_quant_256, tile_quant_256, q8_block, (size_t)(a->cols / 32), 4, 4)
 #undef COLS_ARG
 
+DEFINE_STREAM(stream_float_256, tile_float_256_stream)
+
 void matmul_rows_avx2(const matmul_args *a, int r0, int r1) {
   if (a->dtype == DT_Q8_0 || a->dtype == DT_Q4_0) matmul_quant_256(a, r0, r1);
+  else if (a->batch == 1) stream_float_256(a, r0, r1);
   else matmul_float_256(a, r0, r1);
 }
 
