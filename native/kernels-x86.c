@@ -293,8 +293,8 @@ static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *
 }
 
 /* One activation row, as tile_float_512_stream: each row prefetched a cache line per step,
-   wrapping into the next tile (24 -> 60 GB/s on BF16 10240x2560, 2 threads, here); the same operations in the
-   same order as tile_float_256 with N = 1. */
+   wrapping into the next tile (24 -> 60 GB/s on BF16 10240x2560, 2 threads, here); the same
+   operations in the same order as tile_float_256 with N = 1. */
 static inline __attribute__((always_inline)) void tile_float_256_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
                                                                         int cols, int R, float out[][TILE_N]) {
   __m256 acc[TILE_R];
