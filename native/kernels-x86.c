@@ -13,6 +13,18 @@
 #define TILE_N 4
 #define X_BLOCK 64
 
+/* With one activation row a tile streams its R weight rows from memory: R strided streams that
+   the hardware prefetcher follows badly. So each row is prefetched ahead, one cache line per
+   step, and near a row's end the prefetch moves on to the matching row of the next tile (rows
+   are contiguous, rb apart), so the next tile starts warm. The wrap alone took a 2-thread BF16
+   10240x2560 product from 38 to 53 GB/s here; rows of 16 KiB and more go 2 KiB ahead. */
+#define STREAM_LONG_ROW 16384
+static inline __attribute__((always_inline)) void prefetch_tile_rows(const uint8_t *w, size_t rb, int R, size_t offset) {
+  offset += rb >= STREAM_LONG_ROW ? 2048 : 1024;
+  if (offset >= rb) offset += (size_t)(R - 1) * rb;
+  for (int i = 0; i < R; i++) _mm_prefetch((const char *)w + (size_t)i * rb + offset, _MM_HINT_T0);
+}
+
 /* ---------------------------------------------------------------- AVX-512 float types */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
@@ -63,30 +75,20 @@ static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *
     for (int j = 0; j < N; j++) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-/* One activation row: the tile streams its R weight rows from memory, R strided streams that the
-   hardware prefetcher follows badly, so each row is prefetched ahead, one cache line per step;
-   near a row's end the prefetch moves on to the matching row of the next tile (rows are
-   contiguous, rb apart), so the next tile starts warm. That wrap alone took a 2-thread BF16
-   10240x2560 product from 38 to 53 GB/s here. Rows of 16 KiB and more are prefetched 2 KiB
-   ahead. The same operations in the same order as tile_float_512 with N = 1, so the results
-   are identical. */
-#define STREAM_LONG_ROW 16384
+/* One activation row (see prefetch_tile_rows): the same operations in the same order as
+   tile_float_512 with N = 1, so the results are identical. */
 static inline __attribute__((always_inline)) void tile_float_512_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
                                                                         int cols, int R, float out[][TILE_N]) {
   __m512 acc[TILE_R];
   for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
   const size_t esize = dtype == DT_F32 ? 4 : 2;
   const int step = 64 / (int)esize; /* columns per cache line of weights */
-  const size_t distance = rb >= STREAM_LONG_ROW ? 2048 : 1024, wrap = (size_t)(R - 1) * rb;
   int c = 0;
   for (; c + step <= cols; c += step) {
-    size_t ahead = (size_t)c * esize + distance;
-    if (ahead >= rb) ahead += wrap;
-    for (int i = 0; i < R; i++) {
-      const uint8_t *row = w + (size_t)i * rb;
-      _mm_prefetch((const char *)row + ahead, _MM_HINT_T0);
-      for (int h = 0; h < step; h += 16) acc[i] = _mm512_fmadd_ps(w16_512(row, dtype, c + h), _mm512_loadu_ps(x + c + h), acc[i]);
-    }
+    prefetch_tile_rows(w, rb, R, (size_t)c * esize);
+    for (int i = 0; i < R; i++)
+      for (int h = 0; h < step; h += 16)
+        acc[i] = _mm512_fmadd_ps(w16_512(w + (size_t)i * rb, dtype, c + h), _mm512_loadu_ps(x + c + h), acc[i]);
   }
   for (; c + 16 <= cols; c += 16)
     for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(w16_512(w + (size_t)i * rb, dtype, c), _mm512_loadu_ps(x + c), acc[i]);
@@ -292,25 +294,18 @@ static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *
     }
 }
 
-/* One activation row, as tile_float_512_stream: each row prefetched a cache line per step,
-   wrapping into the next tile (24 -> 60 GB/s on BF16 10240x2560, 2 threads, here); the same
-   operations in the same order as tile_float_256 with N = 1. */
+/* One activation row (see prefetch_tile_rows; 24 -> 60 GB/s on BF16 10240x2560 with these
+   kernels forced): the same operations in the same order as tile_float_256 with N = 1. */
 static inline __attribute__((always_inline)) void tile_float_256_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
                                                                         int cols, int R, float out[][TILE_N]) {
   __m256 acc[TILE_R];
   for (int i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
-  const size_t esize = dtype == DT_F32 ? 4 : 2;
-  const int step = 64 / (int)esize;
-  const size_t distance = rb >= STREAM_LONG_ROW ? 2048 : 1024, wrap = (size_t)(R - 1) * rb;
+  const int step = dtype == DT_F32 ? 16 : 32; /* columns per cache line of weights */
   int c = 0;
   for (; c + step <= cols; c += step) {
-    size_t ahead = (size_t)c * esize + distance;
-    if (ahead >= rb) ahead += wrap;
-    for (int i = 0; i < R; i++) {
-      const uint8_t *row = w + (size_t)i * rb;
-      _mm_prefetch((const char *)row + ahead, _MM_HINT_T0);
-      for (int h = 0; h < step; h += 8) acc[i] = _mm256_fmadd_ps(w8_256(row, dtype, c + h), _mm256_loadu_ps(x + c + h), acc[i]);
-    }
+    prefetch_tile_rows(w, rb, R, (size_t)c * (dtype == DT_F32 ? 4 : 2));
+    for (int i = 0; i < R; i++)
+      for (int h = 0; h < step; h += 8) acc[i] = _mm256_fmadd_ps(w8_256(w + (size_t)i * rb, dtype, c + h), _mm256_loadu_ps(x + c + h), acc[i]);
   }
   for (; c + 8 <= cols; c += 8)
     for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(w8_256(w + (size_t)i * rb, dtype, c), _mm256_loadu_ps(x + c), acc[i]);
