@@ -47,14 +47,18 @@ static inline __m512 w16_512_tail(const uint8_t *row, int dtype, int c, __mmask1
   return _mm512_maskz_loadu_ps(m, (const float *)row + c);
 }
 
-/* R weight rows × N activation rows, dot products over all columns. */
+/* R weight rows × N activation rows, dot products over all columns; `stream`: the weights come
+   from memory (the first pass over them), so prefetch them (see prefetch_tile_rows). */
 static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
-                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
   __m512 acc[TILE_R][TILE_N];
   for (int i = 0; i < R; i++)
     for (int j = 0; j < N; j++) acc[i][j] = _mm512_setzero_ps();
+  const size_t esize = dtype == DT_F32 ? 4 : 2;
+  const int line = 64 / (int)esize; /* columns per cache line of weights */
   int c = 0;
   for (; c + 16 <= cols; c += 16) {
+    if (stream && c % line == 0) prefetch_tile_rows(w, rb, R, (size_t)c * esize);
     __m512 xv[TILE_N];
     for (int j = 0; j < N; j++) xv[j] = _mm512_loadu_ps(x + (size_t)j * cols + c);
     for (int i = 0; i < R; i++) {
@@ -147,7 +151,8 @@ static inline __m256i wq_u8(const uint8_t *row, int dtype, int b, float *d) {
 }
 
 static inline __attribute__((always_inline)) void tile_quant_512(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
-                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
+  (void)stream; /* not prefetched: these row-layout tiles serve only CPUs without the x16 kernels, not tuned */
   const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
   __m256 acc[TILE_R][TILE_N];
   float corr[TILE_R][TILE_N];
@@ -194,10 +199,12 @@ static inline __attribute__((always_inline)) void tile_quant_512(const uint8_t *
         for (int n = nb0; n < nb1; n += (TN)) {                                                                        \
           const int N = nb1 - n < (TN) ? nb1 - n : (TN);                                                               \
           const XTYPE *xn = x + (size_t)n * xrow;                                                                      \
-          if (R == (TR) && N == (TN)) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, TN, t);                             \
-          else if (R == (TR) && N == 1) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, 1, t);                            \
-          else if (R == (TR)) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, N, t);                                      \
-          else TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, R, N, t);                                                      \
+          const int first = n == nb0 && a->batch <= 8; /* decoding a few rows: weights from memory */                \
+          if (R == (TR) && N == (TN)) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, TN, first, t);                      \
+          else if (R == (TR) && N == 1) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, 1, first, t);                     \
+          else if (R == (TR) && N == 2) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, 2, first, t);                     \
+          else if (R == (TR)) TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, TR, N, first, t);                               \
+          else TILE_FN(wr, rb, a->dtype, xn, COLS_ARG, R, N, first, t);                                               \
           for (int i = 0; i < R; i++)                                                                                  \
             for (int j = 0; j < N; j++) a->out[(size_t)(n + j) * a->out_stride + (r + i - a->row_start)] = t[i][j];    \
         }                                                                                                              \
@@ -272,13 +279,17 @@ static inline float wscalar(const uint8_t *row, int dtype, int c) {
   return ((const float *)row)[c];
 }
 
+/* As tile_float_512. */
 static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
-                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
   __m256 acc[TILE_R][TILE_N];
   for (int i = 0; i < R; i++)
     for (int j = 0; j < N; j++) acc[i][j] = _mm256_setzero_ps();
+  const size_t esize = dtype == DT_F32 ? 4 : 2;
+  const int line = 64 / (int)esize;
   int c = 0;
   for (; c + 8 <= cols; c += 8) {
+    if (stream && c % line == 0) prefetch_tile_rows(w, rb, R, (size_t)c * esize);
     __m256 xv[TILE_N];
     for (int j = 0; j < N; j++) xv[j] = _mm256_loadu_ps(x + (size_t)j * cols + c);
     for (int i = 0; i < R; i++) {
@@ -332,7 +343,8 @@ static inline __m256i wq_u8_256(const uint8_t *row, int dtype, int b, float *d) 
 }
 
 static inline __attribute__((always_inline)) void tile_quant_256(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
-                                                                 int R, int N, float out[TILE_R][TILE_N]) {
+                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
+  (void)stream; /* not prefetched: these row-layout tiles serve only CPUs without the x16 kernels, not tuned */
   const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
   __m256 acc[TILE_R][TILE_N];
   float corr[TILE_R][TILE_N];

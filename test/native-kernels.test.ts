@@ -90,7 +90,7 @@ for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
 // One activation row (decode) streams the weights with its own tile shapes and prefetches;
 // it must give exactly what a batch gives for the same row. Rows of 16 KiB and more go four at a
 // time, 13 and 203 rows leave partial tiles, and 3 threads split the chunks unevenly.
-test('matMul with one activation row equals the batched product of that row, bit for bit (float types)', { skip }, () => {
+test('matMul with one or two activation rows equals the batched product of those rows, bit for bit (float types)', { skip }, () => {
   const rng = new Rng(5);
   for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     for (const [rows, cols] of [[13, 8192 + 35], [203, 2560 + 7], [8, 4099], [29, 21]]) {
@@ -98,6 +98,10 @@ test('matMul with one activation row equals the batched product of that row, bit
       const x = randn(rng, cols);
       const batched = new Float32Array(3 * rows);
       native!.matMul(batched, w, new Float32Array([...x, ...x, ...x]), 3);
+      // Two rows (a decode of two streams) take their own tile width.
+      const pair = new Float32Array(2 * rows);
+      native!.matMul(pair, w, new Float32Array([...x, ...x]), 2);
+      assert.deepEqual(pair, batched.subarray(0, 2 * rows), `${dtype} ${rows}x${cols}: batch 2`);
       for (const threads of [2, 3, 1]) {
         (binding as { setThreads(n: number): void }).setThreads(threads);
         const one = new Float32Array(rows);
