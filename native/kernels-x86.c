@@ -13,11 +13,12 @@
 #define TILE_N 4
 #define X_BLOCK 64
 
-/* With one activation row a tile streams its R weight rows from memory: R strided streams that
-   the hardware prefetcher follows badly. So each row is prefetched ahead, one cache line per
-   step, and near a row's end the prefetch moves on to the matching row of the next tile (rows
-   are contiguous, rb apart), so the next tile starts warm. The wrap alone took a 2-thread BF16
-   10240x2560 product from 38 to 53 GB/s here; rows of 16 KiB and more go 2 KiB ahead. */
+/* Decoding (one or a few activation rows), a tile streams its R weight rows from memory: R
+   strided streams that the hardware prefetcher follows badly. So each row is prefetched ahead,
+   one cache line per step, and near a row's end the prefetch moves on to the matching row of the
+   next tile (rows are contiguous, rb apart), so the next tile starts warm. The wrap alone took a
+   2-thread BF16 10240x2560 product from 38 to 53 GB/s here; rows of 16 KiB and more go 2 KiB
+   ahead. */
 #define STREAM_LONG_ROW 16384
 static inline __attribute__((always_inline)) void prefetch_tile_rows(const uint8_t *w, size_t rb, int R, size_t offset) {
   offset += rb >= STREAM_LONG_ROW ? 2048 : 1024;
