@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pool.h"
 
@@ -57,6 +58,22 @@ static double exp_sum_f32(float *scores, int lo, int hi, float max) {
     total += scores[j];
   }
   return total;
+}
+static float max_f32(const float *s, int n) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
+  float lanes[8], r = -INFINITY;
+  _mm256_storeu_ps(lanes, m);
+  for (int l = 0; l < 8; l++) r = lanes[l] > r ? lanes[l] : r;
+  for (; j < n; j++) r = s[j] > r ? s[j] : r;
+  return r;
+}
+static void scale_f32(float *s, int n, float f) {
+  const __m256 fv = _mm256_set1_ps(f);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), fv));
+  for (; j < n; j++) s[j] *= f;
 }
 #pragma GCC pop_options
 
@@ -136,6 +153,24 @@ static double exp_sum(float *scores, int lo, int hi, float max) {
   if (have_avx2) return exp_sum_f32(scores, lo, hi, max);
 #endif
   return exp_sum_generic(scores, lo, hi, max);
+}
+/* The largest of s[0..n) (exact in any order) and s[j] *= f: the softmax steps around exp_sum. */
+static float row_max(const float *s, int n) {
+#if defined(__x86_64__)
+  if (have_avx2) return max_f32(s, n);
+#endif
+  float max = -INFINITY;
+  for (int j = 0; j < n; j++) if (s[j] > max) max = s[j];
+  return max;
+}
+static void row_scale(float *s, int n, float f) {
+#if defined(__x86_64__)
+  if (have_avx2) {
+    scale_f32(s, n, f);
+    return;
+  }
+#endif
+  for (int j = 0; j < n; j++) s[j] *= f;
 }
 
 /* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h). */
@@ -230,7 +265,7 @@ typedef struct {
 #pragma GCC target("avx512f,avx2,fma")
 /* scores[q][j] = scale · q_q · k_j for the FULL_QB queries from i0 (indices past N repeat the
    last query; their rows are computed and ignored) and all N keys, 16 keys at a time. */
-static void full_scores_avx512(const full_attention_args *a, const float *kth, int h, int i0, float *scores) {
+static void full_scores_avx512(const full_attention_args *a, const float *kth, int h, int i0, float *scores, size_t ld) {
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
   const float *qrow[FULL_QB];
   for (int q = 0; q < FULL_QB; q++) qrow[q] = a->q + (size_t)(i0 + q < N ? i0 + q : N - 1) * D + (size_t)h * hd;
@@ -243,19 +278,19 @@ static void full_scores_avx512(const full_attention_args *a, const float *kth, i
       const __m512 kv = _mm512_maskz_loadu_ps(m, kth + (size_t)d * N + j);
       for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(qrow[q][d]), kv, acc[q]);
     }
-    for (int q = 0; q < FULL_QB; q++) _mm512_mask_storeu_ps(scores + (size_t)q * N + j, m, _mm512_mul_ps(acc[q], _mm512_set1_ps(a->scale)));
+    for (int q = 0; q < FULL_QB; q++) _mm512_mask_storeu_ps(scores + (size_t)q * ld + j, m, _mm512_mul_ps(acc[q], _mm512_set1_ps(a->scale)));
   }
 }
 
 /* out[q] = Σ_j p[q][j] · v_j, sixteen output columns at a time with the FULL_QB sums in registers. */
-static void full_values_avx512(const float *vth, const float *p, int N, int hd, float *out) {
+static void full_values_avx512(const float *vth, const float *p, size_t ld, int N, int hd, float *out) {
   for (int d = 0; d < hd; d += 16) {
     const __mmask16 m = (__mmask16)(hd - d >= 16 ? 0xffff : (1u << (hd - d)) - 1);
     __m512 acc[FULL_QB];
     for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_setzero_ps();
     for (int j = 0; j < N; j++) {
       const __m512 v = _mm512_maskz_loadu_ps(m, vth + (size_t)j * hd + d);
-      for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)q * N + j]), v, acc[q]);
+      for (int q = 0; q < FULL_QB; q++) acc[q] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)q * ld + j]), v, acc[q]);
     }
     for (int q = 0; q < FULL_QB; q++) _mm512_mask_storeu_ps(out + (size_t)q * hd + d, m, acc[q]);
   }
@@ -263,11 +298,11 @@ static void full_values_avx512(const float *vth, const float *p, int N, int hd, 
 #pragma GCC pop_options
 #endif
 
-static void full_scores_generic(const full_attention_args *a, const float *kth, int h, int i0, float *scores) {
+static void full_scores_generic(const full_attention_args *a, const float *kth, int h, int i0, float *scores, size_t ld) {
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
   for (int q = 0; q < FULL_QB; q++) {
     const float *qr = a->q + (size_t)(i0 + q < N ? i0 + q : N - 1) * D + (size_t)h * hd;
-    float *s = scores + (size_t)q * N;
+    float *s = scores + (size_t)q * ld;
     for (int j = 0; j < N; j++) s[j] = 0.0f;
     for (int d = 0; d < hd; d++) {
       const float qd = qr[d];
@@ -278,10 +313,26 @@ static void full_scores_generic(const full_attention_args *a, const float *kth, 
   }
 }
 
-static void full_values_generic(const float *vth, const float *p, int N, int hd, float *out) {
+static void full_values_generic(const float *vth, const float *p, size_t ld, int N, int hd, float *out) {
   for (int x = 0; x < FULL_QB * hd; x++) out[x] = 0.0f;
   for (int j = 0; j < N; j++)
-    for (int q = 0; q < FULL_QB; q++) axpy(out + (size_t)q * hd, p[(size_t)q * N + j], vth + (size_t)j * hd, hd);
+    for (int q = 0; q < FULL_QB; q++) axpy(out + (size_t)q * hd, p[(size_t)q * ld + j], vth + (size_t)j * hd, hd);
+}
+
+/* Keys transposed per head and values per head back to back, the heads split across the pool. */
+static void full_layout_fn(void *p, int thread, int nthreads) {
+  const full_job *job = (const full_job *)p;
+  const full_attention_args *a = job->a;
+  const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
+  for (int h = thread; h < a->num_heads; h += nthreads) {
+    /* 64 keys at a time: their rows stay in L1 while each of the head's columns is written out. */
+    for (int j0 = 0; j0 < N; j0 += 64) {
+      const int j1 = j0 + 64 < N ? j0 + 64 : N;
+      for (int d = 0; d < hd; d++)
+        for (int j = j0; j < j1; j++) job->kt[((size_t)h * hd + d) * N + j] = a->k[(size_t)j * D + (size_t)h * hd + d];
+    }
+    for (int j = 0; j < N; j++) memcpy(job->vt + ((size_t)h * N + j) * hd, a->v + (size_t)j * D + (size_t)h * hd, sizeof(float) * hd);
+  }
 }
 
 static void full_job_fn(void *p, int thread, int nthreads) {
@@ -291,30 +342,31 @@ static void full_job_fn(void *p, int thread, int nthreads) {
   const int qblocks = (N + FULL_QB - 1) / FULL_QB, items = a->num_heads * qblocks;
   const int per = (items + nthreads - 1) / nthreads;
   const int it0 = thread * per, it1 = it0 + per < items ? it0 + per : items;
-  float *scores = (float *)malloc(sizeof(float) * FULL_QB * (size_t)N);
+  /* Rows one cache line longer than N: the values pass reads one score of each of the FULL_QB
+     rows per key, and rows N floats apart (16 KiB for 4096 patches) all fall in one L1 set. */
+  const size_t ld = (size_t)N + 16;
+  float *scores = (float *)malloc(sizeof(float) * FULL_QB * ld);
   float *acc = (float *)malloc(sizeof(float) * FULL_QB * (size_t)hd);
   for (int item = it0; item < it1; item++) {
     const int h = item / qblocks, i0 = (item % qblocks) * FULL_QB;
     const int nq = N - i0 < FULL_QB ? N - i0 : FULL_QB;
     const float *kth = job->kt + (size_t)h * hd * N, *vth = job->vt + (size_t)h * N * hd;
 #if defined(__x86_64__)
-    if (use_avx512_full) full_scores_avx512(a, kth, h, i0, scores);
+    if (use_avx512_full) full_scores_avx512(a, kth, h, i0, scores, ld);
     else
 #endif
-      full_scores_generic(a, kth, h, i0, scores);
+      full_scores_generic(a, kth, h, i0, scores, ld);
     for (int q = 0; q < FULL_QB; q++) {
-      float *s = scores + (size_t)q * N;
-      float max = -INFINITY;
-      for (int j = 0; j < N; j++) if (s[j] > max) max = s[j];
+      float *s = scores + (size_t)q * ld;
+      const float max = row_max(s, N);
       const double sum = exp_sum(s, 0, N - 1, max);
-      const float inv = (float)(1.0 / sum);
-      for (int j = 0; j < N; j++) s[j] *= inv;
+      row_scale(s, N, (float)(1.0 / sum));
     }
 #if defined(__x86_64__)
-    if (use_avx512_full) full_values_avx512(vth, scores, N, hd, acc);
+    if (use_avx512_full) full_values_avx512(vth, scores, ld, N, hd, acc);
     else
 #endif
-      full_values_generic(vth, scores, N, hd, acc);
+      full_values_generic(vth, scores, ld, N, hd, acc);
     for (int q = 0; q < nq; q++) {
       float *o = a->out + (size_t)(i0 + q) * D + (size_t)h * hd;
       for (int d = 0; d < hd; d++) o[d] = acc[(size_t)q * hd + d];
@@ -333,13 +385,8 @@ int attention_full_run(const full_attention_args *a) {
     free(vt);
     return 0;
   }
-  for (int h = 0; h < a->num_heads; h++)
-    for (int j = 0; j < N; j++)
-      for (int d = 0; d < hd; d++) {
-        kt[((size_t)h * hd + d) * N + j] = a->k[(size_t)j * D + (size_t)h * hd + d];
-        vt[((size_t)h * N + j) * hd + d] = a->v[(size_t)j * D + (size_t)h * hd + d];
-      }
   full_job job = {a, kt, vt};
+  pool_run(full_layout_fn, &job);
   pool_run(full_job_fn, &job);
   free(kt);
   free(vt);
