@@ -88,7 +88,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
 
 /* Four 64-byte chunks, lane i = bytes 4c..4c+3 of the sixteen bytes at src + i·stride: a 16 × 4
    dword transpose (rows 4L + q gathered as 128-bit lane L of z[q], then 4 × 4 within lanes). */
-static inline void transpose_16x16(const uint8_t *src, size_t stride, uint8_t *dst) {
+static inline __attribute__((always_inline)) void transpose_16x16_regs(const uint8_t *src, size_t stride, __m512i out[4]) {
   __m512i z[4];
   for (int q = 0; q < 4; q++) {
     __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(src + (size_t)q * stride)));
@@ -98,10 +98,21 @@ static inline void transpose_16x16(const uint8_t *src, size_t stride, uint8_t *d
   }
   const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
   const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-  _mm512_storeu_si512((void *)dst, _mm512_unpacklo_epi64(t0, t2));
-  _mm512_storeu_si512((void *)(dst + 64), _mm512_unpackhi_epi64(t0, t2));
-  _mm512_storeu_si512((void *)(dst + 128), _mm512_unpacklo_epi64(t1, t3));
-  _mm512_storeu_si512((void *)(dst + 192), _mm512_unpackhi_epi64(t1, t3));
+  out[0] = _mm512_unpacklo_epi64(t0, t2);
+  out[1] = _mm512_unpackhi_epi64(t0, t2);
+  out[2] = _mm512_unpacklo_epi64(t1, t3);
+  out[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+static inline void transpose_16x16(const uint8_t *src, size_t stride, uint8_t *dst) {
+  __m512i t[4];
+  transpose_16x16_regs(src, stride, t);
+  for (int c = 0; c < 4; c++) _mm512_storeu_si512((void *)(dst + 64 * c), t[c]);
+}
+
+/* The sixteen rows' block scales (the first two bytes of each row's block at s) as floats. */
+static inline __attribute__((always_inline)) __m512 group_scales(const uint8_t *s, __m512i row_offsets) {
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(row_offsets, s, 1)));
 }
 
 /* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte). Its
@@ -142,6 +153,42 @@ static uint8_t *x16_scratch(size_t bytes) {
   return group_scratch;
 }
 
+/* One activation row over a group still in the row layout: each block is rearranged in
+   registers and used at once (no scratch), the same values and operations as tile_q4 / tile_q8
+   over the repacked group, so every result bit is the same. */
+static __m512 group_one_row(const uint8_t *rows16, int q4, int nb, const q8_block *x) {
+  const int block = q4 ? 18 : 34;
+  const size_t rb = (size_t)nb * block;
+  const __m512i row_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                 _mm512_set1_epi32((int)rb));
+  const uint8_t *next = rows16 + 16 * rb;
+  const int group_block = q4 ? 288 : 544;
+  __m512 acc = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *s = rows16 + (size_t)b * block;
+    for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T0);
+    const __m512 dw = group_scales(s, row_offsets);
+    __m512i w[8];
+    if (q4) {
+      __m512i v[4];
+      transpose_16x16_regs(s + 2, rb, v);
+      const __m512i mask = _mm512_set1_epi8(0x0f);
+      for (int c = 0; c < 4; c++) {
+        w[c] = _mm512_and_si512(v[c], mask);
+        w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), mask);
+      }
+      acc = block_fma(w, dw, &x[b], 8, acc);
+    } else {
+      const __m512i flip = _mm512_set1_epi8((char)0x80);
+      transpose_16x16_regs(s + 2, rb, w);
+      transpose_16x16_regs(s + 18, rb, w + 4);
+      for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(w[c], flip);
+      acc = block_fma(w, dw, &x[b], 128, acc);
+    }
+  }
+  return acc;
+}
+
 /* from_rows: the matrix is in the row layout and each group is rearranged into a per-thread
    scratch as it is reached (once per chunk of activation rows), so the arithmetic, and every
    result bit, is the x16 kernel's: a matrix served from a file mapping computes exactly what
@@ -161,14 +208,18 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
     const int c1 = a->batch - c0 < ACT_CHUNK ? a->batch : c0 + ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
-      if (from_rows) {
-        repack_group_simd(gp, scratch, q4, nb);
-        gp = scratch;
-      }
       /* Rows of this group inside [r0, r1): a masked store keeps the others untouched. */
       const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
       const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
       const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+      if (from_rows && a->batch == 1) {
+        _mm512_mask_storeu_ps(a->out + (g * 16 - a->row_start), keep, group_one_row(gp, q4, nb, x));
+        continue;
+      }
+      if (from_rows) {
+        repack_group_simd(gp, scratch, q4, nb);
+        gp = scratch;
+      }
       for (int n = c0; n < c1; n += MAXN) {
         const int N = c1 - n < MAXN ? c1 - n : MAXN;
         const q8_block *xn = x + (size_t)n * nb;
