@@ -110,9 +110,11 @@ static inline void transpose_16x16(const uint8_t *src, size_t stride, uint8_t *d
   for (int c = 0; c < 4; c++) _mm512_storeu_si512((void *)(dst + 64 * c), t[c]);
 }
 
-/* The sixteen rows' block scales (the first two bytes of each row's block at s) as floats. */
-static inline __attribute__((always_inline)) __m512 group_scales(const uint8_t *s, __m512i row_offsets) {
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(row_offsets, s, 1)));
+/* The sixteen rows' block scales (the first two bytes of each row's block at s, rows rb apart),
+   side by side as x16 keeps them. Sixteen plain loads: the dword gather they replace cost a
+   fifth of a one-row product from the row layout (Q4_0 37 -> 42 GB/s). */
+static inline __attribute__((always_inline)) void gather_scales(const uint8_t *s, size_t rb, uint8_t *dst) {
+  for (int r = 0; r < 16; r++) memcpy(dst + 2 * r, s + (size_t)r * rb, 2);
 }
 
 /* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte). Its
@@ -121,15 +123,12 @@ static inline __attribute__((always_inline)) __m512 group_scales(const uint8_t *
 static void repack_group_simd(const uint8_t *rows16, uint8_t *dst, int q4, int nb) {
   const int block = q4 ? 18 : 34, group_block = q4 ? 288 : 544;
   const size_t rb = (size_t)nb * block;
-  const __m512i row_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                 _mm512_set1_epi32((int)rb));
   const uint8_t *next = rows16 + 16 * rb;
   for (int b = 0; b < nb; b++) {
     const uint8_t *s = rows16 + (size_t)b * block;
     uint8_t *d = dst + (size_t)b * group_block;
     for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T1);
-    /* The scales: the low half of the four bytes at each row's block start. */
-    _mm256_storeu_si256((__m256i *)d, _mm512_cvtepi32_epi16(_mm512_i32gather_epi32(row_offsets, s, 1)));
+    gather_scales(s, rb, d);
     transpose_16x16(s + 2, rb, d + 32);
     if (!q4) transpose_16x16(s + 18, rb, d + 32 + 256);
   }
@@ -159,15 +158,15 @@ static uint8_t *x16_scratch(size_t bytes) {
 static __m512 group_one_row(const uint8_t *rows16, int q4, int nb, const q8_block *x) {
   const int block = q4 ? 18 : 34;
   const size_t rb = (size_t)nb * block;
-  const __m512i row_offsets = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                 _mm512_set1_epi32((int)rb));
   const uint8_t *next = rows16 + 16 * rb;
   const int group_block = q4 ? 288 : 544;
   __m512 acc = _mm512_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const uint8_t *s = rows16 + (size_t)b * block;
     for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T0);
-    const __m512 dw = group_scales(s, row_offsets);
+    uint16_t scales[16] __attribute__((aligned(32)));
+    gather_scales(s, rb, (uint8_t *)scales);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)scales));
     __m512i w[8];
     if (q4) {
       __m512i v[4];
