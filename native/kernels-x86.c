@@ -81,7 +81,9 @@ static inline __attribute__((always_inline)) void tile_float_512(const uint8_t *
 }
 
 /* One activation row (see prefetch_tile_rows): the same operations in the same order as
-   tile_float_512 with N = 1, so the results are identical. */
+   tile_float_512 with N = 1, so the results are identical. Kept apart from it because taking
+   each row's whole cache line before the next row measured faster here (57 vs 50 GB/s on BF16
+   10240x2560) than the register tile's column-by-column order. */
 static inline __attribute__((always_inline)) void tile_float_512_stream(const uint8_t *w, size_t rb, int dtype, const float *x,
                                                                         int cols, int R, float out[][TILE_N]) {
   __m512 acc[TILE_R];
