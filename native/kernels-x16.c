@@ -23,6 +23,8 @@
 #define ACT_CHUNK 64
 /* Bytes ahead of the current block group that are prefetched (about sixteen Q4_0 groups). */
 #define PREFETCH_AHEAD 4608
+/* Bytes ahead in each row that the kernels over the row layout prefetch (tile_rows_*). */
+#define ROW_LEAD_BYTES 544
 
 static inline __m512i bcast4(const int8_t *p) {
   int32_t v;
@@ -152,52 +154,72 @@ static uint8_t *x16_scratch(size_t bytes) {
   return group_scratch;
 }
 
-/* One activation row over a group still in the row layout: each block is rearranged in
-   registers and used at once (no scratch), the same values and operations as tile_q4 / tile_q8
-   over the repacked group, so every result bit is the same. */
-static __m512 group_one_row(const uint8_t *rows16, int q4, int nb, const q8_block *x) {
-  const int block = q4 ? 18 : 34;
-  const size_t rb = (size_t)nb * block;
-  const uint8_t *next = rows16 + 16 * rb;
-  const int group_block = q4 ? 288 : 544;
-  __m512 acc = _mm512_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *s = rows16 + (size_t)b * block;
-    for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T0);
-    uint16_t scales[16] __attribute__((aligned(32)));
-    gather_scales(s, rb, (uint8_t *)scales);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)scales));
-    __m512i w[8];
-    if (q4) {
-      __m512i v[4];
-      transpose_16x16_regs(s + 2, rb, v);
-      const __m512i mask = _mm512_set1_epi8(0x0f);
-      for (int c = 0; c < 4; c++) {
-        w[c] = _mm512_and_si512(v[c], mask);
-        w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), mask);
-      }
-      acc = block_fma(w, dw, &x[b], 8, acc);
-    } else {
-      const __m512i flip = _mm512_set1_epi8((char)0x80);
-      transpose_16x16_regs(s + 2, rb, w);
-      transpose_16x16_regs(s + 18, rb, w + 4);
-      for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(w[c], flip);
-      acc = block_fma(w, dw, &x[b], 128, acc);
-    }
-  }
-  return acc;
+/* The sixteen rows' scales of the row layout's block at s, widened as tile_q4 / tile_q8 do. */
+static inline __attribute__((always_inline)) __m512 row_scales(const uint8_t *s, size_t rb) {
+  uint16_t scales[16] __attribute__((aligned(32)));
+  gather_scales(s, rb, (uint8_t *)scales);
+  return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)scales));
 }
 
-/* from_rows: the matrix is in the row layout and each group is rearranged into a per-thread
-   scratch as it is reached (once per chunk of activation rows), so the arithmetic, and every
-   result bit, is the x16 kernel's: a matrix served from a file mapping computes exactly what
-   its repacked copy would. */
+/* Each of the sixteen rows' bytes ROW_LEAD_BYTES ahead of block b at s (in the next group's rows
+   once past the end): sixteen strided streams are too many for the hardware prefetcher, and
+   prefetching the next group as one stream came too late for its last rows (42 -> 48 GB/s). */
+static inline __attribute__((always_inline)) void prefetch_rows_ahead(const uint8_t *s, size_t rb, int b, int nb, int block) {
+  const int lead = ROW_LEAD_BYTES / block;
+  const uint8_t *ahead = s + (size_t)lead * block + (b + lead < nb ? 0 : 15 * rb);
+  for (int r = 0; r < 16; r++) _mm_prefetch((const char *)ahead + (size_t)r * rb, _MM_HINT_T0);
+}
+
+/* Up to eight activation rows over a group still in the row layout (decoding from a file
+   mapping): each block is rearranged in registers and used at once, with no scratch; the same
+   values and operations as tile_q4 / tile_q8 over the repacked group, so every result bit is
+   the same. */
+static inline __attribute__((always_inline)) void tile_rows_q4(const uint8_t *rows16, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
+  const size_t rb = (size_t)nb * 18;
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *s = rows16 + (size_t)b * 18;
+    if (b % 3 == 0) prefetch_rows_ahead(s, rb, b, nb, 18); /* 54 bytes apart: every line */
+    const __m512 dw = row_scales(s, rb);
+    __m512i v[4], w[8];
+    transpose_16x16_regs(s + 2, rb, v);
+    for (int c = 0; c < 4; c++) {
+      w[c] = _mm512_and_si512(v[c], mask);
+      w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), mask);
+    }
+    for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 8, acc[j]);
+  }
+}
+
+static inline __attribute__((always_inline)) void tile_rows_q8(const uint8_t *rows16, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
+  const size_t rb = (size_t)nb * 34;
+  const __m512i flip = _mm512_set1_epi8((char)0x80);
+  for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *s = rows16 + (size_t)b * 34;
+    prefetch_rows_ahead(s, rb, b, nb, 34);
+    const __m512 dw = row_scales(s, rb);
+    __m512i w[8];
+    transpose_16x16_regs(s + 2, rb, w);
+    transpose_16x16_regs(s + 18, rb, w + 4);
+    for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(w[c], flip);
+    for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 128, acc[j]);
+  }
+}
+
+/* from_rows: the matrix is in the row layout. Up to MAXN activation rows (decoding) rearrange
+   each block in registers (tile_rows_*); more (prompts) rearrange each group into a per-thread
+   scratch as it is reached, once per chunk of activation rows. Either way the arithmetic, and
+   every result bit, is the x16 kernel's: a matrix served from a file mapping computes exactly
+   what its repacked copy would. */
 static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
   const int nb = a->cols / 32;
   const int q4 = a->dtype == DT_Q4_0_X16 || a->dtype == DT_Q4_0;
   const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
-  uint8_t *scratch = from_rows ? x16_scratch(group_bytes) : NULL;
-  if (from_rows && !scratch) {
+  const int in_registers = from_rows && a->batch <= MAXN;
+  uint8_t *scratch = from_rows && !in_registers ? x16_scratch(group_bytes) : NULL;
+  if (from_rows && !in_registers && !scratch) {
     matmul_rows_avx512(a, r0, r1);
     return;
   }
@@ -211,18 +233,18 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
       const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
       const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
       const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-      if (from_rows && a->batch == 1) {
-        _mm512_mask_storeu_ps(a->out + (g * 16 - a->row_start), keep, group_one_row(gp, q4, nb, x));
-        continue;
-      }
-      if (from_rows) {
+      if (scratch) {
         repack_group_simd(gp, scratch, q4, nb);
         gp = scratch;
       }
       for (int n = c0; n < c1; n += MAXN) {
         const int N = c1 - n < MAXN ? c1 - n : MAXN;
         const q8_block *xn = x + (size_t)n * nb;
-        if (q4) {
+        if (in_registers && q4) {
+          DISPATCH(tile_rows_q4)
+        } else if (in_registers) {
+          DISPATCH(tile_rows_q8)
+        } else if (q4) {
           DISPATCH(tile_q4)
         } else {
           DISPATCH(tile_q8)
