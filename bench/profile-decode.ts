@@ -1,8 +1,7 @@
 // Where one decode step's time goes (not part of npm run bench): wraps the backend's methods
 // with timers. Usage: node dist/bench/profile-decode.js MODEL [TOKENS] [BATCH]
 // PROFILE_CONTEXT=N: positions already in the cache (default 4); PROFILE_PREFAULT=1: touch the
-// KV cache first (no page faults in the timings); PROFILE_PREFILL=1: time a 512-token prompt;
-// PROFILE_SETTLE=1: wait for the background x16 copies of a mapped GGUF to be in place first.
+// KV cache first (no page faults in the timings); PROFILE_PREFILL=1: time a 512-token prompt.
 import { load } from '../src/index.js';
 
 const [model, tokensArg, batchArg] = process.argv.slice(2);
@@ -10,11 +9,6 @@ const tokens = Number(tokensArg ?? 32);
 const B = Number(batchArg ?? 1);
 const m = await load(model!, { backend: 'native', threads: 2, contextLength: 1200 });
 const be = m.decoder.backend as unknown as Record<string, (...a: unknown[]) => unknown>;
-if (process.env.PROFILE_SETTLE) {
-  const t = performance.now();
-  while ((be.copiesInProgress?.call(be) as number | undefined ?? 0) > 0) await new Promise((r) => setTimeout(r, 50));
-  console.log(`background copies in place after ${((performance.now() - t) / 1000).toFixed(1)} s`);
-}
 const times = new Map<string, number>();
 for (const name of ['matMul', 'matMulShared', 'attention', 'geluTanhMul', 'rmsNorm', 'rmsNormAdd', 'writeKv']) {
   const f = be[name]!.bind(be);

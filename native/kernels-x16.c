@@ -119,17 +119,24 @@ static inline __attribute__((always_inline)) void gather_scales(const uint8_t *s
   for (int r = 0; r < 16; r++) memcpy(dst + 2 * r, s + (size_t)r * rb, 2);
 }
 
-/* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte). Its
-   sixteen rows are read as sixteen strided streams, too many for the hardware prefetcher, so
-   the next group (the next bytes of the matrix) is prefetched alongside, in step. */
+/* Each of the sixteen rows' bytes ROW_LEAD_BYTES ahead of block b at s (in the next group's rows
+   once past the end): sixteen strided streams are too many for the hardware prefetcher, and
+   prefetching the next group as one stream came too late for its last rows (42 -> 48 GB/s). */
+static inline __attribute__((always_inline)) void prefetch_rows_ahead(const uint8_t *s, size_t rb, int b, int nb, int block) {
+  const int lead = ROW_LEAD_BYTES / block;
+  const uint8_t *ahead = s + (size_t)lead * block + (b + lead < nb ? 0 : 15 * rb);
+  for (int r = 0; r < 16; r++) _mm_prefetch((const char *)ahead + (size_t)r * rb, _MM_HINT_T0);
+}
+
+/* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte), into
+   the scratch that prompts over a file mapping use. */
 static void repack_group_simd(const uint8_t *rows16, uint8_t *dst, int q4, int nb) {
   const int block = q4 ? 18 : 34, group_block = q4 ? 288 : 544;
   const size_t rb = (size_t)nb * block;
-  const uint8_t *next = rows16 + 16 * rb;
   for (int b = 0; b < nb; b++) {
     const uint8_t *s = rows16 + (size_t)b * block;
     uint8_t *d = dst + (size_t)b * group_block;
-    for (int l = 0; l < group_block; l += 64) _mm_prefetch((const char *)next + (size_t)b * group_block + l, _MM_HINT_T1);
+    if (b % (q4 ? 3 : 1) == 0) prefetch_rows_ahead(s, rb, b, nb, block);
     gather_scales(s, rb, d);
     transpose_16x16(s + 2, rb, d + 32);
     if (!q4) transpose_16x16(s + 18, rb, d + 32 + 256);
@@ -159,15 +166,6 @@ static inline __attribute__((always_inline)) __m512 row_scales(const uint8_t *s,
   uint16_t scales[16] __attribute__((aligned(32)));
   gather_scales(s, rb, (uint8_t *)scales);
   return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)scales));
-}
-
-/* Each of the sixteen rows' bytes ROW_LEAD_BYTES ahead of block b at s (in the next group's rows
-   once past the end): sixteen strided streams are too many for the hardware prefetcher, and
-   prefetching the next group as one stream came too late for its last rows (42 -> 48 GB/s). */
-static inline __attribute__((always_inline)) void prefetch_rows_ahead(const uint8_t *s, size_t rb, int b, int nb, int block) {
-  const int lead = ROW_LEAD_BYTES / block;
-  const uint8_t *ahead = s + (size_t)lead * block + (b + lead < nb ? 0 : 15 * rb);
-  for (int r = 0; r < 16; r++) _mm_prefetch((const char *)ahead + (size_t)r * rb, _MM_HINT_T0);
 }
 
 /* Up to eight activation rows over a group still in the row layout (decoding from a file
@@ -256,21 +254,12 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
   }
 }
 
-
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 0); }
 
-void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
-  const int nb = cols / 32, q4 = dtype == DT_Q4_0;
-  const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
-  for (int g = 0; g < rows / 16; g++) repack_group_simd(src + (size_t)g * group_bytes, dst + (size_t)g * group_bytes, q4, nb);
-}
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 1); }
 
 #pragma GCC pop_options
 #else
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
-void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
-  (void)src; (void)dst; (void)dtype; (void)rows; (void)cols;
-}
 #endif

@@ -95,9 +95,9 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
       ({ mapping, mapped } = placeWeights(source, options.quant === undefined ? mmapMode(options.mmap) : false, backend));
     }
     // A tensor read is a fresh buffer the backend may rearrange in place; a view of the file
-    // mapping must not be written (its x16 copy is made in the background instead).
+    // mapping must not be written, and is served in its row layout as it is.
     const prepare = backend instanceof NativeBackend
-      ? (w: WeightMatrix) => (mapped?.has(w.data) ? backend.prepareMappedMatrix(w) : backend.prepareMatrix(w, true))
+      ? (w: WeightMatrix) => (mapped?.has(w.data) ? w : backend.prepareMatrix(w, true))
       : undefined;
     const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
     const decoder = new Gemma3TextDecoder(config.text, weights, backend);
@@ -147,9 +147,8 @@ function mmapMode(option: LoadOptions['mmap']): 'auto' | boolean {
  * threads in parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB
  * folios, tensors are views of that mapping: nothing is copied before the first token, loading
  * needs no fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the
- * kernels stream through 2 MiB TLB entries. BF16 / F16 / F32 stay views; Q4_0 / Q8_0 get their
- * x16 copies made in the background (NativeBackend.prepareMappedMatrix), where the CPU has the
- * x16 kernels. Otherwise (4 KiB folios: older kernels, or a file still cached from small
+ * kernels stream through 2 MiB TLB entries. BF16 / F16 / F32 are views, and so are Q4_0 / Q8_0
+ * where the CPU has the x16 kernels (NativeBackend.servesQuantizedViews). Otherwise (4 KiB folios: older kernels, or a file still cached from small
  * writes) tensors are read into huge-page memory, because decoding over a 4 KiB-page mapping
  * ran 1.7x slower here. mode true always maps, false never.
  */
@@ -158,8 +157,8 @@ function placeWeights(source: GgufSource, mode: 'auto' | boolean, backend: Nativ
   const allocate = process.env.GEMMA3_HUGE_PAGES === '0' ? undefined : nativeAllocator();
   if (allocate) source.useAllocator(allocate);
   if (mode === false) return none;
-  const inBackground = backend.repacksInBackground;
-  const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (inBackground && (dtype === 'q4_0' || dtype === 'q8_0'));
+  const quantViews = backend.servesQuantizedViews;
+  const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (quantViews && (dtype === 'q4_0' || dtype === 'q8_0'));
   let asViews = 0;
   let total = 0;
   for (const name of source.names()) {

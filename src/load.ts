@@ -50,7 +50,7 @@ export interface LoadOptions {
   quant?: 'q8_0' | 'q4_0';
   /**
    * GGUF models on the native backend: serve the weights from a memory mapping of the file
-   * instead of copies made at load (Q4_0 / Q8_0 get their rearranged copies in the background).
+   * instead of copies made at load (Q4_0 / Q8_0 are then used in the file's row layout).
    * 'auto' (default): when the page cache holds the file in 2 MiB pages (then it loads in seconds
    * and decodes as fast as from copies); true: always; false: never.
    * The GEMMA3_MMAP environment variable (1 / 0) sets the default.
