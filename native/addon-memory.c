@@ -1,9 +1,10 @@
-// Node-API memory helpers of the native backend: weight layouts (repack), whole-file mappings
-// shared by tensor views, huge-page buffers.
+// Node-API memory helpers of the native backend: weight layouts (repack, and the background
+// copies of background-repack.c), whole-file mappings shared by tensor views, huge-page buffers.
 #define _GNU_SOURCE
 #include "addon-memory.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "background-repack.h"
 #include "kernels.h"
 #include "pool.h"
 #include "repack.h"
@@ -88,14 +90,44 @@ typedef struct file_mapping {
   char *base;
   size_t length;    /* mapped: the file size rounded up to whole pages */
   size_t size;      /* the file size */
-  atomic_size_t refs; /* the handle's (until closeMapping or its collection), one per view */
+  atomic_size_t refs; /* the handle's (until closeMapping or its collection), one per view, one
+                         per background copy reading it (released on the copying thread) */
   bool handle_open;
+  struct file_mapping *next; /* in `mappings`, to find the mapping a view lies in */
 } file_mapping;
+
+static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
+static file_mapping *mappings = NULL;
 
 static void file_mapping_unref(file_mapping *m) {
   if (atomic_fetch_sub(&m->refs, 1) != 1) return;
+  pthread_mutex_lock(&mappings_lock);
+  for (file_mapping **p = &mappings; *p; p = &(*p)->next) {
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_lock);
   munmap(m->base, m->length);
   free(m);
+}
+
+static void file_mapping_unpin(void *m) { file_mapping_unref((file_mapping *)m); }
+
+/* The mapping holding [p, p + bytes), with a reference taken, or NULL. */
+static file_mapping *file_mapping_pin(const uint8_t *p, size_t bytes) {
+  file_mapping *found = NULL;
+  pthread_mutex_lock(&mappings_lock);
+  for (file_mapping *m = mappings; m; m = m->next) {
+    if ((const char *)p >= m->base && (const char *)p + bytes <= m->base + m->size) {
+      atomic_fetch_add(&m->refs, 1);
+      found = m;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&mappings_lock);
+  return found;
 }
 
 static void file_mapping_finalize(napi_env env, void *data, void *hint) {
@@ -227,6 +259,10 @@ napi_value open_mapping(napi_env env, napi_callback_info info) {
   m->size = (size_t)st.st_size;
   atomic_init(&m->refs, 1);
   m->handle_open = true;
+  pthread_mutex_lock(&mappings_lock);
+  m->next = mappings;
+  mappings = m;
+  pthread_mutex_unlock(&mappings_lock);
   napi_value handle, bytes_v, huge_v;
   if (napi_create_external(env, m, file_mapping_handle_finalize, NULL, &handle) != napi_ok) {
     file_mapping_unref(m);
@@ -250,14 +286,6 @@ napi_value close_mapping(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Drops the whole pages inside [p, p + bytes) of a private file mapping from this process; the
-   file's pages stay in the page cache and a later touch maps them again, unchanged. */
-static void drop_whole_pages(const void *p, size_t bytes) {
-  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1), to = ((uintptr_t)p + bytes) & ~(page - 1);
-  if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
-}
-
 /* releaseRange(mapping, offset, length): drops the whole pages inside those bytes from this
    process (a file range read into copies instead); touching them later reads the file again. */
 napi_value release_range(napi_env env, napi_callback_info info) {
@@ -270,6 +298,21 @@ napi_value release_range(napi_env env, napi_callback_info info) {
     return NULL;
   }
   drop_whole_pages(m->base + (size_t)offset_d, (size_t)length_d);
+  return NULL;
+}
+
+/* releaseView(view): drops the whole pages inside a view of a file mapping from this process
+   (a view replaced by its copy: its pages would otherwise stay counted until garbage
+   collection); anything else is left alone. */
+napi_value release_view(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "releaseView");
+  size_t bytes;
+  const uint8_t *p = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
+  if (!p || bytes == 0) return NULL;
+  file_mapping *m = file_mapping_pin(p, bytes);
+  if (!m) return NULL;
+  drop_whole_pages(p, bytes);
+  file_mapping_unref(m);
   return NULL;
 }
 
@@ -292,6 +335,83 @@ napi_value map_range(napi_env env, napi_callback_info info) {
     return result;
   }
   CHECK(napi_create_typedarray(env, napi_uint8_array, (size_t)length_d, ab, 0, &result));
+  return result;
+}
+
+/* A background x16 copy of a matrix (background-repack.c). */
+typedef struct {
+  repack_job *job;
+} repack_handle;
+
+static void repack_handle_settle(repack_handle *h) {
+  if (!h->job) return;
+  repack_release(h->job);
+  h->job = NULL;
+}
+
+static void repack_handle_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  repack_handle_settle((repack_handle *)data);
+  free(data);
+}
+
+/* repackLater(w, dtype, rows, cols) → a handle, or null: the x16 copy of w, a view of a file
+   mapping (openMapping), made by a background thread. The job holds the mapping (not the JS
+   view), so it stays mapped even if the views are collected first, as at exit; and it drops the
+   view's pages as they are copied. */
+napi_value repack_later(napi_env env, napi_callback_info info) {
+  GET_ARGS(4, "repackLater");
+  size_t bytes;
+  const uint8_t *w = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
+  int32_t dtype, rows, cols;
+  napi_value result;
+  CHECK(napi_get_null(env, &result));
+  if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) return NULL;
+  if (!have_x16 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 32 != 0 ||
+      bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
+  file_mapping *m = file_mapping_pin(w, bytes);
+  if (!m) return result;
+  repack_handle *h = (repack_handle *)malloc(sizeof(repack_handle));
+  h->job = h ? repack_enqueue(w, dtype, rows, cols, m, file_mapping_unpin) : NULL;
+  if (!h || !h->job) {
+    free(h);
+    file_mapping_unref(m);
+    return result;
+  }
+  if (napi_create_external(env, h, repack_handle_finalize, NULL, &result) != napi_ok) {
+    repack_handle_settle(h);
+    free(h);
+    CHECK(napi_get_null(env, &result));
+  }
+  return result;
+}
+
+/* repackResult(handle) → the finished x16 copy (a Uint8Array, once), null while it is being
+   made, false if it failed (or was already taken). */
+napi_value repack_result(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "repackResult");
+  repack_handle *h;
+  napi_value result;
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "repackResult takes a handle of repackLater");
+    return NULL;
+  }
+  if (!h->job) {
+    CHECK(napi_get_boolean(env, false, &result));
+    return result;
+  }
+  const int state = repack_state(h->job);
+  if (state == REPACK_QUEUED || state == REPACK_RUNNING) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  size_t length = 0;
+  uint8_t *p = repack_take(h->job, &length);
+  const size_t bytes = row_bytes(h->job->dtype, h->job->cols) * (size_t)h->job->rows;
+  repack_handle_settle(h);
+  if (p && (result = pages_array(env, p, length, bytes)) != NULL) return result;
+  CHECK(napi_get_boolean(env, false, &result));
   return result;
 }
 

@@ -7,9 +7,12 @@
 extern int have_x16;
 
 napi_value repack(napi_env env, napi_callback_info info);
+napi_value repack_later(napi_env env, napi_callback_info info);
+napi_value repack_result(napi_env env, napi_callback_info info);
 napi_value open_mapping(napi_env env, napi_callback_info info);
 napi_value map_range(napi_env env, napi_callback_info info);
 napi_value close_mapping(napi_env env, napi_callback_info info);
 napi_value release_range(napi_env env, napi_callback_info info);
+napi_value release_view(napi_env env, napi_callback_info info);
 napi_value alloc_huge(napi_env env, napi_callback_info info);
 #endif

@@ -9,6 +9,7 @@
 
 #include "addon-memory.h"
 #include "attention.h"
+#include "background-repack.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
@@ -457,6 +458,7 @@ static void env_cleanup(void *arg) {
   q8_scratch = NULL;
   q8_capacity = 0;
   if (atomic_fetch_sub(&live_envs, 1) == 1) {
+    repack_shutdown();
     pool_shutdown();
   }
 }
@@ -495,6 +497,9 @@ static napi_value init(napi_env env, napi_value exports) {
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},
+    {"repackLater", NULL, repack_later, NULL, NULL, NULL, napi_default, NULL},
+    {"repackResult", NULL, repack_result, NULL, NULL, NULL, napi_default, NULL},
+    {"releaseView", NULL, release_view, NULL, NULL, NULL, napi_default, NULL},
     {"releaseRange", NULL, release_range, NULL, NULL, NULL, napi_default, NULL},
     {"closeMapping", NULL, close_mapping, NULL, NULL, NULL, napi_default, NULL},
     {"mapRange", NULL, map_range, NULL, NULL, NULL, napi_default, NULL},

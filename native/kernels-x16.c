@@ -128,8 +128,8 @@ static inline __attribute__((always_inline)) void prefetch_rows_ahead(const uint
   for (int r = 0; r < 16; r++) _mm_prefetch((const char *)ahead + (size_t)r * rb, _MM_HINT_T0);
 }
 
-/* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte), into
-   the scratch that prompts over a file mapping use. */
+/* One group of sixteen rows in the row layout → its x16 form (repack.c's, byte for byte): into
+   the scratch of prompts over a file mapping, or into a background copy. */
 static void repack_group_simd(const uint8_t *rows16, uint8_t *dst, int q4, int nb) {
   const int block = q4 ? 18 : 34, group_block = q4 ? 288 : 544;
   const size_t rb = (size_t)nb * block;
@@ -258,8 +258,17 @@ void matmul_rows_x16(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r
 
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { x16_groups(a, r0, r1, 1); }
 
+void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
+  const int nb = cols / 32, q4 = dtype == DT_Q4_0;
+  const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
+  for (int g = 0; g < rows / 16; g++) repack_group_simd(src + (size_t)g * group_bytes, dst + (size_t)g * group_bytes, q4, nb);
+}
+
 #pragma GCC pop_options
 #else
 void matmul_rows_x16(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1) { (void)a; (void)r0; (void)r1; }
+void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
+  (void)src; (void)dst; (void)dtype; (void)rows; (void)cols;
+}
 #endif

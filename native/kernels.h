@@ -38,6 +38,8 @@ void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_x16(const matmul_args *a, int r0, int r1);
 /** Q4_0 / Q8_0 in the row layout (rows % 16 == 0) through the x16 kernel, bit for bit. */
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1);
+/** repack_x16 (rows % 16 == 0) with AVX-512: the same bytes, for copies made while serving. */
+void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols);
 
 extern float f16_table[65536];
 void init_f16_table(void);

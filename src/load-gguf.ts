@@ -95,9 +95,9 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
       ({ mapping, mapped } = placeWeights(source, options.quant === undefined ? mmapMode(options.mmap) : false, backend));
     }
     // A tensor read is a fresh buffer the backend may rearrange in place; a view of the file
-    // mapping must not be written, and is served in its row layout as it is.
+    // mapping must not be written (served in its row layout, see prepareMappedMatrix).
     const prepare = backend instanceof NativeBackend
-      ? (w: WeightMatrix) => (mapped?.has(w.data) ? w : backend.prepareMatrix(w, true))
+      ? (w: WeightMatrix) => (mapped?.has(w.data) ? backend.prepareMappedMatrix(w) : backend.prepareMatrix(w, true))
       : undefined;
     const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
     const decoder = new Gemma3TextDecoder(config.text, weights, backend);

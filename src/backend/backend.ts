@@ -63,6 +63,8 @@ export interface Backend {
   readonly name: 'js' | 'native';
   /** Optional: zeroed float storage for large long-lived buffers such as the KV cache. */
   allocateFloats?(n: number): Float32Array;
+  /** Optional: several sequences decode together from now on (weights may be rearranged for it). */
+  batchedDecoding?(): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */

@@ -136,6 +136,7 @@ export class Gemma3TextDecoder {
       if (caches[b]!.length + 1 > caches[b]!.capacity) throw new GemmaError('CONTEXT_FULL', `sequence ${b} is at its context limit of ${caches[b]!.capacity} tokens`);
     }
     if (this.ws.capacity < B) this.ws = new Workspace(B, c);
+    if (B > 1) this.backend.batchedDecoding?.();
     const H = c.hiddenSize;
     for (let b = 0; b < B; b++) {
       this.embedToken(ids[b]!, this.ws.x.subarray(b * H, (b + 1) * H));

@@ -72,6 +72,8 @@ export class Scheduler {
     if (!Number.isInteger(options.parallel) || options.parallel < 1) throw new RangeError('parallel must be a positive integer');
     this.allowedVocab = Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize);
     this.prefillBudget = options.prefillBudget ?? 256;
+    // Streams will decode together: let the backend prepare for it now, while the server idles.
+    if (options.parallel > 1) decoder.backend.batchedDecoding?.();
   }
 
   /** Sequences active (holding a cache) and waiting for a slot. */

@@ -1,0 +1,36 @@
+#ifndef GEMMA3_BACKGROUND_REPACK_H
+#define GEMMA3_BACKGROUND_REPACK_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { REPACK_QUEUED, REPACK_RUNNING, REPACK_DONE, REPACK_FAILED };
+
+typedef struct repack_job {
+  const uint8_t *src; /* row layout; must stay valid until the job settles (the caller's duty) */
+  int dtype, rows, cols;
+  void *pin;          /* what keeps src mapped (a file mapping): unpin(pin) when the job is freed */
+  void (*unpin)(void *);
+  uint8_t *dst;       /* the x16 copy (huge-page anonymous memory) once DONE */
+  size_t dst_length;
+  int state, taken, refs;
+  struct repack_job *next;
+} repack_job;
+
+/**
+ * Queues the x16 copy of src, a view of a private file mapping (its pages are dropped as they
+ * are copied); NULL if it cannot. The caller owns one reference (repack_release).
+ */
+repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, void *pin, void (*unpin)(void *));
+int repack_state(repack_job *j);
+/** The finished copy (the caller then owns and unmaps it), or NULL if it is not finished. */
+uint8_t *repack_take(repack_job *j, size_t *length);
+/** Drops the caller's reference, after waiting for the job if it is running (src is then free). */
+void repack_release(repack_job *j);
+/**
+ * Drops the whole pages inside [p, p + bytes) of a private file mapping from this process; the
+ * file's pages stay in the page cache and a later touch maps them again, unchanged.
+ */
+void drop_whole_pages(const void *p, size_t bytes);
+/** Stops the workers; queued jobs fail. */
+void repack_shutdown(void);
+#endif
