@@ -148,9 +148,10 @@ function mmapMode(option: LoadOptions['mmap']): 'auto' | boolean {
  * folios, tensors are views of that mapping: nothing is copied before the first token, loading
  * needs no fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the
  * kernels stream through 2 MiB TLB entries. BF16 / F16 / F32 are views, and so are Q4_0 / Q8_0
- * where the CPU has the x16 kernels (NativeBackend.servesQuantizedViews). Otherwise (4 KiB folios: older kernels, or a file still cached from small
- * writes) tensors are read into huge-page memory, because decoding over a 4 KiB-page mapping
- * ran 1.7x slower here. mode true always maps, false never.
+ * where the CPU has the x16 kernels (NativeBackend.servesQuantizedViews). Otherwise (4 KiB
+ * folios: older kernels, or a file still cached from small writes) tensors are read into
+ * huge-page memory, because decoding over a 4 KiB-page mapping ran 1.7x slower here. mode true
+ * always maps, false never.
  */
 function placeWeights(source: GgufSource, mode: 'auto' | boolean, backend: NativeBackend): { mapping: FileMapping | null; mapped: WeakSet<Uint8Array> | null } {
   const none = { mapping: null, mapped: null };
