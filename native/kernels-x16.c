@@ -44,21 +44,27 @@ static inline __attribute__((always_inline)) __m512 block_fma(const __m512i w[8]
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
+/* A Q4_0 block's sixteen rows, four chunks of packed nibbles → eight of unsigned quants (low
+   nibbles, quants 0-15, then high, 16-31), as block_fma takes them. */
+static inline __attribute__((always_inline)) void unpack_q4(const __m512i v[4], __m512i w[8]) {
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  for (int c = 0; c < 4; c++) {
+    w[c] = _mm512_and_si512(v[c], mask);
+    w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), mask);
+  }
+}
+
 /* acc[j] (16 rows) += Σ_b block dot products of group `g` with activation row j. */
 static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
   for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
-  const __m512i mask = _mm512_set1_epi8(0x0f);
   for (int b = 0; b < nb; b++, g += 288) {
     /* With several activation rows the loop is compute-heavy and the hardware prefetcher falls
        behind; one row is a pure stream, which it handles better alone. */
     if (N > 1) for (int l = 0; l < 288; l += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + l, _MM_HINT_T0);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
-    __m512i w[8];
-    for (int c = 0; c < 4; c++) {
-      const __m512i v = _mm512_loadu_si512((const void *)(g + 32 + 64 * c));
-      w[c] = _mm512_and_si512(v, mask);
-      w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), mask);
-    }
+    __m512i v[4], w[8];
+    for (int c = 0; c < 4; c++) v[c] = _mm512_loadu_si512((const void *)(g + 32 + 64 * c));
+    unpack_q4(v, w);
     for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 8, acc[j]);
   }
 }
@@ -174,7 +180,6 @@ static inline __attribute__((always_inline)) __m512 row_scales(const uint8_t *s,
    the same. */
 static inline __attribute__((always_inline)) void tile_rows_q4(const uint8_t *rows16, int nb, const q8_block *x, int N, __m512 acc[MAXN]) {
   const size_t rb = (size_t)nb * 18;
-  const __m512i mask = _mm512_set1_epi8(0x0f);
   for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const uint8_t *s = rows16 + (size_t)b * 18;
@@ -182,10 +187,7 @@ static inline __attribute__((always_inline)) void tile_rows_q4(const uint8_t *ro
     const __m512 dw = row_scales(s, rb);
     __m512i v[4], w[8];
     transpose_16x16_regs(s + 2, rb, v);
-    for (int c = 0; c < 4; c++) {
-      w[c] = _mm512_and_si512(v[c], mask);
-      w[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), mask);
-    }
+    unpack_q4(v, w);
     for (int j = 0; j < N; j++) acc[j] = block_fma(w, dw, &x[(size_t)j * nb + b], 8, acc[j]);
   }
 }

@@ -61,8 +61,7 @@ export function loadNativeBinding(): NativeBinding | Error {
 
 /** A Q4_0 / Q8_0 matrix served from a file mapping in the row layout, and its x16 copy's job. */
 interface MappedMatrix {
-  matrix: { data: Uint8Array; layout?: 'rows' | 'x16' };
-  dtype: 'q4_0' | 'q8_0';
+  matrix: { -readonly [K in keyof WeightMatrix]: WeightMatrix[K] };
   handle: object | null;
 }
 
@@ -102,8 +101,8 @@ export class NativeBackend implements Backend {
    */
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
-    const matrix = { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' as 'rows' | 'x16' };
-    this.mapped.push({ matrix, dtype: w.dtype, handle: null });
+    const matrix: MappedMatrix['matrix'] = { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' };
+    this.mapped.push({ matrix, handle: null });
     if (this.copiesStarted) this.startCopies();
     return matrix;
   }
@@ -120,8 +119,8 @@ export class NativeBackend implements Backend {
     for (let i = 0; i < this.mapped.length; i++) {
       const m = this.mapped[i]!;
       if (m.handle !== null) continue;
-      const { data, rows, cols } = m.matrix as WeightMatrix;
-      m.handle = this.binding.repackLater(data, NATIVE_DTYPES[m.dtype]!, rows, cols);
+      const { dtype, data, rows, cols } = m.matrix;
+      m.handle = this.binding.repackLater(data, NATIVE_DTYPES[dtype]!, rows, cols);
       if (m.handle === null) this.mapped.splice(i--, 1); // stays in the row layout
     }
   }
