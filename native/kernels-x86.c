@@ -314,10 +314,11 @@ static inline __attribute__((always_inline)) void tile_float_256_stream(const ui
                                                                         int cols, int R, float out[][TILE_N]) {
   __m256 acc[TILE_R];
   for (int i = 0; i < R; i++) acc[i] = _mm256_setzero_ps();
-  const int step = dtype == DT_F32 ? 16 : 32; /* columns per cache line of weights */
+  const size_t esize = dtype == DT_F32 ? 4 : 2;
+  const int step = 64 / (int)esize; /* columns per cache line of weights */
   int c = 0;
   for (; c + step <= cols; c += step) {
-    prefetch_tile_rows(w, rb, R, (size_t)c * (dtype == DT_F32 ? 4 : 2));
+    prefetch_tile_rows(w, rb, R, (size_t)c * esize);
     for (int i = 0; i < R; i++)
       for (int h = 0; h < step; h += 8) acc[i] = _mm256_fmadd_ps(w8_256(w + (size_t)i * rb, dtype, c + h), _mm256_loadu_ps(x + c + h), acc[i]);
   }
