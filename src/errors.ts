@@ -15,11 +15,14 @@ export type GemmaErrorCode =
 
 export class GemmaError extends Error {
   readonly code: GemmaErrorCode;
+  /** For a failure of one image of a conversation: its index among the image parts (0-based). */
+  readonly imageIndex?: number;
 
-  constructor(code: GemmaErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: GemmaErrorCode, message: string, options?: { cause?: unknown; imageIndex?: number }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'GemmaError';
     this.code = code;
+    if (options?.imageIndex !== undefined) this.imageIndex = options.imageIndex;
   }
 }
 

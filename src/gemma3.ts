@@ -264,11 +264,11 @@ export class Gemma3 {
    * Runs the vision tower on a prepared prompt's pictures: the embeddings and image blocks the
    * decoder needs (used by the server's batching scheduler).
    */
-  encodeImages(prepared: PreparedPrompt, signal?: AbortSignal): ImageExtra {
+  encodeImages(prepared: PreparedPrompt, signal?: { readonly aborted: boolean }): ImageExtra {
     if (prepared.images.length === 0) return {};
     const features = prepared.images.map((pixels) => {
       if (signal?.aborted) throw new GemmaError('ABORTED', 'aborted while encoding the images');
-      return this.features!.encode(pixels);
+      return this.features!.encode(pixels, signal);
     });
     return imageInputs(prepared.ids, features, this.config.imageTokenId);
   }

@@ -22,7 +22,8 @@ model = await load(fixturePath('tiny-vlm'), { contextLength: 256 });
 const todo = libraryHasVision(model) ? undefined : 'waiting for the library image support (Gemma3.prepareChat + encodeImages)';
 
 before(async () => {
-  server = await startTestServer({ modelPath: fixturePath('tiny-vlm'), allowRemoteImages: true });
+  // The image server below is on loopback, which remote image URLs may reach only when allowed.
+  server = await startTestServer({ modelPath: fixturePath('tiny-vlm'), allowRemoteImages: true, allowPrivateImageHosts: true });
   images = createServer((req, res) => {
     if (req.url === '/square.png') res.writeHead(200, { 'Content-Type': 'image/png' }).end(img.bytes);
     else res.writeHead(404).end();

@@ -122,15 +122,19 @@ export async function prepareChat(messages: readonly ChatMessage[], ctx: Prepare
   const { height: H, width: W } = preprocessor.size;
   const picture = 3 * H * W;
   for (let i = 0; i < sources.length; i++) {
+    throwIfAborted(ctx.decode?.signal);
     let rgb;
     try {
       rgb = await decodeImage(sources[i]!, ctx.decode);
     } catch (err) {
-      if (err instanceof GemmaError && sources.length > 1) {
-        throw new GemmaError(err.code, `image ${i + 1} of ${sources.length}: ${err.message}`, { cause: err });
+      if (err instanceof GemmaError) {
+        const message = sources.length > 1 ? `image ${i + 1} of ${sources.length}: ${err.message}` : err.message;
+        throw new GemmaError(err.code, message, { cause: err, imageIndex: i });
       }
       throw err;
     }
+    // Decoding awaited: a caller that gave up meanwhile should not pay for the preprocessing.
+    throwIfAborted(ctx.decode?.signal);
     const pre = preprocessImage(rgb, { ...preprocessor, doPanAndScan: panAndScan });
     numCrops.push(pre.numCrops);
     for (let p = 0; p <= pre.numCrops; p++) images.push(pre.pixelValues.subarray(p * picture, (p + 1) * picture));
@@ -149,6 +153,10 @@ export async function prepareChat(messages: readonly ChatMessage[], ctx: Prepare
       '(does the text contain <image_soft_token> or <start_of_image> literally?)');
   }
   return { ids, text, templateText, images, numCrops };
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new GemmaError('ABORTED', 'aborted while preparing the images');
 }
 
 function checkLength(n: number, ctx: PrepareChatContext): void {

@@ -16,8 +16,14 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --queue N               requests that may wait for a slot before 429 (default 4 x parallel)
   --context N             KV cache size per sequence in tokens (default 4096, or the model's limit)
   --allow-remote-images   let clients name http(s) image URLs for the server to fetch (default: data: URLs only)
+  --allow-private-image-hosts  let those URLs reach loopback, private and link-local addresses (default: refused)
   --max-body BYTES        largest request body (default 33554432)
-  --cors-origin ORIGIN    let web pages from ORIGIN ('*' for any) call the API (default: only this server's page)
+  --max-image-pixels N    largest image a request may carry, width x height (default 50000000)
+  --cors-origin LIST      let web pages from these origins (comma-separated, '*' for any) call the API
+                          (default: only this server's own page; other pages get 403)
+  --allowed-hosts LIST    host names accepted in the Host header besides IP addresses, localhost and this
+                          machine's name (comma-separated; '.example.com' for subdomains; '*' for any).
+                          Other names get 403, which defeats DNS rebinding from web pages
   --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -31,8 +37,11 @@ export async function runServe(args: string[]): Promise<number> {
     parallel: { type: 'string' },
     queue: { type: 'string' },
     'allow-remote-images': { type: 'boolean' },
+    'allow-private-image-hosts': { type: 'boolean' },
     'max-body': { type: 'string' },
+    'max-image-pixels': { type: 'string' },
     'cors-origin': { type: 'string' },
+    'allowed-hosts': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -49,6 +58,8 @@ export async function runServe(args: string[]): Promise<number> {
   const context = numberFlag('context', values.context, true);
   const maxBody = numberFlag('max-body', values['max-body'], true);
   if (maxBody !== undefined && maxBody < 1024) throw new GemmaError('INVALID_ARGUMENT', `--max-body must be at least 1024 bytes, got ${maxBody}`);
+  const maxImagePixels = numberFlag('max-image-pixels', values['max-image-pixels'], true);
+  if (maxImagePixels !== undefined && maxImagePixels < 1) throw new GemmaError('INVALID_ARGUMENT', `--max-image-pixels must be positive, got ${maxImagePixels}`);
   const threads = numberFlag('threads', values.threads, true);
   const backend = values.backend;
   if (backend !== undefined && backend !== 'auto' && backend !== 'native' && backend !== 'js') {
@@ -72,7 +83,10 @@ export async function runServe(args: string[]): Promise<number> {
   try {
     server = await startServer({
       modelPath: dir, host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
+      allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false,
       ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
+      ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),
+      ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),
       ...(apiKey ? { apiKey } : {}), ...(queue !== undefined ? { maxQueue: queue } : {}),
       ...(context !== undefined ? { context } : {}), ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
     });

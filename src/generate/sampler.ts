@@ -219,7 +219,42 @@ export class Sampler {
       // Every logit is -Infinity or NaN.
       throw new GemmaError('INVALID_ARGUMENT', `logits has no finite value among ids < ${V}`);
     }
+    if (bestV === Infinity && src !== logits && !hasPositiveInfinity(logits, V)) {
+      // A tiny penalty pushed finite logits past float32: compare them unrounded instead.
+      this.prepareOverflowed(logits, context, 1);
+      return this.xs.indexOf(0);
+    }
     return best;
+  }
+
+  /**
+   * The limit of penalty and temperature when they overflow float32 (say temperature 1e-300 or
+   * repetitionPenalty 1e-300): the processed logits in float64, shifted so that the largest is 0,
+   * then rounded. The order of the logits is kept, so the result tends to greedy among the
+   * favoured ids instead of the lowest id whose value overflowed to +Infinity.
+   */
+  private prepareOverflowed(logits: Float32Array, context: readonly number[] | undefined, T: number): void {
+    const V = this.allowedVocab;
+    const xs = this.xs;
+    const seen = new Uint8Array(this.repetitionPenalty !== 1 && context ? V : 0);
+    if (seen.length) for (const id of context!) if (id >= 0 && id < V && id === Math.floor(id)) seen[id] = 1;
+    const p = this.repetitionPenalty;
+    const value = (i: number): number => {
+      let l = logits[i]!;
+      if (l !== l) return -Infinity;
+      if (seen.length && seen[i]) l = l < 0 ? l * p : l / p;
+      return l / T;
+    };
+    let m = -Infinity;
+    for (let i = 0; i < V; i++) m = Math.max(m, value(i));
+    let masked = 0;
+    for (let i = 0; i < V; i++) {
+      const x = Math.fround(value(i) - m);
+      xs[i] = x;
+      if (x === -Infinity) masked++;
+    }
+    this.max = 0;
+    this.finite = V - masked;
   }
 
   private applyPenalty(logits: Float32Array, context: readonly number[], temperature: number): void {
@@ -273,6 +308,7 @@ export class Sampler {
     }
     this.max = m;
     this.finite = V - masked;
+    if (m === Infinity && !hasPositiveInfinity(logits, V)) this.prepareOverflowed(logits, context, T);
   }
 
   /** Handles the degenerate rows: none finite (throws), +Infinity present (lowest such id). */
@@ -607,4 +643,9 @@ function siftDown(a: Float64Array, lo: number, start: number, end: number): void
     c = l;
   }
   a[lo + c] = v;
+}
+
+function hasPositiveInfinity(logits: Float32Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (logits[i] === Infinity) return true;
+  return false;
 }

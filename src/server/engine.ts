@@ -12,6 +12,80 @@ const SHUTDOWN_GRACE_MS = 30_000;
 export interface EngineOptions extends WorkerConfig {
   /** Requests allowed to wait for a free slot beyond the `parallel` running ones. */
   maxQueue: number;
+  /** Request bytes (bodies and fetched images) held by all unfinished requests together. */
+  maxInflightBytes: number;
+  /** Image pixels (width × height) held by all unfinished requests together. */
+  maxInflightPixels: number;
+}
+
+/**
+ * What one request holds until it ends, counted against the server-wide budgets the moment it is
+ * known (body bytes as they arrive, image pixels from each header), so that a burst is refused
+ * with 429 before its work starts instead of piling up memory and CPU behind the queue.
+ */
+export class Claim {
+  bytes = 0;
+  pixels = 0;
+  /** Bytes of images the server fetched for this request (bounded per request). */
+  fetched = 0;
+  /** A run took this claim over: it is released when the run ends, not when the request handler returns. */
+  adopted = false;
+  private released = false;
+
+  constructor(private readonly budget: InflightBudget) {}
+
+  /** Counts more bytes / pixels; ApiError 429 (and nothing counted) when the budget would be exceeded. */
+  add(bytes: number, pixels = 0): void {
+    if (this.released) return;
+    this.budget.take(bytes, pixels);
+    this.bytes += bytes;
+    this.pixels += pixels;
+  }
+
+  /** Counts image bytes fetched for the request. */
+  addFetched(bytes: number): void {
+    this.add(bytes);
+    this.fetched += bytes;
+  }
+
+  /** What a request handler calls when it is done: releases the claim unless a run holds it. */
+  releaseUnlessAdopted(): void {
+    if (!this.adopted) this.release();
+  }
+
+  /** Gives everything back (idempotent). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.budget.give(this.bytes, this.pixels);
+  }
+}
+
+export class InflightBudget {
+  bytes = 0;
+  pixels = 0;
+
+  constructor(readonly maxBytes: number, readonly maxPixels: number, private readonly onRefusal: () => void = () => {}) {}
+
+  claim(): Claim {
+    return new Claim(this);
+  }
+
+  /** @internal */ take(bytes: number, pixels: number): void {
+    if (this.bytes + bytes > this.maxBytes || this.pixels + pixels > this.maxPixels) {
+      this.onRefusal();
+      throw new ApiError(429,
+        'The server is busy: the requests it is working on hold as much data (request bytes or image pixels) as it accepts at once. Retry later.',
+        'rate_limit_error', null, 'server_busy');
+    }
+    this.bytes += bytes;
+    this.pixels += pixels;
+  }
+
+  /** @internal */ give(bytes: number, pixels: number): void {
+    this.bytes -= bytes;
+    this.pixels -= pixels;
+  }
 }
 
 export type RunEvent = { type: 'token'; text: string } | { type: 'done'; done: DoneData };
@@ -26,7 +100,8 @@ export class Run implements AsyncIterable<RunEvent> {
   private wake: (() => void) | null = null;
   private finished = false;
 
-  constructor(readonly id: number, private readonly onCancel: (run: Run) => void) {
+  constructor(readonly id: number, private readonly onCancel: (run: Run) => void, readonly claim: Claim | null = null) {
+    if (claim) claim.adopted = true;
     this.accepted = new Promise<number>((resolve, reject) => (this.settle = { resolve, reject }));
     this.accepted.catch(() => {}); // handled by whoever awaits it
   }
@@ -59,15 +134,20 @@ export class Run implements AsyncIterable<RunEvent> {
   }
 
   /** @internal */ push(ev: RunEvent | { type: 'failed'; error: ApiError }): void {
-    if (ev.type !== 'token') this.finished = true;
+    if (ev.type !== 'token') this.end();
     this.events.push(ev);
     this.wake?.();
   }
 
   /** @internal */ reject(error: ApiError): void {
-    this.finished = true;
+    this.end();
     this.settle.reject(error);
     this.push({ type: 'failed', error });
+  }
+
+  private end(): void {
+    this.finished = true;
+    this.claim?.release();
   }
 }
 
@@ -75,13 +155,18 @@ export class Engine {
   /** Sequences decoding in the worker / waiting there for a slot (from its last report). */
   active = 0;
   waiting = 0;
+  /** Bytes and pixels held by unfinished requests, server-wide. */
+  readonly budget: InflightBudget;
   private readonly runs = new Map<number, Run>();
+  /** Each unfinished run's cancel flag, shared with the worker so it is seen inside long synchronous work. */
+  private readonly cancelFlags = new Map<number, Int32Array>();
   private nextId = 1;
   private dead: string | null = null;
   private exited = false;
 
   private constructor(private readonly worker: Worker, readonly info: ModelInfo, private readonly options: EngineOptions,
                       private readonly metrics: Metrics) {
+    this.budget = new InflightBudget(options.maxInflightBytes, options.maxInflightPixels, () => metrics.rejectedBusy++);
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.die(`the model worker crashed: ${err.message}`));
     worker.on('exit', (code) => {
@@ -136,8 +221,11 @@ export class Engine {
     return this.dead;
   }
 
-  /** Starts a job; throws ApiError 429 when `parallel` run and `maxQueue` wait already, 503 when the worker died. */
-  submit(job: Job): Run {
+  /**
+   * Starts a job; throws ApiError 429 when `parallel` run and `maxQueue` wait already, 503 when the
+   * worker died. The run takes over `claim` and releases it when it ends.
+   */
+  submit(job: Job, claim: Claim | null = null): Run {
     if (this.dead) throw new ApiError(503, this.dead, 'server_error', null, 'worker_unavailable');
     const capacity = this.options.parallel + this.options.maxQueue;
     if (this.runs.size >= capacity) {
@@ -147,9 +235,18 @@ export class Engine {
         'Retry later.', 'rate_limit_error', null, 'server_busy');
     }
     const id = this.nextId++;
-    const run = new Run(id, (r) => this.post({ type: 'cancel', id: r.id }));
+    const cancelFlag = new Int32Array(new SharedArrayBuffer(4));
+    const run = new Run(id, (r) => this.cancel(r.id), claim);
+    try {
+      this.post({ type: 'submit', id, job, cancelFlag });
+    } catch (err) {
+      // Nothing reached the worker, so nothing will ever end this run: give its slot back now.
+      run.reject(new ApiError(500, `internal error: the request could not be handed to the model: ${(err as Error).message}`,
+        'server_error', null, 'internal_error'));
+      throw err;
+    }
     this.runs.set(id, run);
-    this.post({ type: 'submit', id, job });
+    this.cancelFlags.set(id, cancelFlag);
     return run;
   }
 
@@ -157,6 +254,7 @@ export class Engine {
     this.dead ??= 'the server is shutting down';
     for (const run of this.runs.values()) run.reject(new ApiError(503, this.dead, 'server_error', null, 'shutting_down'));
     this.runs.clear();
+    this.cancelFlags.clear();
     if (this.exited) return;
     this.worker.removeAllListeners('error');
     this.worker.on('error', () => {});
@@ -166,6 +264,17 @@ export class Engine {
     const timer = setTimeout(() => void this.worker.terminate(), SHUTDOWN_GRACE_MS);
     await exited;
     clearTimeout(timer);
+  }
+
+  private cancel(id: number): void {
+    const flag = this.cancelFlags.get(id);
+    if (flag) Atomics.store(flag, 0, 1);
+    this.post({ type: 'cancel', id });
+  }
+
+  private forget(id: number): void {
+    this.runs.delete(id);
+    this.cancelFlags.delete(id);
   }
 
   private post(m: ToWorker): void {
@@ -195,7 +304,7 @@ export class Engine {
         run.accept(m.promptTokens);
         break;
       case 'rejected':
-        this.runs.delete(m.id);
+        this.forget(m.id);
         run.reject(ApiError.fromData(m.error));
         break;
       case 'token':
@@ -207,13 +316,13 @@ export class Engine {
         run.push({ type: 'token', text: m.text });
         break;
       case 'done':
-        this.runs.delete(m.id);
+        this.forget(m.id);
         if (m.done.finishReason === 'abort') this.metrics.cancelled++;
         this.metrics.requestDuration.observe((performance.now() - run.submittedAt) / 1000);
         run.push({ type: 'done', done: m.done });
         break;
       case 'failed':
-        this.runs.delete(m.id);
+        this.forget(m.id);
         run.reject(new ApiError(500, `generation failed: ${m.message}`, 'server_error', null, 'generation_failed'));
         break;
     }
@@ -224,5 +333,6 @@ export class Engine {
     this.dead = reason;
     for (const run of this.runs.values()) run.reject(new ApiError(500, reason, 'server_error', null, 'worker_crashed'));
     this.runs.clear();
+    this.cancelFlags.clear();
   }
 }

@@ -6,8 +6,11 @@ import { ApiError } from './api-error.js';
 /** Default largest request body (images travel inside it as base64). */
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 
-/** Reads and parses a JSON body; ApiError 413 past `maxBytes`, 400 when it is not JSON. */
-export async function readJson(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+/**
+ * Reads and parses a JSON body; ApiError 413 past `maxBytes`, 400 when it is not JSON. `meter`
+ * is told of the bytes as they arrive and may throw (the server's in-flight budget: 429).
+ */
+export async function readJson(req: IncomingMessage, maxBytes: number, meter: (bytes: number) => void = () => {}): Promise<unknown> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) {
     drain(req, maxBytes);
@@ -20,14 +23,20 @@ export async function readJson(req: IncomingMessage, maxBytes: number): Promise<
     let size = 0;
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= maxBytes) {
-        chunks.push(chunk);
-        return;
+      let refusal: unknown = size > maxBytes ? tooLarge(maxBytes) : null;
+      if (refusal === null) {
+        try {
+          meter(chunk.length);
+          chunks.push(chunk);
+          return;
+        } catch (err) {
+          refusal = err;
+        }
       }
       req.off('data', onData);
       req.off('end', onEnd);
       drain(req, maxBytes);
-      reject(tooLarge(maxBytes));
+      reject(refusal);
     };
     const onEnd = () => resolve(Buffer.concat(chunks));
     req.on('data', onData);

@@ -8,8 +8,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
 import { cancelOnDisconnect } from './openai.js';
 import { asObject, bool, int, num, stopList } from './openai-schema.js';
-import { imageFromBase64 } from './images.js';
-import { noVision } from './prompt.js';
+import type { Claim } from './engine.js';
+import { admitImagePixels, imageFromBase64 } from './images.js';
+import { checkReservedText, noVision } from './prompt.js';
 import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 import type { ServerContext } from './server.js';
 import { NdjsonStream } from './sse.js';
@@ -17,7 +18,7 @@ import { sendJson } from './http.js';
 
 type Obj = Record<string, unknown>;
 
-export async function ollamaChat(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+export async function ollamaChat(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const o = asObject(body);
   const model = checkModel(ctx, o.model);
   rejectUnsupported(o);
@@ -32,13 +33,14 @@ export async function ollamaChat(ctx: ServerContext, req: IncomingMessage, res: 
       throw invalidParam(`${where}.role`, `'${where}.role' must be 'system', 'user' or 'assistant', got ${describe(role)}`);
     }
     if (content != null && typeof content !== 'string') throw wrongType(`${where}.content`, 'a string', content);
+    if (typeof content === 'string') checkReservedText(content, `${where}.content`);
     return { role, content: withImages(ctx, (content as string | undefined) ?? '', images, `${where}.images`) };
   });
   const job: Job = { kind: 'chat', messages, options: parseOptions(o) };
-  await answer(ctx, req, res, job, model, bool(o, 'stream') ?? true, 'chat');
+  await answer(ctx, req, res, job, claim, model, bool(o, 'stream') ?? true, 'chat');
 }
 
-export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const o = asObject(body);
   const model = checkModel(ctx, o.model);
   rejectUnsupported(o);
@@ -51,6 +53,8 @@ export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, r
   const prompt = o.prompt ?? '';
   if (typeof prompt !== 'string') throw wrongType('prompt', 'a string', prompt);
   if (o.system != null && typeof o.system !== 'string') throw wrongType('system', 'a string', o.system);
+  checkReservedText(prompt, 'prompt');
+  if (typeof o.system === 'string') checkReservedText(o.system, 'system');
   const images = o.images ?? [];
   if (prompt === '' && Array.isArray(images) && images.length === 0) return loaded(res, model, { response: '' });
   const options = parseOptions(o);
@@ -64,7 +68,7 @@ export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, r
     messages.push({ role: 'user', content: withImages(ctx, prompt, images, 'images') });
     job = { kind: 'chat', messages, options };
   }
-  await answer(ctx, req, res, job, model, bool(o, 'stream') ?? true, 'generate');
+  await answer(ctx, req, res, job, claim, model, bool(o, 'stream') ?? true, 'generate');
 }
 
 export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
@@ -114,10 +118,21 @@ function withImages(ctx: ServerContext, text: string, images: unknown, param: st
   if (images == null) return text;
   if (!Array.isArray(images) || images.some((s) => typeof s !== 'string')) throw wrongType(param, 'an array of base64 strings', images);
   if (images.length === 0) return text;
-  const parts: JobPart[] = (images as string[]).map((s, i) => ({ type: 'image', image: imageFromBase64(s, `${param}[${i}]`, ctx.options.maxBodyBytes) }));
+  const parts: JobPart[] = (images as string[]).map((s, i) => ({
+    type: 'image', image: imageFromBase64(s, `${param}[${i}]`, ctx.options.maxBodyBytes), param: `${param}[${i}]`,
+  }));
   if (!ctx.engine.info.vision) throw noVision();
   if (text) parts.push({ type: 'text', text });
   return parts;
+}
+
+/** Checks every image's size from its header and counts its pixels on the claim. */
+async function admitImages(job: Job, claim: Claim, maxPixels: number): Promise<void> {
+  if (job.kind !== 'chat') return;
+  for (const m of job.messages) {
+    if (typeof m.content === 'string') continue;
+    for (const p of m.content) if (p.type === 'image' && typeof p.image !== 'string') await admitImagePixels(p.image, p.param ?? 'images', maxPixels, claim);
+  }
 }
 
 /** Ollama `options` (and the top-level keep_alive etc., ignored) → job options. Unknown options are ignored, as Ollama does. */
@@ -148,10 +163,12 @@ function loaded(res: ServerResponse, model: string, fields: Obj): void {
   sendJson(res, 200, { model, created_at: new Date().toISOString(), ...fields, done: true, done_reason: 'load' });
 }
 
-async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, model: string, stream: boolean,
+async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, claim: Claim, model: string, stream: boolean,
                       kind: 'chat' | 'generate'): Promise<void> {
   const started = performance.now();
-  const run = ctx.engine.submit(job);
+  await admitImages(job, claim, ctx.options.maxImagePixels);
+  if (res.destroyed) return; // the client left while its images were checked
+  const run = ctx.engine.submit(job, claim);
   cancelOnDisconnect(res, run);
   await run.accepted;
   const piece = (text: string) => kind === 'chat' ? { message: { role: 'assistant', content: text } } : { response: text };

@@ -1,7 +1,7 @@
 // Strict validation of OpenAI request bodies (chat completions and legacy completions) into jobs.
 // Every refusal is a 400 in the OpenAI error shape naming the offending field.
 import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
-import { imageFromUrl, type ImageOptions } from './images.js';
+import { checkReservedText } from './prompt.js';
 import type { Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 
 type Obj = Record<string, unknown>;
@@ -12,7 +12,7 @@ export interface ChatRequest {
   stream: boolean;
   includeUsage: boolean;
   /** Image parts to fetch/check: they hold the URL until `loadImages` replaces it with bytes. */
-  images: { part: { type: 'image'; image: string | Uint8Array }; param: string }[];
+  images: { part: { type: 'image'; image: string | Uint8Array; param?: string }; param: string }[];
 }
 
 export interface CompletionRequest {
@@ -84,14 +84,8 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   else if (Array.isArray(p) && p.length > 1 && (p.every((x) => typeof x === 'string') || p.every(isIds))) {
     throw unsupported('prompt', 'one prompt per request: batches of prompts are not supported (send concurrent requests instead)');
   } else throw wrongType('prompt', 'a string or an array of token ids', p);
+  if (typeof prompt === 'string') checkReservedText(prompt, 'prompt');
   return { ...common, job: { kind: 'complete', prompt, options: common.options } };
-}
-
-/** Replaces each image part's URL with checked bytes (fetching http(s) URLs when allowed). */
-export async function loadImages(images: ChatRequest['images'], options: ImageOptions): Promise<void> {
-  for (const { part, param } of images) {
-    if (typeof part.image === 'string') part.image = await imageFromUrl(part.image, param, options);
-  }
 }
 
 function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: boolean; options: JobOptions } {
@@ -137,7 +131,8 @@ const ROLES: Record<string, string> = { system: 'system', developer: 'system', u
 function parseMessage(m: unknown, where: string, images: ChatRequest['images']): JobMessage {
   if (!isObj(m)) throw wrongType(where, 'an object { role, content }', m);
   if (typeof m.role !== 'string') throw wrongType(`${where}.role`, "one of 'system', 'developer', 'user', 'assistant'", m.role);
-  const role = ROLES[m.role];
+  // An own property only: 'constructor' or 'toString' must not find Object.prototype's.
+  const role = Object.hasOwn(ROLES, m.role) ? ROLES[m.role] : undefined;
   if (!role) {
     throw invalidParam(`${where}.role`, `'${where}.role' must be one of 'system', 'developer', 'user', 'assistant', got ${describe(m.role)}` +
       (m.role === 'tool' || m.role === 'function' ? ' (tool calling is not supported)' : ''), 'invalid_value');
@@ -147,7 +142,10 @@ function parseMessage(m: unknown, where: string, images: ChatRequest['images']):
   }
   if (m.name != null && typeof m.name !== 'string') throw wrongType(`${where}.name`, 'a string', m.name);
   const c = m.content;
-  if (typeof c === 'string') return { role, content: c };
+  if (typeof c === 'string') {
+    checkReservedText(c, `${where}.content`);
+    return { role, content: c };
+  }
   if (c == null && role === 'assistant') return { role, content: '' };
   if (!Array.isArray(c)) throw wrongType(`${where}.content`, 'a string or an array of content parts', c);
   const parts = c.map((p, j): JobPart => {
@@ -155,6 +153,7 @@ function parseMessage(m: unknown, where: string, images: ChatRequest['images']):
     if (!isObj(p)) throw wrongType(pw, 'a content part object', p);
     if (p.type === 'text') {
       if (typeof p.text !== 'string') throw wrongType(`${pw}.text`, 'a string', p.text);
+      checkReservedText(p.text, `${pw}.text`);
       return { type: 'text', text: p.text };
     }
     if (p.type === 'image_url') {

@@ -3,34 +3,56 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError, toApiError } from './api-error.js';
-import type { Run } from './engine.js';
+import type { Claim, Run } from './engine.js';
 import { sendJson } from './http.js';
-import { imageFromUrl } from './images.js';
-import { loadImages, parseChatRequest, parseCompletionRequest } from './openai-schema.js';
+import { admitImagePixels, imageFromUrl, type ImageOptions } from './images.js';
+import { parseChatRequest, parseCompletionRequest } from './openai-schema.js';
 import { noVision } from './prompt.js';
 import type { DoneData, Job } from './protocol.js';
 import type { ServerContext } from './server.js';
 import { SseStream } from './sse.js';
 
-export async function chatCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+export async function chatCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const r = parseChatRequest(body);
   checkModel(ctx, r.model);
   if (r.images.length) {
-    const imageOptions = { allowRemote: ctx.options.allowRemoteImages, maxBytes: ctx.options.maxBodyBytes };
+    const imageOptions = imageOptionsFor(ctx, res);
     if (!ctx.engine.info.vision) {
       // Report a malformed image or URL as such; otherwise say the model is text-only (fetching nothing).
-      for (const { part, param } of r.images) if (typeof part.image === 'string') await imageFromUrl(part.image, param, imageOptions, true);
+      for (const { part, param } of r.images) if (typeof part.image === 'string') await imageFromUrl(part.image, param, imageOptions, claim, true);
       throw noVision();
     }
-    await loadImages(r.images, imageOptions);
+    for (const { part, param } of r.images) {
+      if (typeof part.image === 'string') part.image = await imageFromUrl(part.image, param, imageOptions, claim);
+      await admitImagePixels(part.image, param, imageOptions.maxPixels, claim);
+      part.param = param;
+    }
   }
-  await answer(ctx, req, res, r.job, { kind: 'chat', stream: r.stream, includeUsage: r.includeUsage });
+  await answer(ctx, req, res, r.job, claim, { kind: 'chat', stream: r.stream, includeUsage: r.includeUsage });
 }
 
-export async function completions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
+export async function completions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const r = parseCompletionRequest(body);
   checkModel(ctx, r.model);
-  await answer(ctx, req, res, r.job, { kind: 'text', stream: r.stream, includeUsage: r.includeUsage });
+  await answer(ctx, req, res, r.job, claim, { kind: 'text', stream: r.stream, includeUsage: r.includeUsage });
+}
+
+/** The image limits of this server, with a signal that fires when the client goes away. */
+export function imageOptionsFor(ctx: ServerContext, res: ServerResponse): ImageOptions {
+  return {
+    allowRemote: ctx.options.allowRemoteImages, allowPrivateHosts: ctx.options.allowPrivateImageHosts,
+    maxBytes: ctx.options.maxBodyBytes, maxPixels: ctx.options.maxImagePixels, signal: clientGone(res),
+    fetchTimeoutMs: ctx.options.imageFetchTimeoutMs,
+  };
+}
+
+/** Aborts when the connection closes before the answer was sent. */
+export function clientGone(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort();
+  });
+  return controller.signal;
 }
 
 export function listModels(ctx: ServerContext, res: ServerResponse): void {
@@ -67,8 +89,9 @@ interface AnswerFormat {
   includeUsage: boolean;
 }
 
-async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, format: AnswerFormat): Promise<void> {
-  const run = ctx.engine.submit(job);
+async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, claim: Claim, format: AnswerFormat): Promise<void> {
+  if (res.destroyed) return; // the client left while its images were checked
+  const run = ctx.engine.submit(job, claim);
   cancelOnDisconnect(res, run);
   await run.accepted;
   const chat = format.kind === 'chat';

@@ -18,7 +18,7 @@ export interface JobOptions {
 export type JobImage = string | Uint8Array;
 
 /** A content part of a job message: text, or an image in prompt order. */
-export type JobPart = { type: 'text'; text: string } | { type: 'image'; image: JobImage };
+export type JobPart = { type: 'text'; text: string } | { type: 'image'; image: JobImage; /** The request field it came from. */ param?: string };
 
 export interface JobMessage {
   role: string;
@@ -38,6 +38,8 @@ export interface ModelLoadOptions {
   mmproj?: string;
   mmap?: 'auto' | boolean;
   panAndScan?: boolean;
+  /** Largest image decoded, in pixels. */
+  maxImagePixels?: number;
 }
 
 export interface WorkerConfig {
@@ -60,7 +62,8 @@ export interface ModelInfo {
 }
 
 export type ToWorker =
-  | { type: 'submit'; id: number; job: Job }
+  /** `cancelFlag[0]` becomes 1 when the client goes away (shared memory: read inside synchronous work). */
+  | { type: 'submit'; id: number; job: Job; cancelFlag: Int32Array }
   | { type: 'cancel'; id: number }
   | { type: 'shutdown' };
 

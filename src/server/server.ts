@@ -8,12 +8,16 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ApiError, toApiError } from './api-error.js';
-import { Engine } from './engine.js';
+import { BrowserGuard, listOption } from './browser-guard.js';
+import { Engine, type Claim } from './engine.js';
 import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
+
+/** Default largest image a request may carry, in pixels: 50 MP covers phone photos; the model sees 896x896. */
+export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
 
 export interface ServerOptions {
   /** The checkpoint folder. */
@@ -32,14 +36,33 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Fetch http(s) image URLs named by clients (default false). */
   allowRemoteImages?: boolean;
+  /**
+   * Let those URLs reach loopback, private, link-local and other internal addresses (default false:
+   * a client could otherwise use the server to probe or read the network it sits in).
+   */
+  allowPrivateImageHosts?: boolean;
+  /** Time allowed to fetch one remote image, in milliseconds (default 15 s). */
+  imageFetchTimeoutMs?: number;
   /** Largest request body in bytes (default 32 MiB). */
   maxBodyBytes?: number;
+  /** Largest image a request may carry, in pixels (default 50 million; the model sees 896x896). */
+  maxImagePixels?: number;
+  /** Request bytes all unfinished requests may hold together (default 4 × maxBodyBytes); past it, 429. */
+  maxInflightBytes?: number;
+  /** Image pixels all unfinished requests may hold together (default 2 × maxImagePixels); past it, 429. */
+  maxInflightPixels?: number;
   /**
-   * Origin allowed to call the API from other web pages (CORS), e.g. 'https://app.example' or '*'.
-   * Default none: only the server's own page can use it from a browser, so a random web site cannot
-   * drive a model on your machine.
+   * Origins allowed to call the API from other web pages (CORS), e.g. 'https://app.example', a
+   * comma-separated list, or '*'. Default none: only the server's own page can use it from a
+   * browser, so a random web site cannot drive a model on your machine.
    */
-  corsOrigin?: string;
+  corsOrigin?: string | string[];
+  /**
+   * Host names accepted in the Host header besides IP addresses, localhost and this machine's name
+   * (a leading dot also accepts subdomains; '*' accepts any). Refusing other names defeats DNS
+   * rebinding, where a web page's own domain is pointed at this server.
+   */
+  allowedHosts?: string | string[];
   /** Passed to load() in the worker: backend, threads, GGUF quant / mmproj, panAndScan. */
   load?: ModelLoadOptions;
 }
@@ -51,8 +74,12 @@ export interface ResolvedOptions {
   parallel: number;
   maxQueue: number;
   allowRemoteImages: boolean;
+  allowPrivateImageHosts: boolean;
+  imageFetchTimeoutMs: number;
   maxBodyBytes: number;
-  corsOrigin: string | undefined;
+  maxImagePixels: number;
+  corsOrigins: string[];
+  allowedHosts: string[];
 }
 
 /** What the route handlers share. */
@@ -60,6 +87,7 @@ export interface ServerContext {
   engine: Engine;
   metrics: Metrics;
   options: ResolvedOptions;
+  guard: BrowserGuard;
   /** Unix seconds. */
   startedAt: number;
   fingerprint: string;
@@ -86,20 +114,34 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     parallel,
     maxQueue: options.maxQueue ?? 4 * parallel,
     allowRemoteImages: options.allowRemoteImages ?? false,
+    allowPrivateImageHosts: options.allowPrivateImageHosts ?? false,
+    imageFetchTimeoutMs: options.imageFetchTimeoutMs ?? 15_000,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    corsOrigin: options.corsOrigin || undefined,
+    maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
+    corsOrigins: listOption(options.corsOrigin),
+    allowedHosts: listOption(options.allowedHosts),
   };
+  const maxInflightBytes = options.maxInflightBytes ?? 4 * resolved.maxBodyBytes;
+  const maxInflightPixels = options.maxInflightPixels ?? 2 * resolved.maxImagePixels;
+  for (const [name, value] of [['maxImagePixels', resolved.maxImagePixels], ['maxInflightBytes', maxInflightBytes], ['maxInflightPixels', maxInflightPixels]] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
   const metrics = new Metrics();
   const engine = await Engine.start({
-    modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, ...(options.context !== undefined ? { context: options.context } : {}),
-    ...(options.load ? { load: options.load } : {}),
+    modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
+    ...(options.context !== undefined ? { context: options.context } : {}),
+    load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
   }, metrics);
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
+    guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
   };
   const server = createServer((req, res) => void handle(ctx, req, res));
   server.keepAliveTimeout = 5000;
+  // A client that trickles its headers or body must not hold a connection (and its bytes) for long.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 120_000;
   try {
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
@@ -124,7 +166,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
-type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown) => Promise<void> | void;
+type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim) => Promise<void> | void;
 
 const POST_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': chatCompletions,
@@ -138,10 +180,13 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const endpoint = routeName(req.method ?? 'GET', path);
   res.once('close', () => ctx.metrics.countRequest(endpoint, res.headersSent ? res.statusCode : 499));
   const ollamaShape = path.startsWith('/api/');
+  // What this request holds (body bytes, image pixels) against the server-wide budget.
+  const claim = ctx.engine.budget.claim();
   try {
-    const cors = ctx.options.corsOrigin;
-    if (cors) {
-      res.setHeader('Access-Control-Allow-Origin', cors);
+    ctx.guard.check(req);
+    const allowOrigin = ctx.guard.corsOriginFor(req);
+    if (allowOrigin) {
+      res.setHeader('Access-Control-Allow-Origin', allowOrigin);
       res.setHeader('Vary', 'Origin');
       if (req.method === 'OPTIONS') return preflight(res);
     }
@@ -157,8 +202,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
-      const body = await readJson(req, ctx.options.maxBodyBytes);
-      await post(ctx, req, res, body);
+      const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      await post(ctx, req, res, body, claim);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req, path, 'GET');
@@ -175,6 +220,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     if (ollamaShape) sendJson(res, e.status, { error: e.message }, e.status === 429 ? { 'Retry-After': '1' } : {});
     else sendError(res, e);
+  } finally {
+    claim.releaseUnlessAdopted();
   }
 }
 

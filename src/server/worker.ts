@@ -7,8 +7,8 @@ import { validateGenerateOptions, type GenerateOptions } from '../generate/gener
 import { load, type LoadOptions } from '../load.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3 } from '../gemma3.js';
-import { ApiError, toApiError } from './api-error.js';
-import { preparePrompt } from './prompt.js';
+import { ApiError } from './api-error.js';
+import { checkPromptSize, clientError, preparePrompt, promptLimits } from './prompt.js';
 import type { FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
 import { Scheduler } from './scheduler.js';
 
@@ -46,6 +46,15 @@ async function main(): Promise<void> {
     return;
   }
   const context = model.contextLength;
+  const info: ModelInfo = {
+    id: basename(dir).replace(/\.gguf$/i, ''),
+    path: dir,
+    contextLength: context,
+    vision: model.config.vision !== null,
+    backend: model.backend,
+    parameters: countParameters(model),
+    family: 'gemma3',
+  };
   const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context }, {
     token: (id, text) => post({ type: 'token', id, text }),
     done: (id, done) => post({ type: 'done', id, done }),
@@ -54,13 +63,19 @@ async function main(): Promise<void> {
     step: (batch, ms) => post({ type: 'step', batch, ms }),
     flush,
   });
-  /** Jobs whose prompt is being prepared (images decode asynchronously); true once cancelled. */
-  const preparing = new Map<number, boolean>();
+  /** Jobs whose prompt is being prepared (images decode asynchronously), with their cancellation. */
+  const preparing = new Map<number, AbortController>();
+  const limits = promptLimits(model, context);
 
-  async function submit(id: number, job: Job): Promise<void> {
-    preparing.set(id, false);
+  async function submit(id: number, job: Job, cancelFlag: Int32Array): Promise<void> {
+    const controller = new AbortController();
+    preparing.set(id, controller);
+    // Seen inside synchronous work too (the vision tower), where no message can arrive.
+    const cancelled = { get aborted() { return controller.signal.aborted || Atomics.load(cancelFlag, 0) === 1; } };
+    const abandoned = () => post({ type: 'done', id, done: { text: '', finishReason: 'abort', promptTokens: 0, completionTokens: 0, prefillMs: 0, decodeMs: 0 } });
     try {
-      const prompt = await preparePrompt(model, job);
+      checkPromptSize(job, limits);
+      const prompt = await preparePrompt(model, job, { signal: controller.signal, cancelled });
       const param = job.kind === 'chat' ? 'messages' : 'prompt';
       if (prompt.ids.length >= context) {
         throw new ApiError(400,
@@ -70,14 +85,12 @@ async function main(): Promise<void> {
       }
       const options: GenerateOptions = model.withDefaults({ ...job.options, maxTokens: job.options.maxTokens ?? context });
       validateGenerateOptions(options);
-      if (preparing.get(id)) {
-        post({ type: 'done', id, done: { text: '', finishReason: 'abort', promptTokens: prompt.ids.length, completionTokens: 0, prefillMs: 0, decodeMs: 0 } });
-        return;
-      }
+      if (cancelled.aborted) return abandoned();
       post({ type: 'accepted', id, promptTokens: prompt.ids.length });
       scheduler.add(id, prompt.ids, options, prompt.extra);
     } catch (err) {
-      post({ type: 'rejected', id, error: toApiError(err).toData() });
+      if (cancelled.aborted) return abandoned();
+      post({ type: 'rejected', id, error: clientError(err, job, dir, info.id) });
     } finally {
       preparing.delete(id);
     }
@@ -86,10 +99,10 @@ async function main(): Promise<void> {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'submit':
-        void submit(m.id, m.job);
+        void submit(m.id, m.job, m.cancelFlag);
         break;
       case 'cancel':
-        if (preparing.has(m.id)) preparing.set(m.id, true);
+        if (preparing.has(m.id)) preparing.get(m.id)!.abort();
         else scheduler.cancel(m.id);
         break;
       case 'shutdown':
@@ -100,15 +113,6 @@ async function main(): Promise<void> {
         process.exit(0);
     }
   });
-  const info: ModelInfo = {
-    id: basename(dir).replace(/\.gguf$/i, ''),
-    path: dir,
-    contextLength: context,
-    vision: model.config.vision !== null,
-    backend: model.backend,
-    parameters: countParameters(model),
-    family: 'gemma3',
-  };
   post({ type: 'ready', info });
 }
 
