@@ -563,3 +563,24 @@ test('speed at 262144 ids (Gemma defaults and top-p alone)', () => {
     assert.ok(ms < 100, `${name}: ${ms} ms per sample`);
   }
 });
+
+test('a temperature or repetition penalty that overflows float32 tends to greedy, not to the lowest overflowing id', () => {
+  const V = 1000;
+  const r = new Rng(7);
+  const logits = new Float32Array(V);
+  for (let i = 0; i < V; i++) logits[i] = (r.nextFloat() - 0.3) * 20;
+  let best = 0;
+  for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
+  for (let seed = 0; seed < 5; seed++) {
+    assert.equal(new Sampler({ temperature: 1e-300, seed }, V).sample(logits), best);
+    assert.equal(new Sampler({ temperature: 1e-40, topK: 50, seed }, V).sample(logits), best);
+  }
+  // A penalty below 1 favours the ids already seen; at 1e-300, the largest positive one among them.
+  const seen = [...logits.keys()].filter((id) => id !== best && logits[id]! > 0).slice(0, 5);
+  const favoured = [...seen].sort((a, b) => logits[b]! - logits[a]!)[0]!;
+  assert.notEqual(favoured, best);
+  assert.equal(new Sampler({ temperature: 0, repetitionPenalty: 1e-300 }, V).sample(logits, seen), favoured);
+  assert.equal(new Sampler({ temperature: 0.7, repetitionPenalty: 1e-300, seed: 3 }, V).sample(logits, seen), favoured);
+  // Ordinary values keep their exact float32 path.
+  assert.equal(new Sampler({ temperature: 0 }, V).sample(logits), best);
+});
