@@ -16,7 +16,7 @@
 // image features (the decoder allows ids past the table where an embedding is given).
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { WeightMatrix } from './backend/backend.js';
+import type { Backend, WeightMatrix } from './backend/backend.js';
 import { NativeBackend, nativeAllocator, nativeMapFile, selectBackend, type FileMapping } from './backend/native-backend.js';
 import { ChatTemplate } from './chat/chat-template.js';
 import { quantPlan, quantizingSource } from './convert/load-quant.js';
@@ -26,7 +26,8 @@ import { resolveGgufTextTensors, resolveGgufVisionTensors } from './formats/gguf
 import type { DType, TensorSource } from './formats/tensor-source.js';
 import { Gemma3, type GenerationDefaults, type VisionSupport } from './gemma3.js';
 import { Gemma3TextDecoder } from './model/gemma3-text.js';
-import { configFromGgufSource, visionConfigFromMmproj, withMmproj } from './model/gguf-config.js';
+import type { Gemma3Config } from './model/config.js';
+import { configFromGgufSource, visionConfigFromMmproj, withMmproj, type MmprojConfig } from './model/gguf-config.js';
 import { loadVisionEncoder } from './model/vision-model.js';
 import { loadTextWeights } from './model/weights.js';
 import { textWeightSpecs } from './model/weight-names.js';
@@ -66,9 +67,11 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
     const chatTemplate = templateOf(source, tokenizer, file);
 
     const mmprojPath = findMmproj(file, options.mmproj);
+    let mmproj: OpenedMmproj | null = null;
     if (mmprojPath !== null) {
-      mmSource = openGguf(mmprojPath);
-      config = withMmproj(config, visionConfigFromMmproj(mmSource.metadata, mmprojPath), mmprojPath);
+      mmproj = openMmproj(mmprojPath, config);
+      mmSource = mmproj.source;
+      config = mmproj.config;
       const soft = tokenizer.tokenId(IMAGE_SOFT_TOKEN);
       const boi = tokenizer.tokenId('<start_of_image>');
       if (soft !== config.imageTokenId || boi !== config.boiTokenId) {
@@ -79,13 +82,8 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
     }
 
     const textNames = resolveGgufTextTensors(source, config);
-    const visionNames = mmSource !== null ? resolveGgufVisionTensors(mmSource, config) : null;
     let text: TensorSource = source;
-    let vision: TensorSource | null = mmSource;
-    if (options.quant !== undefined) {
-      text = quantizingSource(source, quantPlan(source, config, options.quant, textNames));
-      if (mmSource !== null) vision = quantizingSource(mmSource, quantPlan(mmSource, config, options.quant, new Map(), visionNames!));
-    }
+    if (options.quant !== undefined) text = quantizingSource(source, quantPlan(source, config, options.quant, textNames));
 
     const total = textWeightSpecs(config.text).length;
     let done = 0;
@@ -101,24 +99,7 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
       : undefined;
     const weights = loadTextWeights(text, textNames, config.text, 'stored-as-is', () => options.onProgress?.(Math.min(1, ++done / total)), prepare);
     const decoder = new Gemma3TextDecoder(config.text, weights, backend);
-    let visionSupport: VisionSupport | null = null;
-    if (vision !== null && config.vision !== null) {
-      const mm = visionConfigFromMmproj(mmSource!.metadata, mmprojPath!);
-      const preprocessor = {
-        ...defaultPreprocessorConfig(),
-        size: { height: mm.vision.imageSize, width: mm.vision.imageSize },
-        imageMean: mm.imageMean as [number, number, number],
-        imageStd: mm.imageStd as [number, number, number],
-        imageSeqLength: mm.mmTokensPerImage,
-      };
-      visionSupport = {
-        encoder: loadVisionEncoder(vision, config, backend, { names: visionNames!, norms: 'stored-as-is' }),
-        preprocessor,
-        allowRemote: options.allowRemoteImages ?? false,
-        ...(options.maxImagePixels !== undefined ? { maxPixels: options.maxImagePixels } : {}),
-        panAndScan: options.panAndScan ?? false,
-      };
-    }
+    const visionSupport = mmproj !== null ? loadMmprojVision(mmproj, backend, options) : null;
     options.onProgress?.(1);
     const defaults: GenerationDefaults = {
       ...GEMMA3_SAMPLING, minP: 0, repetitionPenalty: 1, eosTokenIds: config.text.eosTokenIds,
@@ -129,6 +110,55 @@ export async function loadGgufModel(file: string, options: GgufLoadOptions): Pro
     source.close();
     mmSource?.close();
   }
+}
+
+/** An mmproj file opened and checked against the text model it will serve. */
+export interface OpenedMmproj {
+  readonly path: string;
+  readonly source: GgufSource;
+  /** The text model's config with the vision tower added. */
+  readonly config: Gemma3Config;
+  readonly mm: MmprojConfig;
+  /** Canonical → stored tensor names (presence and shapes checked). */
+  readonly names: Map<string, string>;
+}
+
+/**
+ * Opens an mmproj GGUF for a text model whose config is `textConfig`: reads its clip.vision.* keys
+ * and checks its tensors against them before anything is read. The caller closes `source`.
+ */
+export function openMmproj(path: string, textConfig: Gemma3Config): OpenedMmproj {
+  const source = openGguf(path);
+  try {
+    const mm = visionConfigFromMmproj(source.metadata, path);
+    const config = withMmproj(textConfig, mm, path);
+    return { path, source, config, mm, names: resolveGgufVisionTensors(source, config) };
+  } catch (e) {
+    source.close();
+    throw e;
+  }
+}
+
+/** The vision tower and image preprocessing of an opened mmproj file. */
+export function loadMmprojVision(mmproj: OpenedMmproj, backend: Backend, options: GgufLoadOptions): VisionSupport {
+  const { source, config, mm, names } = mmproj;
+  const vision = options.quant !== undefined
+    ? quantizingSource(source, quantPlan(source, config, options.quant, new Map(), names))
+    : source;
+  const preprocessor = {
+    ...defaultPreprocessorConfig(),
+    size: { height: mm.vision.imageSize, width: mm.vision.imageSize },
+    imageMean: mm.imageMean as [number, number, number],
+    imageStd: mm.imageStd as [number, number, number],
+    imageSeqLength: mm.mmTokensPerImage,
+  };
+  return {
+    encoder: loadVisionEncoder(vision, config, backend, { names, norms: 'stored-as-is' }),
+    preprocessor,
+    allowRemote: options.allowRemoteImages ?? false,
+    ...(options.maxImagePixels !== undefined ? { maxPixels: options.maxImagePixels } : {}),
+    panAndScan: options.panAndScan ?? false,
+  };
 }
 
 /** Tensor types the native kernels read exactly as stored (Q4_0 / Q8_0: see placeWeights). */
