@@ -149,6 +149,12 @@ test('a slow remote image is a 400 (not a 500), and so is one whose host is unre
     const r = await status(slow, '/v1/chat/completions', chat('tiny-vlm', [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${imagesUrl}/slow.png` } }] }]));
     assert.equal(r.status, 400);
     assert.equal(r.json.error.code, 'invalid_image_url');
+    // Many slow URLs share one allowance instead of taking it each.
+    const started = Date.now();
+    const slowPart = { type: 'image_url', image_url: { url: `${imagesUrl}/slow.png` } };
+    const many = await status(slow, '/v1/chat/completions', chat('tiny-vlm', [{ role: 'user', content: Array(10).fill(slowPart) }]));
+    assert.equal(many.status, 400);
+    assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms for ten slow URLs`);
     const fine = await status(slow, '/v1/chat/completions', chat('tiny-vlm', [{ role: 'user', content: [{ type: 'image_url', image_url: { url: `${imagesUrl}/square.png` } }] }]));
     assert.equal(fine.status, 200, 'private hosts can be allowed explicitly');
   } finally {

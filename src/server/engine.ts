@@ -226,14 +226,7 @@ export class Engine {
    * worker died. The run takes over `claim` and releases it when it ends.
    */
   submit(job: Job, claim: Claim | null = null): Run {
-    if (this.dead) throw new ApiError(503, this.dead, 'server_error', null, 'worker_unavailable');
-    const capacity = this.options.parallel + this.options.maxQueue;
-    if (this.runs.size >= capacity) {
-      this.metrics.rejectedBusy++;
-      throw new ApiError(429,
-        `The server is busy: ${this.options.parallel} requests are running and ${this.options.maxQueue} are queued, the most it holds. ` +
-        'Retry later.', 'rate_limit_error', null, 'server_busy');
-    }
+    this.checkCapacity();
     const id = this.nextId++;
     const cancelFlag = new Int32Array(new SharedArrayBuffer(4));
     const run = new Run(id, (r) => this.cancel(r.id), claim);
@@ -248,6 +241,22 @@ export class Engine {
     this.runs.set(id, run);
     this.cancelFlags.set(id, cancelFlag);
     return run;
+  }
+
+  /**
+   * ApiError 429 when `parallel` requests run and `maxQueue` wait already, 503 when the worker
+   * died. Also called before a request's body is read or its images fetched, so a full server
+   * refuses at once instead of doing that work first.
+   */
+  checkCapacity(): void {
+    if (this.dead) throw new ApiError(503, this.dead, 'server_error', null, 'worker_unavailable');
+    const capacity = this.options.parallel + this.options.maxQueue;
+    if (this.runs.size >= capacity) {
+      this.metrics.rejectedBusy++;
+      throw new ApiError(429,
+        `The server is busy: ${this.options.parallel} requests are running and ${this.options.maxQueue} are queued, the most it holds. ` +
+        'Retry later.', 'rate_limit_error', null, 'server_busy');
+    }
   }
 
   async close(): Promise<void> {

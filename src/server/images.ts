@@ -22,6 +22,8 @@ export interface ImageOptions {
   maxPixels: number;
   /** Timeout of a remote fetch, in milliseconds. */
   fetchTimeoutMs?: number;
+  /** When all of a request's remote images must have arrived (Date.now() time); default none. */
+  deadline?: number;
   /** The client went away: stop fetching. */
   signal?: AbortSignal;
 }
@@ -44,7 +46,10 @@ export async function imageFromUrl(url: string, param: string, options: ImageOpt
     // One request may fetch at most maxBytes in all, however many URLs it names.
     const room = options.maxBytes - (claim?.fetched ?? 0);
     if (room <= 0) throw invalidParam(param, `the request's images are larger than ${options.maxBytes} bytes in all`, 'invalid_image');
-    const bytes = checked(await fetchImage(url, param, { ...options, maxBytes: room }), param);
+    const left = (options.deadline ?? Infinity) - Date.now();
+    if (left <= 0) throw invalidParam(param, 'could not fetch the image: the request\'s images took too long to fetch in all', 'invalid_image_url');
+    const timeout = Math.min(options.fetchTimeoutMs ?? 15_000, left);
+    const bytes = checked(await fetchImage(url, param, { ...options, maxBytes: room, fetchTimeoutMs: timeout }), param);
     claim?.addFetched(bytes.length);
     return bytes;
   }

@@ -42,7 +42,8 @@ export function imageOptionsFor(ctx: ServerContext, res: ServerResponse): ImageO
   return {
     allowRemote: ctx.options.allowRemoteImages, allowPrivateHosts: ctx.options.allowPrivateImageHosts,
     maxBytes: ctx.options.maxBodyBytes, maxPixels: ctx.options.maxImagePixels, signal: clientGone(res),
-    fetchTimeoutMs: ctx.options.imageFetchTimeoutMs,
+    // One slow URL may take the whole allowance, forty of them no more than that together.
+    fetchTimeoutMs: ctx.options.imageFetchTimeoutMs, deadline: Date.now() + ctx.options.imageFetchTimeoutMs,
   };
 }
 

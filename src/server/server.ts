@@ -202,6 +202,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      ctx.engine.checkCapacity();
       const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
       await post(ctx, req, res, body, claim);
       return;
