@@ -117,7 +117,8 @@ function parseHeader(fd: number, path: string): { entries: Entry[]; metadata: Re
     const [begin, end] = offsets as [number, number];
     if (end < begin) throw new GemmaError('BAD_FORMAT', `${where}: data_offsets end ${end} < begin ${begin}`);
     if (end > dataSize) {
-      throw new GemmaError('BAD_FORMAT', `${where}: data_offsets [${begin}, ${end}] out of bounds of the ${dataSize}-byte data section (file truncated?)`);
+      throw new GemmaError('BAD_FORMAT', `${path}: the file is truncated or corrupt (an incomplete download?): tensor ${name}'s ` +
+        `data_offsets [${begin}, ${end}] are out of bounds of the ${dataSize}-byte data section`);
     }
     const expected = (shape as number[]).reduce((a, d) => a * d, 1) * ELEMENT_SIZE[dtype];
     if (end - begin !== expected) {
@@ -125,14 +126,27 @@ function parseHeader(fd: number, path: string): { entries: Entry[]; metadata: Re
     }
     entries.push({ name, dtype, shape: Object.freeze([...(shape as number[])]), sizeBytes: expected, file: path, begin: dataStart + begin });
   }
+  // As the reference library does: the tensors must tile the data section exactly, back to back in
+  // offset order with no gap or overlap, ending at the end of the file. A header length that is off
+  // by a few bytes still parses (the header is padded with spaces) but shifts every tensor: this is
+  // what catches it, and a file cut or padded after its last tensor.
   entries.sort((a, b) => a.begin - b.begin || a.sizeBytes - b.sizeBytes);
-  let last: Entry | null = null; // the non-empty tensor reaching furthest so far
+  let covered = dataStart;
+  let last: Entry | null = null; // the tensor ending at `covered`
   for (const cur of entries) {
-    if (cur.sizeBytes === 0) continue;
-    if (last !== null && cur.begin < last.begin + last.sizeBytes) {
-      throw new GemmaError('BAD_FORMAT', `${path}: tensors ${last.name} and ${cur.name} overlap in the data section`);
+    if (cur.begin < covered) {
+      throw new GemmaError('BAD_FORMAT', `${path}: tensors ${last?.name} and ${cur.name} overlap in the data section`);
     }
-    last = cur;
+    if (cur.begin > covered) {
+      throw new GemmaError('BAD_FORMAT', `${path}: the data section has ${cur.begin - covered} bytes before tensor ${cur.name} that no tensor ` +
+        `covers (at ${covered - dataStart}): the header is corrupt`);
+    }
+    covered = cur.begin + cur.sizeBytes;
+    if (cur.sizeBytes > 0) last = cur;
+  }
+  if (covered !== fileSize) {
+    throw new GemmaError('BAD_FORMAT', `${path}: the header's tensors cover ${covered - dataStart} bytes of data but the file has ` +
+      `${dataSize} after the ${n}-byte header: the header length or the file size is wrong (a corrupt or incomplete file)`);
   }
   return { entries, metadata };
 }
