@@ -30,7 +30,7 @@ import type { Gemma3Config } from './model/config.js';
 import { configFromGgufSource, visionConfigFromMmproj, withMmproj, type MmprojConfig } from './model/gguf-config.js';
 import { loadVisionEncoder } from './model/vision-model.js';
 import { loadTextWeights } from './model/weights.js';
-import { textWeightSpecs } from './model/weight-names.js';
+import { layersPresent, textWeightSpecs } from './model/weight-names.js';
 import { IMAGE_SOFT_TOKEN, tokenizerFromGguf } from './tokenizer/gguf-vocab.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import type { LoadOptions } from './load.js';
@@ -130,7 +130,7 @@ export interface OpenedMmproj {
 export function openMmproj(path: string, textConfig: Gemma3Config): OpenedMmproj {
   const source = openGguf(path);
   try {
-    const mm = visionConfigFromMmproj(source.metadata, path);
+    const mm = visionConfigFromMmproj(source.metadata, path, layersPresent(source.names(), 'v.blk.'));
     const config = withMmproj(textConfig, mm, path);
     return { path, source, config, mm, names: resolveGgufVisionTensors(source, config) };
   } catch (e) {

@@ -12,7 +12,7 @@
 // mm.soft_emb_norm (SigLIP LayerNorms are plain): load with NormConvention 'stored-as-is'.
 import { GemmaError } from '../errors.js';
 import type { Gemma3Config, Gemma3TextConfig } from '../model/config.js';
-import { textWeightSpecs, visionWeightSpecs, type WeightSpec } from '../model/weight-names.js';
+import { checkLayerCount, textWeightSpecs, visionWeightSpecs, type WeightSpec } from '../model/weight-names.js';
 import type { TensorSource } from './tensor-source.js';
 
 /**
@@ -21,6 +21,7 @@ import type { TensorSource } from './tensor-source.js';
  */
 export function resolveGgufTextTensors(source: TensorSource, config: Gemma3Config | Gemma3TextConfig): Map<string, string> {
   const text = 'text' in config ? config.text : config;
+  checkLayerCount(source, 'blk.', 'attn_norm.weight', text.numLayers, 'gemma3.block_count');
   const out = new Map<string, string>();
   for (const spec of textWeightSpecs(text)) out.set(spec.canonical, check(source, spec, spec.canonical));
   return out;
@@ -34,6 +35,7 @@ export function resolveGgufVisionTensors(source: TensorSource, config: Gemma3Con
   const out = new Map<string, string>();
   const v = config.vision;
   if (v === null) return out;
+  checkLayerCount(source, 'v.blk.', 'ln1.weight', v.numLayers, 'clip.vision.block_count');
   const swapped = new Set<number>();
   for (let j = 0; j < v.numLayers; j++) {
     const down = `v.blk.${j}.ffn_down.weight`;

@@ -55,6 +55,27 @@ export interface Gemma3Config {
   imageTokenId: number; // 262144
 }
 
+/**
+ * Upper bounds on hyper-parameters, far above every Gemma 3 (27B: 62 layers, width 5376, FFN 21504,
+ * 32 heads of 128, vocabulary 262208, context 131072; its SigLIP tower: 27 layers of width 1152 on
+ * 896-pixel images cut into 64x64 patches). A config or GGUF beyond one is corrupt or hostile, and
+ * is refused before anything is sized by it (a layer list, a weight-name table, a cache).
+ */
+export const LIMITS = {
+  layers: 1024,
+  hiddenSize: 1 << 16,
+  intermediateSize: 1 << 20,
+  heads: 1024,
+  headDim: 1 << 12,
+  vocabSize: 1 << 24,
+  /** max_position_embeddings, sliding_window. */
+  positions: 1 << 24,
+  /** Pixels per side of the vision tower's input (the preprocessed picture is imageSize² x 3 floats). */
+  imageSize: 4096,
+  /** Patches per side of the vision tower (attention is quadratic in their square). */
+  patchesPerSide: 128,
+} as const;
+
 // ---------------------------------------------------------------------------------------------
 // Parsing Hugging Face config.json. Missing keys get the defaults of transformers 4.57's
 // Gemma3TextConfig / SiglipVisionConfig / Gemma3Config, so the sparse released files (4B/12B/27B
@@ -137,32 +158,33 @@ function parseText(f: Fields, outer: Fields | null): Gemma3TextConfig {
   f.only('hidden_activation', ['gelu_pytorch_tanh'], 'Gemma 3 uses gelu_pytorch_tanh');
   f.only('attention_bias', [false], 'Gemma 3 has no attention bias');
   f.only('use_bidirectional_attention', [false], 'bidirectional (embedding) models are not generative Gemma 3');
-  const numLayers = f.posInt('num_hidden_layers', d.num_hidden_layers);
-  const numHeads = f.posInt('num_attention_heads', d.num_attention_heads);
-  const numKvHeads = f.posInt('num_key_value_heads', d.num_key_value_heads);
+  const L = LIMITS;
+  const numLayers = f.posInt('num_hidden_layers', d.num_hidden_layers, L.layers);
+  const numHeads = f.posInt('num_attention_heads', d.num_attention_heads, L.heads);
+  const numKvHeads = f.posInt('num_key_value_heads', d.num_key_value_heads, L.heads);
   if (numHeads % numKvHeads !== 0) {
     throw new GemmaError(
       'BAD_FORMAT',
       `${f.file}: ${f.path('num_attention_heads')} (${numHeads}) must be a multiple of ${f.path('num_key_value_heads')} (${numKvHeads})`,
     );
   }
-  const headDim = f.posInt('head_dim', d.head_dim);
+  const headDim = f.posInt('head_dim', d.head_dim, L.headDim);
   if (headDim % 2 !== 0) throw f.bad('head_dim', 'even (rotary embedding rotates pairs)');
   const rope = parseRope(f);
   return {
-    vocabSize: f.posInt('vocab_size', d.vocab_size),
-    hiddenSize: f.posInt('hidden_size', d.hidden_size),
-    intermediateSize: f.posInt('intermediate_size', d.intermediate_size),
+    vocabSize: f.posInt('vocab_size', d.vocab_size, L.vocabSize),
+    hiddenSize: f.posInt('hidden_size', d.hidden_size, L.hiddenSize),
+    intermediateSize: f.posInt('intermediate_size', d.intermediate_size, L.intermediateSize),
     numLayers,
     numHeads,
     numKvHeads,
     headDim,
     queryPreAttnScalar: f.posNum('query_pre_attn_scalar', d.query_pre_attn_scalar),
-    slidingWindow: f.posInt('sliding_window', d.sliding_window),
+    slidingWindow: f.posInt('sliding_window', d.sliding_window, L.positions),
     layerTypes: parseLayerTypes(f, numLayers),
     ...rope,
     rmsNormEps: f.posNum('rms_norm_eps', d.rms_norm_eps),
-    maxPositionEmbeddings: f.posInt('max_position_embeddings', d.max_position_embeddings),
+    maxPositionEmbeddings: f.posInt('max_position_embeddings', d.max_position_embeddings, L.positions),
     finalLogitSoftcap: f.posNumOrNull('final_logit_softcapping'),
     attnLogitSoftcap: f.posNumOrNull('attn_logit_softcapping'),
     tieWordEmbeddings: pick(f, outer, 'tie_word_embeddings', (g, k) => g.bool(k, true)),
@@ -193,7 +215,7 @@ function parseLayerTypes(f: Fields, numLayers: number): LayerType[] {
       );
     });
   }
-  const p = f.obj['sliding_window_pattern'] == null ? TEXT_DEFAULTS.sliding_window_pattern : f.posInt('sliding_window_pattern', 6);
+  const p = f.obj['sliding_window_pattern'] == null ? TEXT_DEFAULTS.sliding_window_pattern : f.posInt('sliding_window_pattern', 6, LIMITS.layers + 1);
   return Array.from({ length: numLayers }, (_, i): LayerType => ((i + 1) % p !== 0 ? 'sliding' : 'global'));
 }
 
@@ -250,18 +272,24 @@ function ropeFactor(f: Fields, spec: unknown, key: string): number {
 function parseVision(f: Fields): SiglipVisionConfig {
   const d = VISION_DEFAULTS;
   f.only('hidden_act', ['gelu_pytorch_tanh'], 'the Gemma 3 SigLIP tower uses gelu_pytorch_tanh');
+  const L = LIMITS;
   const v: SiglipVisionConfig = {
-    hiddenSize: f.posInt('hidden_size', d.hidden_size),
-    intermediateSize: f.posInt('intermediate_size', d.intermediate_size),
-    numLayers: f.posInt('num_hidden_layers', d.num_hidden_layers),
-    numHeads: f.posInt('num_attention_heads', d.num_attention_heads),
+    hiddenSize: f.posInt('hidden_size', d.hidden_size, L.hiddenSize),
+    intermediateSize: f.posInt('intermediate_size', d.intermediate_size, L.intermediateSize),
+    numLayers: f.posInt('num_hidden_layers', d.num_hidden_layers, L.layers),
+    numHeads: f.posInt('num_attention_heads', d.num_attention_heads, L.heads),
     numChannels: f.posInt('num_channels', d.num_channels),
-    imageSize: f.posInt('image_size', d.image_size),
-    patchSize: f.posInt('patch_size', d.patch_size),
+    imageSize: f.posInt('image_size', d.image_size, L.imageSize),
+    patchSize: f.posInt('patch_size', d.patch_size, L.imageSize),
     layerNormEps: f.posNum('layer_norm_eps', d.layer_norm_eps),
   };
+  // Images reach the tower as RGB, whatever the file says.
+  if (v.numChannels !== 3) throw new GemmaError('UNSUPPORTED_MODEL', `${f.file}: ${f.path('num_channels')} is ${v.numChannels}; the Gemma 3 vision tower takes RGB (3)`);
   if (v.hiddenSize % v.numHeads !== 0) throw f.bad('num_attention_heads', `a divisor of hidden_size ${v.hiddenSize}`);
   if (v.imageSize % v.patchSize !== 0) throw f.bad('patch_size', `a divisor of image_size ${v.imageSize}`);
+  if (v.imageSize / v.patchSize > L.patchesPerSide) {
+    throw f.bad('patch_size', `at least image_size / ${L.patchesPerSide} (${v.imageSize / v.patchSize} patches per side is more than any Gemma 3 vision tower has)`);
+  }
   return v;
 }
 
@@ -270,7 +298,7 @@ function imageTokens(top: Fields, vision: SiglipVisionConfig | null): Pick<Gemma
   // transformers accepts both spellings (attribute_map: boi_token_id → boi_token_index, ...).
   const id = (index: string, alias: string, def: number): number =>
     top.obj[index] == null && top.obj[alias] != null ? top.tokenId(alias, def) : top.tokenId(index, def);
-  const mmTokensPerImage = top.posInt('mm_tokens_per_image', d.mm_tokens_per_image);
+  const mmTokensPerImage = top.posInt('mm_tokens_per_image', d.mm_tokens_per_image, LIMITS.patchesPerSide ** 2);
   if (vision !== null) {
     const perSide = Math.round(Math.sqrt(mmTokensPerImage));
     const patchesPerSide = vision.imageSize / vision.patchSize;

@@ -19,8 +19,9 @@
 // The vocabulary size is the token embedding's row count (262144 in llama.cpp-style files, whose
 // converter drops the 64 padding rows of the 4B/12B/27B embedding).
 import { GemmaError } from '../errors.js';
-import type { GgufSource, GgufValue } from '../formats/gguf.js';
-import type { Gemma3Config, Gemma3TextConfig, LayerType, SiglipVisionConfig } from './config.js';
+import { describeGgufValue, type GgufSource, type GgufValue } from '../formats/gguf.js';
+import { LIMITS, type Gemma3Config, type Gemma3TextConfig, type LayerType, type SiglipVisionConfig } from './config.js';
+import { layersPresent } from './weight-names.js';
 
 const ARCH = 'gemma3';
 /** Gemma 3's ids, used when a file lacks the tokenizer keys (llama.cpp's SPM defaults differ). */
@@ -34,8 +35,7 @@ class Meta {
 
   bad(key: string, expected: string): GemmaError {
     const v = this.m.get(key);
-    const shown = Array.isArray(v) ? `an array of ${v.length}` : String(v);
-    return new GemmaError('BAD_FORMAT', `${this.file}: metadata ${key} must be ${expected}, got ${v === undefined ? 'nothing' : shown}`);
+    return new GemmaError('BAD_FORMAT', `${this.file}: metadata ${key} must be ${expected}, got ${v === undefined ? 'nothing' : describeGgufValue(v)}`);
   }
 
   has(key: string): boolean {
@@ -49,26 +49,48 @@ class Meta {
     return v;
   }
 
-  posInt(key: string, def?: number): number {
+  /** A positive integer; `max` refuses a size no real model has before anything is sized by it. */
+  posInt(key: string, def?: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = this.int(key, def);
     if (v === 0) throw this.bad(key, 'a positive integer');
+    if (v > max) throw this.bad(key, `at most ${max} (larger than any Gemma 3 model; the file is corrupt)`);
     return v;
   }
 
   /** A key llama.cpp reads with get_key_or_arr: a scalar, or one value per layer (all equal here). */
-  perLayer(key: string, layers: number, def?: number): number {
+  perLayer(key: string, layers: number, max: number, def?: number): number {
     const v = this.m.get(key);
-    if (!Array.isArray(v)) return this.posInt(key, def);
-    if (v.length !== layers || !v.every((x) => x === v[0]) || typeof v[0] !== 'number' || !Number.isSafeInteger(v[0]) || v[0] <= 0) {
-      throw this.bad(key, `one positive integer, or ${layers} equal ones (per-layer values that differ are not supported)`);
+    if (!Array.isArray(v)) return this.posInt(key, def, max);
+    if (v.length !== layers || !v.every((x) => x === v[0]) || typeof v[0] !== 'number' || !Number.isSafeInteger(v[0]) || v[0] <= 0 || v[0] > max) {
+      throw this.bad(key, `one positive integer up to ${max}, or ${layers} equal ones (per-layer values that differ are not supported)`);
     }
     return v[0];
+  }
+
+  /**
+   * The layer count `key` declares, checked against the layers the file has tensors for (when
+   * known) before anything per layer is built: a corrupt count must not size a list first.
+   */
+  layerCount(key: string, layersInFile: number | undefined): number {
+    const n = this.posInt(key);
+    if (layersInFile !== undefined && n > layersInFile) {
+      throw new GemmaError('MISSING_TENSOR',
+        `${this.file}: metadata ${key} declares ${n} layers, but the file has tensors for ${layersInFile}: it is corrupt or incomplete`);
+    }
+    if (n > LIMITS.layers) throw this.bad(key, `at most ${LIMITS.layers} (larger than any Gemma 3 model; the file is corrupt)`);
+    return n;
   }
 
   num(key: string, def?: number): number {
     const v = this.m.get(key);
     if (v === undefined && def !== undefined) return def;
     if (typeof v !== 'number' || !Number.isFinite(v)) throw this.bad(key, 'a number');
+    return v;
+  }
+
+  posNum(key: string, def?: number): number {
+    const v = this.num(key, def);
+    if (v <= 0) throw this.bad(key, 'a positive number');
     return v;
   }
 
@@ -92,6 +114,8 @@ export interface GgufTensorFacts {
   embeddingRows?: number;
   /** Whether the file has a separate output.weight (untied head). */
   hasOutput?: boolean;
+  /** How many layers (`blk.N.`) the file has tensors for. */
+  layers?: number;
 }
 
 /**
@@ -105,24 +129,26 @@ export function configFromGguf(metadata: ReadonlyMap<string, GgufValue>, file: s
   const arch = metadata.get('general.architecture');
   if (arch !== ARCH) {
     throw new GemmaError('UNSUPPORTED_MODEL',
-      `${file}: general.architecture is ${JSON.stringify(arch ?? null)}; this engine runs Gemma 3 GGUFs (architecture "gemma3")`);
+      `${file}: general.architecture is ${describeGgufValue(arch ?? null)}; this engine runs Gemma 3 GGUFs (architecture "gemma3")`);
   }
   const k = (s: string): string => `${ARCH}.${s}`;
-  const numLayers = m.posInt(k('block_count'));
-  const hiddenSize = m.posInt(k('embedding_length'));
-  const numHeads = m.perLayer(k('attention.head_count'), numLayers);
-  const numKvHeads = m.perLayer(k('attention.head_count_kv'), numLayers, numHeads);
+  const L = LIMITS;
+  const numLayers = m.layerCount(k('block_count'), tensors.layers);
+  const hiddenSize = m.posInt(k('embedding_length'), undefined, L.hiddenSize);
+  const numHeads = m.perLayer(k('attention.head_count'), numLayers, L.heads);
+  const numKvHeads = m.perLayer(k('attention.head_count_kv'), numLayers, L.heads, numHeads);
   if (numHeads % numKvHeads !== 0) throw m.bad(k('attention.head_count_kv'), `a divisor of the head count ${numHeads}`);
-  const headDim = m.posInt(k('attention.key_length'), Math.floor(hiddenSize / numHeads));
-  if (m.posInt(k('attention.value_length'), Math.floor(hiddenSize / numHeads)) !== headDim) {
+  const headDim = m.posInt(k('attention.key_length'), Math.floor(hiddenSize / numHeads), L.headDim);
+  if (m.posInt(k('attention.value_length'), Math.floor(hiddenSize / numHeads), L.headDim) !== headDim) {
     throw new GemmaError('UNSUPPORTED_MODEL', `${file}: attention.value_length differs from key_length (not a Gemma 3 layout)`);
   }
   if (headDim % 2 !== 0) throw m.bad(k('attention.key_length'), 'even (rotary embedding rotates pairs)');
   const rotDims = m.posInt(k('rope.dimension_count'), headDim);
   if (rotDims !== headDim) throw new GemmaError('UNSUPPORTED_MODEL', `${file}: partial rotary embedding (rope.dimension_count ${rotDims} ≠ ${headDim})`);
-  const maxPositionEmbeddings = m.posInt(k('context_length'));
+  const maxPositionEmbeddings = m.posInt(k('context_length'), undefined, L.positions);
 
   const swa = m.int(k('attention.sliding_window'), 0);
+  if (swa > L.positions) throw m.bad(k('attention.sliding_window'), `at most ${L.positions}`);
   const layerTypes: LayerType[] = Array.from({ length: numLayers }, (_, il) => (swa > 0 && il % 6 < 5 ? 'sliding' : 'global'));
   const softcap = m.num(k('final_logit_softcapping'), 0);
 
@@ -135,10 +161,11 @@ export function configFromGguf(metadata: ReadonlyMap<string, GgufValue>, file: s
   if (factor < 0) throw m.bad(factorKey, 'a non-negative number');
 
   const vocabSize = tensors.embeddingRows ?? tokenCount(m);
+  if (vocabSize > L.vocabSize) throw new GemmaError('BAD_FORMAT', `${file}: a vocabulary of ${vocabSize} tokens is larger than any Gemma 3 model's (the file is corrupt)`);
   const text: Gemma3TextConfig = {
     vocabSize,
     hiddenSize,
-    intermediateSize: m.perLayer(k('feed_forward_length'), numLayers),
+    intermediateSize: m.perLayer(k('feed_forward_length'), numLayers, L.intermediateSize),
     numLayers,
     numHeads,
     numKvHeads,
@@ -147,7 +174,7 @@ export function configFromGguf(metadata: ReadonlyMap<string, GgufValue>, file: s
     queryPreAttnScalar: numLayers === 62 ? Math.floor(hiddenSize / numHeads) : headDim,
     slidingWindow: swa > 0 ? swa : maxPositionEmbeddings,
     layerTypes,
-    ropeGlobalBase: m.num(k('rope.freq_base'), 10000),
+    ropeGlobalBase: m.posNum(k('rope.freq_base'), 10000),
     ropeLocalBase: 10000,
     ropeGlobalScalingFactor: factor === 0 ? 1 : factor,
     ropeLocalScalingFactor: 1,
@@ -172,7 +199,9 @@ export function configFromGgufSource(source: GgufSource): Gemma3Config {
     throw new GemmaError('MISSING_TENSOR', `tensor token_embd.weight is missing from ${source.path}`);
   }
   const shape = source.info('token_embd.weight').shape;
-  return configFromGguf(source.metadata, source.path, { embeddingRows: shape[0], hasOutput: source.has('output.weight') });
+  return configFromGguf(source.metadata, source.path, {
+    embeddingRows: shape[0], hasOutput: source.has('output.weight'), layers: layersPresent(source.names(), 'blk.'),
+  });
 }
 
 function tokenCount(m: Meta): number {
@@ -205,40 +234,47 @@ export interface MmprojConfig {
   imageStd: number[];
 }
 
-/** Reads the clip.vision.* keys of a Gemma 3 mmproj file. */
-export function visionConfigFromMmproj(metadata: ReadonlyMap<string, GgufValue>, file = 'mmproj'): MmprojConfig {
+/**
+ * Reads the clip.vision.* keys of a Gemma 3 mmproj file. `layersInFile`: how many layers
+ * (`v.blk.N.`) the file has tensors for, checked against block_count when given.
+ */
+export function visionConfigFromMmproj(metadata: ReadonlyMap<string, GgufValue>, file = 'mmproj', layersInFile?: number): MmprojConfig {
   const m = new Meta(metadata, file);
   const arch = metadata.get('general.architecture');
   const proj = metadata.get('clip.projector_type');
   if (arch !== 'clip' || proj !== 'gemma3') {
     throw new GemmaError('UNSUPPORTED_MODEL',
-      `${file}: not a Gemma 3 mmproj file (general.architecture ${JSON.stringify(arch ?? null)}, clip.projector_type ${JSON.stringify(proj ?? null)}; expected "clip" and "gemma3")`);
+      `${file}: not a Gemma 3 mmproj file (general.architecture ${describeGgufValue(arch ?? null)}, clip.projector_type ${describeGgufValue(proj ?? null)}; expected "clip" and "gemma3")`);
   }
   if (!m.bool('clip.has_vision_encoder', false)) throw m.bad('clip.has_vision_encoder', 'true');
   const v = (s: string): string => `clip.vision.${s}`;
+  const L = LIMITS;
   const vision: SiglipVisionConfig = {
-    hiddenSize: m.posInt(v('embedding_length')),
-    intermediateSize: m.posInt(v('feed_forward_length')),
-    numLayers: m.posInt(v('block_count')),
-    numHeads: m.posInt(v('attention.head_count')),
+    hiddenSize: m.posInt(v('embedding_length'), undefined, L.hiddenSize),
+    intermediateSize: m.posInt(v('feed_forward_length'), undefined, L.intermediateSize),
+    numLayers: m.layerCount(v('block_count'), layersInFile),
+    numHeads: m.posInt(v('attention.head_count'), undefined, L.heads),
     numChannels: 3,
-    imageSize: m.posInt(v('image_size')),
-    patchSize: m.posInt(v('patch_size')),
+    imageSize: m.posInt(v('image_size'), undefined, L.imageSize),
+    patchSize: m.posInt(v('patch_size'), undefined, L.imageSize),
     layerNormEps: m.num(v('attention.layer_norm_epsilon'), 1e-6),
   };
   if (vision.hiddenSize % vision.numHeads !== 0) throw m.bad(v('attention.head_count'), `a divisor of ${vision.hiddenSize}`);
   if (vision.imageSize % vision.patchSize !== 0) throw m.bad(v('patch_size'), `a divisor of image_size ${vision.imageSize}`);
   const perSide = vision.imageSize / vision.patchSize;
+  if (perSide > L.patchesPerSide) {
+    throw m.bad(v('patch_size'), `at least image_size / ${L.patchesPerSide} (${perSide} patches per side is more than any Gemma 3 vision tower has)`);
+  }
   const scale = m.posInt(v('projector.scale_factor'), 4);
   if (perSide % scale !== 0) throw m.bad(v('projector.scale_factor'), `a divisor of the ${perSide} patches per side`);
   const triple = (key: string): number[] => {
     const a = metadata.get(key) ?? [0.5, 0.5, 0.5];
-    if (!Array.isArray(a) || a.length !== 3 || !a.every((x) => typeof x === 'number')) throw m.bad(key, 'three numbers');
+    if (!Array.isArray(a) || a.length !== 3 || !a.every((x) => typeof x === 'number' && Number.isFinite(x))) throw m.bad(key, 'three finite numbers');
     return a as number[];
   };
   return {
     vision,
-    projectionDim: m.posInt(v('projection_dim')),
+    projectionDim: m.posInt(v('projection_dim'), undefined, L.hiddenSize),
     mmTokensPerImage: (perSide / scale) ** 2,
     imageMean: triple(v('image_mean')),
     imageStd: triple(v('image_std')),

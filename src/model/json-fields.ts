@@ -17,9 +17,11 @@ export class Fields {
     return new GemmaError('BAD_FORMAT', `${this.file}: ${this.path(key)} must be ${expected}, got ${JSON.stringify(this.obj[key])}`);
   }
 
-  posInt(key: string, def: number): number {
+  /** A positive integer; `max` refuses a size no real model has before anything is sized by it. */
+  posInt(key: string, def: number, max = Number.MAX_SAFE_INTEGER): number {
     const v = Object.hasOwn(this.obj, key) ? this.obj[key] : def;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.bad(key, 'a positive integer');
+    if (v > max) throw this.bad(key, `at most ${max} (larger than any Gemma 3 model; the file is corrupt)`);
     return v;
   }
 

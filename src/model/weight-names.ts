@@ -126,6 +126,41 @@ export function describeSource(source: TensorSource): string {
   return files.size === 1 ? first! : dirname(first!);
 }
 
+/**
+ * The layer indices `names` holds tensors for under `prefix` (`blk.`, `model.layers.`, ...). A
+ * config declaring more layers is refused before a name is built for each declared layer: a
+ * corrupt count (1e9) must not size anything.
+ */
+export function layerIndices(names: Iterable<string>, prefix: string): Set<number> {
+  const seen = new Set<number>();
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const dot = name.indexOf('.', prefix.length);
+    const index = name.slice(prefix.length, dot);
+    if (dot > prefix.length && index.length < 10 && /^\d+$/.test(index)) seen.add(Number(index));
+  }
+  return seen;
+}
+
+/** How many distinct layers `names` holds tensors for under `prefix`. */
+export function layersPresent(names: Iterable<string>, prefix: string): number {
+  return layerIndices(names, prefix).size;
+}
+
+/**
+ * MISSING_TENSOR when `declared` (what `key` says) exceeds the layers the source has tensors for
+ * under `prefix`, naming the first layer's tensor `first` (e.g. `attn_norm.weight`) that is missing.
+ */
+export function checkLayerCount(source: TensorSource, prefix: string, first: string, declared: number, key: string): void {
+  const present = layerIndices(source.names(), prefix);
+  if (declared <= present.size) return;
+  let missing = 0;
+  while (present.has(missing)) missing++;
+  throw new GemmaError('MISSING_TENSOR',
+    `tensor ${prefix}${missing}.${first} is missing from ${describeSource(source)}: ${key} is ${declared}, but it has tensors ` +
+    `for ${present.size} layer${present.size === 1 ? '' : 's'} (the checkpoint is incomplete, or the config does not belong to it)`);
+}
+
 /** The prefix family of the text decoder, found from where the token embedding is. */
 export function detectTextFamily(source: TensorSource): PrefixFamily {
   const embd = EMBEDDING;
@@ -144,6 +179,7 @@ const EMBEDDING: WeightSpec = { canonical: 'token_embd.weight', part: 'text', lo
 export function resolveTextTensors(source: TensorSource, config: Gemma3Config | Gemma3TextConfig): Map<string, string> {
   const text = 'text' in config ? config.text : config;
   const family = detectTextFamily(source);
+  checkLayerCount(source, `${PREFIXES.text[family]}layers.`, 'input_layernorm.weight', text.numLayers, 'num_hidden_layers');
   return resolve(source, textWeightSpecs(text), [family]);
 }
 
@@ -152,11 +188,12 @@ export function resolveTextTensors(source: TensorSource, config: Gemma3Config | 
  * prefix is found independently of the text one (both multimodal families are tried).
  */
 export function resolveVisionTensors(source: TensorSource, config: Gemma3Config): Map<string, string> {
-  const specs = visionWeightSpecs(config);
-  if (specs.length === 0) return new Map();
-  const probe = specs[0]!;
-  const families = (['resaved', 'released'] as const).filter((f) => source.has(safetensorsName(probe, f)!));
-  return resolve(source, specs, families.length > 0 ? families : ['released', 'resaved']);
+  if (config.vision === null) return new Map();
+  const probe: WeightSpec = { canonical: 'v.patch_embd.weight', part: 'vision', local: 'embeddings.patch_embedding.weight', shape: [] };
+  const found = (['resaved', 'released'] as const).filter((f) => source.has(safetensorsName(probe, f)!));
+  const families = found.length > 0 ? found : (['released', 'resaved'] as const);
+  checkLayerCount(source, `${PREFIXES.vision[families[0]!]}encoder.layers.`, 'layer_norm1.weight', config.vision.numLayers, 'vision_config.num_hidden_layers');
+  return resolve(source, visionWeightSpecs(config), families);
 }
 
 function resolve(source: TensorSource, specs: WeightSpec[], families: readonly PrefixFamily[]): Map<string, string> {
