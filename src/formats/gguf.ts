@@ -115,7 +115,7 @@ class HeaderReader {
   /** Makes n bytes at pos available; returns their offset in the window. */
   private need(n: number): number {
     if (n > this.remaining) {
-      throw this.bad(`truncated: ${this.what} needs ${n} bytes at offset ${this.pos} but the file ends at ${this.size}`);
+      throw this.bad(`the file is truncated (an incomplete download?): ${this.what} needs ${n} bytes at offset ${this.pos} but the file ends at ${this.size}`);
     }
     if (this.pos < this.bufStart || this.pos + n > this.bufStart + this.buf.length) {
       const len = Math.min(Math.max(n, CHUNK), this.remaining);
@@ -144,11 +144,18 @@ class HeaderReader {
   u64(): bigint { const at = this.need(8); return this.buf.readBigUInt64LE(at); }
   i64(): bigint { const at = this.need(8); return this.buf.readBigInt64LE(at); }
 
-  /** A u64 count that must not exceed `limit` nor claim more than the rest of the file can hold. */
+  /**
+   * A u64 count of items taking at least `minBytesEach` bytes each: it must not exceed `limit` nor
+   * claim more than the rest of the file holds (checked before anything is allocated for it).
+   */
   count(kind: string, minBytesEach: number, limit: number): number {
     const n = this.u64();
-    if (n > BigInt(limit) || n * BigInt(minBytesEach) > BigInt(this.remaining)) {
-      throw this.bad(`${kind} ${n} is absurd (${this.what}; ${this.remaining} bytes left in the file)`);
+    if (n > BigInt(limit)) {
+      throw this.bad(`the file is corrupt: ${this.what} has a ${kind} of ${n}, more than any real model has (limit ${limit})`);
+    }
+    if (n * BigInt(minBytesEach) > BigInt(this.remaining)) {
+      throw this.bad(`the file is truncated or corrupt (an incomplete download?): ${this.what} has a ${kind} of ${n}, ` +
+        `which needs at least ${n * BigInt(minBytesEach)} bytes, but only ${this.remaining} remain`);
     }
     return Number(n);
   }
@@ -159,6 +166,13 @@ class HeaderReader {
     const at = this.need(n);
     return this.buf.toString('utf8', at, at + n);
   }
+}
+
+/** A metadata value for an error message: short, and never throws (bigints included). */
+export function describeGgufValue(v: GgufValue | null): string {
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  return String(v);
 }
 
 function safeInt(v: bigint): number | bigint {
@@ -286,7 +300,8 @@ function parse(r: HeaderReader): GgufFile {
     if (!Number.isSafeInteger(sizeBytes)) throw r.bad(`${where}: size of shape [${shape.join(', ')}] overflows`);
     if (offset % BigInt(alignment) !== 0n) throw r.bad(`${where}: data offset ${offset} is not a multiple of the alignment ${alignment}`);
     if (offset + BigInt(sizeBytes) > BigInt(dataSize)) {
-      throw r.bad(`${where}: data [${offset}, ${offset + BigInt(sizeBytes)}) is out of bounds of the ${dataSize}-byte data section (file truncated?)`);
+      throw r.bad(`the file is truncated or corrupt (an incomplete download?): ${where}'s data [${offset}, ${offset + BigInt(sizeBytes)}) ` +
+        `is out of bounds of the ${dataSize}-byte data section`);
     }
     return { name, dtype, shape: Object.freeze(shape), sizeBytes, file: r.path, ne: Object.freeze(ne), ggmlType, fileOffset: dataOffset + Number(offset) };
   });

@@ -29,7 +29,7 @@
 // <image_soft_token> is not in the SentencePiece model; as in tokenizer.json it is appended as a
 // special added token with the next id (262144).
 import { GemmaError } from '../errors.js';
-import type { GgufValue } from '../formats/gguf.js';
+import { describeGgufValue, type GgufValue } from '../formats/gguf.js';
 import type { AddedToken } from './added-tokens.js';
 import type { ModelTables } from './fast-load.js';
 import { tokenizerFromTables, type Tokenizer } from './tokenizer.js';
@@ -108,7 +108,7 @@ export function ggufTokenizerParts(metadata: ReadonlyMap<string, GgufValue>, sou
   if (model === undefined) throw new GemmaError('BAD_FORMAT', `${source}: no tokenizer in the file (tokenizer.ggml.model is missing)`);
   if (model !== 'llama') {
     throw new GemmaError('UNSUPPORTED_MODEL',
-      `${source}: tokenizer.ggml.model is ${JSON.stringify(model)}; only the SentencePiece vocabulary ("llama") of Gemma 3 is supported`);
+      `${source}: tokenizer.ggml.model is ${describeGgufValue(model)}; only the SentencePiece vocabulary ("llama") of Gemma 3 is supported`);
   }
   if (m.optBool('tokenizer.ggml.add_space_prefix') === true) {
     throw new GemmaError('UNSUPPORTED_MODEL', `${source}: tokenizer.ggml.add_space_prefix is true; Gemma 3's tokenizer adds no space prefix`);
