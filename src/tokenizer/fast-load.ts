@@ -71,6 +71,7 @@ class Scanner {
   private mask = 0;
   private table = new Int32Array(0);
   private pieces: (string | undefined)[] | undefined;
+  private vocabCount = 0;
   // result of the last scanned string
   private strHash = 0;
   private strHash2 = 0;
@@ -105,6 +106,9 @@ class Scanner {
     this.ws();
     if (this.pos !== this.buf.length || !sawModel || this.pieces === undefined || this.merges === undefined) throw new Fail();
     const pieces = this.pieces;
+    // Ids must run from 0 without gaps; one past the entry count is corrupt (the slow path says so).
+    const added = Array.isArray(root['added_tokens']) ? root['added_tokens'].length : 0;
+    if (pieces.length > this.vocabCount + added) throw new Fail();
     return {
       root,
       tables: { pieces, idOf: lazyIdOf(pieces), left: this.merges.left, right: this.merges.right, merged: this.merges.merged },
@@ -357,6 +361,7 @@ class Scanner {
         throw new Fail();
       }
     }
+    this.vocabCount = count;
     const section = this.text.decode(buf.subarray(sectionStart, this.pos));
     for (let k = 0; k < keyIds.length; k++) {
       const raw = section.slice(keyFrom[k]!, keyTo[k]!);

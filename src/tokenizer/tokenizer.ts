@@ -314,12 +314,18 @@ export function tokenizerFromJson(json: unknown, configJson?: unknown, source = 
   if (!isObject(vocab)) throw bad('model.vocab is missing or not an object');
   if (!Array.isArray(merges)) throw bad('model.merges is missing or not an array');
 
-  // Vocabulary.
+  // Vocabulary. Every id below the largest must have a piece (checked in buildTokenizer), so an id
+  // beyond the number of entries is corrupt, and is refused before it sizes the id table.
   const vocabMap = new Map<string, number>();
   const pieces: string[] = [];
-  for (const piece of Object.keys(vocab)) {
+  const keys = Object.keys(vocab);
+  const idLimit = keys.length + (Array.isArray(root['added_tokens']) ? root['added_tokens'].length : 0);
+  for (const piece of keys) {
     const id = vocab[piece];
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0x7ffffff) throw bad(`vocab entry ${JSON.stringify(piece)} has a bad id`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw bad(`vocab entry ${shortJson(piece)} has a bad id`);
+    if (id >= idLimit) {
+      throw bad(`vocab entry ${shortJson(piece)} has id ${id}, but the vocab and added tokens have only ${idLimit} entries (ids run from 0 without gaps): the file is corrupt`);
+    }
     if (pieces[id] !== undefined) throw bad(`id ${id} appears twice in the vocab`);
     pieces[id] = piece;
     vocabMap.set(piece, id);
@@ -344,8 +350,8 @@ export function tokenizerFromJson(json: unknown, configJson?: unknown, source = 
     const ia = vocabMap.get(a);
     const ib = vocabMap.get(b);
     const im = vocabMap.get(a + b);
-    if (ia === undefined || ib === undefined) throw bad(`merge ${k} (${JSON.stringify(a)}, ${JSON.stringify(b)}) uses a piece missing from the vocab`);
-    if (im === undefined) throw bad(`merge ${k}: ${JSON.stringify(a + b)} is missing from the vocab`);
+    if (ia === undefined || ib === undefined) throw bad(`merge ${k} (${shortJson(a)}, ${shortJson(b)}) uses a piece missing from the vocab`);
+    if (im === undefined) throw bad(`merge ${k}: ${shortJson(a + b)} is missing from the vocab`);
     left[k] = ia;
     right[k] = ib;
     merged[k] = im;
@@ -357,8 +363,14 @@ export function tokenizerFromJson(json: unknown, configJson?: unknown, source = 
   return buildTokenizer({ ...root, model: rest }, tables, config, source);
 }
 
+/** A piece or value for an error message, at most ~60 characters. */
+function shortJson(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
 function checkModelType(model: Json, bad: (m: string) => GemmaError): void {
-  if (model['type'] !== undefined && model['type'] !== 'BPE') throw bad(`model type is ${JSON.stringify(model['type'])}, expected "BPE"`);
+  if (model['type'] !== undefined && model['type'] !== 'BPE') throw bad(`model type is ${shortJson(model['type'])}, expected "BPE"`);
 }
 
 /**
@@ -388,18 +400,22 @@ function buildTokenizer(root: Json, tables: ModelTables, config: unknown, source
   if (!Array.isArray(addedRaw)) throw bad('"added_tokens" is not an array');
   const added: AddedToken[] = [];
   const addedIds = new Map<string, number>();
+  const idLimit = modelPieces.length + addedRaw.length; // ids run from 0 without gaps (checked below)
   for (const t of addedRaw as unknown[]) {
-    if (!isObject(t) || typeof t['id'] !== 'number' || !Number.isInteger(t['id']) || t['id'] < 0 || t['id'] > 0x7ffffff || typeof t['content'] !== 'string') {
+    if (!isObject(t) || typeof t['id'] !== 'number' || !Number.isInteger(t['id']) || t['id'] < 0 || typeof t['content'] !== 'string') {
       throw bad('an added token lacks an integer id or a string content');
     }
     const id = t['id'];
+    if (id >= idLimit) {
+      throw bad(`added token ${shortJson(t['content'])} has id ${id}, but the vocab and added tokens have only ${idLimit} entries: the file is corrupt`);
+    }
     const content = t['content'];
-    if (pieces[id] !== undefined && pieces[id] !== content) throw bad(`added token ${id} (${JSON.stringify(content)}) disagrees with the vocab (${JSON.stringify(pieces[id])})`);
-    if (t['lstrip'] === true || t['rstrip'] === true || t['single_word'] === true) throw unsupported(`added token ${JSON.stringify(content)} uses lstrip/rstrip/single_word`);
+    if (pieces[id] !== undefined && pieces[id] !== content) throw bad(`added token ${id} (${shortJson(content)}) disagrees with the vocab (${shortJson(pieces[id])})`);
+    if (t['lstrip'] === true || t['rstrip'] === true || t['single_word'] === true) throw unsupported(`added token ${shortJson(content)} uses lstrip/rstrip/single_word`);
     // Tokens with normalized: true (the default for non-special ones) are matched by the Rust core
     // on normalised text; that only differs from raw matching when the token holds a space or `▁`.
     const normalized = typeof t['normalized'] === 'boolean' ? t['normalized'] : t['special'] !== true;
-    if (normalized && /[ \u2581]/.test(content)) throw unsupported(`added token ${JSON.stringify(content)} is normalized and contains a space`);
+    if (normalized && /[ \u2581]/.test(content)) throw unsupported(`added token ${shortJson(content)} is normalized and contains a space`);
     added.push({ id, content, special: t['special'] === true });
     addedIds.set(content, id);
     pieces[id] = content;
