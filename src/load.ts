@@ -107,32 +107,36 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
     throw invalidArgument('contextLength', `an integer in [2, ${maxContext}]`, options.contextLength);
   }
   const generationConfig = loadGenerationConfig(dir);
-  const tokenizer = await loadTokenizer(dir);
-  let chatTemplate: ChatTemplate | null = null;
-  try {
-    chatTemplate = await loadChatTemplate(dir);
-  } catch (err) {
-    if (!(err instanceof GemmaError && err.code === 'UNSUPPORTED_MODEL')) throw err;
-  }
-
-  const preprocessor = config.vision ? await loadPreprocessorConfig(dir) : null;
-  if (config.vision && preprocessor) {
-    const { height, width } = preprocessor.size;
-    const side = config.vision.imageSize;
-    if (height !== side || width !== side) {
-      throw new GemmaError('UNSUPPORTED_MODEL',
-        `${dir}: the image processor resizes to ${width}x${height} but the vision tower takes ${side}x${side} images`);
-    }
-  }
-
+  // The weights' headers are checked against the config first: a truncated download or a
+  // mismatched config.json is reported at once, before the tokenizer's 33 MB are parsed.
   const checkpoint = openCheckpoint(dir);
   let decoder;
   let vision: VisionSupport | null = null;
+  let tokenizer;
+  let chatTemplate: ChatTemplate | null = null;
   try {
+    const textNames = resolveTextTensors(checkpoint, config);
+    const visionNames = config.vision ? resolveVisionTensors(checkpoint, config) : undefined;
+    tokenizer = await loadTokenizer(dir);
+    try {
+      chatTemplate = await loadChatTemplate(dir);
+    } catch (err) {
+      if (!(err instanceof GemmaError && err.code === 'UNSUPPORTED_MODEL')) throw err;
+    }
+
+    const preprocessor = config.vision ? await loadPreprocessorConfig(dir) : null;
+    if (config.vision && preprocessor) {
+      const { height, width } = preprocessor.size;
+      const side = config.vision.imageSize;
+      if (height !== side || width !== side) {
+        throw new GemmaError('UNSUPPORTED_MODEL',
+          `${dir}: the image processor resizes to ${width}x${height} but the vision tower takes ${side}x${side} images`);
+      }
+    }
+
     let source: TensorSource = checkpoint;
     if (options.quant !== undefined) {
-      const visionNames = config.vision ? resolveVisionTensors(checkpoint, config) : undefined;
-      source = quantizingSource(checkpoint, quantPlan(checkpoint, config, options.quant, resolveTextTensors(checkpoint, config), visionNames));
+      source = quantizingSource(checkpoint, quantPlan(checkpoint, config, options.quant, textNames, visionNames));
     }
     const total = source.names().length;
     let done = 0;
