@@ -21,6 +21,9 @@ import { join } from 'node:path';
 import { GemmaError } from '../errors.js';
 import type { GgufMetadataEntry } from '../formats/gguf-writer.js';
 
+/** Ids a vocabulary may skip (filled with [PADi] tokens). */
+const MAX_VOCAB_HOLES = 1 << 16;
+
 /** gguf-py TokenType. */
 export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -65,7 +68,13 @@ export function readGgufVocab(dir: string): GgufVocab {
   const cfg = existsSync(cfgPath) ? readJson(cfgPath) : {};
 
   let n = 0;
-  for (const id of Object.values(model.vocab as Record<string, number>)) if (Number.isSafeInteger(id) && id >= n) n = id + 1;
+  const ids = Object.values(model.vocab as Record<string, number>);
+  for (const id of ids) if (Number.isSafeInteger(id) && id >= n) n = id + 1;
+  // Holes become [PADi] tokens, as in llama.cpp's converter; ids far past the entry count are a
+  // corrupt file, refused before they size the token list.
+  if (n > ids.length + MAX_VOCAB_HOLES) {
+    throw new GemmaError('BAD_FORMAT', `${tokPath}: a vocab id of ${n - 1} with only ${ids.length} entries: the file is corrupt`);
+  }
   const tokens: string[] = Array.from({ length: n }, (_, i) => `[PAD${i}]`);
   const scores = new Float32Array(n).fill(-10000);
   const types = new Int32Array(n).fill(TokenType.UNUSED);
