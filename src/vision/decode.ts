@@ -345,6 +345,38 @@ function muldiv255(a: number, b: number): number {
   return ((t >> 8) + t) >> 8;
 }
 
+/**
+ * A lower bound on the size of a file whose header declares its dimensions, where the format
+ * allows a rigorous one (0 otherwise): a PNG's pixel rows through deflate, which packs at most
+ * 1032 bytes into one; a Huffman-coded JPEG (SOF0/1/2; arithmetic coding has no such bound)
+ * spends at least one bit (a DC code) on each 8x8 block of its full-resolution component.
+ */
+export function leastEncodedBytes(format: SupportedFormat, b: Uint8Array): number {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (format === 'png') {
+    if (b.length < 26 || ascii(b, 12, 4) !== 'IHDR') return 0;
+    const width = view.getUint32(16);
+    const height = view.getUint32(20);
+    const depth = b[24]!;
+    const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[b[25]!] ?? 1;
+    const rowBytes = 1 + Math.ceil((width * channels * depth) / 8);
+    return Math.floor((height * rowBytes) / 1032);
+  }
+  if (format === 'jpeg') {
+    for (let at = 2; at + 9 < b.length && b[at] === 0xff;) {
+      const marker = b[at + 1]!;
+      if (marker === 0xda) break; // start of scan: no frame header before it
+      if (marker === 0xc0 || marker === 0xc1 || marker === 0xc2) {
+        const height = view.getUint16(at + 5);
+        const width = view.getUint16(at + 7);
+        return Math.floor((Math.ceil(width / 8) * Math.ceil(height / 8)) / 8);
+      }
+      at += 2 + view.getUint16(at + 2);
+    }
+  }
+  return 0;
+}
+
 /** Decodes encoded bytes (any supported format) to RGB, following PIL's conversion rules. */
 async function decodeEncoded(bytes: Uint8Array, label: string, maxPixels: number): Promise<RgbImage> {
   if (bytes.length === 0) throw new GemmaError('BAD_FORMAT', `${label}: the image data is empty (0 bytes)`);
@@ -385,6 +417,13 @@ async function decodeEncoded(bytes: Uint8Array, label: string, maxPixels: number
   const h = meta.height ?? 0;
   if (!(w > 0 && h > 0)) throw new GemmaError('BAD_FORMAT', `${label}: the image has zero size (${w}x${h})`);
   checkPixelLimit(w, h, maxPixels, label);
+  const least = leastEncodedBytes(format, bytes);
+  if (bytes.length < least) {
+    // libjpeg fills what a short JPEG lacks with grey and only warns: a 2 KB file whose header says
+    // 9000x9000 would decode to 243 MB of nothing (780 MB at the peak).
+    throw new GemmaError('BAD_FORMAT',
+      `${label}: the image data is truncated or corrupt: a ${w}x${h} ${format.toUpperCase()} takes at least ${least} bytes, this one has ${bytes.length}`);
+  }
 
   const space = meta.space as string | undefined;
   try {
