@@ -71,11 +71,15 @@ class Meta {
    * The layer count `key` declares, checked against the layers the file has tensors for (when
    * known) before anything per layer is built: a corrupt count must not size a list first.
    */
-  layerCount(key: string, layersInFile: number | undefined): number {
+  layerCount(key: string, layersInFile: number | undefined, exact: boolean): number {
     const n = this.posInt(key);
     if (layersInFile !== undefined && n > layersInFile) {
       throw new GemmaError('MISSING_TENSOR',
         `${this.file}: metadata ${key} declares ${n} layers, but the file has tensors for ${layersInFile}: it is corrupt or incomplete`);
+    }
+    if (exact && layersInFile !== undefined && n < layersInFile) {
+      // llama.cpp refuses such a file too ("wrong number of tensors"): running the first n layers would be garbage.
+      throw new GemmaError('BAD_FORMAT', `${this.file}: metadata ${key} declares ${n} layers, but the file has tensors for ${layersInFile}: it is corrupt`);
     }
     if (n > LIMITS.layers) throw this.bad(key, `at most ${LIMITS.layers} (larger than any Gemma 3 model; the file is corrupt)`);
     return n;
@@ -133,7 +137,7 @@ export function configFromGguf(metadata: ReadonlyMap<string, GgufValue>, file: s
   }
   const k = (s: string): string => `${ARCH}.${s}`;
   const L = LIMITS;
-  const numLayers = m.layerCount(k('block_count'), tensors.layers);
+  const numLayers = m.layerCount(k('block_count'), tensors.layers, true);
   const hiddenSize = m.posInt(k('embedding_length'), undefined, L.hiddenSize);
   const numHeads = m.perLayer(k('attention.head_count'), numLayers, L.heads);
   const numKvHeads = m.perLayer(k('attention.head_count_kv'), numLayers, L.heads, numHeads);
@@ -252,7 +256,7 @@ export function visionConfigFromMmproj(metadata: ReadonlyMap<string, GgufValue>,
   const vision: SiglipVisionConfig = {
     hiddenSize: m.posInt(v('embedding_length'), undefined, L.hiddenSize),
     intermediateSize: m.posInt(v('feed_forward_length'), undefined, L.intermediateSize),
-    numLayers: m.layerCount(v('block_count'), layersInFile),
+    numLayers: m.layerCount(v('block_count'), layersInFile, false),
     numHeads: m.posInt(v('attention.head_count'), undefined, L.heads),
     numChannels: 3,
     imageSize: m.posInt(v('image_size'), undefined, L.imageSize),
