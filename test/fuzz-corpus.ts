@@ -24,8 +24,6 @@ export interface Corpus {
   /** Micro text GGUFs, one per tensor type. */
   ggufs: string[];
   mmproj: string;
-  /** Width of the micro text model (the projection_dim an mmproj must match). */
-  textHidden: number;
   images: string[];
   /** The real tiny-text checkpoint's config.json and model.safetensors. */
   tinyText: { config: string; safetensors: string };
@@ -33,7 +31,6 @@ export interface Corpus {
 
 /** Pieces of the micro vocabulary (the real tokenizer's first ids: specials, <0xNN> bytes, common merges). */
 const MICRO_VOCAB = 1000;
-export const MICRO_TEXT_HIDDEN = 32;
 
 const MICRO_CONFIG = {
   architectures: ['Gemma3ForConditionalGeneration'],
@@ -46,7 +43,7 @@ const MICRO_CONFIG = {
   text_config: {
     model_type: 'gemma3_text',
     vocab_size: MICRO_VOCAB,
-    hidden_size: MICRO_TEXT_HIDDEN,
+    hidden_size: 32,
     intermediate_size: 64,
     num_hidden_layers: 2,
     num_attention_heads: 2,
@@ -102,7 +99,7 @@ export async function buildCorpus(root: string): Promise<Corpus> {
     ggufs.push(out);
   }
   const images = await writeImages(root);
-  return { root, micro, ggufs, mmproj, textHidden: MICRO_TEXT_HIDDEN, images, tinyText: tinyTextFiles() };
+  return { root, micro, ggufs, mmproj, images, tinyText: tinyTextFiles() };
 }
 
 /** The real tokenizer cut to its first MICRO_VOCAB ids, keeping the merges that stay inside them. */

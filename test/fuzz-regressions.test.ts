@@ -64,8 +64,8 @@ function safetensorsWithHeaderLength(delta: number): string {
   return checkpointWith('model.safetensors', bytes);
 }
 
-/** Runs one file through the fuzz child and checks it ends in this error, within the limits. */
-async function refused(format: Format, path: string, code: string, pattern: RegExp, forbidden?: RegExp): Promise<void> {
+/** Runs one file through the fuzz child and checks it ends in this error, within the limits; returns the case's time. */
+async function refused(format: Format, path: string, code: string, pattern: RegExp, forbidden?: RegExp): Promise<number> {
   const s = await runFuzz({ corpus, work: join(tmp.dir, `work-${n++}`), format, seed: 0, cases: 1, files: [path], maxRssMb: 400 });
   assert.deepEqual(s.failures.map(formatFailure), []);
   const r = s.reports[0]!;
@@ -73,6 +73,7 @@ async function refused(format: Format, path: string, code: string, pattern: RegE
   assert.equal(r.code, code, r.message);
   assert.match(r.message!, pattern);
   if (forbidden) assert.doesNotMatch(r.message!, forbidden);
+  return r.ms;
 }
 
 describe('issue 17 loader repros: typed errors, not aborts, hangs or huge allocations', () => {
@@ -120,6 +121,32 @@ describe('issue 17 loader repros: typed errors, not aborts, hangs or huge alloca
     for (const delta of [-1, -3, -8]) {
       await refused('safetensors', safetensorsWithHeaderLength(delta), 'BAD_FORMAT', /header length or the file size is wrong/);
     }
+  });
+
+  test('GGUF gemma3.block_count 1 with 2 layers of tensors (loaded the first layer alone)', async () => {
+    await refused('gguf', ggufWith(corpus.ggufs[0]!, 'gemma3.block_count', 1), 'BAD_FORMAT', /block_count declares 1 layers, but the file has tensors for 2/);
+  });
+
+  test('a 600-byte JPEG whose header says 9000x9000 (was decoded: 243 MB of grey pixels)', async () => {
+    const jpeg = Buffer.from(readFileSync(corpus.images.find((p) => p.endsWith('baseline.jpg'))!));
+    for (let at = 2; at < jpeg.length; at += 2 + jpeg.readUInt16BE(at + 2)) {
+      if (jpeg[at + 1] === 0xc0) {
+        jpeg.writeUInt16BE(9000, at + 5);
+        jpeg.writeUInt16BE(9000, at + 7);
+        break;
+      }
+    }
+    const path = join(tmp.dir, 'huge.jpg');
+    writeFileSync(path, jpeg);
+    await refused('image', path, 'BAD_FORMAT', /a 9000x9000 JPEG takes at least \d+ bytes, this one has/);
+  });
+
+  test('tokenizer.json vocab id 2^27 - 1 (took 4 s to refuse, building a 134M-slot id table)', async () => {
+    const tokenizer = JSON.parse(readFileSync(join(corpus.micro, 'tokenizer.json'), 'utf8'));
+    tokenizer.model.vocab['in'] = 2 ** 27 - 1;
+    const dir = checkpointWith('tokenizer.json', JSON.stringify(tokenizer));
+    const ms = await refused('tokenizer', dir, 'BAD_FORMAT', /vocab entry "in" has id 134217727, but the vocab and added tokens have only \d+ entries/);
+    assert.ok(ms < 2000, `took ${ms} ms`);
   });
 
   test('a truncated GGUF says it is truncated (not "array length is absurd")', async () => {
