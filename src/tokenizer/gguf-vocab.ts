@@ -42,6 +42,8 @@ const CONTROL_BY_LOOK = /^(<unused\d+>|<mask>)$/;
 /** Gemma 3 tokens that are special in tokenizer.json whatever type a file gives them. */
 const GEMMA_SPECIAL = new Set(['<pad>', '<eos>', '<bos>', '<unk>', '<start_of_turn>', '<end_of_turn>', '<start_of_image>', '<end_of_image>']);
 export const IMAGE_SOFT_TOKEN = '<image_soft_token>';
+/** Longest vocabulary piece accepted (Gemma 3's longest is 31 characters). */
+const MAX_PIECE_LENGTH = 1 << 12;
 
 export interface GgufTokenizerParts {
   /** Pieces by id, as tokenizer.json's vocab has them (user-defined spaces back to "▁"). */
@@ -128,6 +130,10 @@ export function ggufTokenizerParts(metadata: ReadonlyMap<string, GgufValue>, sou
   for (let id = 0; id < n; id++) {
     const type = types[id]!;
     let piece = tokens[id]!;
+    if (piece.length > MAX_PIECE_LENGTH) {
+      // The merge tables index every prefix of every piece: a megabyte "token" is a corrupt file.
+      throw m.bad('tokenizer.ggml.tokens', `pieces of at most ${MAX_PIECE_LENGTH} characters (token ${id} has ${piece.length}; the file is corrupt)`);
+    }
     if (type === USER_DEFINED && piece.includes(' ')) piece = piece.replaceAll(' ', META);
     pieces[id] = piece;
     const gemma = GEMMA_SPECIAL.has(piece);
