@@ -90,14 +90,24 @@ typedef struct file_mapping {
   char *base;
   size_t length;    /* mapped: the file size rounded up to whole pages */
   size_t size;      /* the file size */
-  atomic_size_t refs; /* the handle's (until closeMapping or its collection), one per view, one
-                         per background copy reading it (released on the copying thread) */
-  bool handle_open;
+  atomic_size_t refs; /* on the pages: the handle's (until closeMapping or its collection), one per
+                         view, one per background copy reading it (released on the copying thread) */
+  /* On this record: the pages' (until they are unmapped) and the JS handle's (until it is
+     collected). The handle can outlive the pages (closed, then its views and copies gone) and
+     its finalizer reads the record: freed with the pages, its memory could already be another
+     mapping's record (which the old handle then closed) or anything else (which it then
+     decremented, even unmapped): segfaults at exit or after a collection. */
+  atomic_int holds;
+  atomic_bool handle_open;
   struct file_mapping *next; /* in `mappings`, to find the mapping a view lies in */
 } file_mapping;
 
 static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
 static file_mapping *mappings = NULL;
+
+static void file_mapping_let_go(file_mapping *m) {
+  if (atomic_fetch_sub(&m->holds, 1) == 1) free(m);
+}
 
 static void file_mapping_unref(file_mapping *m) {
   if (atomic_fetch_sub(&m->refs, 1) != 1) return;
@@ -110,19 +120,22 @@ static void file_mapping_unref(file_mapping *m) {
   }
   pthread_mutex_unlock(&mappings_lock);
   munmap(m->base, m->length);
-  free(m);
+  file_mapping_let_go(m);
 }
 
 static void file_mapping_unpin(void *m) { file_mapping_unref((file_mapping *)m); }
 
-/* The mapping holding [p, p + bytes), with a reference taken, or NULL. */
+/* The mapping holding [p, p + bytes), with a reference taken, or NULL. One whose last reference
+   is being dropped on another thread (still listed for a moment) is not taken. */
 static file_mapping *file_mapping_pin(const uint8_t *p, size_t bytes) {
   file_mapping *found = NULL;
   pthread_mutex_lock(&mappings_lock);
   for (file_mapping *m = mappings; m; m = m->next) {
     if ((const char *)p >= m->base && (const char *)p + bytes <= m->base + m->size) {
-      atomic_fetch_add(&m->refs, 1);
-      found = m;
+      size_t refs = atomic_load(&m->refs);
+      while (refs > 0 && !atomic_compare_exchange_weak(&m->refs, &refs, refs + 1)) {
+      }
+      if (refs > 0) found = m;
       break;
     }
   }
@@ -137,15 +150,14 @@ static void file_mapping_finalize(napi_env env, void *data, void *hint) {
 }
 
 static void file_mapping_close(file_mapping *m) {
-  if (!m->handle_open) return;
-  m->handle_open = false;
-  file_mapping_unref(m);
+  if (atomic_exchange(&m->handle_open, false)) file_mapping_unref(m);
 }
 
 static void file_mapping_handle_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   file_mapping_close((file_mapping *)data);
+  file_mapping_let_go((file_mapping *)data);
 }
 
 typedef struct {
@@ -258,14 +270,16 @@ napi_value open_mapping(napi_env env, napi_callback_info info) {
   m->length = length;
   m->size = (size_t)st.st_size;
   atomic_init(&m->refs, 1);
-  m->handle_open = true;
+  atomic_init(&m->holds, 2);
+  atomic_init(&m->handle_open, true);
   pthread_mutex_lock(&mappings_lock);
   m->next = mappings;
   mappings = m;
   pthread_mutex_unlock(&mappings_lock);
   napi_value handle, bytes_v, huge_v;
   if (napi_create_external(env, m, file_mapping_handle_finalize, NULL, &handle) != napi_ok) {
-    file_mapping_unref(m);
+    file_mapping_close(m);
+    file_mapping_let_go(m); /* no handle to collect */
     return result;
   }
   CHECK(napi_create_object(env, &result));

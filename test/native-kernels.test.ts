@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
 import type { Backend, WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
@@ -358,6 +360,63 @@ test('file mappings: views hold the file\'s bytes without copying; bad ranges an
     assert.equal(view[7], bytes[3000010]); // views outlive the closed handle
     assert.deepEqual(readFileSync(path), Buffer.from(bytes));
     assert.equal(nativeMapFile(join(dir, 'missing.bin'), false), null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The addon's file-mapping functions, called directly so a test controls every handle's lifetime. */
+interface MappingBinding {
+  openMapping(path: string, populate: boolean): { mapping: object } | null;
+  mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
+  closeMapping(mapping: object): void;
+  repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
+  repackResult(handle: object): Uint8Array | null | false;
+  info(): { x16: boolean };
+}
+
+/** A full garbage collection, then the turns of the event loop that run the finalizers it queued. */
+async function collectGarbage(): Promise<void> {
+  setFlagsFromString('--expose_gc');
+  (runInNewContext('gc') as () => void)();
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+// The record of a mapping was freed with its pages, while the handle (closed) could still be
+// alive; its finalizer then read freed memory: the record of the next mapping, which malloc
+// hands out at the same address, was then closed by the old handle (or, with other data
+// there, something unmapped): the segfault of two test processes run at once.
+test('a mapping handle collected after its views and copies touches only its own mapping', { skip, timeout: 60_000 }, async () => {
+  const raw = binding as unknown as MappingBinding;
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-map-'));
+  try {
+    const rows = 64, cols = 2048, rowBytes = (cols / 32) * 34; // a Q8_0 matrix, 139 KiB
+    const path = join(dir, 'q8.bin');
+    writeFileSync(path, new Uint8Array(4096 + rows * rowBytes).map((_, i) => (i * 13) & 255));
+    for (let round = 0; round < 16; round++) {
+      // Half the rounds the last hold on the first mapping is a background copy's, dropped on
+      // the copying thread, not a view's.
+      const viaCopy = round % 2 === 1 && raw.info().x16;
+      let first: { mapping: object } | null = raw.openMapping(path, false)!;
+      let view: Uint8Array | null = raw.mapRange(first.mapping, 4096, rows * rowBytes)!;
+      const copy = viaCopy ? raw.repackLater(view, 3, rows, cols) : null;
+      raw.closeMapping(first.mapping);
+      view = null;
+      await collectGarbage(); // the view goes; the first handle stays (held by `first`)
+      if (copy) {
+        let taken: Uint8Array | null | false = null;
+        for (let i = 0; i < 500 && (taken = raw.repackResult(copy)) === null; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+        assert.ok(taken instanceof Uint8Array, 'the copy finishes');
+      }
+      // Several: the freed record's memory goes to one of them (with other allocations between).
+      const later = Array.from({ length: 8 }, () => raw.openMapping(path, false)!);
+      first = null;
+      await collectGarbage(); // the first handle's finalizer runs
+      for (const [i, { mapping }] of later.entries()) {
+        assert.ok(raw.mapRange(mapping, 0, 16) instanceof Uint8Array, `round ${round}: later mapping ${i} is still open`);
+        raw.closeMapping(mapping);
+      }
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
