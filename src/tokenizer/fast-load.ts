@@ -334,7 +334,9 @@ class Scanner {
         let id = 0;
         let digits = 0;
         for (;;) {
-          const c = buf[this.pos]!;
+          // Past the end, buf[pos] is undefined, which compares false both ways: a file cut
+          // inside an id would loop here for ever without the explicit end check.
+          const c = this.pos < buf.length ? buf[this.pos]! : -1;
           if (c < 0x30 || c > 0x39) break;
           id = id * 10 + (c - 0x30);
           digits++;
