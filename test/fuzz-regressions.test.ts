@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { buildCorpus, type Corpus } from './fuzz-corpus.js';
 import { formatFailure, runFuzz, type Format } from './fuzz-harness.js';
 import { parseGgufModel, parseSafetensors, serializeGguf, type GgufModel } from './fuzz-mutate.js';
-import { tempDir } from './st-writer.js';
+import { GemmaError } from '../src/errors.js';
+import { openSafetensors } from '../src/formats/safetensors.js';
+import { encodeRaw, tempDir } from './st-writer.js';
 
 const tmp = tempDir('fuzz-regressions');
 let corpus: Corpus;
@@ -149,10 +151,36 @@ describe('issue 17 loader repros: typed errors, not aborts, hangs or huge alloca
     assert.ok(ms < 2000, `took ${ms} ms`);
   });
 
+  test('tokenizer.json cut inside a vocab id (hung: the fast scanner read past the end for ever)', async () => {
+    const text = readFileSync(join(corpus.micro, 'tokenizer.json'), 'utf8');
+    const at = text.indexOf('"au":') + '"au":'.length + 1; // one digit of the id
+    await refused('tokenizer', checkpointWith('tokenizer.json', text.slice(0, at)), 'BAD_FORMAT', /tokenizer.json is not valid JSON/);
+  });
+
   test('a truncated GGUF says it is truncated (not "array length is absurd")', async () => {
     const bytes = readFileSync(corpus.ggufs[0]!);
     const path = join(tmp.dir, 'truncated.gguf');
     writeFileSync(path, bytes.subarray(0, 3000)); // inside tokenizer.ggml.tokens
     await refused('gguf', path, 'BAD_FORMAT', /truncated/, /absurd/);
   });
+});
+
+describe('safetensors: the tensors tile the data section exactly (as the reference library requires)', () => {
+  const f32 = (begin: number, end: number) => ({ dtype: 'F32', shape: [(end - begin) / 4], data_offsets: [begin, end] });
+  const open = (header: object, dataBytes: number) => () => {
+    const path = join(tmp.dir, `tile-${n++}.safetensors`);
+    writeFileSync(path, encodeRaw(JSON.stringify(header), new Uint8Array(dataBytes)));
+    openSafetensors(path).close();
+  };
+  const refusedWith = (fn: () => void, pattern: RegExp) =>
+    assert.throws(fn, (e: unknown) => e instanceof GemmaError && e.code === 'BAD_FORMAT' && pattern.test(e.message));
+
+  test('back to back in any header order, empty tensors anywhere: opens', () => {
+    open({ b: f32(8, 16), a: f32(0, 8), e: f32(8, 8), z: f32(16, 16) }, 16)();
+    open({}, 0)();
+  });
+  test('a gap between tensors', () => refusedWith(open({ a: f32(0, 8), b: f32(12, 16) }, 16), /4 bytes before tensor b that no tensor covers/));
+  test('a gap before the first tensor', () => refusedWith(open({ a: f32(4, 12) }, 12), /4 bytes before tensor a/));
+  test('bytes after the last tensor', () => refusedWith(open({ a: f32(0, 8) }, 12), /cover 8 bytes of data but the file has 12/));
+  test('data but no tensors', () => refusedWith(open({}, 8), /cover 0 bytes of data but the file has 8/));
 });
