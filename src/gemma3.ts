@@ -7,9 +7,9 @@ import { imagePartsOf, prepareChat, type PreparedPrompt } from './chat/prompt.js
 import { GemmaError, invalidArgument } from './errors.js';
 import { generate, validateGenerateOptions, type GenerateOptions, type GenerationChunk, type GenerationTarget } from './generate/generate.js';
 import type { Gemma3Config } from './model/config.js';
-import type { DecoderInput, Gemma3TextDecoder } from './model/gemma3-text.js';
+import type { Gemma3TextDecoder } from './model/gemma3-text.js';
 import { ImageFeatureCache } from './model/image-features.js';
-import { imageInputs } from './model/image-tokens.js';
+import { Prompt } from './model/prompt.js';
 import { KvCache } from './model/kv-cache.js';
 import type { VisionEncoder } from './model/vision-model.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
@@ -53,7 +53,6 @@ export interface VisionSupport {
   panAndScan: boolean;
 }
 
-type ImageExtra = Pick<DecoderInput, 'embeddings' | 'imageBlocks'>;
 
 export interface LogitsResult {
   inputIds: number[];
@@ -142,7 +141,7 @@ export class Gemma3 {
     const snapshot = [...messages]; // the caller may push to its history before reading the stream
     return this.run(async () => {
       const prepared = await this.prepare(snapshot, options, this.contextLength - 1);
-      return { ids: prepared.ids, extra: this.encodeImages(prepared, options.signal) };
+      return this.encodeImages(prepared, options.signal);
     }, options);
   }
 
@@ -174,32 +173,31 @@ export class Gemma3 {
     checkTop(topK);
     if (imagePartsOf(messages).length === 0) return this.scoreIds(this.chatIds(messages), topK);
     const prepared = await this.prepare(messages, options, this.contextLength);
-    return this.scoreIds(prepared.ids, topK, this.encodeImages(prepared, options.signal));
+    return this.scoreIds(this.encodeImages(prepared, options.signal), topK);
   }
 
-  private scoreIds(ids: number[], topK: number, extra: ImageExtra = {}): LogitsResult {
+  private scoreIds(prompt: Prompt | number[], topK: number): LogitsResult {
     const { decoder } = this.target;
+    const input = Prompt.from(prompt);
+    const ids = input.ids;
     if (ids.length > this.contextLength) {
       throw new GemmaError('CONTEXT_FULL', `${ids.length} tokens do not fit the context of ${this.contextLength} tokens`);
     }
     const cache = new KvCache(this.config.text, ids.length);
     const V = this.config.text.vocabSize;
     const positions: LogitsResult['positions'] = [];
-    const blocks = extra.imageBlocks ?? [];
-    // Small chunks keep memory at a few logits rows, not T × vocabulary; an image block is never
-    // split (its tokens attend to each other both ways).
+    // Small chunks keep memory at a few logits rows, not T × vocabulary.
     const CHUNK = 16;
     for (let begin = 0; begin < ids.length;) {
-      let end = Math.min(ids.length, begin + CHUNK);
-      for (const [s, e] of blocks) if (s < end && end < e) end = e;
-      const rows = decoder.forward({ ids: ids.slice(begin, end), ...sliceExtra(extra, begin, end) }, cache, { logits: 'all' });
+      const end = input.chunkEnd(begin, CHUNK);
+      const rows = decoder.forward(input.slice(begin, end), cache, { logits: 'all' });
       for (let t = 0; t < end - begin; t++) {
         const row = rows.subarray(t * V, (t + 1) * V);
         positions.push({ logsumexp: logSumExp(row), top: topLogits(row, topK) });
       }
       begin = end;
     }
-    return { inputIds: ids, positions };
+    return { inputIds: [...ids], positions };
   }
 
   /** Releases the weights and cache; the object is unusable afterwards. */
@@ -225,16 +223,11 @@ export class Gemma3 {
     };
   }
 
-  private async *run(prompt: number[] | (() => Promise<{ ids: number[]; extra: ImageExtra }>), options: ChatOptions): AsyncGenerator<GenerationChunk> {
+  private async *run(prompt: number[] | (() => Promise<Prompt>), options: ChatOptions): AsyncGenerator<GenerationChunk> {
     if (this.busy) throw new GemmaError('INVALID_ARGUMENT', 'this model is already generating; wait for the other stream to finish');
     this.busy = true;
     try {
-      if (Array.isArray(prompt)) {
-        yield* generate(this.target, prompt, this.withDefaults(options));
-      } else {
-        const { ids, extra } = await prompt();
-        yield* generate(this.target, ids, this.withDefaults(options), extra);
-      }
+      yield* generate(this.target, Array.isArray(prompt) ? prompt : await prompt(), this.withDefaults(options));
     } finally {
       this.busy = false;
     }
@@ -264,13 +257,13 @@ export class Gemma3 {
    * Runs the vision tower on a prepared prompt's pictures: the embeddings and image blocks the
    * decoder needs (used by the server's batching scheduler).
    */
-  encodeImages(prepared: PreparedPrompt, signal?: { readonly aborted: boolean }): ImageExtra {
-    if (prepared.images.length === 0) return {};
+  encodeImages(prepared: PreparedPrompt, signal?: { readonly aborted: boolean }): Prompt {
+    if (prepared.images.length === 0) return Prompt.ofIds(prepared.ids);
     const features = prepared.images.map((pixels) => {
       if (signal?.aborted) throw new GemmaError('ABORTED', 'aborted while encoding the images');
       return this.features!.encode(pixels, signal);
     });
-    return imageInputs(prepared.ids, features, this.config.imageTokenId);
+    return Prompt.withImages(prepared.ids, features, this.config.imageTokenId);
   }
 
   /** The vision support, or (for messages with image parts) an error naming the missing tower. */
@@ -313,15 +306,6 @@ function checkPanAndScan(value: unknown): void {
 
 function checkTop(topK: number): void {
   if (!Number.isInteger(topK) || topK < 1) throw invalidArgument('top', 'a positive integer', topK);
-}
-
-/** The image embeddings and blocks of input positions [begin, end), re-indexed from 0. */
-function sliceExtra(extra: ImageExtra, begin: number, end: number): ImageExtra {
-  if (!extra.embeddings || extra.embeddings.size === 0) return {};
-  const embeddings = new Map<number, Float32Array>();
-  for (const [k, v] of extra.embeddings) if (k >= begin && k < end) embeddings.set(k - begin, v);
-  const imageBlocks = (extra.imageBlocks ?? []).filter(([s]) => s >= begin && s < end).map(([s, e]) => [s - begin, e - begin] as const);
-  return embeddings.size ? { embeddings, imageBlocks } : {};
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

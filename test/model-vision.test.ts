@@ -76,12 +76,12 @@ for (const prompt of withImages) {
 for (const prompt of manifest.prompts as any[]) {
   test(`logits of prompt '${prompt.name}' (${prompt.length} tokens) match the reference`, () => {
     const features = prompt.vision ? encodePrompt(prompt) : [];
-    const extra = imageInputs(prompt.input_ids, features, config.imageTokenId);
+    const input = imageInputs(prompt.input_ids, features, config.imageTokenId);
     assert.deepEqual(
       prompt.input_ids.map((id: number) => (id === config.imageTokenId ? 1 : 0)), prompt.token_type_ids,
       'token types are 1 exactly at image soft tokens');
     const seen = new Map<string, Float32Array>();
-    const logits = decoder.forward({ ids: prompt.input_ids, ...extra }, new KvCache(config.text, 128), {
+    const logits = decoder.forward(input, new KvCache(config.text, 128), {
       logits: 'all',
       onHiddenState: (stage, x, T) => seen.set(String(stage), x.slice(0, T * config.text.hiddenSize)),
     });
@@ -118,9 +118,9 @@ for (const prompt of manifest.prompts as any[]) {
 for (const gen of manifest.generation as any[]) {
   test(`greedy generation '${gen.name}' with images reproduces all ${gen.generated_ids.length} reference tokens`, () => {
     const prompt = manifest.prompts.find((p: any) => p.name === gen.from_prompt);
-    const extra = imageInputs(gen.prompt_ids, encodePrompt(prompt), config.imageTokenId);
+    const input = imageInputs(gen.prompt_ids, encodePrompt(prompt), config.imageTokenId);
     const cache = new KvCache(config.text, 128);
-    let logits = decoder.forward({ ids: gen.prompt_ids, ...extra }, cache, { logits: 'last' });
+    let logits = decoder.forward(input, cache, { logits: 'last' });
     const out: number[] = [];
     for (let step = 0; step < gen.generated_ids.length; step++) {
       const id = argmax(logits.subarray(0, 262144));

@@ -2,7 +2,8 @@
 // stop ids and stop strings, the UTF-8-safe detokenizer, cancellation and timing; knows nothing
 // of chat formats or HTTP.
 import { GemmaError, invalidArgument } from '../errors.js';
-import type { DecoderInput, Gemma3TextDecoder } from '../model/gemma3-text.js';
+import type { Gemma3TextDecoder } from '../model/gemma3-text.js';
+import { Prompt } from '../model/prompt.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { Reply, type FinishReason } from './reply.js';
@@ -62,13 +63,14 @@ export function validateGenerateOptions(o: GenerateOptions): void {
 }
 
 /**
- * Generates after `promptIds`. The cache may already hold a prefix of the prompt (tracked by
- * target.cachedIds); only the rest is computed.
+ * Generates after `prompt` (token ids, or a Prompt with image blocks). The cache may already hold
+ * a prefix of the prompt (tracked by target.cachedIds); only the rest is computed.
  */
-export async function* generate(target: GenerationTarget, promptIds: readonly number[], options: GenerateOptions,
-                                extra?: Pick<DecoderInput, 'embeddings' | 'imageBlocks'>): AsyncGenerator<GenerationChunk> {
+export async function* generate(target: GenerationTarget, prompt: Prompt | readonly number[], options: GenerateOptions): AsyncGenerator<GenerationChunk> {
   validateGenerateOptions(options);
   const { decoder, cache, tokenizer } = target;
+  const input = Prompt.from(prompt);
+  const promptIds = input.ids;
   if (promptIds.length === 0) throw new GemmaError('INVALID_ARGUMENT', 'the prompt is empty');
   if (promptIds.length >= cache.capacity) {
     throw new GemmaError('CONTEXT_FULL',
@@ -76,11 +78,10 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
       'shorten the prompt or load the model with a larger contextLength');
   }
   const reply = new Reply(tokenizer, promptIds, options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize));
-  const reused = reusablePrefix(target, promptIds, extra);
+  const reused = reusablePrefix(target, input);
   const started = performance.now();
   const logitsBuffer = new Float32Array(decoder.config.vocabSize);
-  let logits = decoder.forward(
-    { ids: promptIds.slice(reused), ...shiftExtra(extra, reused) }, cache, { logits: 'last', into: logitsBuffer });
+  let logits = decoder.forward(input.slice(reused), cache, { logits: 'last', into: logitsBuffer });
   target.cachedIds = [...promptIds];
   const prefillMs = performance.now() - started;
   let firstTokenMs = 0;
@@ -128,22 +129,16 @@ export async function* generate(target: GenerationTarget, promptIds: readonly nu
  * How many leading prompt ids the cache already holds. At least the last prompt token is always
  * recomputed (its logits are needed); image tokens are never reused partially.
  */
-function reusablePrefix(target: GenerationTarget, promptIds: readonly number[], extra?: Pick<DecoderInput, 'embeddings' | 'imageBlocks'>): number {
+function reusablePrefix(target: GenerationTarget, prompt: Prompt): number {
   const { cache, cachedIds } = target;
+  const promptIds = prompt.ids;
   let n = 0;
   const limit = Math.min(cachedIds.length, cache.length, promptIds.length - 1);
   while (n < limit && cachedIds[n] === promptIds[n]) n++;
   // Image embeddings are keyed by content the ids don't show: never reuse across an image.
-  if (extra?.embeddings && extra.embeddings.size > 0) n = Math.min(n, Math.min(...extra.embeddings.keys()));
+  n = Math.min(n, prompt.firstImagePosition);
   if (!cache.canTruncateTo(n)) n = 0;
   cache.truncate(n);
   target.cachedIds.length = n;
   return n;
-}
-
-function shiftExtra(extra: Pick<DecoderInput, 'embeddings' | 'imageBlocks'> | undefined, by: number): Pick<DecoderInput, 'embeddings' | 'imageBlocks'> {
-  if (!extra) return {};
-  const embeddings = extra.embeddings && new Map([...extra.embeddings].map(([k, v]) => [k - by, v] as const));
-  const imageBlocks = extra.imageBlocks?.map(([s, e]) => [s - by, e - by] as const);
-  return { ...(embeddings ? { embeddings } : {}), ...(imageBlocks ? { imageBlocks } : {}) };
 }

@@ -7,19 +7,11 @@ import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3TextConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
+import { blockSafeEnd, type DecoderInput } from './prompt.js';
 import { Rope, type RopeAngles } from './rope.js';
 import type { TextWeights } from './weights.js';
 
-export interface DecoderInput {
-  ids: ArrayLike<number>; // [T]
-  /**
-   * Embeddings that replace the token embedding at some positions (image features), used as
-   * given: not multiplied by √hiddenSize. Keyed by input index.
-   */
-  embeddings?: ReadonlyMap<number, Float32Array>;
-  /** Input indices of image blocks [start, end) whose tokens attend to each other bidirectionally. */
-  imageBlocks?: ReadonlyArray<readonly [number, number]>;
-}
+export type { DecoderInput } from './prompt.js';
 
 export interface DecoderOptions {
   /** Which positions get logits: every input position, only the last, or none. */
@@ -79,7 +71,7 @@ export class Gemma3TextDecoder {
     const logitRows = options.logits === 'all' ? T : options.logits === 'last' ? 1 : 0;
     const logits = outputBuffer(options.into, logitRows * vocab);
     for (let begin = 0; begin < T;) {
-      const end = chunkEnd(begin, T, input.imageBlocks);
+      const end = blockSafeEnd(input.imageBlocks, begin, Math.min(T, begin + MAX_CHUNK));
       this.forwardChunk(input, begin, end, cache, options);
       const n = end - begin;
       if (options.logits === 'all') this.outputHead(logits.subarray(begin * vocab), 0, n);
@@ -266,13 +258,6 @@ function outputBuffer(into: Float32Array | undefined, n: number): Float32Array {
   if (!into) return new Float32Array(n);
   if (into.length < n) throw new GemmaError('INVALID_ARGUMENT', `the logits buffer holds ${into.length} floats, ${n} are needed`);
   return into.subarray(0, n);
-}
-
-/** End of the chunk starting at `begin`: at most MAX_CHUNK tokens, but never splitting an image block. */
-function chunkEnd(begin: number, T: number, blocks: DecoderInput['imageBlocks']): number {
-  let end = Math.min(T, begin + MAX_CHUNK);
-  for (const [s, e] of blocks ?? []) if (s < end && e > end) end = e;
-  return end;
 }
 
 function imageSpansOf(blocks: DecoderInput['imageBlocks'], begin: number, end: number): ImageSpans | undefined {

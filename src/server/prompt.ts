@@ -6,12 +6,7 @@ import { GemmaError } from '../errors.js';
 import type { Gemma3 } from '../gemma3.js';
 import { ApiError, invalidParam, toApiError, type ApiErrorData } from './api-error.js';
 import type { Job, JobMessage } from './protocol.js';
-import type { PromptExtra } from './scheduler.js';
-
-export interface Prompt {
-  ids: number[];
-  extra?: PromptExtra;
-}
+import { Prompt } from '../model/prompt.js';
 
 /** How a job's preparation learns that its client went away. */
 export interface PrepareSignals {
@@ -24,7 +19,7 @@ export interface PrepareSignals {
 /** The prompt of a job; ApiError (400) when it cannot be built. */
 export async function preparePrompt(model: Gemma3, job: Job, signals?: PrepareSignals): Promise<Prompt> {
   if (job.kind === 'complete') {
-    if (typeof job.prompt === 'string') return { ids: model.tokenizer.encode(job.prompt, { addBos: true }) };
+    if (typeof job.prompt === 'string') return Prompt.ofIds(model.tokenizer.encode(job.prompt, { addBos: true }));
     const V = model.config.text.vocabSize;
     const bad = job.prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= V);
     if (bad !== undefined) throw invalidParam('prompt', `token id ${bad} is outside the vocabulary [0, ${V})`);
@@ -32,11 +27,11 @@ export async function preparePrompt(model: Gemma3, job: Job, signals?: PrepareSi
     if (job.prompt.includes(model.config.imageTokenId)) {
       throw invalidParam('prompt', `token id ${model.config.imageTokenId} (<image_soft_token>) is reserved for image positions`, 'reserved_token');
     }
-    return { ids: [...job.prompt] };
+    return Prompt.ofIds([...job.prompt]);
   }
   const messages = job.messages.map(toChatMessage);
   const images = job.messages.reduce((n, m) => n + (Array.isArray(m.content) ? m.content.filter((p) => p.type === 'image').length : 0), 0);
-  if (images === 0) return { ids: model.chatIds(messages) };
+  if (images === 0) return Prompt.ofIds(model.chatIds(messages));
   if (!model.config.vision) throw noVision();
   return imagePrompt(model, messages, signals);
 }
@@ -123,5 +118,5 @@ export function toChatMessage(m: JobMessage): ChatMessage {
 /** The library's vision path: prepareChat (decode, preprocess, render, expand, tokenize), then the tower. */
 async function imagePrompt(model: Gemma3, messages: ChatMessage[], signals?: PrepareSignals): Promise<Prompt> {
   const prepared = await model.prepareChat(messages, signals ? { signal: signals.signal } : {});
-  return { ids: prepared.ids, extra: model.encodeImages(prepared, signals?.cancelled) };
+  return model.encodeImages(prepared, signals?.cancelled);
 }

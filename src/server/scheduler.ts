@@ -8,13 +8,12 @@
 // steps so that submissions and cancellations arrive.
 import { SAMPLABLE_VOCAB } from '../generate/generate.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
-import type { DecoderInput, Gemma3TextDecoder } from '../model/gemma3-text.js';
+import type { Gemma3TextDecoder } from '../model/gemma3-text.js';
+import { Prompt } from '../model/prompt.js';
 import { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { DoneData } from './protocol.js';
 
-/** Image embeddings and blocks of a prompt (see DecoderInput), keyed by prompt index. */
-export type PromptExtra = Pick<DecoderInput, 'embeddings' | 'imageBlocks'>;
 
 export interface SchedulerEvents {
   /** A token was sampled; `text` is what it releases (often '' while bytes are held back). */
@@ -40,8 +39,7 @@ export interface SchedulerOptions {
 
 interface Sequence {
   readonly id: number;
-  readonly ids: readonly number[];
-  readonly extra: PromptExtra | undefined;
+  readonly prompt: Prompt;
   readonly reply: Reply;
   cache: KvCache | null;
   /** Prompt tokens already in the cache. */
@@ -90,12 +88,13 @@ export class Scheduler {
    * Queues a prompt. `options` are complete (defaults applied); the prompt must leave room for at
    * least one generated token (checked by the caller, which can tell the client).
    */
-  add(id: number, promptIds: readonly number[], options: ReplyOptions, extra?: PromptExtra): void {
-    if (promptIds.length === 0 || promptIds.length >= this.options.context) {
-      throw new RangeError(`prompt of ${promptIds.length} tokens does not fit the context of ${this.options.context}`);
+  add(id: number, promptOrIds: Prompt | readonly number[], options: ReplyOptions): void {
+    const prompt = Prompt.from(promptOrIds);
+    if (prompt.length === 0 || prompt.length >= this.options.context) {
+      throw new RangeError(`prompt of ${prompt.length} tokens does not fit the context of ${this.options.context}`);
     }
-    const reply = new Reply(this.tokenizer, promptIds, options, this.allowedVocab);
-    this.waiting.push({ id, ids: promptIds, extra, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0 });
+    const reply = new Reply(this.tokenizer, prompt.ids, options, this.allowedVocab);
+    this.waiting.push({ id, prompt, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0 });
     this.reportLoad();
     void this.drive();
   }
@@ -164,12 +163,11 @@ export class Scheduler {
       if (budget <= 0) break;
       if (seq.next >= 0 || !seq.cache) continue;
       try {
-        while (budget > 0 && seq.prefilled < seq.ids.length) {
+        while (budget > 0 && seq.prefilled < seq.prompt.length) {
           const begin = seq.prefilled;
-          const end = chunkEnd(begin, Math.min(seq.ids.length, begin + budget), seq.extra);
-          const last = end === seq.ids.length;
-          const logits = this.decoder.forward(
-            { ids: seq.ids.slice(begin, end), ...sliceExtra(seq.extra, begin, end) }, seq.cache, { logits: last ? 'last' : 'none' });
+          const end = seq.prompt.chunkEnd(begin, budget);
+          const last = end === seq.prompt.length;
+          const logits = this.decoder.forward(seq.prompt.slice(begin, end), seq.cache, { logits: last ? 'last' : 'none' });
           seq.prefilled = end;
           budget -= end - begin;
           if (last) this.advance(seq, seq.reply.accept(logits));
@@ -222,7 +220,7 @@ export class Scheduler {
     const tail = seq.reply.finishReason === 'abort' ? '' : seq.reply.flush();
     this.reportLoad(); // before `done`: whoever hears of the end sees the slot free already
     this.events.done(seq.id, {
-      text: tail, finishReason: seq.reply.finishReason ?? 'abort', promptTokens: seq.ids.length,
+      text: tail, finishReason: seq.reply.finishReason ?? 'abort', promptTokens: seq.prompt.length,
       completionTokens: seq.reply.generated, prefillMs, decodeMs,
     });
   }
@@ -249,27 +247,4 @@ export class Scheduler {
     this.lastLoad = key;
     this.events.load(this.active.length, this.waiting.length);
   }
-}
-
-/** End of a prompt chunk starting at `begin`, at most `limit`, extended so that no image block is split. */
-function chunkEnd(begin: number, limit: number, extra: PromptExtra | undefined): number {
-  let end = Math.max(limit, begin + 1);
-  for (const [s, e] of extra?.imageBlocks ?? []) if (s < end && e > end) end = e;
-  return end;
-}
-
-/** The image embeddings and blocks of prompt[begin, end), re-indexed from the chunk start. */
-function sliceExtra(extra: PromptExtra | undefined, begin: number, end: number): PromptExtra {
-  if (!extra) return {};
-  const out: { embeddings?: Map<number, Float32Array>; imageBlocks?: [number, number][] } = {};
-  if (extra.embeddings) {
-    const m = new Map<number, Float32Array>();
-    for (const [k, v] of extra.embeddings) if (k >= begin && k < end) m.set(k - begin, v);
-    if (m.size) out.embeddings = m;
-  }
-  if (extra.imageBlocks) {
-    const blocks = extra.imageBlocks.filter(([s, e]) => s >= begin && e <= end).map(([s, e]) => [s - begin, e - begin] as [number, number]);
-    if (blocks.length) out.imageBlocks = blocks;
-  }
-  return out;
 }

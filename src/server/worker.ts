@@ -77,17 +77,17 @@ async function main(): Promise<void> {
       checkPromptSize(job, limits);
       const prompt = await preparePrompt(model, job, { signal: controller.signal, cancelled });
       const param = job.kind === 'chat' ? 'messages' : 'prompt';
-      if (prompt.ids.length >= context) {
+      if (prompt.length >= context) {
         throw new ApiError(400,
-          `This model's maximum context length is ${context} tokens. However, your ${param} resulted in ${prompt.ids.length} tokens ` +
+          `This model's maximum context length is ${context} tokens. However, your ${param} resulted in ${prompt.length} tokens ` +
           `(at least 1 token must be left for the reply). Please reduce the length of the ${param}.`,
           'invalid_request_error', param, 'context_length_exceeded');
       }
       const options: GenerateOptions = model.withDefaults({ ...job.options, maxTokens: job.options.maxTokens ?? context });
       validateGenerateOptions(options);
       if (cancelled.aborted) return abandoned();
-      post({ type: 'accepted', id, promptTokens: prompt.ids.length });
-      scheduler.add(id, prompt.ids, options, prompt.extra);
+      post({ type: 'accepted', id, promptTokens: prompt.length });
+      scheduler.add(id, prompt, options);
     } catch (err) {
       if (cancelled.aborted) return abandoned();
       post({ type: 'rejected', id, error: clientError(err, job, dir, info.id) });
