@@ -1,5 +1,6 @@
 // Benchmark (not a test): aggregate decode throughput of the HTTP server with 1, 4 and 8
 // concurrent streaming clients, next to the decoder's own batched step speed for reference.
+// Also the time to first token of a newcomer (a 100-token prompt) that arrives while 4 others stream.
 // Usage: node dist/bench/server.js [--model DIR|FILE.gguf] [--tokens N] [--rounds R] [--steps S] [--completions]
 // (--completions: raw prompts on /v1/completions, for models without a chat template)
 // Target: 4 streams give at least 2.5x the tokens/s of one.
@@ -23,8 +24,8 @@ const PROMPTS = ['Hello!', 'Why is the sky blue?', 'Write a poem.', 'Count to te
 interface StreamResult { tokens: number; firstAt: number; endAt: number }
 
 /** One streaming chat request; times of its first and last token, and its completion tokens. */
-async function stream(url: string, model: string, prompt: string): Promise<StreamResult> {
-  const common = { model, max_tokens: TOKENS, temperature: 0, stream: true, stream_options: { include_usage: true } };
+async function stream(url: string, model: string, prompt: string, maxTokens = TOKENS): Promise<StreamResult> {
+  const common = { model, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } };
   const res = await fetch(`${url}/v1/${RAW ? 'completions' : 'chat/completions'}`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(RAW ? { ...common, prompt } : { ...common, messages: [{ role: 'user', content: prompt }] }),
@@ -59,6 +60,21 @@ async function serverLevel(url: string, model: string, n: number): Promise<numbe
   const end = Math.max(...results.map((r) => r.endAt));
   const tokens = results.reduce((s, r) => s + r.tokens - 1, 0);
   return tokens / ((end - start) / 1000);
+}
+
+/** Time to first token of a newcomer with a 100-token prompt while `others` streams run (median of `rounds`). */
+async function newcomerTtft(url: string, model: string, others: number, rounds: number): Promise<number> {
+  const times: number[] = [];
+  const longPrompt = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+  for (let r = 0; r < rounds; r++) {
+    const running = Array.from({ length: others }, (_, i) => stream(url, model, PROMPTS[i % PROMPTS.length]!, 4 * TOKENS));
+    await new Promise((ok) => setTimeout(ok, 1500)); // the others are decoding by now
+    const sent = performance.now();
+    const newcomer = await stream(url, model, longPrompt, 2);
+    times.push(newcomer.firstAt - sent);
+    await Promise.all(running);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
 }
 
 async function main(): Promise<void> {
@@ -97,6 +113,8 @@ async function main(): Promise<void> {
     }
     const ratio = http.get(4)! / base;
     console.log(`\n4 streams / 1 stream = ${ratio.toFixed(2)}x (target >= 2.5x): ${ratio >= 2.5 ? 'met' : 'NOT met'}`);
+    const ttft = await newcomerTtft(server.url, id, 4, Math.max(3, ROUNDS));
+    console.log(`Newcomer (about 100 prompt tokens) while 4 others stream: time to first token ${ttft.toFixed(0)} ms (median)`);
   } finally {
     await server.close();
   }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { testBackend } from './backends.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { loadConfig } from '../src/model/config.js';
-import { Gemma3TextDecoder } from '../src/model/gemma3-text.js';
+import { Gemma3TextDecoder, type Segment } from '../src/model/gemma3-text.js';
 import { KvCache } from '../src/model/kv-cache.js';
 import { loadTextDecoder } from '../src/model/text-model.js';
 import { argmax, fixturePath, logsumexp, maxAbsDiff, readF32, readJson } from './helpers.js';
@@ -133,3 +133,31 @@ test('batched decoding of several sequences equals decoding each alone', () => {
   }
   assert.ok(worst < 1e-5, `batched vs alone max error ${worst}`);
 });
+
+test('one step mixing prompt chunks and decode tokens of several sequences equals computing each alone', () => {
+  const seqs = manifest.sequences.filter((s: any) => s.length > 8).map((s: any) => s.input_ids.slice(0, 16) as number[]);
+  assert.ok(seqs.length >= 2);
+  // Reference: every sequence alone, all logits of its first 16 tokens.
+  const alone = seqs.map((ids: number[]) => model.forward({ ids }, new KvCache(model.config, 64), { logits: 'all' }));
+  const caches = seqs.map(() => new KvCache(model.config, 64));
+  // Sequence 0 has its first 6 tokens cached and decodes token 6; the others compute a prompt chunk.
+  model.forward({ ids: seqs[0]!.slice(0, 6) }, caches[0]!, { logits: 'none' });
+  const segments: Segment[] = seqs.map((ids: number[], i: number): Segment => i === 0
+    ? { cache: caches[0]!, input: { ids: [ids[6]!] }, logits: 'last' as const }
+    : { cache: caches[i]!, input: { ids: ids.slice(0, 5 + i) }, logits: (i % 2 ? 'all' : 'last') as 'all' | 'last' });
+  const rows = model.step(segments);
+  let at = 0;
+  let worst = 0;
+  segments.forEach((seg, i) => {
+    const positions = seg.logits === 'all' ? seg.input.ids.length : 1;
+    const firstPosition = i === 0 ? 6 : seg.logits === 'all' ? 0 : seg.input.ids.length - 1;
+    for (let p = 0; p < positions; p++, at++) {
+      worst = Math.max(worst, maxAbsDiff(rows.subarray(at * V, (at + 1) * V), alone[i]!.subarray((firstPosition + p) * V, (firstPosition + p + 1) * V)));
+    }
+    assert.equal(caches[i]!.length, i === 0 ? 7 : 5 + i);
+  });
+  assert.equal(rows.length, at * V);
+  assert.ok(worst < 1e-5, `mixed step vs alone max error ${worst}`);
+  assert.throws(() => model.step([segments[1]!, { ...segments[1]!, logits: 'none' }]), /cache of its own/);
+});
+

@@ -50,14 +50,64 @@ export class Gemma3TextDecoder {
 
   /**
    * Appends the input to `cache` and returns logits [rows, vocabSize] for the requested
-   * positions (rows = T for 'all', 1 for 'last', 0 for 'none').
+   * positions (rows = T for 'all', 1 for 'last', 0 for 'none'). Long inputs run in chunks of
+   * MAX_CHUNK tokens that never split an image block.
    */
   forward(input: DecoderInput, cache: KvCache, options: DecoderOptions): Float32Array {
     const T = input.ids.length;
     if (T === 0) throw new GemmaError('INVALID_ARGUMENT', 'forward needs at least one token');
+    this.checkSegment({ cache, input, logits: options.logits }, 0);
+    const vocab = this.config.vocabSize;
+    const logitRows = options.logits === 'all' ? T : options.logits === 'last' ? 1 : 0;
+    const logits = outputBuffer(options.into, logitRows * vocab);
+    for (let begin = 0; begin < T;) {
+      const end = blockSafeEnd(input.imageBlocks, begin, Math.min(T, begin + MAX_CHUNK));
+      const wanted = options.logits === 'all' ? 'all' : options.logits === 'last' && end === T ? 'last' : 'none';
+      const into = options.logits === 'all' ? logits.subarray(begin * vocab) : logits;
+      this.pass([{ cache, input, begin, end, logits: wanted }], into, options.onHiddenState);
+      begin = end;
+    }
+    return logits;
+  }
+
+  /**
+   * One pass over the weights for several sequences at once (continuous batching): each segment
+   * appends its input to its own cache, a prompt chunk or the next token of a reply. Prompt chunks
+   * and decode tokens share the pass, so the weights are read once for all of them. Returns the
+   * requested logits rows, segment after segment ([Σ rows, vocabSize]).
+   */
+  step(segments: readonly Segment[], into?: Float32Array): Float32Array {
+    if (segments.length === 0) throw new GemmaError('INVALID_ARGUMENT', 'a step needs at least one segment');
+    if (new Set(segments.map((s) => s.cache)).size !== segments.length) {
+      throw new GemmaError('INVALID_ARGUMENT', 'each segment of a step needs a cache of its own');
+    }
+    segments.forEach((seg, i) => {
+      if (seg.input.ids.length === 0) throw new GemmaError('INVALID_ARGUMENT', `segment ${i} has no tokens`);
+      this.checkSegment(seg, i);
+    });
+    const rows = segments.reduce((n, s) => n + (s.logits === 'all' ? s.input.ids.length : s.logits === 'last' ? 1 : 0), 0);
+    const logits = outputBuffer(into, rows * this.config.vocabSize);
+    this.pass(segments.map((s) => ({ ...s, begin: 0, end: s.input.ids.length })), logits);
+    return logits;
+  }
+
+  /**
+   * One decode step for several independent sequences at once: row b is token ids[b] of the
+   * sequence in caches[b], at position caches[b].length. Returns logits [B, vocabSize].
+   */
+  decodeBatch(ids: readonly number[], caches: readonly KvCache[], into?: Float32Array): Float32Array {
+    if (ids.length === 0 || caches.length !== ids.length) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs one cache per token');
+    return this.step(ids.map((id, b) => ({ cache: caches[b]!, input: { ids: [id] }, logits: 'last' })), into);
+  }
+
+  /** Token ids in the vocabulary (or given an embedding) and room in the cache. */
+  private checkSegment(seg: Segment, index: number): void {
+    const { cache, input } = seg;
+    const T = input.ids.length;
     if (cache.length + T > cache.capacity) {
       throw new GemmaError('CONTEXT_FULL',
-        `${cache.length + T} tokens do not fit the context of ${cache.capacity} tokens (${cache.length} already used, ${T} new)`);
+        `${cache.length + T} tokens do not fit the context of ${cache.capacity} tokens (${cache.length} already used, ${T} new)` +
+        (index > 0 ? ` in segment ${index}` : ''));
     }
     const vocab = this.config.vocabSize;
     for (let t = 0; t < T; t++) {
@@ -68,78 +118,64 @@ export class Gemma3TextDecoder {
         throw new GemmaError('INVALID_ARGUMENT', `token id ${id} at index ${t} is outside the vocabulary [0, ${vocab})`);
       }
     }
-    const logitRows = options.logits === 'all' ? T : options.logits === 'last' ? 1 : 0;
-    const logits = outputBuffer(options.into, logitRows * vocab);
-    for (let begin = 0; begin < T;) {
-      const end = blockSafeEnd(input.imageBlocks, begin, Math.min(T, begin + MAX_CHUNK));
-      this.forwardChunk(input, begin, end, cache, options);
-      const n = end - begin;
-      if (options.logits === 'all') this.outputHead(logits.subarray(begin * vocab), 0, n);
-      else if (options.logits === 'last' && end === T) this.outputHead(logits, n - 1, 1);
-      begin = end;
-    }
-    return logits;
   }
 
-  private forwardChunk(input: DecoderInput, begin: number, end: number, cache: KvCache, options: DecoderOptions): void {
+  /** Runs positions [begin, end) of every segment's input through the layers, then the head for the rows asked for. */
+  private pass(pieces: readonly Piece[], logits: Float32Array, onHiddenState?: DecoderOptions['onHiddenState']): void {
     const c = this.config;
-    const T = end - begin;
     const H = c.hiddenSize;
-    if (this.ws.capacity < T) this.ws = new Workspace(T, c);
+    const total = pieces.reduce((n, p) => n + p.end - p.begin, 0);
+    if (this.ws.capacity < total) this.ws = new Workspace(total, c);
     const ws = this.ws;
-    const start = cache.length;
+    // Several streams in one pass: let the backend lay its weights out for that (once).
+    if (pieces.length > 1) this.backend.batchedDecoding?.();
 
-    // Embedding: [T, H]
-    for (let t = 0; t < T; t++) {
-      const row = ws.x.subarray(t * H, (t + 1) * H);
-      const override = input.embeddings?.get(begin + t);
-      if (override) {
-        row.set(override);
-      } else {
-        this.embedToken(input.ids[begin + t]!, row);
+    const layout: RowSegment[] = [];
+    const positions: number[] = [];
+    let row = 0;
+    for (const p of pieces) {
+      const start = p.cache.length;
+      for (let t = p.begin; t < p.end; t++, row++) {
+        const x = ws.x.subarray(row * H, (row + 1) * H);
+        const override = p.input.embeddings?.get(t);
+        if (override) x.set(override);
+        else this.embedToken(p.input.ids[t]!, x);
+        positions.push(start + t - p.begin);
       }
+      const T = p.end - p.begin;
+      layout.push({ cache: p.cache, start, row: row - T, rows: T, spans: imageSpansOf(p.input.imageBlocks, p.begin, p.end) });
     }
-    options.onHiddenState?.('input', ws.x, T);
-    const spans = imageSpansOf(input.imageBlocks, begin, end);
-
-    const angles = this.anglesOf(Array.from({ length: T }, (_, t) => start + t));
+    onHiddenState?.('input', ws.x, total);
+    const angles = this.anglesOf(positions);
     for (let layer = 0; layer < c.numLayers; layer++) {
-      this.decoderLayer(layer, T, { kind: 'chunk', cache, start, spans }, angles);
-      options.onHiddenState?.(layer, ws.x, T);
+      this.decoderLayer(layer, total, layout, angles);
+      onHiddenState?.(layer, ws.x, total);
     }
-    cache.length = start + T;
-    this.backend.rmsNorm(ws.x, ws.x, this.weights.outputNorm, c.rmsNormEps, T, H); // [T, H]
-    options.onHiddenState?.('final_norm', ws.x, T);
-  }
+    for (const seg of layout) seg.cache.length = seg.start + seg.rows;
+    this.backend.rmsNorm(ws.x, ws.x, this.weights.outputNorm, c.rmsNormEps, total, H);
+    onHiddenState?.('final_norm', ws.x, total);
 
-  /**
-   * One decode step for several independent sequences at once: row b is token ids[b] of the
-   * sequence in caches[b], at position caches[b].length. Weights are read once for all rows
-   * (continuous batching). Returns logits [B, vocabSize].
-   */
-  decodeBatch(ids: readonly number[], caches: readonly KvCache[], into?: Float32Array): Float32Array {
-    const c = this.config;
-    const B = ids.length;
-    if (B === 0 || caches.length !== B) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs one cache per token');
-    if (new Set(caches).size !== B) throw new GemmaError('INVALID_ARGUMENT', 'decodeBatch needs a distinct cache per row');
-    for (let b = 0; b < B; b++) {
-      const id = ids[b]!;
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new GemmaError('INVALID_ARGUMENT', `token id ${id} is outside the vocabulary`);
-      if (caches[b]!.length + 1 > caches[b]!.capacity) throw new GemmaError('CONTEXT_FULL', `sequence ${b} is at its context limit of ${caches[b]!.capacity} tokens`);
+    // The head only for the rows asked for, in one product: straight from the residual stream when
+    // they are adjacent (one segment, or all decode rows), else gathered first.
+    const picked: [from: number, n: number][] = [];
+    pieces.forEach((p, i) => {
+      const seg = layout[i]!;
+      if (p.logits === 'all') picked.push([seg.row, seg.rows]);
+      else if (p.logits === 'last') picked.push([seg.row + seg.rows - 1, 1]);
+    });
+    if (picked.length === 0) return;
+    const count = picked.reduce((n, [, k]) => n + k, 0);
+    const first = picked[0]![0];
+    if (picked.every(([from], i) => i === 0 || from === picked[i - 1]![0] + picked[i - 1]![1])) {
+      this.outputHead(logits, ws.x.subarray(first * H, (first + count) * H), count);
+      return;
     }
-    if (this.ws.capacity < B) this.ws = new Workspace(B, c);
-    if (B > 1) this.backend.batchedDecoding?.();
-    const H = c.hiddenSize;
-    for (let b = 0; b < B; b++) {
-      this.embedToken(ids[b]!, this.ws.x.subarray(b * H, (b + 1) * H));
+    let at = 0;
+    for (const [from, n] of picked) {
+      ws.xb.set(ws.x.subarray(from * H, (from + n) * H), at * H);
+      at += n;
     }
-    const angles = this.anglesOf(caches.map((cache) => cache.length));
-    for (let layer = 0; layer < c.numLayers; layer++) this.decoderLayer(layer, B, { kind: 'batch', caches }, angles);
-    for (const cache of caches) cache.length++;
-    this.backend.rmsNorm(this.ws.x, this.ws.x, this.weights.outputNorm, c.rmsNormEps, B, H);
-    const logits = outputBuffer(into, B * c.vocabSize);
-    this.outputHead(logits, 0, B);
-    return logits;
+    this.outputHead(logits, ws.xb.subarray(0, count * H), count);
   }
 
   /** RoPE angles of each row's position for both layer types, shared by all layers of a step. */
@@ -147,7 +183,7 @@ export class Gemma3TextDecoder {
     return { local: this.localRope.angles(positions), global: this.globalRope.angles(positions) };
   }
 
-  private decoderLayer(layer: number, T: number, rows: RowLayout, angles: LayerAngles): void {
+  private decoderLayer(layer: number, T: number, segments: readonly RowSegment[], angles: LayerAngles): void {
     const c = this.config;
     const w = this.weights.layers[layer]!;
     const ws = this.ws;
@@ -174,21 +210,15 @@ export class Gemma3TextDecoder {
       numHeads: c.numHeads, numKvHeads: c.numKvHeads, headDim: c.headDim,
       scale: Math.fround(c.queryPreAttnScalar ** -0.5), window: isSliding ? c.slidingWindow : 0,
     };
-    if (rows.kind === 'chunk') {
-      const layerCache = rows.cache.layers[layer]!;
-      be.attention(ws.att, ws.q, ws.k, ws.v, layerCache, rows.start, T, shape, rows.spans); // [T, numHeads * headDim]
-      be.writeKv(layerCache, ws.k, ws.v, rows.start, T, c.numKvHeads, c.headDim);
-    } else {
-      // Each row is the next token of its own sequence: attend over that sequence's cache.
-      for (let b = 0; b < T; b++) {
-        const cache = rows.caches[b]!;
-        const layerCache = cache.layers[layer]!;
-        const q = ws.q.subarray(b * qDim, (b + 1) * qDim);
-        const k = ws.k.subarray(b * kvDim, (b + 1) * kvDim);
-        const v = ws.v.subarray(b * kvDim, (b + 1) * kvDim);
-        be.attention(ws.att.subarray(b * qDim, (b + 1) * qDim), q, k, v, layerCache, cache.length, 1, shape);
-        be.writeKv(layerCache, k, v, cache.length, 1, c.numKvHeads, c.headDim);
-      }
+    // Each segment attends over its own cache (its new rows included); a one-row segment is the
+    // next token of a reply, a longer one a prompt chunk whose image blocks see each other.
+    for (const seg of segments) {
+      const layerCache = seg.cache.layers[layer]!;
+      const q = ws.q.subarray(seg.row * qDim, (seg.row + seg.rows) * qDim);
+      const k = ws.k.subarray(seg.row * kvDim, (seg.row + seg.rows) * kvDim);
+      const v = ws.v.subarray(seg.row * kvDim, (seg.row + seg.rows) * kvDim);
+      be.attention(ws.att.subarray(seg.row * qDim, (seg.row + seg.rows) * qDim), q, k, v, layerCache, seg.start, seg.rows, shape, seg.spans);
+      be.writeKv(layerCache, k, v, seg.start, seg.rows, c.numKvHeads, c.headDim);
     }
     be.matMul(ws.xb2, w.attnOutput, ws.att, T); // [T, H]
     be.rmsNormAdd(ws.x, ws.xb2, w.postAttentionNorm, eps, T, H);
@@ -207,10 +237,8 @@ export class Gemma3TextDecoder {
     for (let i = 0; i < row.length; i++) row[i] = Math.fround(row[i]! * this.embedScale);
   }
 
-  /** logits[n] = finalNorm(x)[from + n] · embedᵀ for n < count (tied head, optional softcap). */
-  private outputHead(out: Float32Array, from: number, count: number): void {
-    const H = this.config.hiddenSize;
-    const x = this.ws.x.subarray(from * H, (from + count) * H);
+  /** logits[n] = x[n] · embedᵀ for n < count, x being final-normed rows (tied head, optional softcap). */
+  private outputHead(out: Float32Array, x: Float32Array, count: number): void {
     this.backend.matMul(out, this.weights.output ?? this.weights.tokenEmbd, x, count);
     const cap = this.config.finalLogitSoftcap;
     if (cap) for (let i = 0; i < count * this.config.vocabSize; i++) out[i] = Math.tanh(out[i]! / cap) * cap;
@@ -222,10 +250,27 @@ interface LayerAngles {
   readonly global: RopeAngles;
 }
 
-/** How the rows of a layer step relate to caches: one sequence's chunk, or one token each of many sequences. */
-type RowLayout =
-  | { kind: 'chunk'; cache: KvCache; start: number; spans: ImageSpans | undefined }
-  | { kind: 'batch'; caches: readonly KvCache[] };
+/** Part of a step: `input` appended to `cache`, and which of its rows need logits. */
+export interface Segment {
+  cache: KvCache;
+  input: DecoderInput;
+  logits: 'all' | 'last' | 'none';
+}
+
+/** Positions [begin, end) of a segment's input, computed in one pass. */
+interface Piece extends Segment {
+  begin: number;
+  end: number;
+}
+
+/** Where a segment's rows sit in the pass: rows [row, row + rows) at cache positions from `start`. */
+interface RowSegment {
+  cache: KvCache;
+  start: number;
+  row: number;
+  rows: number;
+  spans: ImageSpans | undefined;
+}
 
 /** Activation buffers for up to `capacity` tokens (the llama2.c RunState). */
 class Workspace {

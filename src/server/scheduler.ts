@@ -1,14 +1,14 @@
 // Continuous batching. Each active sequence owns a KvCache and a Reply; every step
 //   1. admits waiting sequences while fewer than `parallel` are active,
-//   2. computes prompt chunks of newly admitted sequences (up to `prefillBudget` tokens a step),
-//   3. advances every decoding sequence by one token with ONE decodeBatch call (the weights are
-//      read once for the whole batch), and feeds each logits row to that sequence's Reply.
+//   2. runs ONE decoder step (the weights are read once for all of it) holding the next token of
+//      every decoding sequence and prompt chunks of newly admitted ones (up to `prefillBudget`
+//      prompt tokens a step), and feeds each logits row to that sequence's Reply.
 // New sequences join between steps; a cancelled one leaves at once and its cache goes back to
 // the pool. Synchronous math, driven by an async loop that yields to the event loop between
 // steps so that submissions and cancellations arrive.
 import { SAMPLABLE_VOCAB } from '../generate/generate.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
-import type { Gemma3TextDecoder } from '../model/gemma3-text.js';
+import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
 import { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -124,9 +124,7 @@ export class Scheduler {
   step(): boolean {
     this.admit();
     this.reportLoad();
-    this.prefillSome();
-    this.events.flush?.(); // first tokens out before the (longer) batched decode
-    this.decodeAll();
+    this.computeStep();
     this.reportLoad();
     this.events.flush?.();
     return this.active.length + this.waiting.length > 0;
@@ -156,52 +154,78 @@ export class Scheduler {
     }
   }
 
-  /** Computes prompt chunks, oldest sequence first, up to the step's token budget. */
-  private prefillSome(): void {
-    let budget = this.prefillBudget;
-    for (const seq of [...this.active]) {
-      if (budget <= 0) break;
-      if (seq.next >= 0 || !seq.cache) continue;
-      try {
-        while (budget > 0 && seq.prefilled < seq.prompt.length) {
-          const begin = seq.prefilled;
-          const end = seq.prompt.chunkEnd(begin, budget);
-          const last = end === seq.prompt.length;
-          const logits = this.decoder.forward(seq.prompt.slice(begin, end), seq.cache, { logits: last ? 'last' : 'none' });
-          seq.prefilled = end;
-          budget -= end - begin;
-          if (last) this.advance(seq, seq.reply.accept(logits));
-        }
-      } catch (err) {
-        this.fail(seq, err);
-      }
-    }
-  }
-
-  /** One token for every decoding sequence, in one batched pass. */
-  private decodeAll(): void {
-    const batch: Sequence[] = [];
+  /**
+   * One pass over the weights for everything active: the next token of every decoding sequence
+   * and, oldest first, a prompt chunk of each sequence still reading its prompt, up to the step's
+   * budget of prompt tokens. A newcomer's prompt so rides along with the others' decoding instead
+   * of costing a pass of its own.
+   */
+  private computeStep(): void {
+    const work: { seq: Sequence; segment: Segment; end: number }[] = [];
+    let decoding = 0;
     for (const seq of [...this.active]) {
       if (seq.next < 0) continue;
       if (seq.cache!.length + 1 > seq.cache!.capacity) {
         seq.reply.end('length'); // context full
         this.finish(seq);
-      } else batch.push(seq);
+        continue;
+      }
+      work.push({ seq, segment: { cache: seq.cache!, input: { ids: [seq.next] }, logits: 'last' }, end: -1 });
+      decoding++;
     }
-    if (batch.length === 0) return;
-    let logits: Float32Array;
+    let budget = this.prefillBudget;
+    for (const seq of this.active) {
+      if (budget <= 0) break;
+      if (seq.next >= 0 || !seq.cache) continue;
+      const begin = seq.prefilled;
+      const end = seq.prompt.chunkEnd(begin, budget);
+      const last = end === seq.prompt.length;
+      work.push({ seq, segment: { cache: seq.cache, input: seq.prompt.slice(begin, end), logits: last ? 'last' : 'none' }, end });
+      budget -= end - begin;
+    }
+    if (work.length === 0) return;
     const started = performance.now();
-    try {
-      const need = batch.length * this.decoder.config.vocabSize;
-      if (this.logitsBuffer.length < need) this.logitsBuffer = new Float32Array(need);
-      logits = this.decoder.decodeBatch(batch.map((s) => s.next), batch.map((s) => s.cache!), this.logitsBuffer);
-      this.events.step?.(batch.length, performance.now() - started);
-    } catch (err) {
-      for (const seq of batch) this.fail(seq, err);
+    const rows = this.run(work.map((w) => w.segment));
+    if (rows === null) {
+      // A segment was refused (before anything was computed): run each alone, so only it fails.
+      for (const w of work) {
+        try {
+          this.collect([w], this.decoder.step([w.segment], this.buffer(1)));
+        } catch (err) {
+          this.fail(w.seq, err);
+        }
+      }
       return;
     }
+    if (decoding) this.events.step?.(decoding, performance.now() - started);
+    this.collect(work, rows);
+  }
+
+  /** The step's logits, or null when the decoder refused one of the segments. */
+  private run(segments: Segment[]): Float32Array | null {
+    try {
+      return this.decoder.step(segments, this.buffer(segments.filter((s) => s.logits !== 'none').length));
+    } catch {
+      return null;
+    }
+  }
+
+  private buffer(rows: number): Float32Array {
+    const need = rows * this.decoder.config.vocabSize;
+    if (this.logitsBuffer.length < need) this.logitsBuffer = new Float32Array(need);
+    return this.logitsBuffer;
+  }
+
+  /** Hands each logits row to its sequence: a reply's next token, or the first one after a prompt. */
+  private collect(work: readonly { seq: Sequence; segment: Segment; end: number }[], rows: Float32Array): void {
     const V = this.decoder.config.vocabSize;
-    batch.forEach((seq, b) => this.advance(seq, seq.reply.accept(logits.subarray(b * V, (b + 1) * V))));
+    let row = 0;
+    for (const { seq, segment, end } of work) {
+      if (end >= 0) seq.prefilled = end;
+      if (segment.logits === 'none') continue;
+      this.advance(seq, seq.reply.accept(rows.subarray(row * V, (row + 1) * V)));
+      row++;
+    }
   }
 
   private advance(seq: Sequence, step: ReplyStep): void {
