@@ -17,6 +17,7 @@ export { panAndScan } from './vision/pan-and-scan.js';
 export { resizeBilinearU8 } from './vision/resize.js';
 export { openCheckpoint, openSafetensors } from './formats/safetensors.js';
 export { openGguf } from './formats/gguf.js';
+export { convertCheckpoint, type ConvertProgress, type ConvertType } from './convert/convert.js';
 export { selectBackend, NativeBackend, type BackendPreference } from './backend/native-backend.js';
 export { JsBackend } from './backend/js-backend.js';
 export type { Backend, WeightMatrix } from './backend/backend.js';

@@ -4,7 +4,7 @@ import { GemmaError } from '../src/errors.js';
 import { Rng } from '../src/generate/rng.js';
 import {
   expNeg,
-  GEMMA3_SAMPLABLE_VOCAB,
+  SAMPLABLE_VOCAB,
   Sampler,
   sortAscending,
   validateSamplingOptions,
@@ -185,7 +185,7 @@ test('greedy: argmax, ignores ids >= allowedVocab, lowest id on ties, ignores sa
 });
 
 test('greedy at Gemma scale: the untrained rows beyond 262144 are never picked', () => {
-  const V = GEMMA3_SAMPLABLE_VOCAB;
+  const V = SAMPLABLE_VOCAB;
   const logits = new Float32Array(262208);
   const rng = new Rng(1);
   for (let i = 0; i < V; i++) logits[i] = rng.nextFloat() * 10;
@@ -334,7 +334,7 @@ test('top-p yields exactly the HF nucleus on random rows (many seeds, with and w
 });
 
 test('top-p at Gemma vocabulary size (262144) matches the reference; draws stay inside the nucleus', () => {
-  const V = GEMMA3_SAMPLABLE_VOCAB;
+  const V = SAMPLABLE_VOCAB;
   for (let seed = 0; seed < 3; seed++) {
     const rng = new Rng(777 + seed);
     const logits = randomLogits(rng, V + 64, [1, 2.5, 6][seed]!);
@@ -540,7 +540,7 @@ test('sortAscending sorts random, sorted, reversed, organ-pipe and duplicate-hea
 });
 
 test('speed at 262144 ids (Gemma defaults and top-p alone)', () => {
-  const V = GEMMA3_SAMPLABLE_VOCAB;
+  const V = SAMPLABLE_VOCAB;
   const rng = new Rng(8);
   const logits = randomLogits(rng, V, 3);
   for (let i = 0; i < 50; i++) logits[Math.floor(rng.nextFloat() * V)] += 10;

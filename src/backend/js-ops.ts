@@ -50,7 +50,3 @@ export function geluTanh(x: Float32Array, n: number): void {
     x[i] = 0.5 * z * (1 + Math.tanh(k * (z + 0.044715 * z * z * z)));
   }
 }
-
-export function addInPlace(x: Float32Array, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) x[i] = x[i]! + y[i]!;
-}

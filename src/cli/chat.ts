@@ -2,9 +2,9 @@
 // /image PATH attaches a picture to the next message; /reset starts over; /exit (or Ctrl+D) quits.
 import { existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import type { ChatMessage, ContentPart } from '../chat/messages.js';
-import { GemmaError } from '../errors.js';
-import type { ChatOptions } from '../gemma3.js';
+import type { ChatMessage, ContentPart } from '../index.js';
+import { GemmaError } from '../index.js';
+import type { ChatOptions } from '../index.js';
 import { GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, parse } from './options.js';
 
 export async function runChat(args: string[]): Promise<number> {

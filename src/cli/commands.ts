@@ -1,10 +1,10 @@
 // The one-shot subcommands: run, tokenize, logits.
 import { createInterface } from 'node:readline';
-import { GemmaError } from '../errors.js';
-import type { ChatMessage, ContentPart } from '../chat/messages.js';
-import type { ChatOptions } from '../gemma3.js';
-import { loadTokenizer } from '../tokenizer/tokenizer.js';
-import type { GenerationChunk } from '../generate/generate.js';
+import { GemmaError } from '../index.js';
+import type { ChatMessage, ContentPart } from '../index.js';
+import type { ChatOptions } from '../index.js';
+import { loadTokenizer } from '../advanced.js';
+import type { GenerationChunk } from '../index.js';
 import {
   GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, modelDir, numberFlag, parse, parseIds,
   readMessagesFile,

@@ -2,9 +2,8 @@
 // multimodal checkpoints), with progress on stderr.
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { convertCheckpoint, type ConvertProgress, type ConvertType } from '../convert/convert.js';
-import { GemmaError } from '../errors.js';
-import { loadConfig } from '../model/config.js';
+import { convertCheckpoint, loadConfig, type ConvertProgress, type ConvertType } from '../advanced.js';
+import { GemmaError } from '../index.js';
 import { parse } from './options.js';
 
 const TYPES: readonly ConvertType[] = ['bf16', 'q8_0', 'q4_0', 'f16', 'f32'];

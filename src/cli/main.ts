@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // gemma3 CLI: argv → subcommand. Built only on the public API; prints GemmaError messages
 // (no stack traces) and exits non-zero on failure.
-import { GemmaError } from '../errors.js';
+import { GemmaError } from '../index.js';
 import { runChat } from './chat.js';
 import { runConvert } from './convert.js';
 import { runLogits, runRun, runTokenize } from './commands.js';

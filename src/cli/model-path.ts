@@ -3,7 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GemmaError } from '../errors.js';
+import { GemmaError } from '../index.js';
 
 /** Checkpoints looked for in the Hugging Face cache, preferred first. */
 const HUB_MODELS = ['google/gemma-3-4b-it', 'google/gemma-3-1b-it', 'google/gemma-3-12b-it', 'google/gemma-3-27b-it'];

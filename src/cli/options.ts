@@ -3,11 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GemmaError } from '../errors.js';
-import { load } from '../load.js';
-import type { Gemma3 } from '../gemma3.js';
-import type { GenerateOptions } from '../generate/generate.js';
-import type { ChatMessage, ContentPart } from '../chat/messages.js';
+import { GemmaError } from '../index.js';
+import { load } from '../index.js';
+import type { Gemma3 } from '../index.js';
+import type { GenerateOptions } from '../index.js';
+import type { ChatMessage, ContentPart } from '../index.js';
 import { DEMO_MODEL, resolveModelPath } from './model-path.js';
 
 export const MODEL_FLAGS = {

@@ -1,7 +1,6 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
-import { GemmaError } from '../errors.js';
-import type { ModelLoadOptions } from '../server/protocol.js';
-import { startServer } from '../server/server.js';
+import { GemmaError } from '../index.js';
+import { startServer, type ModelLoadOptions } from '../server/index.js';
 import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js';
 
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]

@@ -7,7 +7,7 @@ import { Prompt } from '../model/prompt.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { Reply, type FinishReason } from './reply.js';
-import { validateSamplingOptions, type SamplingOptions } from './sampler.js';
+import { SAMPLABLE_VOCAB, validateSamplingOptions, type SamplingOptions } from './sampler.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens to generate (default 512); generation also ends when the context is full. */
@@ -41,8 +41,6 @@ export interface GenerationChunk {
   stats?: GenerationStats;
 }
 
-/** Ids that are real tokens: the untrained embedding rows past the tokenizer are never sampled. */
-export const SAMPLABLE_VOCAB = 262144;
 
 export interface GenerationTarget {
   decoder: Gemma3TextDecoder;

@@ -39,8 +39,8 @@ export interface SamplingOptions {
   seed?: number;
 }
 
-/** Gemma 3: ids >= 262144 are untrained embedding rows or the image placeholder. */
-export const GEMMA3_SAMPLABLE_VOCAB = 262144;
+/** Ids that are real tokens: Gemma 3's ids >= 262144 are untrained embedding rows or the image placeholder, never sampled. */
+export const SAMPLABLE_VOCAB = 262144;
 
 /** Options are validated field by field; `null` is treated like `undefined` (not set). */
 export function validateSamplingOptions(o: SamplingOptions): void {

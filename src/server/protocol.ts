@@ -1,5 +1,6 @@
 // The messages between the HTTP thread and the model worker (worker.ts). Everything here is
 // plain data: it crosses postMessage by structured clone.
+import type { FinishReason } from '../generate/reply.js';
 import type { ApiErrorData } from './api-error.js';
 
 /** Sampling and length options of a job, already validated for types by the HTTP side. */
@@ -67,7 +68,6 @@ export type ToWorker =
   | { type: 'cancel'; id: number }
   | { type: 'shutdown' };
 
-export type FinishReason = 'stop' | 'length' | 'abort';
 
 export interface DoneData {
   /** Text held back until the end (the last piece of the reply). */

@@ -6,7 +6,7 @@
 // New sequences join between steps; a cancelled one leaves at once and its cache goes back to
 // the pool. Synchronous math, driven by an async loop that yields to the event loop between
 // steps so that submissions and cancellations arrive.
-import { SAMPLABLE_VOCAB } from '../generate/generate.js';
+import { SAMPLABLE_VOCAB } from '../generate/sampler.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
 import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
