@@ -3,10 +3,13 @@
 // the Ollama endpoints, health, metrics and the web page.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { collect, load, type Gemma3 } from '../src/index.js';
 import type { RunningServer } from '../src/server/server.js';
-import { fixturePath } from './helpers.js';
-import { client, metric, ndjson, postJson, sseData, startTestServer, testImage } from './server-helpers.js';
+import { modelDigest } from '../src/server/model-facts.js';
+import { fixturePath, REPO_ROOT } from './helpers.js';
+import { client, metric, ndjson, postJson, sseData, startTestServer, testImage, waitFor } from './server-helpers.js';
 
 let server: RunningServer;
 let model: Gemma3;
@@ -150,6 +153,14 @@ test('Ollama /api/generate (templated and raw) and /api/tags', async () => {
   assert.equal(tags.models[0].name, `${MODEL}:latest`);
   assert.equal(tags.models[0].details.family, 'gemma3');
   assert.ok(tags.models[0].size > 0);
+  // The weights' real storage type; the digest is the files' content hash, not their path's.
+  assert.equal(tags.models[0].details.quantization_level, model.decoder.weights.layers[0]!.ffnDown.dtype.toUpperCase());
+  await waitFor(async () => ((await (await fetch(`${server.url}/api/tags`)).json()) as any).models[0].digest !== '', 10_000, 'the digest');
+  const digest = ((await (await fetch(`${server.url}/api/tags`)).json()) as any).models[0].digest;
+  assert.equal(digest, await modelDigest(fixturePath('tiny-text')));
+  assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+  const version: any = await (await fetch(`${server.url}/api/version`)).json();
+  assert.equal(version.version, JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).version);
 });
 
 test('a text-only model answers 400 "does not accept images" (OpenAI and Ollama)', async () => {

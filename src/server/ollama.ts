@@ -1,7 +1,6 @@
 // The Ollama-compatible endpoints: POST /api/chat, POST /api/generate (NDJSON streaming by
 // default, `images` as base64) and GET /api/tags. Errors use Ollama's shape `{ "error": "..." }`
 // (its clients read that field); the statuses are the same as on the OpenAI endpoints.
-import { createHash } from 'node:crypto';
 import { statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -88,10 +87,11 @@ export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
   sendJson(res, 200, {
     models: [{
       name: `${info.id}:latest`, model: `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
-      digest: createHash('sha256').update(`${info.path}:${size}`).digest('hex'),
+      // The files' sha256, computed in the background after start ('' until it is known).
+      digest: ctx.digest.value ?? '',
       details: {
         parent_model: '', format: info.path.toLowerCase().endsWith('.gguf') ? 'gguf' : 'safetensors', family: info.family, families: [info.family],
-        parameter_size: formatParameters(info.parameters), quantization_level: 'BF16',
+        parameter_size: formatParameters(info.parameters), quantization_level: info.quantization,
       },
     }],
   });

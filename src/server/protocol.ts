@@ -59,6 +59,8 @@ export interface ModelInfo {
   vision: boolean;
   backend: string;
   parameters: number;
+  /** Storage type of most decoder weights, e.g. 'Q4_0', 'BF16'. */
+  quantization: string;
   family: string;
 }
 

@@ -12,6 +12,7 @@ import { BrowserGuard, listOption } from './browser-guard.js';
 import { Engine, type Claim } from './engine.js';
 import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
+import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
@@ -88,6 +89,8 @@ export interface ServerContext {
   metrics: Metrics;
   options: ResolvedOptions;
   guard: BrowserGuard;
+  /** The model files' sha256 (`value` null until computed, in the background). */
+  digest: { value: string | null };
   /** Unix seconds. */
   startedAt: number;
   fingerprint: string;
@@ -135,8 +138,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
+    digest: { value: null },
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
   };
+  modelDigest(engine.info.path).then((d) => (ctx.digest.value = d), () => {});
   const server = createServer((req, res) => void handle(ctx, req, res));
   server.keepAliveTimeout = 5000;
   // A client that trickles its headers or body must not hold a connection (and its bytes) for long.
@@ -211,7 +216,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     if (path === '/v1/models') return listModels(ctx, res);
     if (path.startsWith('/v1/models/')) return getModel(ctx, res, safeDecode(path.slice('/v1/models/'.length)));
     if (path === '/api/tags') return ollamaTags(ctx, res);
-    if (path === '/api/version') return sendJson(res, 200, { version: '0.1.0' });
+    if (path === '/api/version') return sendJson(res, 200, { version: PACKAGE_VERSION });
     if (path === '/metrics') return sendMetrics(ctx, res);
   } catch (err) {
     const e = toApiError(err);

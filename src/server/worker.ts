@@ -10,6 +10,7 @@ import type { Gemma3 } from '../gemma3.js';
 import { ApiError } from './api-error.js';
 import { checkPromptSize, clientError, preparePrompt, promptLimits } from './prompt.js';
 import type { FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
+import { countParameters, quantizationLevel } from './model-facts.js';
 import { Scheduler } from './scheduler.js';
 
 /** KV cache capacity per sequence when --context is not given (or the model's limit, if lower). */
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     vision: model.config.vision !== null,
     backend: model.backend,
     parameters: countParameters(model),
+    quantization: quantizationLevel(model),
     family: 'gemma3',
   };
   const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context }, {
@@ -114,14 +116,6 @@ async function main(): Promise<void> {
     }
   });
   post({ type: 'ready', info });
-}
-
-/** Parameters of the text decoder (for /api/tags), from the config. */
-function countParameters(model: Gemma3): number {
-  const c = model.config.text;
-  const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize +
-    3 * c.hiddenSize * c.intermediateSize + 4 * c.hiddenSize + 2 * c.headDim;
-  return c.vocabSize * c.hiddenSize + c.numLayers * perLayer + c.hiddenSize;
 }
 
 void main();
