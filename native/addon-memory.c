@@ -164,28 +164,33 @@ typedef struct {
   char *base;
   size_t length;
   int advice;
+  pool_shares slices; /* of 2 MiB */
 } populate_job;
+
+#define POPULATE_SLICE ((size_t)2 << 20)
 
 /* Slices of 2 MiB over the pool's threads: reading a file from disk, or faulting fresh memory,
    proceeds in parallel. */
-static void populate_job_fn(void *arg, int thread, int nthreads) {
-  const populate_job *j = (const populate_job *)arg;
-  const size_t huge = (size_t)2 << 20;
-  const size_t slices = (j->length + huge - 1) / huge, per = (slices + nthreads - 1) / nthreads;
-  const size_t first = (size_t)thread * per, last = first + per < slices ? first + per : slices;
-  if (first >= last) return;
-  char *from = j->base + first * huge;
-  const size_t end = last * huge < j->length ? last * huge : j->length, bytes = end - first * huge;
-  if (madvise(from, bytes, j->advice) == 0) return;
-  /* Kernels before 5.14 have no MADV_POPULATE_*: touch every page. */
-  for (size_t o = 0; o < bytes; o += 4096) {
-    if (j->advice == 23) ((volatile char *)from)[o] = 0;
-    else (void)((volatile char *)from)[o];
+static void populate_job_fn(void *arg, int thread) {
+  populate_job *j = (populate_job *)arg;
+  for (int cursor = 0, slice; (slice = pool_shares_next(&j->slices, thread, &cursor)) >= 0;) {
+    char *from = j->base + (size_t)slice * POPULATE_SLICE;
+    const size_t bytes = j->length - (size_t)slice * POPULATE_SLICE < POPULATE_SLICE ? j->length - (size_t)slice * POPULATE_SLICE : POPULATE_SLICE;
+    if (madvise(from, bytes, j->advice) == 0) continue;
+    /* Kernels before 5.14 have no MADV_POPULATE_*: touch every page. */
+    for (size_t o = 0; o < bytes; o += 4096) {
+      if (j->advice == 23) ((volatile char *)from)[o] = 0;
+      else (void)((volatile char *)from)[o];
+    }
   }
 }
 
 static void populate(void *p, size_t length, int advice) {
-  populate_job j = {(char *)p, length, advice};
+  populate_job j; /* not zeroed: its shares are big */
+  j.base = (char *)p;
+  j.length = length;
+  j.advice = advice;
+  pool_shares_init(&j.slices, (int)((length + POPULATE_SLICE - 1) / POPULATE_SLICE));
   pool_run(populate_job_fn, &j);
 }
 

@@ -34,23 +34,8 @@ typedef struct {
 typedef struct {
   matmul_part parts[MAX_PARTS];
   int n;
-  int regions;
-  /* Chunk ranges [lo, hi) packed as lo | hi << 32, one per thread (see matmul_job_fn). */
-  _Atomic uint64_t region[POOL_MAX_THREADS];
+  pool_shares chunks; /* the parts' chunks, numbered across the parts in order */
 } matmul_job;
-
-/* Takes one chunk from a region's front (its owner) or back (a thread that finished its own);
-   -1 when the region is empty. */
-static int take_chunk(_Atomic uint64_t *region, int from_back) {
-  uint64_t v = atomic_load_explicit(region, memory_order_relaxed);
-  for (;;) {
-    const uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-    if (lo >= hi) return -1;
-    const uint64_t next = from_back ? lo | (uint64_t)(hi - 1) << 32 : (lo + 1) | (uint64_t)hi << 32;
-    if (atomic_compare_exchange_weak_explicit(region, &v, next, memory_order_relaxed, memory_order_relaxed))
-      return (int)(from_back ? hi - 1 : lo);
-  }
-}
 
 static void run_chunk(const matmul_job *j, int c) {
   int i = 0;
@@ -62,31 +47,32 @@ static void run_chunk(const matmul_job *j, int c) {
 }
 
 /* Each thread walks its own contiguous share of the chunks in order, so the weights it reads
-   are one stream and each tile's prefetches run on into its next chunk; a thread that finishes
-   early then takes chunks from the back of the others' shares: on a shared machine one core is
-   often slowed by a neighbour, and the other then does more of the work. */
-static void matmul_job_fn(void *p, int thread, int nthreads) {
-  (void)nthreads;
+   are one stream and each tile's prefetches run on into its next chunk; then it takes chunks
+   from the back of the others' shares (pool_shares): on a shared machine one core is often
+   slowed by a neighbour, and the other then does more of the work. */
+static void matmul_job_fn(void *p, int thread) {
   matmul_job *j = (matmul_job *)p;
-  for (int k = 0; k < j->regions; k++) {
-    _Atomic uint64_t *region = &j->region[(thread + k) % j->regions];
-    for (int c; (c = take_chunk(region, k > 0)) >= 0;) run_chunk(j, c);
-  }
+  for (int cursor = 0, c; (c = pool_shares_next(&j->chunks, thread, &cursor)) >= 0;) run_chunk(j, c);
 }
 
 typedef struct {
   const float *x;
   q8_block *y;
   size_t blocks;
+  pool_shares items;
 } quantize_job;
 
-static void quantize_job_fn(void *p, int thread, int nthreads) {
-  const quantize_job *j = (const quantize_job *)p;
-  const size_t per = (j->blocks + nthreads - 1) / nthreads;
-  const size_t b0 = (size_t)thread * per;
-  const size_t b1 = b0 + per < j->blocks ? b0 + per : j->blocks;
-  /* Rows are whole blocks back to back, so the batch is one long row. */
-  if (b0 < b1) quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
+/* Blocks per item of a pooled quantization (a prompt's activations). */
+#define QUANTIZE_ITEM_BLOCKS 256
+
+/* Rows are whole blocks back to back, so the batch is one long row, quantized an item at a time. */
+static void quantize_job_fn(void *p, int thread) {
+  quantize_job *j = (quantize_job *)p;
+  for (int cursor = 0, item; (item = pool_shares_next(&j->items, thread, &cursor)) >= 0;) {
+    const size_t b0 = (size_t)item * QUANTIZE_ITEM_BLOCKS;
+    const size_t b1 = b0 + QUANTIZE_ITEM_BLOCKS < j->blocks ? b0 + QUANTIZE_ITEM_BLOCKS : j->blocks;
+    quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
+  }
 }
 
 /* Per calling thread: models in different worker threads quantize their activations at the
@@ -149,18 +135,21 @@ static napi_value run_matmul(napi_env env, matmul_job *job, const float *x, int 
         return NULL;
       }
     }
-    quantize_job qj = {x, q8_scratch, need};
-    if (need < 1024) quantize_job_fn(&qj, 0, 1); /* a decode step: not worth waking the pool */
-    else pool_run(quantize_job_fn, &qj);
+    if (need < 1024) {
+      quantize_row_q8(x, q8_scratch, (int)(need * 32)); /* a decode step: not worth waking the pool */
+    } else {
+      quantize_job qj; /* not zeroed: its shares are big, and set here */
+      qj.x = x;
+      qj.y = q8_scratch;
+      qj.blocks = need;
+      pool_shares_init(&qj.items, (int)((need + QUANTIZE_ITEM_BLOCKS - 1) / QUANTIZE_ITEM_BLOCKS));
+      pool_run(quantize_job_fn, &qj);
+    }
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_scratch;
   }
   int chunks = 0;
   for (int i = 0; i < job->n; i++) chunks += job->parts[i].chunks;
-  job->regions = pool_threads();
-  for (int t = 0; t < job->regions; t++) {
-    const uint64_t lo = (uint64_t)chunks * t / job->regions, hi = (uint64_t)chunks * (t + 1) / job->regions;
-    atomic_store_explicit(&job->region[t], lo | hi << 32, memory_order_relaxed);
-  }
+  pool_shares_init(&job->chunks, chunks);
   pool_run(matmul_job_fn, job);
   return NULL;
 }

@@ -185,14 +185,17 @@ static inline const float *kv_row(const attention_args *a, const float *base, in
 #define MAX_GROUP 16
 #define ATTN_PREFETCH_ROWS 4
 
-static void attention_job(void *p, int thread, int nthreads) {
-  const attention_args *a = (const attention_args *)p;
+typedef struct {
+  const attention_args *a;
+  pool_shares items; /* (key/value head, token) pairs, head-major */
+} attention_job;
+
+static void attention_job_fn(void *p, int thread) {
+  attention_job *job = (attention_job *)p;
+  const attention_args *a = job->a;
   const int group = a->num_heads / a->num_kv_heads;
-  const int items = a->T * a->num_kv_heads;
-  const int per = (items + nthreads - 1) / nthreads;
-  const int i0 = thread * per;
-  const int i1 = i0 + per < items ? i0 + per : items;
-  if (i0 >= i1) return;
+  int cursor = 0, item = pool_shares_next(&job->items, thread, &cursor);
+  if (item < 0) return; /* nothing left: no scratch to allocate */
   const int hd = a->head_dim;
   const int q_dim = a->num_heads * hd;
   const int kv_dim = a->num_kv_heads * hd;
@@ -200,7 +203,7 @@ static void attention_job(void *p, int thread, int nthreads) {
   float *scores = (float *)malloc(sizeof(float) * positions * group);
   float *acc = (float *)malloc(sizeof(float) * (size_t)hd * group);
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
-  for (int item = i0; item < i1; item++) {
+  for (; item >= 0; item = pool_shares_next(&job->items, thread, &cursor)) {
     const int kvh = item / a->T;
     const int t = item % a->T;
     const int pos = a->start + t;
@@ -243,7 +246,10 @@ static void attention_job(void *p, int thread, int nthreads) {
 }
 
 void attention_run(const attention_args *a) {
-  pool_run(attention_job, (void *)a);
+  attention_job job; /* not zeroed: its shares are big */
+  job.a = a;
+  pool_shares_init(&job.items, a->T * a->num_kv_heads);
+  pool_run(attention_job_fn, &job);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -255,6 +261,7 @@ typedef struct {
   const full_attention_args *a;
   float *kt; /* [heads][head_dim][N]: keys transposed per head */
   float *vt; /* [heads][N][head_dim]: each head's values back to back */
+  pool_shares items; /* heads (full_layout_fn), then (head, block of queries) pairs (full_job_fn) */
 } full_job;
 
 #if defined(__x86_64__)
@@ -320,11 +327,11 @@ static void full_values_generic(const float *vth, const float *p, size_t ld, int
 }
 
 /* Keys transposed per head and values per head back to back, the heads split across the pool. */
-static void full_layout_fn(void *p, int thread, int nthreads) {
-  const full_job *job = (const full_job *)p;
+static void full_layout_fn(void *p, int thread) {
+  full_job *job = (full_job *)p;
   const full_attention_args *a = job->a;
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
-  for (int h = thread; h < a->num_heads; h += nthreads) {
+  for (int cursor = 0, h; (h = pool_shares_next(&job->items, thread, &cursor)) >= 0;) {
     /* 64 keys at a time: their rows stay in L1 while each of the head's columns is written out. */
     for (int j0 = 0; j0 < N; j0 += 64) {
       const int j1 = j0 + 64 < N ? j0 + 64 : N;
@@ -335,19 +342,19 @@ static void full_layout_fn(void *p, int thread, int nthreads) {
   }
 }
 
-static void full_job_fn(void *p, int thread, int nthreads) {
-  const full_job *job = (const full_job *)p;
+static void full_job_fn(void *p, int thread) {
+  full_job *job = (full_job *)p;
   const full_attention_args *a = job->a;
   const int N = a->N, hd = a->head_dim, D = a->num_heads * hd;
-  const int qblocks = (N + FULL_QB - 1) / FULL_QB, items = a->num_heads * qblocks;
-  const int per = (items + nthreads - 1) / nthreads;
-  const int it0 = thread * per, it1 = it0 + per < items ? it0 + per : items;
+  const int qblocks = (N + FULL_QB - 1) / FULL_QB;
+  int cursor = 0, item = pool_shares_next(&job->items, thread, &cursor);
+  if (item < 0) return;
   /* Rows one cache line longer than N: the values pass reads one score of each of the FULL_QB
      rows per key, and rows N floats apart (16 KiB for 4096 patches) all fall in one L1 set. */
   const size_t ld = (size_t)N + 16;
   float *scores = (float *)malloc(sizeof(float) * FULL_QB * ld);
   float *acc = (float *)malloc(sizeof(float) * FULL_QB * (size_t)hd);
-  for (int item = it0; item < it1; item++) {
+  for (; item >= 0; item = pool_shares_next(&job->items, thread, &cursor)) {
     const int h = item / qblocks, i0 = (item % qblocks) * FULL_QB;
     const int nq = N - i0 < FULL_QB ? N - i0 : FULL_QB;
     const float *kth = job->kt + (size_t)h * hd * N, *vth = job->vt + (size_t)h * N * hd;
@@ -385,8 +392,13 @@ int attention_full_run(const full_attention_args *a) {
     free(vt);
     return 0;
   }
-  full_job job = {a, kt, vt};
+  full_job job; /* not zeroed: its shares are big */
+  job.a = a;
+  job.kt = kt;
+  job.vt = vt;
+  pool_shares_init(&job.items, a->num_heads);
   pool_run(full_layout_fn, &job);
+  pool_shares_init(&job.items, a->num_heads * ((N + FULL_QB - 1) / FULL_QB));
   pool_run(full_job_fn, &job);
   free(kt);
   free(vt);

@@ -41,31 +41,45 @@ __attribute__((target("avx2,fma"))) static void gelu_avx2(float *gate, const flo
 }
 #endif
 
+/* Elements per item of a pooled GeGLU: a multiple of 8, so only the last item has a scalar tail. */
+#define GELU_ITEM 8192
+
 typedef struct {
   float *gate;
   const float *up;
   size_t n;
+  pool_shares items;
 } gelu_job;
 
-static void gelu_job_fn(void *p, int thread, int nthreads) {
-  const gelu_job *j = (const gelu_job *)p;
-  /* Shares in multiples of 8 so only the last one has a scalar tail. */
-  const size_t per = ((j->n + nthreads - 1) / nthreads + 7) / 8 * 8;
-  const size_t i0 = (size_t)thread * per < j->n ? (size_t)thread * per : j->n;
-  const size_t i1 = i0 + per < j->n ? i0 + per : j->n;
+static void gelu_range(float *gate, const float *up, size_t i0, size_t i1) {
 #if defined(__x86_64__)
   if (use_avx2) {
-    gelu_avx2(j->gate, j->up, i0, i1);
+    gelu_avx2(gate, up, i0, i1);
     return;
   }
 #endif
-  gelu_generic(j->gate, j->up, i0, i1);
+  gelu_generic(gate, up, i0, i1);
+}
+
+static void gelu_job_fn(void *p, int thread) {
+  gelu_job *j = (gelu_job *)p;
+  for (int cursor = 0, item; (item = pool_shares_next(&j->items, thread, &cursor)) >= 0;) {
+    const size_t i0 = (size_t)item * GELU_ITEM;
+    gelu_range(j->gate, j->up, i0, i0 + GELU_ITEM < j->n ? i0 + GELU_ITEM : j->n);
+  }
 }
 
 void gelu_tanh_mul_run(float *gate, const float *up, size_t n) {
-  gelu_job j = {gate, up, n};
-  if (n < PARALLEL_MIN) gelu_job_fn(&j, 0, 1);
-  else pool_run(gelu_job_fn, &j);
+  if (n < PARALLEL_MIN) {
+    gelu_range(gate, up, 0, n);
+    return;
+  }
+  gelu_job j; /* not zeroed: its shares are big, and set here */
+  j.gate = gate;
+  j.up = up;
+  j.n = n;
+  pool_shares_init(&j.items, (int)((n + GELU_ITEM - 1) / GELU_ITEM));
+  pool_run(gelu_job_fn, &j);
 }
 
 /* ---- RMSNorm. The sum of squares runs in double like the TypeScript twin (whose numbers are
@@ -99,6 +113,7 @@ typedef struct {
   const float *x, *scale;
   double eps;
   int rows, n, accumulate;
+  pool_shares items; /* one row each */
 } norm_job;
 
 static void norm_rows(const norm_job *j, int r0, int r1) {
@@ -121,15 +136,24 @@ static void norm_rows(const norm_job *j, int r0, int r1) {
   }
 }
 
-static void norm_job_fn(void *p, int thread, int nthreads) {
-  const norm_job *j = (const norm_job *)p;
-  const int per = (j->rows + nthreads - 1) / nthreads;
-  const int r0 = thread * per, r1 = r0 + per < j->rows ? r0 + per : j->rows;
-  if (r0 < r1) norm_rows(j, r0, r1);
+static void norm_job_fn(void *p, int thread) {
+  norm_job *j = (norm_job *)p;
+  for (int cursor = 0, row; (row = pool_shares_next(&j->items, thread, &cursor)) >= 0;) norm_rows(j, row, row + 1);
 }
 
 void rms_norm_run(float *out, const float *x, const float *scale, double eps, int rows, int n, int accumulate) {
-  norm_job j = {out, x, scale, eps, rows, n, accumulate};
-  if ((size_t)rows * n < PARALLEL_MIN || rows == 1) norm_rows(&j, 0, rows);
-  else pool_run(norm_job_fn, &j);
+  norm_job j; /* not zeroed: its shares are big */
+  j.out = out;
+  j.x = x;
+  j.scale = scale;
+  j.eps = eps;
+  j.rows = rows;
+  j.n = n;
+  j.accumulate = accumulate;
+  if ((size_t)rows * n < PARALLEL_MIN || rows == 1) {
+    norm_rows(&j, 0, rows);
+    return;
+  }
+  pool_shares_init(&j.items, rows);
+  pool_run(norm_job_fn, &j);
 }
