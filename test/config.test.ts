@@ -1,20 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 import { loadConfig, loadGenerationConfig, parseConfig, parseGenerationConfig, type Gemma3Config } from '../src/model/config.js';
-import { fixturePath, readJson } from './helpers.js';
+import { fixturePath, readJson, throwsGemma } from './helpers.js';
 import { tempDir } from './st-writer.js';
 
 /** Asserts a GemmaError with this code whose message contains every fragment. */
-function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
-    return true;
-  });
-}
-
 const globals = (c: Gemma3Config): number[] => c.text.layerTypes.flatMap((t, i) => (t === 'global' ? [i] : []));
 const range = (from: number, to: number, step: number): number[] => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 

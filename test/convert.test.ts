@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { convertCheckpoint, textTensorType, type ConvertType } from '../src/convert/convert.js';
 import { TokenType } from '../src/convert/vocab.js';
-import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 import { toFloat32 } from '../src/formats/dtypes.js';
 import { openGguf, type GgufSource, type GgufValue } from '../src/formats/gguf.js';
 import { resolveGgufTextTensors, resolveGgufVisionTensors } from '../src/formats/gguf-names.js';
@@ -18,17 +17,8 @@ import { configFromGguf, configFromGgufSource, visionConfigFromMmproj, withMmpro
 import { KvCache } from '../src/model/kv-cache.js';
 import { resolveTextTensors, resolveVisionTensors } from '../src/model/weight-names.js';
 import { loadTextWeights } from '../src/model/weights.js';
-import { fixturePath, maxAbsDiff, readJson } from './helpers.js';
+import { fixturePath, maxAbsDiff, readJson, throwsGemma } from './helpers.js';
 import { tempDir } from './st-writer.js';
-
-function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
-    return true;
-  });
-}
 
 const TEXT = fixturePath('tiny-text');
 const VLM = fixturePath('tiny-vlm');

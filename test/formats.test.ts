@@ -2,21 +2,12 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
+import { type GemmaErrorCode } from '../src/errors.js';
 import { bf16ToF32, elementSize, f16ToF32, f32ToBf16, toFloat32 } from '../src/formats/dtypes.js';
 import { openCheckpoint, openSafetensors } from '../src/formats/safetensors.js';
 import type { RawTensor, TensorSource } from '../src/formats/tensor-source.js';
-import { fixturePath } from './helpers.js';
+import { fixturePath, throwsGemma } from './helpers.js';
 import { encodeRaw, encodeSafetensors, tempDir, zeros, type StTensor } from './st-writer.js';
-
-function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
-    return true;
-  });
-}
 
 const u16 = (values: number[]): Uint8Array => new Uint8Array(new Uint16Array(values).buffer);
 const raw = (dtype: RawTensor['dtype'], shape: number[], data: Uint8Array): RawTensor => ({ name: 't', dtype, shape, data });

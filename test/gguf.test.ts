@@ -4,21 +4,13 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
+import { GemmaError } from '../src/errors.js';
 import { tensorBytes } from '../src/formats/dtypes.js';
 import { openGguf, type GgufType, type GgufValue } from '../src/formats/gguf.js';
 import { writeGguf, type GgufMetadataEntry, type GgufTensorInput } from '../src/formats/gguf-writer.js';
 import type { DType } from '../src/formats/tensor-source.js';
 import { tempDir } from './st-writer.js';
-
-function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
-    return true;
-  });
-}
+import { throwsGemma } from './helpers.js';
 
 const bytesOf = (n: number, seed: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 7) & 0xff);
 

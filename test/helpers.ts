@@ -1,7 +1,9 @@
 // Shared test utilities: where fixtures live, and reading the raw float32 goldens.
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 
 /** Repository root (tests run from dist/test/, two levels below it). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -43,4 +45,14 @@ export function argmax(row: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
   return best;
+}
+
+/** Asserts that `fn` throws a GemmaError with `code` whose message mentions every fragment. */
+export function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
+    return true;
+  });
 }

@@ -55,9 +55,3 @@ export function metric(text: string, name: string): number {
   if (!line) throw new Error(`metric ${name} not found`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
 }
-
-/** Whether the library can take image parts (its vision pipeline is wired in). */
-export function libraryHasVision(model: object): boolean {
-  const m = model as { prepareChat?: unknown; encodeImages?: unknown };
-  return typeof m.prepareChat === 'function' && typeof m.encodeImages === 'function';
-}

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { collect, load, type Gemma3 } from '../src/index.js';
 import type { RunningServer } from '../src/server/server.js';
 import { fixturePath } from './helpers.js';
-import { client, libraryHasVision, ndjson, postJson, startTestServer, testImage } from './server-helpers.js';
+import { client, ndjson, postJson, startTestServer, testImage } from './server-helpers.js';
 
 const MODEL = 'tiny-vlm';
 const img = testImage('square.png');
@@ -17,9 +17,7 @@ let model: Gemma3;
 let images: Server;
 let imagesUrl: string;
 
-// Load first to know whether the library's vision path is there; the tests wait for it otherwise.
 model = await load(fixturePath('tiny-vlm'), { contextLength: 256 });
-const todo = libraryHasVision(model) ? undefined : 'waiting for the library image support (Gemma3.prepareChat + encodeImages)';
 
 before(async () => {
   // The image server below is on loopback, which remote image URLs may reach only when allowed.
@@ -53,7 +51,7 @@ test('the vision model reports vision and answers text-only chats like the libra
   assert.equal(res.choices[0]!.message.content, expected.text);
 });
 
-test('non-streaming chat with an image: greedy reply and usage equal the library', { todo }, async () => {
+test('non-streaming chat with an image: greedy reply and usage equal the library', async () => {
   const expected = await collect(model.chat(libMessages(), { temperature: 0, maxTokens: 8 }));
   const res = await client(server).chat.completions.create({ model: MODEL, messages: apiMessages(), temperature: 0, max_tokens: 8 });
   assert.equal(res.choices[0]!.message.content, expected.text);
@@ -62,7 +60,7 @@ test('non-streaming chat with an image: greedy reply and usage equal the library
   assert.equal(res.usage!.completion_tokens, expected.stats.generatedTokens);
 });
 
-test('streaming chat with an image equals the library too', { todo }, async () => {
+test('streaming chat with an image equals the library too', async () => {
   const expected = await collect(model.chat(libMessages(), { temperature: 0, maxTokens: 8 }));
   const stream = await client(server).chat.completions.create({
     model: MODEL, messages: apiMessages(), temperature: 0, max_tokens: 8, stream: true, stream_options: { include_usage: true },
@@ -77,7 +75,7 @@ test('streaming chat with an image equals the library too', { todo }, async () =
   assert.equal(usage?.prompt_tokens, expected.stats.promptTokens);
 });
 
-test('an http(s) image URL is fetched when the server allows it', { todo }, async () => {
+test('an http(s) image URL is fetched when the server allows it', async () => {
   const expected = await collect(model.chat(libMessages(), { temperature: 0, maxTokens: 6 }));
   const res = await client(server).chat.completions.create({
     model: MODEL, messages: apiMessages(`${imagesUrl}/square.png`), temperature: 0, max_tokens: 6,
@@ -88,7 +86,7 @@ test('an http(s) image URL is fetched when the server allows it', { todo }, asyn
   assert.match(((await missing.json()) as any).error.message, /HTTP 404/);
 });
 
-test('Ollama /api/chat and /api/generate with base64 images equal the library', { todo }, async () => {
+test('Ollama /api/chat and /api/generate with base64 images equal the library', async () => {
   const expected = await collect(model.chat(libMessages(), { temperature: 0, maxTokens: 6 }));
   const lines = ndjson(await (await postJson(server, '/api/chat', {
     model: MODEL, messages: [{ role: 'user', content: question, images: [img.base64] }], options: { temperature: 0, num_predict: 6 },
@@ -101,7 +99,7 @@ test('Ollama /api/chat and /api/generate with base64 images equal the library', 
   assert.equal(gen.response, expected.text);
 });
 
-test('a corrupt image (right magic bytes, broken data) is a 400', { todo }, async () => {
+test('a corrupt image (right magic bytes, broken data) is a 400', async () => {
   const broken = Buffer.concat([img.bytes.subarray(0, 40), Buffer.alloc(40)]);
   const res = await postJson(server, '/v1/chat/completions', {
     model: MODEL, max_tokens: 2, messages: apiMessages(`data:image/png;base64,${broken.toString('base64')}`),

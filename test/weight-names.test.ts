@@ -1,23 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { loadConfig, parseConfig, type Gemma3Config } from '../src/model/config.js';
 import {
   PREFIX_FAMILIES, resolveTextTensors, resolveVisionTensors, safetensorsName, textWeightSpecs, visionWeightSpecs,
   type PrefixFamily, type WeightSpec,
 } from '../src/model/weight-names.js';
-import { fixturePath } from './helpers.js';
+import { fixturePath, throwsGemma } from './helpers.js';
 import { encodeSafetensors, tempDir, zeros, type StTensor } from './st-writer.js';
-
-function throwsGemma(fn: () => unknown, code: GemmaErrorCode, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof GemmaError, `expected GemmaError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `message ${JSON.stringify(e.message)} should mention ${f}`);
-    return true;
-  });
-}
 
 const params = (specs: WeightSpec[]): number => specs.reduce((a, s) => a + s.shape.reduce((x, d) => x * d, 1), 0);
 
