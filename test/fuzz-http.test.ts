@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunningServer } from '../src/server/server.js';
+import { mulberry32 } from './fuzz-mutate.js';
 import { fixturePath } from './helpers.js';
 import { startTestServer, testImage, waitFor } from './server-helpers.js';
 
@@ -20,18 +21,6 @@ before(async () => {
 after(async () => {
   await server?.close();
 });
-
-/** A small seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function send(path: string, body: string, timeoutMs = 20_000): Promise<number> {
   const res = await fetch(server.url + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
@@ -110,7 +99,7 @@ test('hand-made hostile bodies: client errors, never 500', async () => {
 });
 
 test(`random mutations of valid requests (${ITERATIONS} cases, seed ${SEED}): client errors or answers, never 500`, async () => {
-  const r = rng(SEED);
+  const r = mulberry32(SEED);
   const paths = Object.keys(VALID);
   const seen = new Map<number, number>();
   for (let i = 0; i < ITERATIONS; i++) {
