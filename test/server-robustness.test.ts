@@ -162,6 +162,28 @@ test('a slow remote image is a 400 (not a 500), and so is one whose host is unre
   }
 });
 
+test('one request fetches at most --max-body bytes of remote images in all, however many URLs it names', async () => {
+  const big = await sharp({ create: { width: 300, height: 300, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+  const host = createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'image/png' }).end(big));
+  await new Promise<void>((ok) => host.listen(0, '127.0.0.1', ok));
+  const url = `http://127.0.0.1:${(host.address() as AddressInfo).port}/big.png`;
+  const capped = await startTestServer({
+    modelPath: fixturePath('tiny-vlm'), allowRemoteImages: true, allowPrivateImageHosts: true, maxBodyBytes: Math.floor(big.length * 2.5),
+  });
+  try {
+    const part = { type: 'image_url', image_url: { url } };
+    const r = await status(capped, '/v1/chat/completions', chat('tiny-vlm', [{ role: 'user', content: Array(40).fill(part) }]));
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.param, 'messages[0].content[2].image_url');
+    assert.match(r.json.error.message, /larger than \d+ bytes/);
+    assert.equal(capped.engine.budget.bytes, 0);
+  } finally {
+    await capped.close();
+    host.closeAllConnections();
+    await new Promise((ok) => host.close(ok));
+  }
+});
+
 test('images over the pixel limit are refused from their header, before any decoding', async () => {
   // 4000 x 4000 of one colour: a small file that would decode to 48 MB.
   const big = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#808080' } }).png({ compressionLevel: 9 }).toBuffer();
