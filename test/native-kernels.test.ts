@@ -269,7 +269,7 @@ test('writing keys and values into the blocked cache equals TypeScript (ring wra
   assert.throws(() => native!.writeKv(full, new Float32Array(16), new Float32Array(16), 4, 1, 1, 16), /sizes/);
 });
 
-test('unmasked attention (every token sees every token, the SigLIP case) equals TypeScript', { skip }, () => {
+test('fullAttention (every token sees every token, the SigLIP case) equals TypeScript', { skip }, () => {
   const rng = new Rng(5);
   for (const [T, heads, headDim] of [[37, 3, 20], [16, 2, 16], [5, 1, 72], [131, 3, 72]] as const) {
     const D = heads * headDim;
@@ -282,7 +282,10 @@ test('unmasked attention (every token sees every token, the SigLIP case) equals 
     const a = new Float32Array(T * D);
     const b = new Float32Array(T * D);
     js.attention(a, q, k, v, empty, 0, T, shape, spans);
-    native!.attention(b, q, k, v, empty, 0, T, shape, spans);
+    const c = new Float32Array(T * D);
+    js.fullAttention(c, q, k, v, T, shape);
+    assert.deepEqual(c, a, 'the TypeScript fullAttention is attention with every token in one span, bit for bit');
+    native!.fullAttention(b, q, k, v, T, shape);
     const err = relErr(b, a);
     assert.ok(err < 1e-5, `T ${T} heads ${heads} headDim ${headDim}: relative error ${err}`);
   }

@@ -59,12 +59,26 @@ export interface ImageSpans {
   spanEnd: Int32Array;
 }
 
+/** The shape of unmasked multi-head attention (no grouped keys, no window, no cache). */
+export interface FullAttentionShape {
+  numHeads: number;
+  headDim: number;
+  scale: number;
+}
+
 export interface Backend {
   readonly name: 'js' | 'native';
   /** Optional: zeroed float storage for large long-lived buffers such as the KV cache. */
   allocateFloats?(n: number): Float32Array;
-  /** Optional: several sequences decode together from now on (weights may be rearranged for it). */
-  batchedDecoding?(): void;
+  /**
+   * Optional hint: the coming passes decode several sequences together (products of a few
+   * activation rows each, one per stream). The decoder gives it before every such pass, between
+   * passes, and a server that will run streams together once ahead. Only the caller can tell: a
+   * prompt chunk also multiplies several rows, but of one stream. A backend may lay its weights
+   * out for it here (the native one copies mapped weights in the background and swaps finished
+   * copies in on each call), so that its products never do such bookkeeping.
+   */
+  prepareForBatches?(): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */
@@ -96,6 +110,11 @@ export interface Backend {
    */
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void;
+  /**
+   * out[t] = softmax(q[t] · kᵀ · scale) · v over all `tokens` keys, every head on its own: every
+   * token sees every token (the SigLIP tower). q, k, v and out are [tokens, numHeads * headDim].
+   */
+  fullAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, shape: FullAttentionShape): void;
   /**
    * Stores a chunk's keys and values ([T, numKvHeads * headDim], positions start + t) into the
    * blocked cache (KvStore); a sliding ring keeps only its last `ring` positions.

@@ -2,7 +2,7 @@
 // in TypeScript (the twin of native/attention.c). Mask: causal, plus `pos - key < window` on
 // sliding layers; image tokens additionally see every token of their own image (bidirectional
 // block), in both layer types (transformers 4.57: (causal AND window) OR same_image).
-import { kvIndex, type AttentionShape, type ImageSpans, type KvStore } from './backend.js';
+import { kvIndex, type AttentionShape, type FullAttentionShape, type ImageSpans, type KvStore } from './backend.js';
 
 let scoresScratch = new Float64Array(0);
 let accScratch = new Float64Array(0);
@@ -56,6 +56,46 @@ export function attendChunk(out: Float32Array, q: Float32Array, kChunk: Float32A
         const vBuf = past ? cache.v : vChunk;
         const vo = past ? kvIndex(cache, slot(cache, j), kvHead, numKvHeads, headDim) : (j - start) * kvDim + kvo;
         for (let d = 0; d < headDim; d++) acc[d] += p * vBuf[vo + d]!;
+      }
+      for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
+    }
+  }
+}
+
+/**
+ * Unmasked attention of `tokens` tokens over each other, head by head (the SigLIP tower): the
+ * arithmetic of attendChunk for a chunk with no past whose tokens all see the whole chunk.
+ */
+export function attendAll(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number,
+                          s: FullAttentionShape): void {
+  const { numHeads, headDim, scale } = s;
+  const dim = numHeads * headDim;
+  if (scoresScratch.length < tokens) scoresScratch = new Float64Array(tokens);
+  const scores = scoresScratch;
+  const acc = accScratch.length >= headDim ? accScratch : (accScratch = new Float64Array(headDim));
+  for (let t = 0; t < tokens; t++) {
+    for (let h = 0; h < numHeads; h++) {
+      const qo = t * dim + h * headDim;
+      let max = -Infinity;
+      for (let j = 0; j < tokens; j++) {
+        const ko = j * dim + h * headDim;
+        let dot = 0;
+        for (let d = 0; d < headDim; d++) dot += q[qo + d]! * k[ko + d]!;
+        const sc = Math.fround(Math.fround(dot) * scale);
+        scores[j] = sc;
+        if (sc > max) max = sc;
+      }
+      let sum = 0;
+      for (let j = 0; j < tokens; j++) {
+        const e = Math.exp(scores[j]! - max);
+        scores[j] = e;
+        sum += e;
+      }
+      acc.fill(0, 0, headDim);
+      for (let j = 0; j < tokens; j++) {
+        const p = scores[j]! / sum;
+        const vo = j * dim + h * headDim;
+        for (let d = 0; d < headDim; d++) acc[d] += p * v[vo + d]!;
       }
       for (let d = 0; d < headDim; d++) out[qo + d] = acc[d]!;
     }

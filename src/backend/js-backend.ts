@@ -1,7 +1,7 @@
 // Pure TypeScript kernels: the reference every other backend is compared against, and the
 // fallback when the native addon is unavailable. Accumulates in float64 (JavaScript numbers).
-import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
-import { attendChunk, writeKv } from './js-attention.js';
+import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import { attendAll, attendChunk, writeKv } from './js-attention.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
 import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from './js-ops.js';
@@ -75,5 +75,9 @@ export class JsBackend implements Backend {
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void {
     attendChunk(out, q, kChunk, vChunk, cache, start, T, shape, spans);
+  }
+
+  fullAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, shape: FullAttentionShape): void {
+    attendAll(out, q, k, v, tokens, shape);
   }
 }

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GemmaError } from '../errors.js';
-import type { AttentionShape, Backend, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
 import { JsBackend } from './js-backend.js';
 
 interface NativeBinding {
@@ -96,9 +96,9 @@ export class NativeBackend implements Backend {
    * stream (each row prefetched ahead, blocks rearranged in registers) runs as fast as over an
    * x16 copy, and prompts about 8% slower; so loading needs no fresh memory and nothing competes
    * with the first tokens. Several streams decoding together (products with a few activation
-   * rows) are compute-bound, and about 25% faster over copies: batchedDecoding starts background
-   * copies of every mapped matrix (in huge-page memory, the mapping's pages dropped behind),
-   * each replacing its view between two products.
+   * rows) are compute-bound, and about 25% faster over copies: prepareForBatches starts background
+   * copies of every mapped matrix (in huge-page memory, the mapping's pages dropped behind), and
+   * swaps the finished ones in, between passes.
    */
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
@@ -114,7 +114,7 @@ export class NativeBackend implements Backend {
     return this.copiesStarted ? this.mapped.length : 0;
   }
 
-  /** The first batchedDecoding starts the copies of the matrices mapped so far, and later ones. */
+  /** The first prepareForBatches starts the copies of the matrices mapped so far, and later ones. */
   private startCopies(): void {
     this.copiesStarted = true;
     for (let i = 0; i < this.mapped.length; i++) {
@@ -145,8 +145,10 @@ export class NativeBackend implements Backend {
     }
   }
 
-  batchedDecoding(): void {
+  /** Starts the copies of mapped matrices (the first time) and serves the finished ones from now on. */
+  prepareForBatches(): void {
     if (!this.copiesStarted && this.mapped.length > 0) this.startCopies();
+    this.adoptCopies();
   }
 
   /**
@@ -187,7 +189,6 @@ export class NativeBackend implements Backend {
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
-    if (this.copiesStarted) this.adoptCopies();
     const code = nativeCode(w);
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
@@ -202,7 +203,6 @@ export class NativeBackend implements Backend {
   }
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
-    if (this.copiesStarted) this.adoptCopies();
     const codes = ws.map(nativeCode);
     const quantized = ws.map((w) => w.dtype === 'q4_0' || w.dtype === 'q8_0');
     const cols = ws[0]!.cols;
@@ -215,17 +215,16 @@ export class NativeBackend implements Backend {
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,
             start: number, T: number, shape: AttentionShape, spans?: ImageSpans): void {
-    if (start === 0 && spans && shape.numHeads === shape.numKvHeads && coversAll(spans, T)) {
-      // Every token sees every token (the SigLIP tower): the unmasked kernel, same math.
-      this.binding.attentionFull(out, q, kChunk, vChunk, T, shape.numHeads, shape.headDim, shape.scale);
-      return;
-    }
     if (shape.numHeads / shape.numKvHeads > MAX_NATIVE_GROUP) {
       this.fallback.attention(out, q, kChunk, vChunk, cache, start, T, shape, spans);
       return;
     }
     this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, cache.block, start, T, shape.numHeads, shape.numKvHeads,
       shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
+  }
+
+  fullAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, shape: FullAttentionShape): void {
+    this.binding.attentionFull(out, q, k, v, tokens, shape.numHeads, shape.headDim, shape.scale);
   }
 }
 

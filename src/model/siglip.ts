@@ -2,7 +2,7 @@
 // embedding (no class token) → numLayers pre-LN transformer blocks with full bidirectional
 // attention → post LayerNorm. No pooling head.
 // ref: transformers models/siglip/modeling_siglip.py (SiglipVisionEmbeddings, SiglipEncoderLayer)
-import type { AttentionShape, Backend, ImageSpans, KvStore, WeightMatrix } from '../backend/backend.js';
+import type { Backend, FullAttentionShape, WeightMatrix } from '../backend/backend.js';
 import { toFloat32 } from '../formats/dtypes.js';
 import type { TensorSource } from '../formats/tensor-source.js';
 import type { SiglipVisionConfig } from './config.js';
@@ -65,16 +65,13 @@ export class SiglipEncoder {
   readonly numPatches: number;
   readonly patchesPerSide: number;
 
-  private readonly attnShape: AttentionShape;
-  private readonly fullSpan: ImageSpans;
-  private readonly noCache: KvStore = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0, block: 1 };
+  private readonly attnShape: FullAttentionShape;
 
   constructor(readonly config: SiglipVisionConfig, readonly weights: SiglipWeights, readonly backend: Backend) {
     this.patchesPerSide = config.imageSize / config.patchSize;
     this.numPatches = this.patchesPerSide ** 2;
     const headDim = config.hiddenSize / config.numHeads;
-    this.attnShape = { numHeads: config.numHeads, numKvHeads: config.numHeads, headDim, scale: Math.fround(headDim ** -0.5), window: 0 };
-    this.fullSpan = { spanStart: new Int32Array(this.numPatches).fill(0), spanEnd: new Int32Array(this.numPatches).fill(this.numPatches - 1) };
+    this.attnShape = { numHeads: config.numHeads, headDim, scale: Math.fround(headDim ** -0.5) };
   }
 
   /** One image [channels, imageSize, imageSize] → patch features [numPatches, hidden]. */
@@ -104,8 +101,7 @@ export class SiglipEncoder {
       linear(be, q, lw.attnQ, lw.attnQBias, h, N);
       linear(be, k, lw.attnK, lw.attnKBias, h, N);
       linear(be, v, lw.attnV, lw.attnVBias, h, N);
-      // Every patch sees every patch: one image span covering the whole sequence.
-      be.attention(att, q, k, v, this.noCache, 0, N, this.attnShape, this.fullSpan);
+      be.fullAttention(att, q, k, v, N, this.attnShape); // every patch sees every patch
       linear(be, h, lw.attnOut, lw.attnOutBias, att, N);
       for (let i = 0; i < N * H; i++) x[i] = x[i]! + h[i]!;
       layerNorm(h, x, lw.ln2Weight, lw.ln2Bias, c.layerNormEps, N, H);
