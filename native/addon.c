@@ -1,6 +1,7 @@
 // Node-API surface of the native backend: typed arrays in, no copies, no model logic.
 // Exports: the kernels (matMul, attention, attentionFull, geluTanhMul, rmsNorm), weight layout and
-// memory helpers (addon-memory.c), quantizeQ8 for tests, setThreads and info.
+// memory helpers (addon-memory.c), quantizeQ8 and kvIndex for tests, setThreads and info. Work
+// planning of products is in matmul-plan.c, the KV cache layout in attention.h.
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,76 +12,12 @@
 #include "attention.h"
 #include "background-repack.h"
 #include "kernels.h"
+#include "matmul-plan.h"
 #include "ops.h"
 #include "pool.h"
 #include "repack.h"
 
-static matmul_rows_fn best_kernel = matmul_rows_generic;
-int have_x16 = 0;
 static const char *kernel_name = "generic";
-
-/* One or several products sharing the activations x (q, k and v; gate and up): one
-   quantization of x and one pass of the pool for all of them. */
-#define MAX_PARTS 4
-
-typedef struct {
-  matmul_args m;
-  matmul_rows_fn kernel;
-  int r0, r1;
-  int unit;   /* rows per chunk, a multiple of the kernel's row group */
-  int chunks;
-} matmul_part;
-
-typedef struct {
-  matmul_part parts[MAX_PARTS];
-  int n;
-  pool_shares chunks; /* the parts' chunks, numbered across the parts in order */
-} matmul_job;
-
-static void run_chunk(const matmul_job *j, int c) {
-  int i = 0;
-  while (c >= j->parts[i].chunks) c -= j->parts[i++].chunks;
-  const matmul_part *part = &j->parts[i];
-  const int a = part->r0 + c * part->unit;
-  const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
-  part->kernel(&part->m, a, b);
-}
-
-/* Each thread walks its own contiguous share of the chunks in order, so the weights it reads
-   are one stream and each tile's prefetches run on into its next chunk; then it takes chunks
-   from the back of the others' shares (pool_shares): on a shared machine one core is often
-   slowed by a neighbour, and the other then does more of the work. */
-static void matmul_job_fn(void *p, int thread) {
-  matmul_job *j = (matmul_job *)p;
-  for (int cursor = 0, c; (c = pool_shares_next(&j->chunks, thread, &cursor)) >= 0;) run_chunk(j, c);
-}
-
-typedef struct {
-  const float *x;
-  q8_block *y;
-  size_t blocks;
-  pool_shares items;
-} quantize_job;
-
-/* Blocks per item of a pooled quantization (a prompt's activations). */
-#define QUANTIZE_ITEM_BLOCKS 256
-
-/* Rows are whole blocks back to back, so the batch is one long row, quantized an item at a time. */
-static void quantize_job_fn(void *p, int thread) {
-  quantize_job *j = (quantize_job *)p;
-  for (int cursor = 0, item; (item = pool_shares_next(&j->items, thread, &cursor)) >= 0;) {
-    const size_t b0 = (size_t)item * QUANTIZE_ITEM_BLOCKS;
-    const size_t b1 = b0 + QUANTIZE_ITEM_BLOCKS < j->blocks ? b0 + QUANTIZE_ITEM_BLOCKS : j->blocks;
-    quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
-  }
-}
-
-/* Per calling thread: models in different worker threads quantize their activations at the
-   same time (the pool then runs their products one after the other). */
-static _Thread_local q8_block *q8_scratch = NULL;
-static _Thread_local size_t q8_capacity = 0;
-
-static int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
 
 /* Checks one product's sizes against its arrays (so the kernels never read or write outside
    them) and fills in its part of the job; 0 with a JS exception pending otherwise. */
@@ -100,57 +37,13 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return 0;
   }
-  /* Q4_0 / Q8_0 still in the row layout (served from a file mapping) go through the x16 kernel
-     too, a group of sixteen rows rearranged at a time: the same results bit for bit. */
-  const int from_rows = have_x16 && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
-  /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most),
-     and at most 4 MiB of weights: the thread that takes the last chunk of a big matrix (the
-     262144-row output head) otherwise leaves the other idle for milliseconds. */
-  const int group = x16 || from_rows ? 16 : 8;
-  const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, cols);
-  int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
-  if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
-  const int unit = target < 1 ? group : (target + group - 1) / group * group;
   matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
-  part->m = m;
-  part->kernel = x16 ? matmul_rows_x16 : from_rows ? matmul_rows_x16_from_rows : best_kernel;
-  part->r0 = row_start;
-  part->r1 = row_end;
-  part->unit = unit;
-  part->chunks = (row_end - row_start + unit - 1) / unit;
+  matmul_plan_part(part, &m, rows, row_start, row_end);
   return 1;
 }
 
-/* Runs the job's parts, all reading x ([batch, cols]): quantized once to Q8 blocks when the
-   weights are quantized (all parts must agree on that). */
 static napi_value run_matmul(napi_env env, matmul_job *job, const float *x, int batch, int cols) {
-  if (is_quant(job->parts[0].m.dtype)) {
-    const size_t need = (size_t)batch * (cols / 32);
-    if (need > q8_capacity) {
-      free(q8_scratch);
-      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
-      q8_capacity = q8_scratch ? need : 0;
-      if (!q8_scratch) {
-        napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
-        return NULL;
-      }
-    }
-    if (need < 1024) {
-      quantize_row_q8(x, q8_scratch, (int)(need * 32)); /* a decode step: not worth waking the pool */
-    } else {
-      quantize_job qj; /* not zeroed: its shares are big, and set here */
-      qj.x = x;
-      qj.y = q8_scratch;
-      qj.blocks = need;
-      pool_shares_init(&qj.items, (int)((need + QUANTIZE_ITEM_BLOCKS - 1) / QUANTIZE_ITEM_BLOCKS));
-      pool_run(quantize_job_fn, &qj);
-    }
-    for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_scratch;
-  }
-  int chunks = 0;
-  for (int i = 0; i < job->n; i++) chunks += job->parts[i].chunks;
-  pool_shares_init(&job->chunks, chunks);
-  pool_run(matmul_job_fn, job);
+  if (!matmul_run(job, x, batch, cols)) napi_throw_error(env, "GEMMA3_NATIVE", "out of memory");
   return NULL;
 }
 
@@ -187,7 +80,7 @@ static napi_value mat_mul_shared(napi_env env, napi_callback_info info) {
   uint32_t n = 0;
   int32_t cols, batch;
   size_t x_bytes;
-  if (argc < 7 || napi_get_array_length(env, argv[0], &n) != napi_ok || n < 1 || n > MAX_PARTS ||
+  if (argc < 7 || napi_get_array_length(env, argv[0], &n) != napi_ok || n < 1 || n > MATMUL_MAX_PARTS ||
       !get_i32(env, argv[4], &cols) || !get_i32(env, argv[6], &batch)) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: expected 1 to 4 matrices and integer sizes");
     return NULL;
@@ -293,7 +186,7 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv: bad numeric argument");
     return NULL;
   }
-  const size_t kv_dim = (size_t)heads * hd, row = (size_t)hd * 4;
+  const size_t kv_dim = (size_t)heads * hd;
   const int shift = block_shift_of(block);
   const size_t allocated = shift < 0 || slots < 0 ? 0 : ((size_t)slots + block - 1) / block * block;
   /* Without a ring every position up to start + T needs its own slot. */
@@ -303,16 +196,24 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "writeKv: sizes do not match the arrays");
     return NULL;
   }
-  const int first = ring > 0 && T > ring ? T - ring : 0;
-  for (int t = first; t < T; t++) {
-    const size_t slot = ring > 0 ? (size_t)(start + t) % ring : (size_t)(start + t);
-    for (int h = 0; h < heads; h++) {
-      const size_t at = (((slot >> shift) * heads + h) * (size_t)block + (slot & (block - 1))) * hd;
-      memcpy(cache_k + at, k + (size_t)t * kv_dim + (size_t)h * hd, row);
-      memcpy(cache_v + at, v + (size_t)t * kv_dim + (size_t)h * hd, row);
-    }
-  }
+  write_kv_run(cache_k, cache_v, k, v, ring, shift, start, T, heads, hd);
   return NULL;
+}
+
+/* kvIndex(slot, head, numKvHeads, headDim, block): kv_index (attention.h), for the test that
+   checks kvIndex in src/backend/backend.ts against it. */
+static napi_value kv_index_fn(napi_env env, napi_callback_info info) {
+  GET_ARGS(5, "kvIndex");
+  int32_t slot, head, heads, hd, block;
+  if (!get_i32(env, argv[0], &slot) || !get_i32(env, argv[1], &head) || !get_i32(env, argv[2], &heads) ||
+      !get_i32(env, argv[3], &hd) || !get_i32(env, argv[4], &block) || slot < 0 || head < 0 || heads <= 0 || hd <= 0 ||
+      block_shift_of(block) < 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "kvIndex: bad argument");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, (double)kv_index((size_t)slot, head, heads, hd, block_shift_of(block)), &result));
+  return result;
 }
 
 /* attentionFull(out, q, k, v, N, numHeads, headDim, scale): unmasked attention of N tokens. */
@@ -443,9 +344,7 @@ static atomic_int live_envs;
 static void env_cleanup(void *arg) {
   (void)arg;
   /* Runs on the ending thread: its own activation scratch goes with it. */
-  free(q8_scratch);
-  q8_scratch = NULL;
-  q8_capacity = 0;
+  matmul_plan_thread_cleanup();
   if (atomic_fetch_sub(&live_envs, 1) == 1) {
     repack_shutdown();
     pool_shutdown();
@@ -459,15 +358,14 @@ static napi_value init(napi_env env, napi_value exports) {
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
   int level = 0; /* 0 generic C, 1 AVX2 + FMA, 2 AVX-512: every kernel family follows it */
   if (force && strcmp(force, "generic") == 0) {
-    best_kernel = matmul_rows_generic;
+    matmul_plan_set_kernels(matmul_rows_generic, 0);
     kernel_name = "generic";
   } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
-    best_kernel = matmul_rows_avx512;
+    matmul_plan_set_kernels(matmul_rows_avx512, !(force && strcmp(force, "norepack") == 0));
     kernel_name = "avx512";
-    have_x16 = !(force && strcmp(force, "norepack") == 0);
     level = 2;
   } else if (cpu_has_avx2()) {
-    best_kernel = matmul_rows_avx2;
+    matmul_plan_set_kernels(matmul_rows_avx2, 0);
     kernel_name = "avx2";
     level = 1;
   }
@@ -480,6 +378,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
     {"writeKv", NULL, write_kv, NULL, NULL, NULL, napi_default, NULL},
+    {"kvIndex", NULL, kv_index_fn, NULL, NULL, NULL, napi_default, NULL},
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},

@@ -175,9 +175,21 @@ static void row_scale(float *s, int n, float f) {
 
 /* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h). */
 static inline const float *kv_row(const attention_args *a, const float *base, int slot, int kvh) {
-  const int shift = a->block_shift;
-  const size_t block_index = (size_t)(slot >> shift) * a->num_kv_heads + kvh;
-  return base + ((block_index << shift) + (size_t)(slot & ((1 << shift) - 1))) * a->head_dim;
+  return base + kv_index((size_t)slot, kvh, a->num_kv_heads, a->head_dim, a->block_shift);
+}
+
+void write_kv_run(float *cache_k, float *cache_v, const float *k, const float *v, int ring, int block_shift, int start, int T,
+                  int num_kv_heads, int head_dim) {
+  const size_t kv_dim = (size_t)num_kv_heads * head_dim, row = (size_t)head_dim * 4;
+  const int first = ring > 0 && T > ring ? T - ring : 0;
+  for (int t = first; t < T; t++) {
+    const size_t slot = ring > 0 ? (size_t)(start + t) % ring : (size_t)(start + t);
+    for (int h = 0; h < num_kv_heads; h++) {
+      const size_t at = kv_index(slot, h, num_kv_heads, head_dim, block_shift);
+      memcpy(cache_k + at, k + (size_t)t * kv_dim + (size_t)h * head_dim, row);
+      memcpy(cache_v + at, v + (size_t)t * kv_dim + (size_t)h * head_dim, row);
+    }
+  }
 }
 
 /* Query heads that share a key/value head (grouped-query attention) are handled together, so

@@ -1,6 +1,16 @@
 #ifndef GEMMA3_ATTENTION_H
 #define GEMMA3_ATTENTION_H
+#include <stddef.h>
 #include <stdint.h>
+
+/* Index of the first element of `slot` for key/value head `head` in a blocked cache
+   [ceil(slots / block), num_kv_heads, block, head_dim], block = 1 << block_shift. The one
+   definition in C; kvIndex in src/backend/backend.ts is its TypeScript twin, and
+   test/native-kernels.test.ts checks the two agree (through the addon's kvIndex export). */
+static inline size_t kv_index(size_t slot, int head, int num_kv_heads, int head_dim, int block_shift) {
+  const size_t block_index = (slot >> block_shift) * (size_t)num_kv_heads + (size_t)head;
+  return ((block_index << block_shift) + (slot & (((size_t)1 << block_shift) - 1))) * (size_t)head_dim;
+}
 
 typedef struct {
   float *out;            /* [T, num_heads * head_dim] */
@@ -24,6 +34,11 @@ typedef struct {
 /** Kernel level chosen by the addon: 0 generic C, 1 AVX2 + FMA, 2 AVX-512. */
 void attention_init(int level);
 void attention_run(const attention_args *a);
+
+/* Stores T positions' keys and values ([T, num_kv_heads * head_dim], positions start + t) into
+   the blocked cache; a sliding ring (ring > 0: slot = position % ring) keeps its last ring. */
+void write_kv_run(float *cache_k, float *cache_v, const float *k, const float *v, int ring, int block_shift, int start, int T,
+                  int num_kv_heads, int head_dim);
 
 /* Every token attends to every token (no mask, no cache): q, k, v, out are [N, num_heads * head_dim]. */
 typedef struct {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
-import type { Backend, WeightMatrix } from '../src/backend/backend.js';
+import { kvIndex, type Backend, type WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding, nativeMapFile } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
@@ -267,6 +267,20 @@ test('writing keys and values into the blocked cache equals TypeScript (ring wra
   }
   const full = { k: new Float32Array(4 * 16), v: new Float32Array(4 * 16), slots: 4, ring: 0, block: 4 };
   assert.throws(() => native!.writeKv(full, new Float32Array(16), new Float32Array(16), 4, 1, 1, 16), /sizes/);
+});
+
+test('the KV cache index: kvIndex (TypeScript) and kv_index (native/attention.h) agree', { skip }, () => {
+  for (const block of [1, 2, 16, 256, 1 << 16]) {
+    for (const [numKvHeads, headDim] of [[1, 1], [4, 256], [3, 72], [8, 128]] as const) {
+      const store = { k: new Float32Array(0), v: new Float32Array(0), slots: 0, ring: 0, block };
+      for (const slot of [0, 1, block - 1, block, block + 1, 3 * block + 5, 131071]) {
+        for (const head of [0, numKvHeads - 1]) {
+          assert.equal(binding instanceof Error ? NaN : binding.kvIndex(slot, head, numKvHeads, headDim, block),
+            kvIndex(store, slot, head, numKvHeads, headDim), `block ${block} heads ${numKvHeads} headDim ${headDim} slot ${slot} head ${head}`);
+        }
+      }
+    }
+  }
 });
 
 test('fullAttention (every token sees every token, the SigLIP case) equals TypeScript', { skip }, () => {

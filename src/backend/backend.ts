@@ -36,7 +36,10 @@ export interface KvStore {
   readonly block: number;
 }
 
-/** Index in k / v of the first element of `slot` for key/value head `head`. */
+/**
+ * Index in k / v of the first element of `slot` for key/value head `head`: the twin of kv_index
+ * in native/attention.h (test/native-kernels.test.ts checks they agree).
+ */
 export function kvIndex(store: KvStore, slot: number, head: number, numKvHeads: number, headDim: number): number {
   const block = store.block;
   return ((Math.floor(slot / block) * numKvHeads + head) * block + (slot % block)) * headDim;

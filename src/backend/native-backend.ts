@@ -23,6 +23,8 @@ interface NativeBinding {
   geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
   writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
           start: number, T: number, numKvHeads: number, headDim: number): void;
+  /** kv_index of native/attention.h: the C definition kvIndex (backend.ts) must agree with. */
+  kvIndex(slot: number, head: number, numKvHeads: number, headDim: number, block: number): number;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;

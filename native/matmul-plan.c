@@ -1,0 +1,114 @@
+// Work planning for matrix products (see matmul-plan.h).
+#include "matmul-plan.h"
+
+#include <stdlib.h>
+
+static matmul_rows_fn best_kernel = matmul_rows_generic;
+int have_x16 = 0;
+
+void matmul_plan_set_kernels(matmul_rows_fn row_kernel, int x16) {
+  best_kernel = row_kernel;
+  have_x16 = x16;
+}
+
+int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
+
+static void run_chunk(const matmul_job *j, int c) {
+  int i = 0;
+  while (c >= j->parts[i].chunks) c -= j->parts[i++].chunks;
+  const matmul_part *part = &j->parts[i];
+  const int a = part->r0 + c * part->unit;
+  const int b = a + part->unit < part->r1 ? a + part->unit : part->r1;
+  part->kernel(&part->m, a, b);
+}
+
+/* Each thread walks its own contiguous share of the chunks in order, so the weights it reads
+   are one stream and each tile's prefetches run on into its next chunk; then it takes chunks
+   from the back of the others' shares (pool_shares): on a shared machine one core is often
+   slowed by a neighbour, and the other then does more of the work. */
+static void matmul_job_fn(void *p, int thread) {
+  matmul_job *j = (matmul_job *)p;
+  for (int cursor = 0, c; (c = pool_shares_next(&j->chunks, thread, &cursor)) >= 0;) run_chunk(j, c);
+}
+
+typedef struct {
+  const float *x;
+  q8_block *y;
+  size_t blocks;
+  pool_shares items;
+} quantize_job;
+
+/* Blocks per item of a pooled quantization (a prompt's activations). */
+#define QUANTIZE_ITEM_BLOCKS 256
+
+/* Rows are whole blocks back to back, so the batch is one long row, quantized an item at a time. */
+static void quantize_job_fn(void *p, int thread) {
+  quantize_job *j = (quantize_job *)p;
+  for (int cursor = 0, item; (item = pool_shares_next(&j->items, thread, &cursor)) >= 0;) {
+    const size_t b0 = (size_t)item * QUANTIZE_ITEM_BLOCKS;
+    const size_t b1 = b0 + QUANTIZE_ITEM_BLOCKS < j->blocks ? b0 + QUANTIZE_ITEM_BLOCKS : j->blocks;
+    quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
+  }
+}
+
+/* Per calling thread: models in different worker threads quantize their activations at the
+   same time (the pool then runs their products one after the other). */
+static _Thread_local q8_block *q8_scratch = NULL;
+static _Thread_local size_t q8_capacity = 0;
+
+void matmul_plan_thread_cleanup(void) {
+  free(q8_scratch);
+  q8_scratch = NULL;
+  q8_capacity = 0;
+}
+
+void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end) {
+  const int dtype = m->dtype;
+  const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
+  /* Q4_0 / Q8_0 still in the row layout (served from a file mapping) go through the x16 kernel
+     too, a group of sixteen rows rearranged at a time: the same results bit for bit. */
+  const int from_rows = have_x16 && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
+  /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most),
+     and at most 4 MiB of weights: the thread that takes the last chunk of a big matrix (the
+     262144-row output head) otherwise leaves the other idle for milliseconds. */
+  const int group = x16 || from_rows ? 16 : 8;
+  const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, m->cols);
+  int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
+  if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
+  const int unit = target < 1 ? group : (target + group - 1) / group * group;
+  part->m = *m;
+  part->kernel = x16 ? matmul_rows_x16 : from_rows ? matmul_rows_x16_from_rows : best_kernel;
+  part->r0 = row_start;
+  part->r1 = row_end;
+  part->unit = unit;
+  part->chunks = (row_end - row_start + unit - 1) / unit;
+}
+
+/* Quantized weights: x is quantized to Q8 blocks once for every part (all parts agree on that). */
+int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
+  if (is_quant(job->parts[0].m.dtype)) {
+    const size_t need = (size_t)batch * (cols / 32);
+    if (need > q8_capacity) {
+      free(q8_scratch);
+      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
+      q8_capacity = q8_scratch ? need : 0;
+      if (!q8_scratch) return 0;
+    }
+    if (need < 1024) {
+      quantize_row_q8(x, q8_scratch, (int)(need * 32)); /* a decode step: not worth waking the pool */
+    } else {
+      quantize_job qj; /* not zeroed: its shares are big, and set here */
+      qj.x = x;
+      qj.y = q8_scratch;
+      qj.blocks = need;
+      pool_shares_init(&qj.items, (int)((need + QUANTIZE_ITEM_BLOCKS - 1) / QUANTIZE_ITEM_BLOCKS));
+      pool_run(quantize_job_fn, &qj);
+    }
+    for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_scratch;
+  }
+  int chunks = 0;
+  for (int i = 0; i < job->n; i++) chunks += job->parts[i].chunks;
+  pool_shares_init(&job->chunks, chunks);
+  pool_run(matmul_job_fn, job);
+  return 1;
+}

@@ -1,0 +1,43 @@
+// How a matrix product is cut into work for the pool: which kernel runs it, chunks of rows sized
+// for the threads, the activations quantized once for every part, and work stealing between the
+// threads (pool_shares). No Node-API here: addon.c checks the arguments and calls these.
+#ifndef GEMMA3_MATMUL_PLAN_H
+#define GEMMA3_MATMUL_PLAN_H
+
+#include "kernels.h"
+#include "pool.h"
+
+/* Products sharing one activation matrix (q, k and v; gate and up) run as one job. */
+#define MATMUL_MAX_PARTS 4
+
+typedef struct {
+  matmul_args m;
+  matmul_rows_fn kernel;
+  int r0, r1;
+  int unit;   /* rows per chunk, a multiple of the kernel's row group */
+  int chunks;
+} matmul_part;
+
+typedef struct {
+  matmul_part parts[MATMUL_MAX_PARTS];
+  int n;
+  pool_shares chunks; /* the parts' chunks, numbered across the parts in order */
+} matmul_job;
+
+/* The kernels the CPU got (chosen once, when the addon loads). have_x16: the x16 layouts and
+   their AVX-512 VNNI kernels are available. */
+extern int have_x16;
+void matmul_plan_set_kernels(matmul_rows_fn row_kernel, int x16);
+
+int is_quant(int dtype);
+
+/** Fills in one part: rows [row_start, row_end) of the product m with a matrix of `rows` rows (arguments already checked). */
+void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end);
+
+/** Runs the job's parts, all reading x ([batch, cols]); 0 when out of memory. */
+int matmul_run(matmul_job *job, const float *x, int batch, int cols);
+
+/** Frees the calling thread's activation scratch (when its Node environment ends). */
+void matmul_plan_thread_cleanup(void);
+
+#endif
