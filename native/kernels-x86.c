@@ -26,6 +26,72 @@ static inline __attribute__((always_inline)) void prefetch_tile_rows(const uint8
   for (int i = 0; i < R; i++) _mm_prefetch((const char *)w + (size_t)i * rb + offset, _MM_HINT_T0);
 }
 
+/* ---------------------------------------------------------------- Q4_0 / Q8_0 in the row layout, both levels
+   A Q8 block is 32 bytes, one 256-bit register at either level: the AVX-512 VNNI and AVX2 tiles
+   differ only in the integer dot product of a block (DOT_U8S8, defined in each section), so the
+   tile is written once here and instantiated in each section's target. The helpers below are
+   compiled for AVX2, which both sections include, so they inline into either. */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+/* 32 weights of block b as unsigned bytes: Q4_0 nibbles 0..15 (value + 8), Q8_0 bytes xor 0x80 (value + 128). */
+static inline __m256i wq_u8(const uint8_t *row, int dtype, int b, float *d) {
+  if (dtype == DT_Q4_0) {
+    const uint8_t *blk = row + (size_t)b * 18;
+    *d = f16_table[blk[0] | (blk[1] << 8)];
+    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
+    __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
+    return _mm256_set_m128i(hi, lo);
+  }
+  const uint8_t *blk = row + (size_t)b * 34;
+  *d = f16_table[blk[0] | (blk[1] << 8)];
+  return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+}
+
+static inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_hadd_ps(s, s);
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(s);
+}
+
+#pragma GCC pop_options
+
+/* R weight rows × N activation rows of Q4_0 / Q8_0 against Q8 activation blocks: unsigned
+   weights (wq_u8) times signed activations, the offset the weights carry taken off in float at
+   the end (corr). Not prefetched: these row-layout tiles serve only CPUs without the x16 kernels
+   (and matrices whose rows are not a multiple of 16), not tuned. */
+#define DEFINE_TILE_QUANT(NAME, DOT_U8S8)                                                                              \
+  static inline __attribute__((always_inline)) void NAME(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb, \
+                                                         int R, int N, int stream, float out[TILE_R][TILE_N]) {        \
+    (void)stream;                                                                                                      \
+    const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;                                                             \
+    __m256 acc[TILE_R][TILE_N];                                                                                        \
+    float corr[TILE_R][TILE_N];                                                                                        \
+    for (int i = 0; i < R; i++)                                                                                        \
+      for (int j = 0; j < N; j++) {                                                                                    \
+        acc[i][j] = _mm256_setzero_ps();                                                                               \
+        corr[i][j] = 0.0f;                                                                                             \
+      }                                                                                                                \
+    for (int b = 0; b < nb; b++) {                                                                                     \
+      __m256i xq[TILE_N];                                                                                              \
+      for (int j = 0; j < N; j++) xq[j] = _mm256_loadu_si256((const __m256i *)x[(size_t)j * nb + b].qs);              \
+      for (int i = 0; i < R; i++) {                                                                                    \
+        float dw;                                                                                                      \
+        __m256i wu = wq_u8(w + (size_t)i * rb, dtype, b, &dw);                                                         \
+        for (int j = 0; j < N; j++) {                                                                                  \
+          const q8_block *xb = &x[(size_t)j * nb + b];                                                                 \
+          const float scale = dw * xb->d;                                                                              \
+          acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DOT_U8S8(wu, xq[j])), _mm256_set1_ps(scale), acc[i][j]);      \
+          corr[i][j] += scale * (offset * (float)xb->sum);                                                             \
+        }                                                                                                              \
+      }                                                                                                                \
+    }                                                                                                                  \
+    for (int i = 0; i < R; i++)                                                                                        \
+      for (int j = 0; j < N; j++) out[i][j] = hsum256(acc[i][j]) - corr[i][j];                                         \
+  }
+
 /* ---------------------------------------------------------------- AVX-512 float types */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
@@ -138,55 +204,10 @@ void quantize_row_q8_avx512(const float *x, q8_block *y, int cols) {
 
 /* ---------------------------------------------------------------- AVX-512 VNNI quantized types */
 
-/* 32 weights of block b as unsigned bytes: Q4_0 nibbles 0..15 (value + 8), Q8_0 bytes xor 0x80 (value + 128). */
-static inline __m256i wq_u8(const uint8_t *row, int dtype, int b, float *d) {
-  if (dtype == DT_Q4_0) {
-    const uint8_t *blk = row + (size_t)b * 18;
-    *d = f16_table[blk[0] | (blk[1] << 8)];
-    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-    __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
-    return _mm256_set_m128i(hi, lo);
-  }
-  const uint8_t *blk = row + (size_t)b * 34;
-  *d = f16_table[blk[0] | (blk[1] << 8)];
-  return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
-}
+/* VNNI: one instruction for the 32 u8 × s8 products of a block, four to a dword lane. */
+static inline __m256i dot_u8s8_vnni(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
 
-static inline __attribute__((always_inline)) void tile_quant_512(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
-                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
-  (void)stream; /* not prefetched: these row-layout tiles serve only CPUs without the x16 kernels, not tuned */
-  const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
-  __m256 acc[TILE_R][TILE_N];
-  float corr[TILE_R][TILE_N];
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < N; j++) {
-      acc[i][j] = _mm256_setzero_ps();
-      corr[i][j] = 0.0f;
-    }
-  for (int b = 0; b < nb; b++) {
-    __m256i xq[TILE_N];
-    for (int j = 0; j < N; j++) xq[j] = _mm256_loadu_si256((const __m256i *)x[(size_t)j * nb + b].qs);
-    for (int i = 0; i < R; i++) {
-      float dw;
-      __m256i wu = wq_u8(w + (size_t)i * rb, dtype, b, &dw);
-      for (int j = 0; j < N; j++) {
-        const q8_block *xb = &x[(size_t)j * nb + b];
-        const float scale = dw * xb->d;
-        __m256i isum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, xq[j]);
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(scale), acc[i][j]);
-        corr[i][j] += scale * (offset * (float)xb->sum);
-      }
-    }
-  }
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < N; j++) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i][j]), _mm256_extractf128_ps(acc[i][j], 1));
-      s = _mm_hadd_ps(s, s);
-      s = _mm_hadd_ps(s, s);
-      out[i][j] = _mm_cvtss_f32(s) - corr[i][j];
-    }
-}
+DEFINE_TILE_QUANT(tile_quant_512, dot_u8s8_vnni)
 
 #define DEFINE_TILED(NAME, TILE_FN, XTYPE, XROW_ELEMS, TR, TN)                                                           \
   void NAME(const matmul_args *a, int r0, int r1) {                                                                    \
@@ -264,13 +285,6 @@ static inline __m256 w8_256(const uint8_t *row, int dtype, int c) {
   return _mm256_loadu_ps((const float *)row + c);
 }
 
-static inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_hadd_ps(s, s);
-  s = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(s);
-}
-
 static inline float wscalar(const uint8_t *row, int dtype, int c) {
   if (dtype == DT_BF16) {
     uint32_t u = (uint32_t)((const uint16_t *)row)[c] << 16;
@@ -282,7 +296,9 @@ static inline float wscalar(const uint8_t *row, int dtype, int c) {
   return ((const float *)row)[c];
 }
 
-/* As tile_float_512. */
+/* As tile_float_512. Not written once for both widths as the quantized tiles are: the vector
+   widths differ (16 floats there, 8 here), and with them the column tail (a masked load there,
+   scalar products here) and the reduction, so one generic tile would change one level's bits. */
 static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *w, size_t rb, int dtype, const float *x, int cols,
                                                                  int R, int N, int stream, float out[TILE_R][TILE_N]) {
   __m256 acc[TILE_R][TILE_N];
@@ -331,55 +347,16 @@ static inline __attribute__((always_inline)) void tile_float_256_stream(const ui
   }
 }
 
-/* AVX2 has no VNNI: widen to int16 with maddubs (u8 × s8 pairs; |sum| ≤ 2·255·127 fits int16), then madd. */
-static inline __m256i wq_u8_256(const uint8_t *row, int dtype, int b, float *d) {
-  if (dtype == DT_Q4_0) {
-    const uint8_t *blk = row + (size_t)b * 18;
-    *d = f16_table[blk[0] | (blk[1] << 8)];
-    __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2));
-    __m128i lo = _mm_and_si128(q, _mm_set1_epi8(0x0f));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), _mm_set1_epi8(0x0f));
-    return _mm256_set_m128i(hi, lo);
-  }
-  const uint8_t *blk = row + (size_t)b * 34;
-  *d = f16_table[blk[0] | (blk[1] << 8)];
-  return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(blk + 2)), _mm256_set1_epi8((char)0x80));
+/* AVX2 has no VNNI: widen to int16 with maddubs (u8 × s8 pairs), then madd. maddubs saturates
+   at int16: the u8 operand is split so each pair stays ≤ 2·127·128 in magnitude. */
+static inline __m256i dot_u8s8_maddubs(__m256i u, __m256i s) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m256i lo7 = _mm256_and_si256(u, _mm256_set1_epi8(0x7f));
+  const __m256i hi1 = _mm256_and_si256(u, _mm256_set1_epi8((char)0x80));
+  return _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo7, s), ones), _mm256_madd_epi16(_mm256_maddubs_epi16(hi1, s), ones));
 }
 
-static inline __attribute__((always_inline)) void tile_quant_256(const uint8_t *w, size_t rb, int dtype, const q8_block *x, int nb,
-                                                                 int R, int N, int stream, float out[TILE_R][TILE_N]) {
-  (void)stream; /* not prefetched: these row-layout tiles serve only CPUs without the x16 kernels, not tuned */
-  const float offset = dtype == DT_Q4_0 ? 8.0f : 128.0f;
-  __m256 acc[TILE_R][TILE_N];
-  float corr[TILE_R][TILE_N];
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < N; j++) {
-      acc[i][j] = _mm256_setzero_ps();
-      corr[i][j] = 0.0f;
-    }
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int b = 0; b < nb; b++) {
-    __m256i xq[TILE_N];
-    for (int j = 0; j < N; j++) xq[j] = _mm256_loadu_si256((const __m256i *)x[(size_t)j * nb + b].qs);
-    for (int i = 0; i < R; i++) {
-      float dw;
-      __m256i wu = wq_u8_256(w + (size_t)i * rb, dtype, b, &dw);
-      for (int j = 0; j < N; j++) {
-        const q8_block *xb = &x[(size_t)j * nb + b];
-        const float scale = dw * xb->d;
-        /* maddubs saturates at int16: split the u8 operand so each pair stays ≤ 2·127·128 in magnitude. */
-        __m256i lo7 = _mm256_and_si256(wu, _mm256_set1_epi8(0x7f));
-        __m256i hi1 = _mm256_and_si256(wu, _mm256_set1_epi8((char)0x80));
-        __m256i p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo7, xq[j]), ones),
-                                     _mm256_madd_epi16(_mm256_maddubs_epi16(hi1, xq[j]), ones));
-        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scale), acc[i][j]);
-        corr[i][j] += scale * (offset * (float)xb->sum);
-      }
-    }
-  }
-  for (int i = 0; i < R; i++)
-    for (int j = 0; j < N; j++) out[i][j] = hsum256(acc[i][j]) - corr[i][j];
-}
+DEFINE_TILE_QUANT(tile_quant_256, dot_u8s8_maddubs)
 
 static void matmul_float_256(const matmul_args *a, int r0, int r1);
 static void matmul_quant_256(const matmul_args *a, int r0, int r1);
