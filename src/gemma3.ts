@@ -67,26 +67,49 @@ export interface GenerationResult {
   stats: NonNullable<GenerationChunk['stats']>;
 }
 
+/** What a Gemma3 is made of (load() assembles them: load/assemble.ts). */
+export interface Gemma3Parts {
+  /** Model hyper-parameters. */
+  config: Gemma3Config;
+  tokenizer: Tokenizer;
+  /** The checkpoint's chat template, or null when it ships none (chat() then fails). */
+  chatTemplate: ChatTemplate | null;
+  defaults: GenerationDefaults;
+  decoder: Gemma3TextDecoder;
+  /** KV cache capacity in tokens. */
+  contextLength: number;
+  /** Where the model was loaded from. */
+  path: string;
+  /** The vision tower and image preprocessing; absent or null for a text-only model. */
+  vision?: VisionSupport | null;
+}
+
 export class Gemma3 {
+  /** Model hyper-parameters. */
+  readonly config: Gemma3Config;
+  readonly tokenizer: Tokenizer;
+  /** The checkpoint's chat template, or null when it ships none (chat() then fails). */
+  readonly chatTemplate: ChatTemplate | null;
+  readonly defaults: GenerationDefaults;
+  /** KV cache capacity in tokens. */
+  readonly contextLength: number;
+  /** Where the model was loaded from. */
+  readonly path: string;
+  private readonly vision: VisionSupport | null;
   private readonly target: GenerationTarget;
   private readonly features: ImageFeatureCache | null;
   private disposed = false;
   private busy = false;
 
-  constructor(
-    /** Model hyper-parameters. */
-    readonly config: Gemma3Config,
-    readonly tokenizer: Tokenizer,
-    /** The checkpoint's chat template, or null when it ships none (chat() then fails). */
-    readonly chatTemplate: ChatTemplate | null,
-    readonly defaults: GenerationDefaults,
-    decoder: Gemma3TextDecoder,
-    /** KV cache capacity in tokens. */
-    readonly contextLength: number,
-    /** Where the model was loaded from. */
-    readonly path: string,
-    private readonly vision: VisionSupport | null = null,
-  ) {
+  constructor(parts: Gemma3Parts) {
+    const { config, tokenizer, chatTemplate, defaults, decoder, contextLength, path, vision = null } = parts;
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.chatTemplate = chatTemplate;
+    this.defaults = defaults;
+    this.contextLength = contextLength;
+    this.path = path;
+    this.vision = vision;
     this.target = { decoder, cache: decoder.createCache(contextLength), tokenizer, cachedIds: [] };
     this.features = vision ? new ImageFeatureCache(vision.encoder) : null;
   }

@@ -1,22 +1,19 @@
-// load(path): a Hugging Face checkpoint folder, or a llama.cpp GGUF file (load-gguf.ts) → a ready
-// Gemma3. Checks everything a user can get wrong (missing folder, missing files, bad options)
-// before reading gigabytes.
+// load(path): a Hugging Face checkpoint folder or a llama.cpp GGUF file → a ready Gemma3, in
+// three steps: options checked and settled (the environment is read here, once, and nowhere
+// below), the files read into a ModelDescription by the reader of their format
+// (load/checkpoint-folder.ts, load/gguf-file.ts), and the model built from it by the one
+// assembler (load/assemble.ts). Everything a user can get wrong (missing folder, missing
+// files, bad options) is reported before gigabytes are read.
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { selectBackend } from './backend/native-backend.js';
-import { loadChatTemplate, type ChatTemplate } from './chat/chat-template.js';
 import { GemmaError, invalidArgument } from './errors.js';
-import { quantPlan, quantizingSource } from './convert/load-quant.js';
-import { openCheckpoint } from './formats/safetensors.js';
-import type { TensorSource } from './formats/tensor-source.js';
-import { loadGgufModel } from './load-gguf.js';
-import { Gemma3, type GenerationDefaults, type VisionSupport } from './gemma3.js';
-import { loadConfig, loadGenerationConfig } from './model/config.js';
-import { loadTextDecoder } from './model/text-model.js';
-import { loadVisionEncoder } from './model/vision-model.js';
-import { resolveTextTensors, resolveVisionTensors } from './model/weight-names.js';
-import { loadTokenizer } from './tokenizer/tokenizer.js';
-import { loadPreprocessorConfig } from './vision/preprocess.js';
+import type { Gemma3 } from './gemma3.js';
+import { assembleModel, DEFAULT_CONTEXT_LENGTH, type AssemblyOptions } from './load/assemble.js';
+import { readCheckpointFolder } from './load/checkpoint-folder.js';
+import type { ModelDescription } from './load/description.js';
+import { readGgufFile } from './load/gguf-file.js';
+
+export { DEFAULT_CONTEXT_LENGTH } from './load/assemble.js';
 
 export interface LoadOptions {
   /**
@@ -24,9 +21,9 @@ export interface LoadOptions {
    * results, much slower) or 'auto' (native when available, else js with one warning). Default 'auto'.
    */
   backend?: 'auto' | 'native' | 'js';
-  /** Threads for the native kernels. Default: $GEMMA3_THREADS, else every available core. */
+  /** Threads for the native kernels. Default: $GEMMA3_THREADS, else one per physical core. */
   threads?: number;
-  /** KV cache capacity in tokens. Default min(8192, the model's max_position_embeddings). */
+  /** KV cache capacity in tokens. Default min(DEFAULT_CONTEXT_LENGTH (8192), the model's max_position_embeddings). */
   contextLength?: number;
   /** Called as weights load, with the fraction done in [0, 1]. */
   onProgress?: (fraction: number) => void;
@@ -58,10 +55,38 @@ export interface LoadOptions {
   mmap?: 'auto' | boolean;
 }
 
-export const DEFAULT_CONTEXT_LENGTH = 8192;
-
 export async function load(path: string, options: LoadOptions = {}): Promise<Gemma3> {
   if (typeof path !== 'string' || path === '') throw invalidArgument('path', 'a model folder or GGUF file path', path);
+  const settled = settle(options, process.env);
+  const target = resolve(path);
+  if (!existsSync(target)) {
+    throw new GemmaError('FILE_NOT_FOUND', `${/\.gguf$/i.test(target) ? 'GGUF file' : 'model folder'} ${target} does not exist`);
+  }
+  let model: ModelDescription;
+  if (statSync(target).isDirectory()) {
+    if (options.mmproj !== undefined && options.mmproj !== false) {
+      throw new GemmaError('INVALID_ARGUMENT',
+        `mmproj applies to GGUF models; ${target} is a Hugging Face checkpoint folder, whose vision tower (if any) is in its safetensors`);
+    }
+    model = await readCheckpointFolder(target);
+  } else if (/\.gguf$/i.test(target) || startsWithGgufMagic(target)) {
+    model = readGgufFile(target, options.mmproj);
+  } else {
+    throw new GemmaError('UNSUPPORTED_MODEL',
+      `${target} is neither a checkpoint folder (config.json, *.safetensors, tokenizer.json) nor a GGUF file`);
+  }
+  try {
+    return assembleModel(model, settled);
+  } finally {
+    model.close();
+  }
+}
+
+/**
+ * Checks the options and settles every default, the environment's included (README,
+ * "Environment knobs"): GEMMA3_THREADS for `threads`, GEMMA3_MMAP for `mmap`, GEMMA3_HUGE_PAGES.
+ */
+function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
   if (options.backend !== undefined && !['auto', 'native', 'js'].includes(options.backend)) {
     throw invalidArgument('backend', "'auto', 'native' or 'js'", options.backend);
   }
@@ -87,87 +112,21 @@ export async function load(path: string, options: LoadOptions = {}): Promise<Gem
   if (options.quant !== undefined && options.quant !== 'q8_0' && options.quant !== 'q4_0') {
     throw invalidArgument('quant', "'q8_0' or 'q4_0'", options.quant);
   }
-  const dir = resolve(path);
-  if (!existsSync(dir)) {
-    throw new GemmaError('FILE_NOT_FOUND', `${/\.gguf$/i.test(dir) ? 'GGUF file' : 'model folder'} ${dir} does not exist`);
-  }
-  if (!statSync(dir).isDirectory()) {
-    if (/\.gguf$/i.test(dir) || startsWithGgufMagic(dir)) return loadGgufModel(dir, options);
-    throw new GemmaError('UNSUPPORTED_MODEL',
-      `${dir} is neither a checkpoint folder (config.json, *.safetensors, tokenizer.json) nor a GGUF file`);
-  }
-  if (options.mmproj !== undefined && options.mmproj !== false) {
-    throw new GemmaError('INVALID_ARGUMENT',
-      `mmproj applies to GGUF models; ${dir} is a Hugging Face checkpoint folder, whose vision tower (if any) is in its safetensors`);
-  }
-  const config = loadConfig(dir);
-  const maxContext = config.text.maxPositionEmbeddings;
-  const contextLength = options.contextLength ?? Math.min(DEFAULT_CONTEXT_LENGTH, maxContext);
-  if (!Number.isInteger(contextLength) || contextLength < 2 || contextLength > maxContext) {
-    throw invalidArgument('contextLength', `an integer in [2, ${maxContext}]`, options.contextLength);
-  }
-  const generationConfig = loadGenerationConfig(dir);
-  // The weights' headers are checked against the config first: a truncated download or a
-  // mismatched config.json is reported at once, before the tokenizer's 33 MB are parsed.
-  const checkpoint = openCheckpoint(dir);
-  let decoder;
-  let vision: VisionSupport | null = null;
-  let tokenizer;
-  let chatTemplate: ChatTemplate | null = null;
-  try {
-    const textNames = resolveTextTensors(checkpoint, config);
-    const visionNames = config.vision ? resolveVisionTensors(checkpoint, config) : undefined;
-    tokenizer = await loadTokenizer(dir);
-    try {
-      chatTemplate = await loadChatTemplate(dir);
-    } catch (err) {
-      if (!(err instanceof GemmaError && err.code === 'UNSUPPORTED_MODEL')) throw err;
-    }
-
-    const preprocessor = config.vision ? await loadPreprocessorConfig(dir) : null;
-    if (config.vision && preprocessor) {
-      const { height, width } = preprocessor.size;
-      const side = config.vision.imageSize;
-      if (height !== side || width !== side) {
-        throw new GemmaError('UNSUPPORTED_MODEL',
-          `${dir}: the image processor resizes to ${width}x${height} but the vision tower takes ${side}x${side} images`);
-      }
-    }
-
-    let source: TensorSource = checkpoint;
-    if (options.quant !== undefined) {
-      source = quantizingSource(checkpoint, quantPlan(checkpoint, config, options.quant, textNames, visionNames));
-    }
-    const total = source.names().length;
-    let done = 0;
-    const backend = selectBackend(options.backend ?? 'auto', options.threads);
-    decoder = loadTextDecoder(source, config.text, backend, {
-      onTensor: () => options.onProgress?.(Math.min(1, ++done / total)),
-    });
-    if (config.vision && preprocessor) {
-      vision = {
-        encoder: loadVisionEncoder(source, config, backend),
-        preprocessor,
-        allowRemote: options.allowRemoteImages ?? false,
-        ...(maxImagePixels !== undefined ? { maxPixels: maxImagePixels } : {}),
-        panAndScan: options.panAndScan ?? preprocessor.doPanAndScan,
-      };
-    }
-  } finally {
-    checkpoint.close();
-  }
-  options.onProgress?.(1);
-
-  const doSample = generationConfig.doSample ?? false;
-  const defaults: GenerationDefaults = {
-    temperature: doSample ? generationConfig.temperature ?? 1 : 0,
-    topK: generationConfig.topK ?? 0,
-    topP: generationConfig.topP ?? 1,
-    minP: generationConfig.minP ?? 0,
-    repetitionPenalty: generationConfig.repetitionPenalty ?? 1,
-    eosTokenIds: generationConfig.eosTokenIds ?? config.text.eosTokenIds,
+  const envThreads = Number(env.GEMMA3_THREADS);
+  const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
+  return {
+    // Checked against the model's limit by the assembler, once the model is read.
+    contextLength: options.contextLength ?? { atMost: DEFAULT_CONTEXT_LENGTH },
+    backend: options.backend ?? 'auto',
+    ...(threads !== undefined ? { threads } : {}),
+    ...(options.quant !== undefined ? { quant: options.quant } : {}),
+    mmap: options.mmap ?? (env.GEMMA3_MMAP === '1' ? true : env.GEMMA3_MMAP === '0' ? false : 'auto'),
+    hugePages: env.GEMMA3_HUGE_PAGES !== '0',
+    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+    allowRemoteImages: options.allowRemoteImages ?? false,
+    ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),
+    ...(options.panAndScan !== undefined ? { panAndScan: options.panAndScan } : {}),
   };
-  return new Gemma3(config, tokenizer, chatTemplate, defaults, decoder, contextLength, dir, vision);
 }
 
 /** Whether the file begins with "GGUF" (a GGUF model without the .gguf extension). */

@@ -10,7 +10,8 @@ import { selectBackend } from '../src/backend/native-backend.js';
 import { GemmaError } from '../src/errors.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { load } from '../src/load.js';
-import { loadMmprojVision, openMmproj } from '../src/load-gguf.js';
+import { assembleVision } from '../src/load/assemble.js';
+import { openMmproj } from '../src/load/gguf-file.js';
 import { loadConfig, parseConfig } from '../src/model/config.js';
 import { loadTextDecoder } from '../src/model/text-model.js';
 import { loadTokenizer } from '../src/tokenizer/tokenizer.js';
@@ -142,7 +143,7 @@ async function loadAs(format: Format, path: string, corpus: Corpus): Promise<voi
       const text = parseConfig(JSON.parse(readFileSync(join(corpus.micro, 'config.json'), 'utf8')));
       const mmproj = openMmproj(path, { ...text, modelType: 'gemma3_text', vision: null });
       try {
-        loadMmprojVision(mmproj, BACKEND, {});
+        assembleVision(mmproj.vision, mmproj.config, BACKEND, { allowRemoteImages: false });
       } finally {
         mmproj.source.close();
       }

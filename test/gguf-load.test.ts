@@ -226,8 +226,42 @@ describe('load() of a GGUF model', () => {
     assert.deepEqual(c.tokenIds, d.tokenIds);
     const auto = await load(BF16, { ...OPTS, mmproj: false, backend: 'native' }); // mapped or copied by the page cache's state
     assert.deepEqual(auto.logits(ids, 8).positions, a.positions);
+    // GEMMA3_MMAP (1 / 0) is the default of `mmap`: load() reads it, for the library, CLI and server alike.
+    const envMmap = process.env.GEMMA3_MMAP;
+    try {
+      process.env.GEMMA3_MMAP = '0';
+      const ranges = mappedRanges();
+      const never = await load(BF16, { ...OPTS, mmproj: false, backend: 'native' });
+      assert.ok(mappedRanges() <= ranges, 'GEMMA3_MMAP=0: read, not mapped');
+      process.env.GEMMA3_MMAP = '1';
+      const always = await load(BF16, { ...OPTS, mmproj: false, backend: 'native' });
+      assert.ok(mappedRanges() > ranges, 'GEMMA3_MMAP=1: mapped');
+      assert.deepEqual(always.logits(ids, 8).positions, a.positions);
+      for (const m of [never, always]) m.dispose();
+    } finally {
+      if (envMmap === undefined) delete process.env.GEMMA3_MMAP;
+      else process.env.GEMMA3_MMAP = envMmap;
+    }
     for (const m of [copied, mapped, auto]) m.dispose();
     await rejects(load(BF16, { ...OPTS, mmap: 'yes' as never }), 'INVALID_ARGUMENT', /mmap/);
+  });
+
+  test('GEMMA3_THREADS is the default of `threads` (read by load())', async (t) => {
+    if (loadNativeBinding() instanceof Error) return t.skip('the native addon is not built');
+    const envThreads = process.env.GEMMA3_THREADS;
+    try {
+      process.env.GEMMA3_THREADS = '3';
+      const { threads: _, ...noThreads } = OPTS;
+      const m = await load(BF16, { ...noThreads, mmproj: false, backend: 'native' });
+      assert.equal((m.decoder.backend as NativeBackend).info.threads, 3);
+      m.dispose();
+      const given = await load(BF16, { ...OPTS, mmproj: false, backend: 'native' });
+      assert.equal((given.decoder.backend as NativeBackend).info.threads, 1, 'the option wins');
+      given.dispose();
+    } finally {
+      if (envThreads === undefined) delete process.env.GEMMA3_THREADS;
+      else process.env.GEMMA3_THREADS = envThreads;
+    }
   });
 
   test('mmap of Q8_0 / Q4_0 files: served from the mapping in the row layout, x16 copies once streams decode together, every logit bit the same', async (t) => {

@@ -96,6 +96,15 @@ export interface Backend {
    */
   prepareMatrix?(w: WeightMatrix, inPlace?: boolean): WeightMatrix;
   /**
+   * Optional, for backends that can serve weights straight from a memory mapping of the model
+   * file (the loader then maps GGUF files: load/mapped-weights.ts). Prepares a matrix that is a
+   * view of such a mapping, as prepareMatrix does a tensor read into fresh memory; the view is
+   * shared with the page cache and must never be written.
+   */
+  prepareMappedMatrix?(w: WeightMatrix): WeightMatrix;
+  /** With prepareMappedMatrix: whether Q4_0 / Q8_0 views are served too (else only F32 / F16 / BF16 ones). */
+  readonly servesQuantizedViews?: boolean;
+  /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.
    * Q8_0/Q4_0 weights multiply activations quantized to Q8 blocks (llama.cpp's scheme).
