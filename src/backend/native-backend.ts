@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { GemmaError } from '../errors.js';
 import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
 import { JsBackend } from './js-backend.js';
+import { MappedMatrixCopies } from './native-mapped-copies.js';
 
 interface NativeBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
@@ -62,21 +63,14 @@ export function loadNativeBinding(): NativeBinding | Error {
   return cached;
 }
 
-/** A Q4_0 / Q8_0 matrix served from a file mapping in the row layout, and its x16 copy's job. */
-interface MappedMatrix {
-  matrix: { -readonly [K in keyof WeightMatrix]: WeightMatrix[K] };
-  handle: object | null;
-}
-
 export class NativeBackend implements Backend {
   readonly name = 'native' as const;
   private readonly fallback = new JsBackend();
-  /** Mapped matrices still in the row layout, in load order (their copies, once started). */
-  private readonly mapped: MappedMatrix[] = [];
-  private copiesStarted = false;
+  private readonly mappedCopies: MappedMatrixCopies;
 
   constructor(private readonly binding: NativeBinding, threads?: number) {
     binding.setThreads(threads ?? defaultThreads());
+    this.mappedCopies = new MappedMatrixCopies(binding, (dtype) => NATIVE_DTYPES[dtype]!);
   }
 
   /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic') and the thread count. */
@@ -94,63 +88,22 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * For a Q4_0 / Q8_0 matrix that is a view of a file mapping: served as it is. One decoding
-   * stream (each row prefetched ahead, blocks rearranged in registers) runs as fast as over an
-   * x16 copy, and prompts about 8% slower; so loading needs no fresh memory and nothing competes
-   * with the first tokens. Several streams decoding together (products with a few activation
-   * rows) are compute-bound, and about 25% faster over copies: prepareForBatches starts background
-   * copies of every mapped matrix (in huge-page memory, the mapping's pages dropped behind), and
-   * swaps the finished ones in, between passes.
+   * For a Q4_0 / Q8_0 matrix that is a view of a file mapping: served as it is, in the row layout,
+   * until prepareForBatches has an x16 copy made (native-mapped-copies.ts says when and why).
    */
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
-    const matrix: MappedMatrix['matrix'] = { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' };
-    this.mapped.push({ matrix, handle: null });
-    if (this.copiesStarted) this.startCopies();
-    return matrix;
+    return this.mappedCopies.serve(w);
   }
 
-  /** How many mapped matrices are not served from their x16 copies yet (finished ones are taken first). */
+  /** How many mapped matrices are not served from their x16 copies yet. */
   copiesInProgress(): number {
-    this.adoptCopies();
-    return this.copiesStarted ? this.mapped.length : 0;
-  }
-
-  /** The first prepareForBatches starts the copies of the matrices mapped so far, and later ones. */
-  private startCopies(): void {
-    this.copiesStarted = true;
-    for (let i = 0; i < this.mapped.length; i++) {
-      const m = this.mapped[i]!;
-      if (m.handle !== null) continue;
-      const { dtype, data, rows, cols } = m.matrix;
-      m.handle = this.binding.repackLater(data, NATIVE_DTYPES[dtype]!, rows, cols);
-      if (m.handle === null) this.mapped.splice(i--, 1); // stays in the row layout
-    }
-  }
-
-  /**
-   * Takes the finished background copies in the order they were queued, up to the first one
-   * still being made (two threads make them, so a later one may wait a moment for its turn).
-   */
-  private adoptCopies(): void {
-    while (this.copiesStarted && this.mapped.length > 0) {
-      const { matrix, handle } = this.mapped[0]!;
-      const copy = this.binding.repackResult(handle!);
-      if (copy === null) return;
-      if (copy !== false) {
-        const view = matrix.data;
-        matrix.data = copy;
-        matrix.layout = 'x16';
-        this.binding.releaseView(view);
-      }
-      this.mapped.shift();
-    }
+    return this.mappedCopies.inProgress();
   }
 
   /** Starts the copies of mapped matrices (the first time) and serves the finished ones from now on. */
   prepareForBatches(): void {
-    if (!this.copiesStarted && this.mapped.length > 0) this.startCopies();
-    this.adoptCopies();
+    this.mappedCopies.prepareForBatches();
   }
 
   /**
@@ -235,13 +188,8 @@ function nativeCode(w: WeightMatrix): number | undefined {
   return w.layout === 'x16' ? X16_DTYPES[w.dtype] : NATIVE_DTYPES[w.dtype];
 }
 
-function coversAll(spans: ImageSpans, T: number): boolean {
-  for (let t = 0; t < T; t++) if (spans.spanStart[t] !== 0 || spans.spanEnd[t] !== T - 1) return false;
-  return true;
-}
-
 /**
- * One thread per physical core this process may use (load() reads GEMMA3_THREADS): decoding streams
+ * One thread per physical core this process may use (GEMMA3_THREADS overrides): decoding streams
  * the weights from memory, which a core's second hardware thread does not speed up (llama.cpp
  * makes the same choice), and each extra thread is one more to be descheduled. Fewer when a CPU
  * quota (cgroup) grants less time: threads beyond it are all stopped until the next period. On
@@ -250,6 +198,8 @@ function coversAll(spans: ImageSpans, T: number): boolean {
  * worker does less of each product and the caller more.
  */
 function defaultThreads(): number {
+  const env = Number(process.env.GEMMA3_THREADS);
+  if (Number.isInteger(env) && env > 0) return env;
   const cpus = Math.min(physicalCores() ?? availableParallelism(), cpuQuota() ?? Infinity);
   return Math.max(1, Math.min(64, cpus));
 }
