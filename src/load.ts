@@ -8,12 +8,12 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { GemmaError, invalidArgument } from './errors.js';
 import type { Gemma3 } from './gemma3.js';
-import { assembleModel, DEFAULT_CONTEXT_LENGTH, type AssemblyOptions } from './load/assemble.js';
+import { assembleModel, DEFAULT_CONTEXT_LENGTH, type AssemblyOptions, type ContextLength } from './load/assemble.js';
 import { readCheckpointFolder } from './load/checkpoint-folder.js';
 import type { ModelDescription } from './load/description.js';
 import { readGgufFile } from './load/gguf-file.js';
 
-export { DEFAULT_CONTEXT_LENGTH } from './load/assemble.js';
+export { DEFAULT_CONTEXT_LENGTH, type ContextLength } from './load/assemble.js';
 
 export interface LoadOptions {
   /**
@@ -23,8 +23,12 @@ export interface LoadOptions {
   backend?: 'auto' | 'native' | 'js';
   /** Threads for the native kernels. Default: $GEMMA3_THREADS, else one per physical core. */
   threads?: number;
-  /** KV cache capacity in tokens. Default min(DEFAULT_CONTEXT_LENGTH (8192), the model's max_position_embeddings). */
-  contextLength?: number;
+  /**
+   * KV cache capacity in tokens: a number (refused above the model's max_position_embeddings), or
+   * `{ atMost: n }` for n or the model's own limit if that is lower. Default
+   * `{ atMost: DEFAULT_CONTEXT_LENGTH }` (8192). The capacity chosen is the model's contextLength.
+   */
+  contextLength?: ContextLength;
   /** Called as weights load, with the fraction done in [0, 1]. */
   onProgress?: (fraction: number) => void;
   /** Allow http(s):// URLs as image sources (default false: they are refused). */
@@ -96,6 +100,12 @@ function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
   if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 64)) {
     throw invalidArgument('threads', 'an integer in [1, 64]', options.threads);
   }
+  const contextLength = options.contextLength ?? { atMost: DEFAULT_CONTEXT_LENGTH };
+  const tokens = typeof contextLength === 'object' && contextLength !== null ? contextLength.atMost : contextLength;
+  if (!Number.isInteger(tokens) || tokens < 2) {
+    // The model's own limit is checked by the assembler, once the model is read.
+    throw invalidArgument('contextLength', 'an integer of at least 2, or { atMost: such an integer }', options.contextLength);
+  }
   if (options.allowRemoteImages !== undefined && typeof options.allowRemoteImages !== 'boolean') {
     throw invalidArgument('allowRemoteImages', 'a boolean', options.allowRemoteImages);
   }
@@ -115,8 +125,7 @@ function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
   const envThreads = Number(env.GEMMA3_THREADS);
   const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
   return {
-    // Checked against the model's limit by the assembler, once the model is read.
-    contextLength: options.contextLength ?? { atMost: DEFAULT_CONTEXT_LENGTH },
+    contextLength,
     backend: options.backend ?? 'auto',
     ...(threads !== undefined ? { threads } : {}),
     ...(options.quant !== undefined ? { quant: options.quant } : {}),

@@ -6,7 +6,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GemmaError, collect, load, type Gemma3 } from '../src/index.js';
-import { fixturePath, readJson } from './helpers.js';
+import { fixturePath, readJson, tinyTextWith } from './helpers.js';
 
 const manifest = readJson(fixturePath('goldens', 'tiny-text', 'manifest.json'));
 const model: Gemma3 = await load(fixturePath('tiny-text'), { contextLength: 128 });
@@ -158,6 +158,32 @@ test('load() errors: missing folder, missing files, unknown model_type, corrupt 
     await rejects(load(fixturePath('tiny-text'), { contextLength: 0 }), 'INVALID_ARGUMENT', /contextLength/);
     await rejects(load(fixturePath('tiny-text'), { backend: 'gpu' as any }), 'INVALID_ARGUMENT', /backend/);
     assert.ok(readFileSync(fixturePath('tiny-text', 'config.json')).length > 0);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('contextLength: a number up to the model\'s limit, { atMost } clamped to it, the default 8192 or the limit if lower', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gemma3-api-'));
+  try {
+    const short = tinyTextWith(join(root, 'short'), { max_position_embeddings: 96 });
+    const contextOf = async (options: Parameters<typeof load>[1]) => {
+      const m = await load(short, options);
+      m.dispose();
+      return m.contextLength;
+    };
+    assert.equal(await contextOf({ contextLength: 96 }), 96);
+    assert.equal(await contextOf({ contextLength: { atMost: 4096 } }), 96);
+    assert.equal(await contextOf({ contextLength: { atMost: 40 } }), 40);
+    assert.equal(await contextOf({}), 96);
+    assert.equal(model.contextLength, 128);
+    const m = await load(fixturePath('tiny-text'), { contextLength: { atMost: 64 } });
+    assert.equal(m.contextLength, 64);
+    m.dispose();
+    await rejects(load(short, { contextLength: 97 }), 'INVALID_ARGUMENT', /contextLength must be an integer in \[2, 96\], got 97/);
+    await rejects(load(short, { contextLength: { atMost: 1 } }), 'INVALID_ARGUMENT', /contextLength/);
+    await rejects(load(short, { contextLength: 'max' as never }), 'INVALID_ARGUMENT', /contextLength/);
+    await rejects(load(short, { contextLength: { atMost: 1.5 } }), 'INVALID_ARGUMENT', /contextLength/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

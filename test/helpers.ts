@@ -1,6 +1,6 @@
 // Shared test utilities: where fixtures live, and reading the raw float32 goldens.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
@@ -14,6 +14,19 @@ export function fixturePath(...parts: string[]): string {
 
 export function readJson<T = any>(path: string): T {
   return JSON.parse(readFileSync(path, 'utf8')) as T;
+}
+
+/**
+ * The tiny-text checkpoint in `dir` (made here) with config.json keys overridden by `changes`:
+ * the other files are links to the fixture's.
+ */
+export function tinyTextWith(dir: string, changes: Record<string, unknown>): string {
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(fixturePath('tiny-text'))) {
+    if (f !== 'config.json') symlinkSync(fixturePath('tiny-text', f), join(dir, f));
+  }
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...readJson(fixturePath('tiny-text', 'config.json')), ...changes }));
+  return dir;
 }
 
 /** Reads a headerless little-endian float32 golden file. */

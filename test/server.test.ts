@@ -3,12 +3,13 @@
 // the Ollama endpoints, health, metrics and the web page.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collect, load, type Gemma3 } from '../src/index.js';
-import type { RunningServer } from '../src/server/server.js';
+import { startServer, type RunningServer } from '../src/server/server.js';
 import { modelDigest } from '../src/server/model-facts.js';
-import { fixturePath, REPO_ROOT } from './helpers.js';
+import { fixturePath, REPO_ROOT, tinyTextWith } from './helpers.js';
 import { client, metric, ndjson, postJson, sseData, startTestServer, testImage, waitFor } from './server-helpers.js';
 
 let server: RunningServer;
@@ -235,4 +236,22 @@ test('content given as an array of text parts equals the same text as a string',
   const b = await client(server).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'Hello there, how are you today?' }], temperature: 0, max_tokens: 4 });
   assert.equal(a.choices[0]!.message.content, b.choices[0]!.message.content);
   assert.equal(a.usage!.prompt_tokens, b.usage!.prompt_tokens);
+});
+
+test('the context: --context if given (refused above the model\'s limit), else 4096 or the model\'s limit if lower', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'gemma3-server-'));
+  const contextOf = async (modelPath: string, context?: number) => {
+    const started = await startServer({ modelPath, host: '127.0.0.1', port: 0, parallel: 1, ...(context !== undefined ? { context } : {}) });
+    await started.close();
+    return started.engine.info.contextLength;
+  };
+  try {
+    const short = tinyTextWith(join(root, 'short'), { max_position_embeddings: 96 });
+    assert.equal(await contextOf(short), 96);
+    assert.equal(await contextOf(short, 64), 64);
+    await assert.rejects(contextOf(short, 200), /contextLength must be an integer in \[2, 96\]/);
+    assert.equal(await contextOf(fixturePath('tiny-text')), 4096);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

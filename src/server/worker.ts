@@ -5,7 +5,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { basename, resolve } from 'node:path';
 import { validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
 import { load, type LoadOptions } from '../load.js';
-import { GemmaError } from '../errors.js';
 import type { Gemma3 } from '../gemma3.js';
 import { ApiError } from './api-error.js';
 import { checkPromptSize, clientError, preparePrompt, promptLimits } from './prompt.js';
@@ -35,13 +34,8 @@ async function main(): Promise<void> {
   let model: Gemma3;
   const options = { ...config.load } as LoadOptions;
   try {
-    try {
-      model = await load(dir, { ...options, contextLength: config.context ?? DEFAULT_SERVER_CONTEXT });
-    } catch (err) {
-      // A model whose limit is below the default: use its own limit.
-      if (config.context !== undefined || !(err instanceof GemmaError && /contextLength/.test(err.message))) throw err;
-      model = await load(dir, options);
-    }
+    // --context exactly (refused above the model's limit), else the default or the model's own limit if lower.
+    model = await load(dir, { ...options, contextLength: config.context ?? { atMost: DEFAULT_SERVER_CONTEXT } });
   } catch (err) {
     post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
     return;
