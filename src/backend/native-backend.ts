@@ -189,7 +189,7 @@ function nativeCode(w: WeightMatrix): number | undefined {
 }
 
 /**
- * One thread per physical core this process may use (GEMMA3_THREADS overrides): decoding streams
+ * One thread per physical core this process may use (load() reads GEMMA3_THREADS): decoding streams
  * the weights from memory, which a core's second hardware thread does not speed up (llama.cpp
  * makes the same choice), and each extra thread is one more to be descheduled. Fewer when a CPU
  * quota (cgroup) grants less time: threads beyond it are all stopped until the next period. On
@@ -198,8 +198,6 @@ function nativeCode(w: WeightMatrix): number | undefined {
  * worker does less of each product and the caller more.
  */
 function defaultThreads(): number {
-  const env = Number(process.env.GEMMA3_THREADS);
-  if (Number.isInteger(env) && env > 0) return env;
   const cpus = Math.min(physicalCores() ?? availableParallelism(), cpuQuota() ?? Infinity);
   return Math.max(1, Math.min(64, cpus));
 }
