@@ -297,7 +297,7 @@ describe('load() of a GGUF model', () => {
       assert.deepEqual(mapped.logits(ids, 8).positions, expected, `${type}: after the copies`);
       // A model dropped while its copies are still queued is cleaned up without waiting for them.
       const dropped = await load(file, { ...OPTS, mmproj: false, mmap: true, backend: 'native' });
-      dropped.decoder.backend.prepareForBatches?.();
+      dropped.decoder.backend.prepareForStreams?.(2);
       dropped.dispose();
       for (const m of [copied, mapped]) m.dispose();
     }

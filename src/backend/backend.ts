@@ -74,14 +74,14 @@ export interface Backend {
   /** Optional: zeroed float storage for large long-lived buffers such as the KV cache. */
   allocateFloats?(n: number): Float32Array;
   /**
-   * Optional hint: the coming passes decode several sequences together (products of a few
-   * activation rows each, one per stream). The decoder gives it before every such pass, between
-   * passes, and a server that will run streams together once ahead. Only the caller can tell: a
-   * prompt chunk also multiplies several rows, but of one stream. A backend may lay its weights
-   * out for it here (the native one copies mapped weights in the background and swaps finished
-   * copies in on each call), so that its products never do such bookkeeping.
+   * Optional hint: the coming pass decodes `streams` sequences together (with several, products
+   * of a few activation rows, one per stream). The decoder gives it before every pass, between
+   * passes; a server that will run several streams gives it once ahead. Only the caller can tell:
+   * a prompt chunk also multiplies several rows, but of one stream. A backend may lay its weights
+   * out here (the native one starts background copies of mapped weights for several streams, and
+   * swaps finished copies in on every call), so that its products never do such bookkeeping.
    */
-  prepareForBatches?(): void;
+  prepareForStreams?(streams: number): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */

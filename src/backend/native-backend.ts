@@ -89,7 +89,7 @@ export class NativeBackend implements Backend {
 
   /**
    * For a Q4_0 / Q8_0 matrix that is a view of a file mapping: served as it is, in the row layout,
-   * until prepareForBatches has an x16 copy made (native-mapped-copies.ts says when and why).
+   * until prepareForStreams has an x16 copy made (native-mapped-copies.ts says when and why).
    */
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
     if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
@@ -101,9 +101,9 @@ export class NativeBackend implements Backend {
     return this.mappedCopies.inProgress();
   }
 
-  /** Starts the copies of mapped matrices (the first time) and serves the finished ones from now on. */
-  prepareForBatches(): void {
-    this.mappedCopies.prepareForBatches();
+  /** Several streams start the copies of mapped matrices; every call serves the finished ones from then on. */
+  prepareForStreams(streams: number): void {
+    this.mappedCopies.prepareForStreams(streams);
   }
 
   /**

@@ -22,9 +22,10 @@ interface MappedMatrix {
  * registers) runs as fast as over an x16 copy, and prompts about 8% slower; so loading needs no
  * fresh memory and nothing competes with the first tokens. Several streams decoding together
  * (products with a few activation rows) are compute-bound, and about 25% faster over copies:
- * the first prepareForBatches starts background copies of every mapped matrix (in huge-page
- * memory, the mapping's pages dropped behind), and each call swaps the finished ones in. The
- * model's matrix objects are updated in place (data and layout), between passes only.
+ * the first prepareForStreams with several streams starts background copies of every mapped
+ * matrix (in huge-page memory, the mapping's pages dropped behind), and every call (each pass,
+ * one stream or several) swaps the finished ones in. The model's matrix objects are updated in
+ * place (data and layout), between passes only.
  */
 export class MappedMatrixCopies {
   /** Mapped matrices still in the row layout, in load order (their copies, once started). */
@@ -47,9 +48,9 @@ export class MappedMatrixCopies {
     return this.copiesStarted ? this.mapped.length : 0;
   }
 
-  /** Starts the copies (the first time) and serves the finished ones from now on. */
-  prepareForBatches(): void {
-    if (!this.copiesStarted && this.mapped.length > 0) this.startCopies();
+  /** Several streams start the copies (the first time); every call serves the finished ones from then on. */
+  prepareForStreams(streams: number): void {
+    if (streams > 1 && !this.copiesStarted && this.mapped.length > 0) this.startCopies();
     this.adoptCopies();
   }
 

@@ -127,8 +127,8 @@ export class Gemma3TextDecoder {
     const total = pieces.reduce((n, p) => n + p.end - p.begin, 0);
     if (this.ws.capacity < total) this.ws = new Workspace(total, c);
     const ws = this.ws;
-    // Several streams in one pass: the backend may lay its weights out for that.
-    if (pieces.length > 1) this.backend.prepareForBatches?.();
+    // One stream or several in this pass: the backend may lay its weights out for that.
+    this.backend.prepareForStreams?.(pieces.length);
 
     const layout: RowSegment[] = [];
     const positions: number[] = [];

@@ -71,7 +71,7 @@ export class Scheduler {
     this.allowedVocab = Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize);
     this.prefillBudget = options.prefillBudget ?? 256;
     // Streams will decode together: let the backend prepare for it now, while the server idles.
-    if (options.parallel > 1) decoder.backend.prepareForBatches?.();
+    if (options.parallel > 1) decoder.backend.prepareForStreams?.(options.parallel);
   }
 
   /** Sequences active (holding a cache) and waiting for a slot. */
