@@ -2,14 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GemmaError } from '../src/errors.js';
 import { Rng } from '../src/generate/rng.js';
-import {
-  expNeg,
-  SAMPLABLE_VOCAB,
-  Sampler,
-  sortAscending,
-  validateSamplingOptions,
-  type SamplingOptions,
-} from '../src/generate/sampler.js';
+import { expNeg, sortAscending } from '../src/generate/sample-math.js';
+import { SAMPLABLE_VOCAB, Sampler, validateSamplingOptions, type SamplingOptions } from '../src/generate/sampler.js';
 
 // ---------------------------------------------------------------------------------------------
 // Brute-force reference: Hugging Face's processors, literally (full sorts, no shortcuts).

@@ -22,6 +22,7 @@
 // Processed logits are float32 (as HF's tensors); probabilities and all sums are float64. Only ids
 // < allowedVocab take part at all (ids above are untrained rows / the image placeholder).
 import { GemmaError, invalidArgument } from '../errors.js';
+import { expNeg, sortAscending } from './sample-math.js';
 import { Rng } from './rng.js';
 
 export interface SamplingOptions {
@@ -75,25 +76,6 @@ const HIST_SCALE = 64; // covers logit gaps 0..64 (relative probability down to 
 const HIST_LAST = HIST_BUCKETS - 1;
 /** Keys pack a 32-bit order-preserving value code and the id into one exact float64 integer. */
 const MAX_ID_BITS = 21;
-
-// exp(-d) for d >= 0, about 2x faster than Math.exp in V8 and within 2 ulp of it: Cody-Waite
-// reduction d = n·ln2/256 + r (|r| <= ln2/512), 2^(-n/256) from two tables, exp(-r) by a degree-5
-// Taylor polynomial (truncation error < 1e-19 relative). Every probability in this file goes
-// through it, so all stages see identical weights.
-const EXP_FRAC = Float64Array.from({ length: 256 }, (_, j) => Math.pow(2, -j / 256));
-const EXP_POW2 = Float64Array.from({ length: 1076 }, (_, q) => Math.pow(2, -q));
-const INV_LN2_256 = 256 / Math.LN2;
-const LN2_256_HI = 6.93147180369123816490e-1 / 256; // fdlibm ln2_hi: n * hi is exact for n < 2^21
-const LN2_256_LO = 1.90821492927058770002e-10 / 256;
-
-/** exp(-d) for d >= 0 (+Infinity -> 0). Exported for tests. */
-export function expNeg(d: number): number {
-  if (!(d < 745)) return d === d ? 0 : NaN;
-  const n = (d * INV_LN2_256 + 0.5) | 0; // round to nearest; d * INV_LN2_256 < 2^19
-  const r = d - n * LN2_256_HI - n * LN2_256_LO;
-  const p = 1 - r * (1 - r * (0.5 - r * (1 / 6 - r * (1 / 24 - r * (1 / 120)))));
-  return EXP_POW2[n >>> 8]! * EXP_FRAC[n & 255]! * p;
-}
 
 export class Sampler {
   /** The effective options (defaults filled in). */
@@ -561,88 +543,6 @@ export class Sampler {
     }
     return ids[last]!;
   }
-}
-
-/**
- * Sorts a[0..n) ascending in place (introsort: median-of-three quicksort, insertion sort for small
- * ranges, heapsort if the recursion degenerates). No allocation. Exported for tests.
- */
-export function sortAscending(a: Float64Array, n: number): void {
-  if (n < 2) return;
-  let depth = 2;
-  for (let k = n; k > 1; k >>>= 1) depth += 2;
-  quick(a, 0, n - 1, depth);
-}
-
-function quick(a: Float64Array, lo: number, hi: number, depth: number): void {
-  while (hi - lo > 16) {
-    if (depth-- === 0) {
-      heapSort(a, lo, hi);
-      return;
-    }
-    const mid = lo + ((hi - lo) >>> 1);
-    if (a[mid]! < a[lo]!) swap(a, mid, lo);
-    if (a[hi]! < a[lo]!) swap(a, hi, lo);
-    if (a[hi]! < a[mid]!) swap(a, hi, mid);
-    const pivot = a[mid]!;
-    // Hoare partition; a[lo] <= pivot <= a[hi] act as sentinels.
-    let i = lo;
-    let j = hi;
-    for (;;) {
-      do i++;
-      while (a[i]! < pivot);
-      do j--;
-      while (a[j]! > pivot);
-      if (i >= j) break;
-      swap(a, i, j);
-    }
-    // [lo..j] <= pivot <= [j+1..hi]; recurse into the smaller side, loop on the larger.
-    if (j - lo < hi - j) {
-      quick(a, lo, j, depth);
-      lo = j + 1;
-    } else {
-      quick(a, j + 1, hi, depth);
-      hi = j;
-    }
-  }
-  for (let i = lo + 1; i <= hi; i++) {
-    const v = a[i]!;
-    let j = i - 1;
-    while (j >= lo && a[j]! > v) {
-      a[j + 1] = a[j]!;
-      j--;
-    }
-    a[j + 1] = v;
-  }
-}
-
-function swap(a: Float64Array, i: number, j: number): void {
-  const t = a[i]!;
-  a[i] = a[j]!;
-  a[j] = t;
-}
-
-function heapSort(a: Float64Array, lo: number, hi: number): void {
-  const n = hi - lo + 1;
-  for (let s = (n >> 1) - 1; s >= 0; s--) siftDown(a, lo, s, n);
-  for (let end = n - 1; end > 0; end--) {
-    swap(a, lo, lo + end);
-    siftDown(a, lo, 0, end);
-  }
-}
-
-function siftDown(a: Float64Array, lo: number, start: number, end: number): void {
-  let c = start;
-  const v = a[lo + c]!;
-  for (;;) {
-    let l = 2 * c + 1;
-    if (l >= end) break;
-    if (l + 1 < end && a[lo + l + 1]! > a[lo + l]!) l++;
-    if (a[lo + l]! <= v) break;
-    a[lo + c] = a[lo + l]!;
-    c = l;
-  }
-  a[lo + c] = v;
 }
 
 function hasPositiveInfinity(logits: Float32Array, n: number): boolean {

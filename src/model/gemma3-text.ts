@@ -120,6 +120,14 @@ export class Gemma3TextDecoder {
     }
   }
 
+  /**
+   * Says ahead of time that steps of about `streams` sequences will follow (a server with
+   * several slots), so the backend can lay its weights out for that before the first one.
+   */
+  expectStreams(streams: number): void {
+    this.backend.prepareForStreams?.(streams);
+  }
+
   /** Runs positions [begin, end) of every segment's input through the layers, then the head for the rows asked for. */
   private pass(pieces: readonly Piece[], logits: Float32Array, onHiddenState?: DecoderOptions['onHiddenState']): void {
     const c = this.config;

@@ -70,8 +70,8 @@ export class Scheduler {
     if (!Number.isInteger(options.parallel) || options.parallel < 1) throw new RangeError('parallel must be a positive integer');
     this.allowedVocab = Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize);
     this.prefillBudget = options.prefillBudget ?? 256;
-    // Streams will decode together: let the backend prepare for it now, while the server idles.
-    if (options.parallel > 1) decoder.backend.prepareForStreams?.(options.parallel);
+    // Streams will decode together: let the decoder's kernels prepare for it now, while the server idles.
+    if (options.parallel > 1) decoder.expectStreams(options.parallel);
   }
 
   /** Sequences active (holding a cache) and waiting for a slot. */
