@@ -8,20 +8,11 @@
 // Usage: node dist/bench/rounding-sensitivity.js MODEL [ULPS] [PROMPT_TOKENS]
 import { load } from '../src/index.js';
 import type { Backend } from '../src/backend/backend.js';
-import { benchPrompt } from './common.js';
+import { benchPrompt, topLogProbDistance } from './common.js';
 
 const [model, ulpsArg, promptArg] = process.argv.slice(2);
 const ulps = Number(ulpsArg ?? 1);
 const ids = benchPrompt(Number(promptArg ?? 8));
-
-function logProbs(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const x of row) max = Math.max(max, x);
-  let sum = 0;
-  for (const x of row) sum += Math.exp(x - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(row, (x) => x - lse);
-}
 
 const m = await load(model!, { backend: 'native', threads: 2, contextLength: ids.length + 8 });
 const V = m.config.text.vocabSize;
@@ -50,19 +41,6 @@ backend.matMulShared = (outs, ws, x, batch) => {
 const nudged = run();
 m.dispose();
 
-let sum = 0;
-let count = 0;
-let worst = 0;
-for (let t = 0; t < ids.length; t++) {
-  const a = logProbs(nudged.subarray(t * V, (t + 1) * V));
-  const b = logProbs(reference.subarray(t * V, (t + 1) * V));
-  const top = [...a.keys()].sort((i, j) => a[j]! - a[i]!).slice(0, 10);
-  for (const id of top) {
-    const d = Math.abs(a[id]! - b[id]!);
-    sum += d;
-    count++;
-    worst = Math.max(worst, d);
-  }
-}
-console.log(`${model}: products' outputs moved by up to ${ulps} ulp: top-10 log-prob change mean ${(sum / count).toFixed(4)}, ` +
-  `max ${worst.toFixed(4)} over ${ids.length} positions`);
+const d = topLogProbDistance(nudged, reference, ids.length, V);
+console.log(`${model}: products' outputs moved by up to ${ulps} ulp: top-10 log-prob change mean ${d.mean.toFixed(4)}, ` +
+  `max ${d.max.toFixed(4)} over ${ids.length} positions`);
