@@ -4,9 +4,8 @@
 // pixel decoded) is within the server's limits and counted against its in-flight budget, so a
 // burst of huge pictures is refused before the model thread spends minutes decoding them.
 // Clients never name files: a string that is not a data: or allowed http(s) URL is refused.
-import type { Sharp, SharpOptions } from 'sharp';
 import { GemmaError } from '../errors.js';
-import { parseDataUrl, sniffImageFormat } from '../vision/decode.js';
+import { loadSharp, parseDataUrl, sniffImageFormat } from '../vision/decode.js';
 import { invalidParam } from './api-error.js';
 import type { Claim } from './engine.js';
 import { fetchRemoteImage, RemoteImageError } from './remote-image.js';
@@ -89,13 +88,6 @@ export async function admitImagePixels(bytes: Uint8Array, param: string, maxPixe
       '(the model sees 896x896 anyway: scale it down before sending)', 'image_too_large');
   }
   claim.add(0, width * height);
-}
-
-type SharpFactory = (input?: Buffer, options?: SharpOptions) => Sharp;
-let sharpLoader: Promise<SharpFactory> | undefined;
-function loadSharp(): Promise<SharpFactory> {
-  sharpLoader ??= import('sharp').then((m) => m.default as unknown as SharpFactory);
-  return sharpLoader;
 }
 
 /** Runs `get` and checks that the bytes start like a supported image format. */

@@ -79,9 +79,7 @@ export function checkModel(ctx: ServerContext, model: string): void {
 
 /** Cancels the run when the client goes away before the answer is complete. */
 export function cancelOnDisconnect(res: ServerResponse, run: Run): void {
-  res.on('close', () => {
-    if (!res.writableFinished) run.cancel();
-  });
+  clientGone(res).addEventListener('abort', () => run.cancel());
 }
 
 interface AnswerFormat {

@@ -57,7 +57,7 @@ type SharpFactory = (input?: Buffer | Uint8Array | string, options?: SharpOption
 let sharpLoader: Promise<SharpFactory> | undefined;
 
 /** Loads sharp on first use, so text-only use of the library never loads libvips. */
-function loadSharp(): Promise<SharpFactory> {
+export function loadSharp(): Promise<SharpFactory> {
   sharpLoader ??= import('sharp').then(
     (m) => m.default as unknown as SharpFactory,
     (e: unknown) => {
