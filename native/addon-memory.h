@@ -3,8 +3,9 @@
 #define GEMMA3_ADDON_MEMORY_H
 #include "napi-util.h"
 
-/** Whether the x16 layouts are in use (AVX-512 VNNI, not forced off): set once by addon.c's init. */
-extern int have_x16;
+/** Whether the x16 layouts are in use (AVX-512 VNNI or AVX2, not forced off), and whether views in
+    the row layout are served through them (AVX-512 VNNI): set once by addon.c's init. */
+extern int have_x16, have_x16_views;
 
 napi_value repack(napi_env env, napi_callback_info info);
 napi_value repack_later(napi_env env, napi_callback_info info);

@@ -27,7 +27,7 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
   const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
   const int quant = is_quant(dtype);
   if (x16 && !have_x16) {
-    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI");
+    napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI or AVX2");
     return 0;
   }
   if (dtype < DT_F32 || dtype > DT_Q8_0_X16 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
@@ -334,6 +334,8 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, obj, "threads", v));
   CHECK(napi_get_boolean(env, have_x16, &v));
   CHECK(napi_set_named_property(env, obj, "x16", v));
+  CHECK(napi_get_boolean(env, have_x16_views, &v));
+  CHECK(napi_set_named_property(env, obj, "x16Views", v));
   return obj;
 }
 
@@ -358,14 +360,16 @@ static napi_value init(napi_env env, napi_value exports) {
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
   int level = 0; /* 0 generic C, 1 AVX2 + FMA, 2 AVX-512: every kernel family follows it */
   if (force && strcmp(force, "generic") == 0) {
-    matmul_plan_set_kernels(matmul_rows_generic, 0);
+    matmul_plan_set_kernels(matmul_rows_generic, NULL, NULL);
     kernel_name = "generic";
   } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
-    matmul_plan_set_kernels(matmul_rows_avx512, !(force && strcmp(force, "norepack") == 0));
+    if (force && strcmp(force, "norepack") == 0) matmul_plan_set_kernels(matmul_rows_avx512, NULL, NULL);
+    else matmul_plan_set_kernels(matmul_rows_avx512, matmul_rows_x16, matmul_rows_x16_from_rows);
     kernel_name = "avx512";
     level = 2;
   } else if (cpu_has_avx2()) {
-    matmul_plan_set_kernels(matmul_rows_avx2, 0);
+    if (force && strcmp(force, "norepack") == 0) matmul_plan_set_kernels(matmul_rows_avx2, NULL, NULL);
+    else matmul_plan_set_kernels(matmul_rows_avx2, matmul_rows_x16_avx2, NULL);
     kernel_name = "avx2";
     level = 1;
   }

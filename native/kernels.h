@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* *_X16: the interleaved layouts of repack.c (AVX-512 VNNI machines only). */
+/* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
 enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6 };
 
 /** 32 activations quantized like llama.cpp's quantize_row_q8_0_ref, plus their sum. */
@@ -36,6 +36,8 @@ void matmul_rows_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx2(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_x16(const matmul_args *a, int r0, int r1);
+/** The x16 layouts with AVX2 (kernels-x16-avx2.c): every result bit the same as matmul_rows_x16's. */
+void matmul_rows_x16_avx2(const matmul_args *a, int r0, int r1);
 /** Q4_0 / Q8_0 in the row layout (rows % 16 == 0) through the x16 kernel, bit for bit. */
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1);
 /** repack_x16 (rows % 16 == 0) with AVX-512: the same bytes, for copies made while serving. */

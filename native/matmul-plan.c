@@ -3,12 +3,15 @@
 
 #include <stdlib.h>
 
-static matmul_rows_fn best_kernel = matmul_rows_generic;
-int have_x16 = 0;
+static matmul_rows_fn best_kernel = matmul_rows_generic, x16_kernel = NULL, x16_from_rows_kernel = NULL;
+int have_x16 = 0, have_x16_views = 0;
 
-void matmul_plan_set_kernels(matmul_rows_fn row_kernel, int x16) {
+void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16, matmul_rows_fn x16_from_rows) {
   best_kernel = row_kernel;
-  have_x16 = x16;
+  x16_kernel = x16;
+  x16_from_rows_kernel = x16_from_rows;
+  have_x16 = x16 != NULL;
+  have_x16_views = x16_from_rows != NULL;
 }
 
 int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
@@ -67,7 +70,7 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
   /* Q4_0 / Q8_0 still in the row layout (served from a file mapping) go through the x16 kernel
      too, a group of sixteen rows rearranged at a time: the same results bit for bit. */
-  const int from_rows = have_x16 && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
+  const int from_rows = have_x16_views && (dtype == DT_Q8_0 || dtype == DT_Q4_0) && rows % 16 == 0;
   /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most),
      and at most 4 MiB of weights: the thread that takes the last chunk of a big matrix (the
      262144-row output head) otherwise leaves the other idle for milliseconds. */
@@ -77,7 +80,7 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   part->m = *m;
-  part->kernel = x16 ? matmul_rows_x16 : from_rows ? matmul_rows_x16_from_rows : best_kernel;
+  part->kernel = x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
   part->r0 = row_start;
   part->r1 = row_end;
   part->unit = unit;

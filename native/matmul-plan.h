@@ -24,10 +24,11 @@ typedef struct {
   pool_shares chunks; /* the parts' chunks, numbered across the parts in order */
 } matmul_job;
 
-/* The kernels the CPU got (chosen once, when the addon loads). have_x16: the x16 layouts and
-   their AVX-512 VNNI kernels are available. */
-extern int have_x16;
-void matmul_plan_set_kernels(matmul_rows_fn row_kernel, int x16);
+/* The kernels the CPU got (chosen once, when the addon loads). have_x16: the x16 layouts have a
+   kernel (x16_kernel: AVX-512 VNNI or AVX2); have_x16_views: matrices in the row layout (views
+   of a file mapping) can be multiplied by the x16 kernel a group at a time (AVX-512 VNNI only). */
+extern int have_x16, have_x16_views;
+void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16_kernel, matmul_rows_fn x16_from_rows_kernel);
 
 int is_quant(int dtype);
 

@@ -121,13 +121,17 @@ test('matMul with one or two activation rows equals the batched product of those
 });
 
 /**
- * Why the x16 kernels (native/kernels-x16.c) cannot run here, or false. They need AVX-512 VNNI
- * and are not chosen under GEMMA3_NATIVE_KERNELS=avx2 / generic / norepack: their tests then
- * skip with this reason, visibly, instead of passing under their names on other kernels.
+ * Why the x16 kernels cannot run here, or false. They need AVX-512 VNNI (native/kernels-x16.c)
+ * or AVX2 (native/kernels-x16-avx2.c) and are not chosen under GEMMA3_NATIVE_KERNELS=generic /
+ * norepack: their tests then skip with this reason, visibly, instead of passing under their
+ * names on other kernels.
  */
 const x16Skip = skip || (native!.info.x16 ? false
-  : `the x16 kernels (native/kernels-x16.c) did not run: the addon chose '${native!.info.kernels}' kernels without x16 ` +
-    `(${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX-512 VNNI'})`);
+  : `the x16 kernels did not run: the addon chose '${native!.info.kernels}' kernels without x16 ` +
+    `(${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX2'})`);
+if (!skip && native!.info.x16 && !native!.info.x16Views) {
+  console.warn(`SKIPPED: x16 kernels over the row layout (file-mapping views) need AVX-512 VNNI; the '${native!.info.kernels}' kernels repack instead`);
+}
 if (x16Skip && !skip) console.warn(`SKIPPED: ${x16Skip}`);
 
 /** The x16 layout of native/repack.c written in TypeScript: group g, block b: f16 d[16], then 4-byte lanes of quants. */
@@ -181,14 +185,17 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
   const { kernels, x16 } = native!.info;
   if (forced === 'generic') assert.equal(kernels, 'generic');
   if (forced === 'avx2') assert.ok(kernels === 'avx2' || kernels === 'generic', kernels);
-  if (forced === 'generic' || forced === 'avx2' || forced === 'norepack') assert.equal(x16, false, `forced ${forced}`);
+  if (forced === 'generic' || forced === 'norepack') assert.equal(x16, false, `forced ${forced}`);
+  if (forced === 'avx2') assert.equal(x16, kernels === 'avx2', 'AVX2 has its own x16 kernels');
+  if (forced !== undefined) assert.equal(native!.info.x16Views, false, `forced ${forced}: views need AVX-512 VNNI`);
   if (flags && flags.size > 0 && process.arch === 'x64' && forced === undefined) {
     const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512_vnni', 'avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     const avx2 = ['avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     assert.equal(kernels, avx512 ? 'avx512' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
-    assert.equal(x16, avx512);
+    assert.equal(x16, avx2, 'x16 layouts on AVX-512 VNNI and on AVX2');
+    assert.equal(native!.info.x16Views, avx512, 'views in the row layout through the x16 kernel: AVX-512 VNNI only');
   }
-  assert.equal(native!.servesQuantizedViews, x16);
+  assert.equal(native!.servesQuantizedViews, native!.info.x16Views);
   const rng = new Rng(32);
   const w = makeMatrix('q8_0', 32, 64, randn(rng, 32 * 64, 0.1));
   assert.equal(native!.prepareMatrix(w).layout ?? 'rows', x16 ? 'x16' : 'rows');
@@ -220,7 +227,7 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
       // rearranged at a time: every bit equal.
       const c = new Float32Array(batch * rows);
       native!.matMul(c, w, x, batch);
-      if (packed.layout === 'x16') assert.deepEqual(c, b, `${dtype} batch ${batch} rows ${rows}: row layout vs x16`);
+      if (packed.layout === 'x16' && native!.info.x16Views) assert.deepEqual(c, b, `${dtype} batch ${batch} rows ${rows}: row layout vs x16`);
       // Embedding lookups read single rows of the packed matrix.
       const r = rows - 1;
       const ref = new Float32Array(cols);
@@ -241,10 +248,64 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
       assert.ok(relErr(b, a) < 1e-5, `rows ${rows}: relative error ${relErr(b, a)}`);
       const c = new Float32Array(2 * rows).fill(7);
       native!.matMul(c, w, x, 2, range);
-      if (rows % 16 === 0) assert.deepEqual(c, b);
+      if (rows % 16 === 0 && native!.info.x16Views) assert.deepEqual(c, b);
     }
   });
 }
+
+// One layout, two instruction sets: a model repacked on an AVX2 machine computes what it computes
+// on an AVX-512 one. A child process with the AVX2 kernels forced multiplies the same matrices.
+const crossIsaSkip = skip || (native!.info.kernels === 'avx512' && native!.info.x16 ? false
+  : `the AVX-512 VNNI x16 kernels are not chosen here ('${native!.info.kernels}' kernels${native!.info.x16 ? '' : ', no x16'}): nothing to compare the AVX2 ones with`);
+test('the AVX2 x16 kernels give the AVX-512 VNNI x16 kernels\' results bit for bit', { skip: crossIsaSkip, timeout: 60_000 }, async () => {
+  const rng = new Rng(77);
+  const cases: { dtype: 'q4_0' | 'q8_0'; rows: number; cols: number; batch: number; w: Uint8Array; x: Float32Array }[] = [];
+  for (const dtype of ['q4_0', 'q8_0'] as const) {
+    for (const [batch, rows, cols] of [[1, 48, 2592], [3, 32, 160], [8, 16, 64], [70, 32, 96], [5, 64, 1024]] as const) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      cases.push({ dtype, rows, cols, batch, w: w.data, x: randn(rng, batch * cols) });
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-isa-'));
+  try {
+    const product = (be: NativeBackend, c: (typeof cases)[number]): Float32Array => {
+      const out = new Float32Array(c.batch * c.rows);
+      be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w.slice() }), c.x, c.batch);
+      return out;
+    };
+    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer).toString('base64') }))));
+    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
+    const child = `
+      import { readFileSync, writeFileSync } from 'node:fs';
+      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
+      const be = new NativeBackend(loadNativeBinding(), 2);
+      if (be.info.kernels !== 'avx2' || !be.info.x16) throw new Error('AVX2 x16 kernels not chosen: ' + JSON.stringify(be.info));
+      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
+      const outs = cases.map((c) => {
+        const w = new Uint8Array(Buffer.from(c.w, 'base64'));
+        const xb = Buffer.from(c.x, 'base64');
+        const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length));
+        const out = new Float32Array(c.batch * c.rows);
+        be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w }), x, c.batch);
+        return Buffer.from(out.buffer).toString('base64');
+      });
+      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
+    const code = await new Promise<number | null>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
+      p.on('exit', resolve);
+    });
+    assert.equal(code, 0, 'the AVX2 child ran');
+    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
+    for (const [i, c] of cases.entries()) {
+      const avx512 = product(native!, c);
+      const b = Buffer.from(outs[i]!, 'base64');
+      const avx2 = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+      assert.deepEqual(avx2, avx512, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('products sharing their activations (q, k, v) equal separate TypeScript products, every layout and mix', { skip }, () => {
   const rng = new Rng(31);
@@ -529,7 +590,7 @@ interface MappingBinding {
   closeMapping(mapping: object): void;
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
   repackResult(handle: object): Uint8Array | null | false;
-  info(): { x16: boolean };
+  info(): { x16: boolean; x16Views: boolean };
 }
 
 /** A full garbage collection, then the turns of the event loop that run the finalizers it queued. */
@@ -553,7 +614,7 @@ test('a mapping handle collected after its views and copies touches only its own
     for (let round = 0; round < 16; round++) {
       // Half the rounds the last hold on the first mapping is a background copy's, dropped on
       // the copying thread, not a view's.
-      const viaCopy = round % 2 === 1 && raw.info().x16;
+      const viaCopy = round % 2 === 1 && raw.info().x16Views;
       let first: { mapping: object } | null = raw.openMapping(path, false)!;
       let view: Uint8Array | null = raw.mapRange(first.mapping, 4096, rows * rowBytes)!;
       const copy = viaCopy ? raw.repackLater(view, 3, rows, cols) : null;

@@ -10,6 +10,17 @@ import { JsBackend } from './js-backend.js';
 import { MappedMatrixCopies } from './native-mapped-copies.js';
 import { defaultThreads } from './thread-count.js';
 
+/** What the addon chose when it loaded. */
+export interface NativeInfo {
+  /** The SIMD level of every kernel family: 'avx512', 'avx2' or 'generic'. */
+  kernels: string;
+  threads: number;
+  /** Q4_0 / Q8_0 matrices are repacked into the x16 layout (AVX-512 VNNI or AVX2 kernels). */
+  x16: boolean;
+  /** Q4_0 / Q8_0 matrices in the row layout (file-mapping views) run through the x16 kernel (AVX-512 VNNI). */
+  x16Views: boolean;
+}
+
 interface NativeBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
@@ -36,7 +47,7 @@ interface NativeBinding {
   releaseRange(mapping: object, offset: number, length: number): void;
   releaseView(view: Uint8Array): void;
   allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
-  info(): { kernels: string; threads: number; x16: boolean };
+  info(): NativeInfo;
 }
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
@@ -72,18 +83,18 @@ export class NativeBackend implements Backend {
     this.mappedCopies = new MappedMatrixCopies(binding, (dtype) => NATIVE_DTYPES[dtype]!);
   }
 
-  /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic') and the thread count. */
-  get info(): { kernels: string; threads: number; x16: boolean } {
+  /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic'), the thread count and the x16 layouts' use. */
+  get info(): NativeInfo {
     return this.binding.info();
   }
 
   /**
    * Whether Q4_0 / Q8_0 matrices can stay in the row layout, views of a file mapping (never
    * written): the x16 kernels then rearrange each block of sixteen rows as they reach it, with
-   * the same results bit for bit. AVX-512 VNNI only.
+   * the same results bit for bit. AVX-512 VNNI only (on AVX2 they are read and repacked at load).
    */
   get servesQuantizedViews(): boolean {
-    return this.binding.info().x16;
+    return this.binding.info().x16Views;
   }
 
   /**
