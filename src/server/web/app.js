@@ -450,7 +450,7 @@ async function runTurn(conv, snapshot, undo, failure) {
   } else {
     conv.messages = snapshot;
     if (!conv.titleEdited) conv.title = store.titleFrom(conv.messages);
-    setStatus(stopped ? 'Stopped before the reply began.' : `${failure}: ${error.message}`, !stopped);
+    setStatus(stopped ? 'Stopped before the reply began.' : `${error.message} — ${failure}.`, !stopped);
   }
   if (conv === state.current) {
     renderMessages();
@@ -479,7 +479,7 @@ async function send() {
     autosize();
     attachments.set(images);
     els.input.focus();
-  }, 'Not sent (your message is back in the box)');
+  }, 'not sent: your message is back in the box');
   if (conv.messages !== snapshot) els.input.focus();
 }
 
@@ -492,7 +492,7 @@ async function regenerate() {
   if (conv.messages.length === 0) return;
   setStatus('');
   renderMessages();
-  await respond(conv, snapshot, null, 'No new reply (the previous one is kept)');
+  await respond(conv, snapshot, null, 'no new reply: the previous one is kept');
 }
 
 /** Replaces the user message at `index` with `text`, drops everything after it and asks again. */
@@ -510,7 +510,7 @@ async function editAndResend(index, text) {
   await respond(conv, snapshot, () => {
     const row = els.messages.querySelector(`.message[data-index="${index}"]`);
     if (row) startEdit(row, index, text);
-  }, 'Not sent (the conversation is as it was; your edit is still open)');
+  }, 'not sent: the conversation is as it was and your edit is still open');
 }
 
 function startEdit(row, index, draft) {

@@ -30,7 +30,11 @@ function tokenizer(spec) {
   const parts = [];
   if (spec.block) parts.push(`(?<comment>${quote(spec.block[0])}[\\s\\S]*?(?:${quote(spec.block[1])}|$))`);
   if (spec.line) parts.push(`(?<lineComment>${quote(spec.line)}.*)`);
-  const strings = spec.strings.map((q) => `${quote(q)}(?:\\\\[\\s\\S]|(?!${quote(q)})[^\\\\${q.length === 1 && q !== '`' ? '\\n' : ''}])*(?:${quote(q)}|$)`);
+  // A string spans lines only if its quotes may (backticks, triple quotes); an unclosed one ends at the line's end.
+  const strings = spec.strings.map((q) => {
+    const oneLine = q.length === 1 && q !== '`';
+    return `${quote(q)}(?:\\\\[\\s\\S]|(?!${quote(q)})[^\\\\${oneLine ? '\\n' : ''}])*(?:${quote(q)}|${oneLine ? '(?=\\n)|' : ''}$)`;
+  });
   parts.push(`(?<string>${strings.join('|')})`);
   parts.push('(?<number>\\b(?:0[xX][\\da-fA-F_]+|0[bB][01_]+|\\d[\\d_]*(?:\\.\\d[\\d_]*)?(?:[eE][+-]?\\d+)?)\\b)');
   parts.push('(?<word>[A-Za-z_$][\\w$]*)');

@@ -77,6 +77,7 @@ function applyChunk(reply, msg) {
     reply.text += delta.content;
     reply.chunks++;
   }
+  if (delta.tool_calls?.length) reply.chunks++;
   for (const part of delta.tool_calls ?? []) {
     reply.firstTokenAt ||= performance.now();
     // OpenAI streams a call as fragments keyed by index: the id and name first, then pieces of the arguments.
