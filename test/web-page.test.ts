@@ -229,6 +229,18 @@ test('edit and resend drops everything after the edited message and asks again',
   assert.deepEqual(after.map((m) => m.role), ['user', 'assistant']);
   assert.equal(after[0]!.content, 'uno');
   assert.equal((await shown())[0]![1], 'uno');
+  // An edit the server refuses changes nothing, and stays open to try again.
+  const kept = await messages();
+  await page.route(CHAT, (route) => route.fulfill({
+    status: 400, contentType: 'application/json', body: JSON.stringify({ error: { message: "'top_p' is wrong", param: 'top_p' } }),
+  }), { times: 1 });
+  await page.locator('.message.user').first().getByRole('button', { name: 'Edit and resend' }).click();
+  await page.getByRole('textbox', { name: /Edit message/ }).fill('dos');
+  await page.getByRole('button', { name: 'Send the edited message' }).click();
+  await settled();
+  assert.deepEqual(await messages(), kept);
+  assert.match(await page.locator('#status').innerText(), /'top_p' is wrong — not sent: the conversation is as it was/);
+  assert.equal(await page.getByRole('textbox', { name: /Edit message/ }).inputValue(), 'dos');
   await page.screenshot({ path: join(OUT, 'edit.png') });
 });
 
@@ -375,6 +387,21 @@ test('copy buttons copy a message and a code block; Enter sends, Shift+Enter bre
   assert.ok(await page.locator('#settings').isHidden());
   await page.getByRole('button', { name: 'Settings' }).click();
   assert.ok(await page.locator('#system').isVisible());
+
+  // A narrow window stacks the list above the chat; the settings panel opens over it.
+  await page.setViewportSize({ width: 600, height: 800 });
+  await page.reload();
+  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  assert.ok(await page.locator('#settings').isHidden(), 'closed at first on a narrow window');
+  await page.getByRole('button', { name: 'Settings' }).click();
+  await page.screenshot({ path: join(OUT, 'narrow-settings.png') });
+  await page.getByRole('button', { name: 'Close settings' }).click();
+  assert.ok(await page.locator('#settings').isHidden());
+  await page.screenshot({ path: join(OUT, 'narrow.png') });
+  await page.setViewportSize({ width: 1200, height: 800 });
+  await page.reload();
+  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  assert.ok(await page.locator('#settings').isVisible(), 'closing it on a narrow window is not remembered for wide ones');
 
   // Every control has a name a screen reader can say.
   const unnamed = await page.evaluate(() => [...(globalThis as any).document.querySelectorAll('button, input:not([type=file]), textarea')]

@@ -5,10 +5,9 @@
 //
 // What the page shows is the history the next request sends: a turn that fails (or is stopped)
 // before any reply is undone, and its message goes back into the box to send again.
-import { escapeHtml } from './escape.js';
-import { highlight } from './highlight.js';
 import { renderMarkdown } from './markdown.js';
 import { Attachments } from './attachments.js';
+import { bubble, contentOf, copyText, messageElement, openEditor, statsText, toolCallsElement } from './message-view.js';
 import { renderConversationList } from './sidebar.js';
 import { DEFAULT_SETTINGS, requestBody, streamChat } from './request.js';
 import * as store from './store.js';
@@ -71,23 +70,6 @@ function headers() {
   const h = { 'Content-Type': 'application/json' };
   if (els.apiKey.value) h.Authorization = `Bearer ${els.apiKey.value}`;
   return h;
-}
-
-async function copyText(text, button) {
-  try {
-    await navigator.clipboard.writeText(text);
-  } catch {
-    // No clipboard API outside a secure context (http to a LAN address): the old way.
-    const area = document.createElement('textarea');
-    area.value = text;
-    document.body.append(area);
-    area.select();
-    document.execCommand('copy');
-    area.remove();
-  }
-  button.dataset.label ??= button.textContent;
-  button.textContent = 'Copied';
-  setTimeout(() => (button.textContent = button.dataset.label), 1500);
 }
 
 // ---- server info ------------------------------------------------------------------------------
@@ -163,12 +145,18 @@ for (const [key, id] of Object.entries(SETTING_FIELDS)) {
   field.addEventListener('change', update);
 }
 
-function showSettingsPanel(open) {
+// A narrow window shows the panel over the chat: it starts closed there, and has its own close button.
+const NARROW = '(max-width: 820px)';
+function showSettingsPanel(open, keep = true) {
   els.settings.hidden = !open;
   els.settingsToggle.setAttribute('aria-expanded', String(open));
-  remember('settingsOpen', open ? '1' : '0');
+  if (keep) remember('settingsOpen', open ? '1' : '0');
 }
 els.settingsToggle.addEventListener('click', () => showSettingsPanel(els.settings.hidden));
+$('settings-close').addEventListener('click', () => {
+  showSettingsPanel(false, !matchMedia(NARROW).matches);
+  els.settingsToggle.focus();
+});
 
 els.apiKey.addEventListener('change', () => {
   remember('apiKey', els.apiKey.value);
@@ -274,86 +262,13 @@ els.exportMd.addEventListener('click', () =>
 
 // ---- messages -------------------------------------------------------------------------------------
 
-function bubble(role) {
-  const row = document.createElement('div');
-  row.className = `message ${role}`;
-  const body = document.createElement('div');
-  body.className = 'body';
-  const stats = document.createElement('div');
-  stats.className = 'stats';
-  const actions = document.createElement('div');
-  actions.className = 'actions';
-  row.append(body, stats, actions);
-  return { row, body, stats, actions };
-}
-
-function actionButton(actions, className, text, label, onClick) {
-  const b = document.createElement('button');
-  b.type = 'button';
-  b.className = className;
-  b.textContent = text;
-  b.setAttribute('aria-label', label);
-  b.title = label;
-  b.addEventListener('click', onClick);
-  actions.append(b);
-  return b;
-}
-
-/** The body of a message: images, then the text as Markdown (a JSON-mode reply as a JSON block). */
-function fillBody(body, message) {
-  body.replaceChildren();
-  for (const src of store.imagesOf(message.content)) {
-    const pic = document.createElement('img');
-    pic.src = src;
-    pic.alt = 'attached image';
-    pic.className = 'attached';
-    body.append(pic);
-  }
-  const text = store.textOf(message.content);
-  const div = document.createElement('div');
-  div.innerHTML = message.format === 'json' ? renderMarkdown(`\`\`\`json\n${store.prettyArguments(text)}\n\`\`\``) : renderMarkdown(text);
-  if (text) body.append(div);
-  if (message.tool_calls?.length) body.append(toolCallsElement(message.tool_calls));
-  if (!text && !message.tool_calls?.length && store.imagesOf(message.content).length === 0) {
-    body.innerHTML = '<span class="muted">(empty reply)</span>';
-  }
-}
-
-/** Tool calls as their function name and arguments, indented and highlighted. */
-function toolCallsElement(calls) {
-  const box = document.createElement('div');
-  box.className = 'tool-calls';
-  for (const call of calls) {
-    const item = document.createElement('div');
-    item.className = 'tool-call';
-    const id = call.id ? ` <span class="muted">${escapeHtml(call.id)}</span>` : '';
-    item.innerHTML = `<div class="tool-head">Tool call <code class="tool-name">${escapeHtml(call.function?.name || '?')}</code>${id}</div>` +
-      `<pre><code class="language-json">${highlight(store.prettyArguments(call.function?.arguments), 'json')}</code></pre>`;
-    box.append(item);
-  }
-  return box;
-}
-
-function messageElement(message, index, isLast) {
-  const { row, body, stats, actions } = bubble(message.role);
-  row.dataset.index = String(index);
-  fillBody(body, message);
-  stats.textContent = message.stats ?? '';
-  const copied = store.textOf(message.content) || (message.tool_calls ? JSON.stringify(message.tool_calls, null, 2) : '');
-  const copy = actionButton(actions, 'copy', 'Copy', 'Copy message', () => void copyText(copied, copy));
-  if (message.role === 'user') actionButton(actions, 'edit', 'Edit', 'Edit and resend', () => startEdit(row, index));
-  if (isLast) {
-    const label = message.role === 'assistant' ? 'Regenerate' : 'Reply';
-    actionButton(actions, 'regenerate', label, message.role === 'assistant' ? 'Regenerate this reply' : 'Get a reply', () => void regenerate());
-  }
-  return row;
-}
 
 function renderMessages() {
   const conv = state.current;
   els.messages.replaceChildren(els.empty);
   els.empty.hidden = conv.messages.length > 0;
-  conv.messages.forEach((m, i) => els.messages.append(messageElement(m, i, i === conv.messages.length - 1)));
+  const on = (index) => ({ edit: (row) => startEdit(row, index), regenerate: () => void regenerate() });
+  conv.messages.forEach((m, i) => els.messages.append(messageElement(m, i, i === conv.messages.length - 1, on(i))));
   els.exportJson.disabled = els.exportMd.disabled = conv.messages.length === 0;
   scrollDown();
 }
@@ -366,24 +281,6 @@ function setBusy(busy) {
   els.send.hidden = busy;
   els.stop.hidden = !busy;
   document.body.classList.toggle('busy', busy);
-}
-
-function contentOf(text, images) {
-  return images.length
-    ? [...images.map((url) => ({ type: 'image_url', image_url: { url } })), ...(text ? [{ type: 'text', text }] : [])]
-    : text;
-}
-
-function statsText(reply, started, finishedAt, note) {
-  const tokens = reply?.usage?.completion_tokens ?? reply?.chunks ?? 0;
-  const first = reply?.firstTokenAt ?? 0;
-  const elapsed = first ? (finishedAt - first) / 1000 : 0;
-  const rate = elapsed > 0 && tokens > 1 ? ((tokens - 1) / elapsed).toFixed(1) : '…';
-  return `${tokens} tokens · ${rate} tokens/s` +
-    (first ? ` · first token ${((first - started) / 1000).toFixed(2)} s` : '') +
-    (reply?.finish === 'length' ? ' · stopped at max tokens' : '') +
-    (reply?.finish === 'tool_calls' ? ' · tool calls' : '') +
-    (note ? ` · ${note}` : '');
 }
 
 /**
@@ -514,36 +411,9 @@ async function editAndResend(index, text) {
 }
 
 function startEdit(row, index, draft) {
-  if (state.inFlight || row.querySelector('.editor')) return;
-  const body = row.querySelector('.body');
-  const actions = row.querySelector('.actions');
-  const editor = document.createElement('div');
-  editor.className = 'editor';
-  const area = document.createElement('textarea');
-  area.value = draft ?? store.textOf(state.current.messages[index].content);
-  area.rows = Math.min(10, Math.max(2, area.value.split('\n').length));
-  area.setAttribute('aria-label', 'Edit message (Enter to send, Escape to cancel)');
-  const buttons = document.createElement('div');
-  buttons.className = 'editor-buttons';
-  const cancel = () => renderMessages();
-  const submit = () => void editAndResend(index, area.value.trim());
-  const sendButton = actionButton(buttons, 'edit-send', 'Send', 'Send the edited message', submit);
-  actionButton(buttons, 'edit-cancel', 'Cancel', 'Cancel editing', cancel);
-  sendButton.classList.add('primary');
-  area.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-      e.preventDefault();
-      submit();
-    } else if (e.key === 'Escape') {
-      e.preventDefault();
-      cancel();
-    }
-  });
-  editor.append(area, buttons);
-  body.querySelectorAll(':scope > div').forEach((d) => (d.hidden = true)); // the text; images stay
-  body.append(editor);
-  actions.hidden = true;
-  area.focus();
+  if (state.controller) return; // not while a reply streams (a failed edit reopens after its stream ended)
+  const text = draft ?? store.textOf(state.current.messages[index].content);
+  openEditor(row, text, (edited) => void editAndResend(index, edited), () => renderMessages());
 }
 
 // Copy buttons of code blocks (markdown.js draws them; the page's CSP allows no inline handlers).
@@ -576,7 +446,7 @@ els.newChat.addEventListener('click', () => void newChat());
 
 async function start() {
   els.apiKey.value = recall('apiKey') || '';
-  showSettingsPanel(recall('settingsOpen') !== '0');
+  showSettingsPanel(recall('settingsOpen') !== '0' && !matchMedia(NARROW).matches, false);
   try {
     state.conversations = await store.loadConversations();
   } catch (err) {
