@@ -68,6 +68,13 @@ async function freshChat(settings: Record<string, string> = {}): Promise<void> {
   for (const [id, value] of Object.entries(all)) await page.locator(`#${id}`).fill(value);
 }
 
+/** Reloads the page once its writes to IndexedDB are done. */
+async function reload(): Promise<void> {
+  await page.evaluate(() => (globalThis as any).gemmaChat.saved());
+  await page.reload();
+  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+}
+
 async function settled(): Promise<void> {
   await page.waitForFunction(() => !(globalThis as any).gemmaChat.state.inFlight);
 }
@@ -126,8 +133,7 @@ test('a conversation survives a reload; the list opens, renames and deletes; exp
   assert.equal(first[0]!.content, 'First question');
   const firstShown = await shown();
 
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   assert.deepEqual(await messages(), first, 'the reloaded conversation is the same');
   assert.deepEqual(await shown(), firstShown);
   assert.equal(await page.locator('.conversation[aria-current=true] .conv-open').innerText(), 'First question');
@@ -142,8 +148,7 @@ test('a conversation survives a reload; the list opens, renames and deletes; exp
   await page.getByRole('button', { name: 'Rename First question' }).click();
   await page.getByRole('textbox', { name: 'Conversation title' }).fill('Renamed chat');
   await page.getByRole('textbox', { name: 'Conversation title' }).press('Enter');
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   assert.deepEqual(await page.locator('.conversation .conv-open').allInnerTexts(), ['Second question', 'Renamed chat']);
   // Escape cancels a rename.
   await page.getByRole('button', { name: 'Rename Second question' }).click();
@@ -171,8 +176,7 @@ test('a conversation survives a reload; the list opens, renames and deletes; exp
   // Dismissing the question keeps it.
   page.once('dialog', (d) => void d.dismiss());
   await page.getByRole('button', { name: 'Delete Second question' }).click();
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   const titles = await page.locator('.conversation .conv-open').allInnerTexts();
   assert.ok(titles.includes('Second question') && !titles.includes('Renamed chat'), titles.join(', '));
 });
@@ -265,8 +269,7 @@ test('the settings of a conversation go with each of its requests and stay with 
   await say('Hello');
   assert.equal(sent.at(-1).top_k, 5);
   assert.equal(sent.at(-1).messages[0].role, 'user');
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   await page.locator(`.conversation[data-id="${mine}"] .conv-open`).click();
   assert.equal(await page.locator('#system').inputValue(), 'You answer in one word.');
   assert.equal(await page.locator('#top-k').inputValue(), '40');
@@ -382,16 +385,14 @@ test('copy buttons copy a message and a code block; Enter sends, Shift+Enter bre
   await page.getByRole('button', { name: 'Settings' }).click();
   assert.equal(await page.locator('#settings-toggle').getAttribute('aria-expanded'), 'false');
   assert.ok(await page.locator('#settings').isHidden());
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   assert.ok(await page.locator('#settings').isHidden());
   await page.getByRole('button', { name: 'Settings' }).click();
   assert.ok(await page.locator('#system').isVisible());
 
   // A narrow window stacks the list above the chat; the settings panel opens over it.
   await page.setViewportSize({ width: 600, height: 800 });
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   assert.ok(await page.locator('#settings').isHidden(), 'closed at first on a narrow window');
   await page.getByRole('button', { name: 'Settings' }).click();
   await page.screenshot({ path: join(OUT, 'narrow-settings.png') });
@@ -399,8 +400,7 @@ test('copy buttons copy a message and a code block; Enter sends, Shift+Enter bre
   assert.ok(await page.locator('#settings').isHidden());
   await page.screenshot({ path: join(OUT, 'narrow.png') });
   await page.setViewportSize({ width: 1200, height: 800 });
-  await page.reload();
-  await page.evaluate(() => (globalThis as any).gemmaChat.ready);
+  await reload();
   assert.ok(await page.locator('#settings').isVisible(), 'closing it on a narrow window is not remembered for wide ones');
 
   // Every control has a name a screen reader can say.

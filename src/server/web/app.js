@@ -5,9 +5,8 @@
 //
 // What the page shows is the history the next request sends: a turn that fails (or is stopped)
 // before any reply is undone, and its message goes back into the box to send again.
-import { renderMarkdown } from './markdown.js';
 import { Attachments } from './attachments.js';
-import { bubble, contentOf, copyText, messageElement, openEditor, statsText, toolCallsElement } from './message-view.js';
+import { bubble, contentOf, copyText, fillBody, messageElement, openEditor, statsText } from './message-view.js';
 import { renderConversationList } from './sidebar.js';
 import { DEFAULT_SETTINGS, requestBody, streamChat } from './request.js';
 import * as store from './store.js';
@@ -165,12 +164,19 @@ els.apiKey.addEventListener('change', () => {
 
 // ---- conversations ----------------------------------------------------------------------------
 
+/** Writes not yet committed (a test reloading the page waits for them). */
+const writing = new Set();
+
 async function persist(conv) {
   if (conv.messages.length === 0) return; // an empty conversation is kept once it has a message
+  const write = store.saveConversation(conv);
+  writing.add(write);
   try {
-    await store.saveConversation(conv);
+    await write;
   } catch (err) {
     setStatus(`This conversation could not be saved in the browser: ${err.message}`, true);
+  } finally {
+    writing.delete(write);
   }
 }
 
@@ -309,9 +315,9 @@ async function runTurn(conv, snapshot, undo, failure) {
   let scheduled = false;
   const paint = () => {
     scheduled = false;
-    view.body.innerHTML = renderMarkdown(latest?.text ?? '') || '<span class="cursor"></span>';
     const calls = (latest?.toolCalls ?? []).filter(Boolean);
-    if (calls.length) view.body.append(toolCallsElement(calls));
+    if (latest?.text || calls.length) fillBody(view.body, { content: latest.text, tool_calls: calls, ...(jsonMode ? { format: 'json' } : {}) });
+    else view.body.innerHTML = '<span class="cursor"></span>';
     view.stats.textContent = statsText(latest, started, performance.now());
     scrollDown();
   };
@@ -464,4 +470,4 @@ async function start() {
 }
 
 // For tests and debugging: what the page is doing.
-window.gemmaChat = { state, ready: start() };
+window.gemmaChat = { state, ready: start(), saved: () => Promise.allSettled([...writing]) };

@@ -50,7 +50,7 @@ export function actionButton(actions, className, text, label, onClick) {
 }
 
 /** The body of a message: images, then the text as Markdown (a JSON-mode reply as a JSON block). */
-function fillBody(body, message) {
+export function fillBody(body, message) {
   body.replaceChildren();
   for (const src of imagesOf(message.content)) {
     const pic = document.createElement('img');
