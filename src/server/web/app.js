@@ -268,7 +268,6 @@ els.exportMd.addEventListener('click', () =>
 
 // ---- messages -------------------------------------------------------------------------------------
 
-
 function renderMessages() {
   const conv = state.current;
   els.messages.replaceChildren(els.empty);
@@ -390,9 +389,10 @@ async function send() {
 async function regenerate() {
   if (state.inFlight) return;
   const conv = state.current;
-  const snapshot = conv.messages.slice();
-  if (conv.messages.at(-1)?.role === 'assistant') conv.messages.pop();
-  if (conv.messages.length === 0) return;
+  const snapshot = conv.messages;
+  const asked = snapshot.at(-1)?.role === 'assistant' ? snapshot.slice(0, -1) : snapshot.slice();
+  if (asked.length === 0) return;
+  conv.messages = asked;
   setStatus('');
   renderMessages();
   await respond(conv, snapshot, null, 'no new reply: the previous one is kept');
