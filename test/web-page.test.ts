@@ -380,6 +380,7 @@ test('copy buttons copy a message and a code block; Enter sends, Shift+Enter bre
   await page.keyboard.press('Enter');
   await settled();
   assert.equal(sent.at(-1).messages.at(-1).content, 'line one\nline two');
+  assert.equal(await page.locator('#announce').textContent(), 'The reply is complete.');
 
   // The settings panel folds away, and stays as left after a reload.
   await page.getByRole('button', { name: 'Settings' }).click();

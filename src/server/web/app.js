@@ -348,6 +348,8 @@ async function runTurn(conv, snapshot, undo, failure) {
     });
     conv.updatedAt = Date.now();
     if (error && !stopped) setStatus(`The reply was cut short: ${error.message}`, true);
+    // For screen readers: the message list is not a live region (a re-render would read it all).
+    $('announce').textContent = toolCalls.length ? 'The reply is a tool call.' : 'The reply is complete.';
     await persist(conv);
   } else {
     conv.messages = snapshot;
