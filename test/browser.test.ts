@@ -53,6 +53,8 @@ async function openFresh(): Promise<void> {
   page.on('requestfailed', (r) => external.push(r.url()));
   await page.goto(server.url + '/');
   await page.locator('#model').filter({ hasText: 'tiny-vlm' }).waitFor();
+  // The page reopens the last conversation: each test starts its own.
+  await page.locator('#new-chat').click();
   await page.locator('#temperature').fill('0');
   await page.locator('#max-tokens').fill('12');
   await page.locator('#max-tokens').dispatchEvent('change');

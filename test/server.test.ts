@@ -3,7 +3,7 @@
 // the Ollama endpoints, health, metrics and the web page.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collect, load, type Gemma3 } from '../src/index.js';
@@ -216,11 +216,20 @@ test('the web page and its assets are served by the server itself (no CDN)', asy
   const html = await res.text();
   assert.match(html, /<script type="module" src="\/app\.js"><\/script>/);
   assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//);
-  for (const asset of ['/app.js', '/markdown.js', '/style.css']) {
-    const r = await fetch(server.url + asset);
-    assert.equal(r.status, 200, asset);
-    assert.doesNotMatch(await r.text(), /https?:\/\/(cdn|unpkg|fonts)/, asset);
+  // Every file of the page is served with its type, and every module the scripts import is one of them.
+  const files = readdirSync(join(REPO_ROOT, 'src', 'server', 'web'));
+  const types: Record<string, RegExp> = { js: /^text\/javascript/, css: /^text\/css/, html: /^text\/html/, svg: /^image\/svg\+xml/ };
+  const imported = new Set<string>();
+  for (const name of files) {
+    const r = await fetch(`${server.url}/${name}`);
+    assert.equal(r.status, 200, name);
+    assert.match(r.headers.get('content-type')!, types[name.slice(name.lastIndexOf('.') + 1)]!, name);
+    const text = await r.text();
+    assert.doesNotMatch(text, /https?:\/\/(cdn|unpkg|fonts)/, name);
+    for (const m of text.matchAll(/^(?:import|export)\b[^'"]*?from '\.\/([^']+)'/gm)) imported.add(m[1]!);
   }
+  assert.ok(imported.size >= 5, [...imported].join(', '));
+  for (const module of imported) assert.ok(files.includes(module), `${module} is imported but not in src/server/web`);
   assert.equal((await fetch(`${server.url}/nope.js`)).status, 404);
 });
 

@@ -2,7 +2,7 @@
 // (Ollama's on /api/*), health, metrics and the web chat page. The model runs in a worker
 // thread (engine.ts → worker.ts), so this thread only parses, routes and streams.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -301,9 +301,10 @@ export const WEB_DIR = [
 const WEB_ASSETS: Map<string, Asset> = (() => {
   const assets = new Map<string, Asset>();
   if (!WEB_DIR) return assets;
-  for (const name of ['index.html', 'app.js', 'markdown.js', 'style.css', 'favicon.svg']) {
+  // Every page file of a served type in the folder, so adding a module to the page needs no list here.
+  for (const name of readdirSync(WEB_DIR).sort()) {
+    if (!TYPES[name.slice(name.lastIndexOf('.'))] || name.startsWith('.')) continue;
     const file = join(WEB_DIR, name);
-    if (!existsSync(file)) continue;
     const body = readFileSync(file);
     assets.set(`/${name}`, {
       body, type: TYPES[name.slice(name.lastIndexOf('.'))]!, etag: `"${createHash('sha1').update(body).digest('hex').slice(0, 16)}"`,

@@ -1,12 +1,13 @@
 // A small Markdown renderer for chat replies: headings, paragraphs, emphasis, inline code, fenced
 // code blocks, lists (nested), block quotes, tables, links and rules. Everything is HTML-escaped
 // first, so model output can never inject markup; links are limited to http(s) and mailto.
-// Unfinished constructs (an open code fence while streaming) render sensibly.
+// Unfinished constructs (an open code fence while streaming) render sensibly. Code blocks are
+// highlighted (highlight.js) and carry a copy button.
 
-const ESC = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export function escapeHtml(s) {
-  return s.replace(/[&<>"']/g, (c) => ESC[c]);
-}
+import { escapeHtml } from './escape.js';
+import { highlight } from './highlight.js';
+
+export { escapeHtml };
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^\s`]*)[^`]*$/;
 const HEADING = /^ {0,3}(#{1,6})(?:\s+(.*?))?\s*#*\s*$/;
@@ -35,8 +36,7 @@ function renderBlocks(lines) {
       i++;
       while (i < lines.length && !lines[i].trim().startsWith(fence)) body.push(lines[i++]);
       i++; // the closing fence (absent while a reply is still streaming)
-      const lang = m[2] ? ` class="language-${escapeHtml(m[2])}"` : '';
-      html += `<pre><code${lang}>${escapeHtml(body.join('\n'))}</code></pre>`;
+      html += codeBlock(body.join('\n'), m[2]);
       continue;
     }
     m = HEADING.exec(line);
@@ -75,6 +75,14 @@ function renderBlocks(lines) {
     html += `<p>${para.map(inline).join('<br>')}</p>`;
   }
   return html;
+}
+
+/** A fenced code block: highlighted, under a bar with its language and a copy button (app.js handles the click). */
+function codeBlock(code, lang) {
+  const cls = lang ? ` class="language-${escapeHtml(lang)}"` : '';
+  return `<div class="code-block"><div class="code-bar"><span>${escapeHtml(lang || 'text')}</span>` +
+    '<button type="button" class="copy-code" aria-label="Copy code">Copy</button></div>' +
+    `<pre><code${cls}>${highlight(code, lang)}</code></pre></div>`;
 }
 
 function startsBlock(line) {
