@@ -31,5 +31,7 @@ for (let i = 0; i < decodeTokens; i++) {
   logits = decoder.forward({ ids: [best] }, cache, { logits: 'last', into });
 }
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
-console.log(JSON.stringify({ engine: 'gemma3', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS }));
+const info = (decoder.backend as { info?: { kernels: string; x16: boolean } }).info;
+const isa = info ? `${info.kernels} kernels${info.x16 ? ', x16 layouts' : ''}` : 'unknown';
+console.log(JSON.stringify({ engine: 'gemma3', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
 m.dispose();

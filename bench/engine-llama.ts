@@ -2,6 +2,7 @@
 // same measurements as engine-gemma3.ts. Usage: node engine-llama.js MODEL PROMPT DECODE THREADS
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { benchPrompt, peakRssMb } from './common.js';
+import { getAvx2Llama } from './llama-avx2.js';
 
 const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
 const promptTokens = Number(promptArg);
@@ -9,7 +10,11 @@ const decodeTokens = Number(decodeArg);
 const threads = Number(threadsArg);
 
 const t0 = performance.now();
-const llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, maxThreads: threads });
+// LLAMA_AVX2=1: the build without AVX-512 (bench/llama-avx2.ts), never built here.
+const llama = process.env.LLAMA_AVX2 === '1' ? await getAvx2Llama(threads, 'never')
+  : await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, maxThreads: threads });
+// ggml's system info line: which SIMD features the CPU backend was compiled with and uses.
+const isa = (llama.systemInfo.match(/\b(AVX512[A-Z_0-9]*|AVX2|AVX_VNNI|FMA|F16C) = 1/g) ?? []).map((f) => f.replace(' = 1', '')).join(' ') || llama.systemInfo;
 const loaded = await llama.loadModel({ modelPath: model!, useMmap: true });
 const warmCtx = await loaded.createContext({ contextSize: 64, threads, batchSize: 64 });
 const warmSeq = warmCtx.getSequence();
@@ -31,6 +36,6 @@ t = performance.now();
 for (let i = 0; i < decodeTokens; i++) await iterator.next();
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
 await iterator.return?.(undefined);
-console.log(JSON.stringify({ engine: 'node-llama-cpp', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS }));
+console.log(JSON.stringify({ engine: 'node-llama-cpp', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
 await ctx.dispose();
 await loaded.dispose();

@@ -1,5 +1,8 @@
 // npm run bench [-- --json] [--weights bf16,q8_0,q4_0] [--rounds N] [--threads N] [--prompt N] [--decode N]
 //               [--skip-llama] [--skip-vision] [--vision-backend native|js] [--vision-layers N] [--cache DIR]
+//               [--isa avx2]
+// --isa avx2: our AVX2 kernels forced (GEMMA3_NATIVE_KERNELS=avx2) against llama.cpp built without
+// AVX-512 (bench/llama-avx2.ts builds it once), to measure the AVX2 class on an AVX-512 machine.
 // Our engine against llama.cpp (node-llama-cpp) on the same synthetic 4B-shaped GGUFs, each run
 // in its own process, engines alternating, medians over rounds. Then one 896×896 image through
 // the full-size SigLIP tower and projector. Prints tables; with --json the last line is
@@ -17,9 +20,11 @@ const { values } = parseArgs({
   options: {
     json: { type: 'boolean' }, weights: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' },
     prompt: { type: 'string' }, decode: { type: 'string' }, 'skip-llama': { type: 'boolean' }, 'skip-vision': { type: 'boolean' },
-    cache: { type: 'string' }, 'vision-backend': { type: 'string' }, 'vision-layers': { type: 'string' },
+    cache: { type: 'string' }, 'vision-backend': { type: 'string' }, 'vision-layers': { type: 'string' }, isa: { type: 'string' },
   },
 });
+if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa takes avx2 (the only class that can be forced), got ${values.isa}`);
+const forceAvx2 = values.isa === 'avx2';
 const weights = (values.weights ?? 'bf16,q8_0,q4_0').split(',') as BenchWeights[];
 const rounds = Number(values.rounds ?? 3);
 const threads = Number(values.threads ?? 2);
@@ -28,12 +33,13 @@ const decodeTokens = Number(values.decode ?? 128);
 const cacheDir = values.cache ?? join(REPO_ROOT, 'bench', '.cache');
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-interface Row { weights: string; engine: string; prompt_tps: number; decode_tps: number; peak_rss_mb: number; load_s: number }
+interface Row { weights: string; engine: string; prompt_tps: number; decode_tps: number; peak_rss_mb: number; load_s: number; isa?: string }
 
 function runEngine(engine: 'gemma3' | 'node-llama-cpp', model: string): Row | null {
   const script = join(REPO_ROOT, 'dist', 'bench', engine === 'gemma3' ? 'engine-gemma3.js' : 'engine-llama.js');
   const r = spawnSync(process.execPath, [script, model, String(promptTokens), String(decodeTokens), String(threads)], {
     encoding: 'utf8', timeout: 30 * 60_000, maxBuffer: 1 << 24,
+    env: forceAvx2 ? { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2', LLAMA_AVX2: '1' } : process.env,
   });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -95,13 +101,19 @@ for (const w of weights) {
     rows.push({
       weights: w.toUpperCase(), engine,
       prompt_tps: median(list.map((r) => r.prompt_tps)), decode_tps: median(list.map((r) => r.decode_tps)),
-      peak_rss_mb: median(list.map((r) => r.peak_rss_mb)), load_s: median(list.map((r) => r.load_s)),
+      peak_rss_mb: median(list.map((r) => r.peak_rss_mb)), load_s: median(list.map((r) => r.load_s)), isa: list[0]!.isa,
     });
   }
 }
 
 const fmt = (n: number, d = 1) => n.toFixed(d);
-console.log(`\nGemma 3 4B shapes, synthetic weights, ${threads} threads, prompt ${promptTokens}, decode ${decodeTokens}, median of ${rounds}\n`);
+console.log(`\nGemma 3 4B shapes, synthetic weights, ${threads} threads, prompt ${promptTokens}, decode ${decodeTokens}, median of ${rounds}` +
+  (forceAvx2 ? ', AVX2 forced on both engines' : ''));
+for (const engine of ['gemma3', 'node-llama-cpp']) {
+  const isa = rows.find((r) => r.engine === engine)?.isa;
+  if (isa) console.log(`${engine} CPU features: ${isa}`);
+}
+console.log('');
 console.log('| weights | engine | prompt t/s | decode t/s | peak RSS MB | load + first token s |');
 console.log('| --- | --- | --- | --- | --- | --- |');
 for (const r of rows) console.log(`| ${r.weights} | ${r.engine} | ${fmt(r.prompt_tps)} | ${fmt(r.decode_tps, 2)} | ${fmt(r.peak_rss_mb, 0)} | ${fmt(r.load_s, 2)} |`);
