@@ -72,7 +72,7 @@ export async function runServe(args: string[]): Promise<number> {
   };
   const host = values.host ?? '127.0.0.1';
   const apiKey = values['api-key'] ?? process.env.GEMMA3_API_KEY;
-  const dir = modelDir(values);
+  const dir = await modelDir(values);
   if (!LOOPBACK.has(host) && !apiKey) {
     process.stderr.write(`gemma3: warning: listening on ${host} without --api-key: anyone who can reach it can use the model\n`);
   }

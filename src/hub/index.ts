@@ -6,3 +6,4 @@ export { findCachedModel, type CachedModel } from './resolve.js';
 export { pullModel, type PullEvent, type PullOptions, type PullResult } from './pull.js';
 export { DEFAULT_QUANTS, quantOf, availableQuants, ggufModels, isMmproj, type ModelKind } from './select.js';
 export type { RemoteFile } from './download.js';
+export { listCachedModels, removeModel, type CachedModelEntry } from './models.js';
