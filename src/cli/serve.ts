@@ -6,7 +6,7 @@ import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
 
 OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama-compatible
-(/api/chat, /api/generate, /api/tags) HTTP server with a web chat page at /, /health and /metrics.
+(/api/chat, /api/generate, /api/tags, /api/pull, /api/delete) HTTP server with a web chat page at /, /health and /metrics.
 
   --host ADDR             address to bind (default 127.0.0.1: this machine only)
   --port N                port (default 8080; 0 picks a free one)
@@ -23,6 +23,9 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --allowed-hosts LIST    host names accepted in the Host header besides IP addresses, localhost and this
                           machine's name (comma-separated; '.example.com' for subdomains; '*' for any).
                           Other names get 403, which defeats DNS rebinding from web pages
+  --allow-pull            let clients pull models from the Hugging Face hub into its cache (POST /api/pull) and
+                          delete them (DELETE /api/delete); default: both refused with 403. /api/tags lists the cache
+  --model NAME [--pull]   a hub name (google/gemma-3-4b-it, OWNER/REPO-GGUF:Q4_K_M) from the cache; --pull fetches it first
   --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -41,6 +44,7 @@ export async function runServe(args: string[]): Promise<number> {
     'max-image-pixels': { type: 'string' },
     'cors-origin': { type: 'string' },
     'allowed-hosts': { type: 'string' },
+    'allow-pull': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -82,7 +86,7 @@ export async function runServe(args: string[]): Promise<number> {
   try {
     server = await startServer({
       modelPath: dir, host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
-      allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false,
+      allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false, allowPull: values['allow-pull'] ?? false,
       ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
       ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),
       ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),

@@ -14,6 +14,7 @@ import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.
 import type { ServerContext } from './server.js';
 import { NdjsonStream } from './sse.js';
 import { sendJson } from './http.js';
+import { cachedModelTags } from './ollama-models.js';
 
 type Obj = Record<string, unknown>;
 
@@ -93,7 +94,7 @@ export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
         parent_model: '', format: info.path.toLowerCase().endsWith('.gguf') ? 'gguf' : 'safetensors', family: info.family, families: [info.family],
         parameter_size: formatParameters(info.parameters), quantization_level: info.quantization,
       },
-    }],
+    }, ...cachedModelTags(ctx)],
   });
 }
 

@@ -14,6 +14,8 @@ import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } fr
 import { Metrics } from './metrics.js';
 import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
+import { ollamaDelete, ollamaPull } from './ollama-models.js';
+import { hubSettings, type HubSettings } from '../hub/index.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
 
@@ -66,6 +68,13 @@ export interface ServerOptions {
   allowedHosts?: string | string[];
   /** Passed to load() in the worker: backend, threads, GGUF quant / mmproj, panAndScan. */
   load?: ModelLoadOptions;
+  /**
+   * Let clients pull models from the Hugging Face hub into the cache (POST /api/pull) and delete
+   * them (DELETE /api/delete). Default false: both answer 403, as they reach the network and the disk.
+   */
+  allowPull?: boolean;
+  /** The hub cache, endpoint and token (default: from the environment, as huggingface_hub reads it). */
+  hub?: Partial<HubSettings>;
 }
 
 export interface ResolvedOptions {
@@ -81,6 +90,8 @@ export interface ResolvedOptions {
   maxImagePixels: number;
   corsOrigins: string[];
   allowedHosts: string[];
+  allowPull: boolean;
+  hub: HubSettings;
 }
 
 /** What the route handlers share. */
@@ -123,6 +134,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
     corsOrigins: listOption(options.corsOrigin),
     allowedHosts: listOption(options.allowedHosts),
+    allowPull: options.allowPull ?? false,
+    hub: { ...hubSettings(), ...options.hub },
   };
   const maxInflightBytes = options.maxInflightBytes ?? 4 * resolved.maxBodyBytes;
   const maxInflightPixels = options.maxInflightPixels ?? 2 * resolved.maxImagePixels;
@@ -173,6 +186,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
 type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim) => Promise<void> | void;
 
+/** Model management (ollama-models.ts): not model work, so not held to the engine's capacity. */
+const MODEL_ROUTES: Record<string, { method: string; handler: Handler }> = {
+  '/api/pull': { method: 'POST', handler: ollamaPull },
+  '/api/delete': { method: 'DELETE', handler: ollamaDelete },
+};
+
 const POST_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': chatCompletions,
   '/v1/completions': completions,
@@ -200,10 +219,17 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
-    if (!POST_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
+    if (!POST_ROUTES[path] && !MODEL_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
       throw new ApiError(404, `Unknown endpoint ${req.method} ${path}.`, 'not_found_error', null, 'unknown_url');
     }
     if (ctx.options.apiKey) checkApiKey(req, ctx.options.apiKey);
+    const managed = MODEL_ROUTES[path];
+    if (managed) {
+      if (req.method !== managed.method) throw methodNotAllowed(req, path, managed.method);
+      const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      await managed.handler(ctx, req, res, body, claim);
+      return;
+    }
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
@@ -232,7 +258,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function routeName(method: string, path: string): string {
-  if (POST_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (POST_ROUTES[path] || MODEL_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';
@@ -252,7 +278,7 @@ function methodNotAllowed(req: IncomingMessage, path: string, allowed: string): 
 
 function preflight(res: ServerResponse): void {
   res.writeHead(204, {
-    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
     'Access-Control-Allow-Headers': 'Authorization, Content-Type',
     'Access-Control-Max-Age': '86400',
   });
