@@ -153,6 +153,33 @@ describe('gemma3 pull, list, show, rm', () => {
     assert.match(none.stderr, /gemma3 pull takes one model/);
   });
 
+  test('serve --model NAME serves the model under its hub name', async () => {
+    const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HF_')));
+    const child = spawn(process.execPath, [CLI, 'serve', '--model', 'google/gemma-3-tiny-it', '--port', '0', '--parallel', '1', '--context', '64'],
+      { env: { ...base, HF_HUB_CACHE: CACHE, HF_HOME: join(tmp.dir, 'hf-home'), HF_HUB_OFFLINE: '1' } });
+    try {
+      const url = await new Promise<string>((ok, fail) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = /serving .* at (http:\/\/\S+)/.exec(out);
+          if (m) ok(m[1]!);
+        });
+        child.once('exit', (code) => fail(new Error(`serve exited with ${code}`)));
+      });
+      const models = await (await fetch(`${url}/v1/models`)).json() as { data: { id: string }[] };
+      assert.deepEqual(models.data.map((m) => m.id), ['google/gemma-3-tiny-it']);
+      const r = await fetch(`${url}/api/generate`, { method: 'POST', body: JSON.stringify({
+        model: 'google/gemma-3-tiny-it', prompt: 'Hi', stream: false, options: { num_predict: 2, temperature: 0 },
+      }) });
+      assert.equal(r.status, 200);
+      assert.equal(((await r.json()) as { eval_count: number }).eval_count, 2);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((ok) => child.once('exit', ok));
+    }
+  });
+
   test('rm removes one quantisation (and the repository with its last one), then a whole repository', async () => {
     const r = await cli(['rm', 'ggml-org/gemma-3-tiny-it-GGUF:Q8_0']);
     assert.equal(r.code, 0, r.stderr);

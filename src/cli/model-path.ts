@@ -28,27 +28,41 @@ export interface ResolveOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+export interface ResolvedModel {
+  path: string;
+  /** The hub name (`owner/name`, `owner/name:QUANT`) when the model was named by one. */
+  name: string | undefined;
+}
+
 /** A --model value (or $GEMMA3_MODEL): an existing path as is, else a hub reference from the cache. */
-async function resolveNamed(value: string, source: string, options: ResolveOptions): Promise<string> {
-  if (existsSync(value) || !looksLikeReference(value)) return resolve(value);
+async function resolveNamed(value: string, source: string, options: ResolveOptions): Promise<ResolvedModel> {
+  if (existsSync(value) || !looksLikeReference(value)) return { path: resolve(value), name: undefined };
   const ref = parseModelReference(value, source);
   const settings = hubSettings(options.env);
   const cached = findCachedModel(ref, settings.cacheDir);
-  if (cached) return cached.path;
-  if (options.pull && !settings.offline) return (await pullWithProgress(value)).path;
-  throw new GemmaError('FILE_NOT_FOUND', `${value} is not in the Hugging Face cache (${settings.cacheDir})` +
+  if (cached) return { path: cached.path, name: cached.reference };
+  if (options.pull && !settings.offline) {
+    const pulled = await pullWithProgress(value);
+    return { path: pulled.path, name: pulled.reference };
+  }
+  throw new GemmaError('FILE_NOT_FOUND', `${value} is not in the Hugging Face cache (${settings.cacheDir}) nor a file or folder here` +
     (settings.offline ? ' and HF_HUB_OFFLINE is set' : `; download it with: gemma3 pull ${value} (or add --pull)`));
 }
 
 /** Resolves the model to use, or throws a FILE_NOT_FOUND error that says how to get one. */
 export async function resolveModelPath(explicit: string | undefined, options: ResolveOptions = {}): Promise<string> {
+  return (await resolveModel(explicit, options)).path;
+}
+
+/** resolveModelPath, with the hub name the model was given by (if any). */
+export async function resolveModel(explicit: string | undefined, options: ResolveOptions = {}): Promise<ResolvedModel> {
   const env = options.env ?? process.env;
   if (explicit) return resolveNamed(explicit, '--model', options);
   if (env.GEMMA3_MODEL) return resolveNamed(env.GEMMA3_MODEL, 'GEMMA3_MODEL', options);
   const cacheDir = hubSettings(env).cacheDir;
   for (const repo of HUB_MODELS) {
     const found = findCachedModel({ repo, quant: undefined }, cacheDir);
-    if (found) return found.path;
+    if (found) return { path: found.path, name: found.reference };
   }
   throw new GemmaError('FILE_NOT_FOUND', `No model given: pass --model (a folder, a .gguf file or a hub name such as google/gemma-3-4b-it) or set GEMMA3_MODEL.\n${HOW_TO_GET_WEIGHTS}`);
 }

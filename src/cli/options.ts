@@ -8,7 +8,7 @@ import { load } from '../index.js';
 import type { Gemma3 } from '../index.js';
 import type { GenerateOptions } from '../index.js';
 import type { ChatMessage, ContentPart } from '../index.js';
-import { DEMO_MODEL, resolveModelPath } from './model-path.js';
+import { DEMO_MODEL, resolveModel, type ResolvedModel } from './model-path.js';
 
 export const MODEL_FLAGS = {
   model: { type: 'string', short: 'm' },
@@ -89,13 +89,18 @@ export function parseIds(value: string): number[] {
 }
 
 export async function modelDir(values: { model?: string | undefined; demo?: boolean | undefined; pull?: boolean | undefined }): Promise<string> {
+  return (await modelTarget(values)).path;
+}
+
+/** modelDir, with the hub name the model was given by (`gemma3 serve` serves it under that name). */
+export async function modelTarget(values: { model?: string | undefined; demo?: boolean | undefined; pull?: boolean | undefined }): Promise<ResolvedModel> {
   if (values.demo) {
     if (values.model) throw new GemmaError('INVALID_ARGUMENT', '--demo and --model cannot be used together');
     process.stderr.write('gemma3: DEMO MODE: a tiny model with random weights; its words are meaningless. ' +
       'It shows the whole pipeline working. Use --model DIR for real Gemma 3 weights.\n');
-    return DEMO_MODEL;
+    return { path: DEMO_MODEL, name: undefined };
   }
-  return resolveModelPath(values.model, { pull: values.pull === true });
+  return resolveModel(values.model, { pull: values.pull === true });
 }
 
 /** --mmap auto|on|off → load()'s `mmap` option. */

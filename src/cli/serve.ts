@@ -1,7 +1,7 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
 import { GemmaError } from '../index.js';
 import { startServer, type ModelLoadOptions } from '../server/index.js';
-import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js';
+import { MODEL_FLAGS, mmapFlag, modelTarget, numberFlag, parse } from './options.js';
 
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
 
@@ -76,7 +76,7 @@ export async function runServe(args: string[]): Promise<number> {
   };
   const host = values.host ?? '127.0.0.1';
   const apiKey = values['api-key'] ?? process.env.GEMMA3_API_KEY;
-  const dir = await modelDir(values);
+  const { path: dir, name: modelName } = await modelTarget(values);
   if (!LOOPBACK.has(host) && !apiKey) {
     process.stderr.write(`gemma3: warning: listening on ${host} without --api-key: anyone who can reach it can use the model\n`);
   }
@@ -85,7 +85,7 @@ export async function runServe(args: string[]): Promise<number> {
   let server;
   try {
     server = await startServer({
-      modelPath: dir, host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
+      modelPath: dir, ...(modelName ? { modelName } : {}), host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
       allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false, allowPull: values['allow-pull'] ?? false,
       ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
       ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),

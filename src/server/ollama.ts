@@ -87,7 +87,8 @@ export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
   }
   sendJson(res, 200, {
     models: [{
-      name: `${info.id}:latest`, model: `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
+      // A GGUF hub name already has its tag (owner/repo:Q4_K_M).
+      name: info.id.includes(':') ? info.id : `${info.id}:latest`, model: info.id.includes(':') ? info.id : `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
       // The files' sha256, computed in the background after start ('' until it is known).
       digest: ctx.digest.value ?? '',
       details: {

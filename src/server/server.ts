@@ -25,6 +25,8 @@ export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
 export interface ServerOptions {
   /** The checkpoint folder. */
   modelPath: string;
+  /** The name clients use for it (default: the folder's or file's name); `gemma3 serve --model NAME` passes the hub name. */
+  modelName?: string;
   /** Default 127.0.0.1 (loopback only). */
   host?: string;
   /** Default 8080; 0 picks a free port. */
@@ -148,6 +150,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
   }, metrics);
+  if (options.modelName) engine.info.id = options.modelName;
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
