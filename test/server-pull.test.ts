@@ -34,7 +34,8 @@ const CACHE = join(tmp.dir, 'cache');
 const hubOptions = { cacheDir: CACHE, endpoint: hub.url, token: undefined, tokenSource: undefined, offline: false };
 const server: RunningServer = await startTestServer({ allowPull: true, hub: hubOptions, parallel: 1 });
 const locked: RunningServer = await startTestServer({ hub: hubOptions, parallel: 1 });
-after(() => Promise.all([server.close(), locked.close()]));
+const switching: RunningServer = await startTestServer({ hub: hubOptions, parallel: 1, switchModels: true, allowPull: true });
+after(() => Promise.all([server.close(), locked.close(), switching.close()]));
 
 function call(s: RunningServer, method: string, path: string, body: unknown): Promise<Response> {
   return fetch(s.url + path, { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
@@ -107,6 +108,33 @@ describe('/api/pull, /api/tags, /api/delete', () => {
       }
     }
     assert.equal((await call(server, 'POST', '/api/delete', { model: REPO })).status, 405);
+  });
+
+  test('switchModels: a request naming a cached model loads it in place of the current one', async () => {
+    const first = switching.engine;
+    assert.equal(first.info.id, 'tiny-text');
+    const r = await call(switching, 'POST', '/api/generate', { model: `${REPO}:Q8_0`, prompt: 'Hi', stream: false, options: { num_predict: 2, temperature: 0 } });
+    assert.equal(r.status, 200, await r.clone().text());
+    assert.equal(((await r.json()) as any).eval_count, 2);
+    assert.notEqual(switching.engine, first);
+    assert.equal(first.healthy, false, 'the old model was unloaded');
+    const health = await (await fetch(`${switching.url}/health`)).json() as any;
+    assert.deepEqual([health.model, health.vision], [`${REPO}:Q8_0`, true]);
+    // The loaded model cannot be deleted under it.
+    const del = await call(switching, 'DELETE', '/api/delete', { model: `${REPO}:Q8_0` });
+    assert.equal(del.status, 409);
+  });
+
+  test('switchModels never loads what is not a cached hub model: paths are 400, unknown names 404', async () => {
+    for (const model of ['../../etc/passwd', '/etc/passwd', 'a/b/c', './tiny-text', `${REPO}:../../x`]) {
+      const r = await call(switching, 'POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 });
+      assert.equal(r.status, 400, model);
+      assert.match(((await r.json()) as any).error.message, /^'model'/);
+    }
+    const r = await call(switching, 'POST', '/api/chat', { model: 'google/not-cached', messages: [{ role: 'user', content: 'Hi' }] });
+    assert.equal(r.status, 404);
+    assert.match(((await r.json()) as any).error, /not in this server's model cache; pull it first with POST \/api\/pull/);
+    assert.equal(switching.engine.info.id, `${REPO}:Q8_0`, 'still the same model');
   });
 
   test('DELETE /api/delete removes a cached model; a second delete is 404', async () => {

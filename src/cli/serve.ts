@@ -25,6 +25,8 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
                           Other names get 403, which defeats DNS rebinding from web pages
   --allow-pull            let clients pull models from the Hugging Face hub into its cache (POST /api/pull) and
                           delete them (DELETE /api/delete); default: both refused with 403. /api/tags lists the cache
+  --switch-models         load a model of the hub cache when a request names it ("model": "OWNER/NAME[:QUANT]"),
+                          unloading the current one once its requests are done (one model resident)
   --model NAME [--pull]   a hub name (google/gemma-3-4b-it, OWNER/REPO-GGUF:Q4_K_M) from the cache; --pull fetches it first
   --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
@@ -45,6 +47,7 @@ export async function runServe(args: string[]): Promise<number> {
     'cors-origin': { type: 'string' },
     'allowed-hosts': { type: 'string' },
     'allow-pull': { type: 'boolean' },
+    'switch-models': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -87,6 +90,7 @@ export async function runServe(args: string[]): Promise<number> {
     server = await startServer({
       modelPath: dir, ...(modelName ? { modelName } : {}), host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
       allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false, allowPull: values['allow-pull'] ?? false,
+      switchModels: values['switch-models'] ?? false,
       ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
       ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),
       ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),

@@ -16,6 +16,7 @@ import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { ollamaDelete, ollamaPull } from './ollama-models.js';
 import { hubSettings, type HubSettings } from '../hub/index.js';
+import { ModelSwitcher } from './model-switch.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
 
@@ -77,6 +78,11 @@ export interface ServerOptions {
   allowPull?: boolean;
   /** The hub cache, endpoint and token (default: from the environment, as huggingface_hub reads it). */
   hub?: Partial<HubSettings>;
+  /**
+   * Load a model from the hub cache when a request names it (`"model": "google/gemma-3-4b-it"`),
+   * unloading the current one once its requests are done (default false: other names get 404).
+   */
+  switchModels?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -94,6 +100,7 @@ export interface ResolvedOptions {
   allowedHosts: string[];
   allowPull: boolean;
   hub: HubSettings;
+  switchModels: boolean;
 }
 
 /** What the route handlers share. */
@@ -107,13 +114,15 @@ export interface ServerContext {
   /** Unix seconds. */
   startedAt: number;
   fingerprint: string;
+  /** Loads cached models by name (switchModels), else null. */
+  switcher: ModelSwitcher | null;
 }
 
 export interface RunningServer {
   /** e.g. http://127.0.0.1:8080 */
   url: string;
   port: number;
-  engine: Engine;
+  readonly engine: Engine;
   metrics: Metrics;
   server: Server;
   close(): Promise<void>;
@@ -138,6 +147,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     allowedHosts: listOption(options.allowedHosts),
     allowPull: options.allowPull ?? false,
     hub: { ...hubSettings(), ...options.hub },
+    switchModels: options.switchModels ?? false,
   };
   const maxInflightBytes = options.maxInflightBytes ?? 4 * resolved.maxBodyBytes;
   const maxInflightPixels = options.maxInflightPixels ?? 2 * resolved.maxImagePixels;
@@ -145,18 +155,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
   const metrics = new Metrics();
-  const engine = await Engine.start({
-    modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
+  const engineOptions = {
+    parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
-  }, metrics);
+  };
+  const engine = await Engine.start({ ...engineOptions, modelPath: options.modelPath }, metrics);
   if (options.modelName) engine.info.id = options.modelName;
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
     digest: { value: null },
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
+    switcher: null,
   };
+  if (resolved.switchModels) ctx.switcher = new ModelSwitcher(ctx, engineOptions);
   modelDigest(engine.info.path).then((d) => (ctx.digest.value = d), () => {});
   const server = createServer((req, res) => void handle(ctx, req, res));
   server.keepAliveTimeout = 5000;
@@ -172,15 +185,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     });
   } catch (err) {
-    await engine.close();
+    await ctx.engine.close();
     throw err;
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`, port: address.port, engine, metrics, server,
+    url: `http://${host}:${address.port}`, port: address.port, metrics, server,
+    // The resident model's engine (another one after a switch: switchModels).
+    get engine() {
+      return ctx.engine;
+    },
     async close() {
-      await engine.close();
+      await ctx.engine.close();
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
     },
@@ -238,6 +255,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
       ctx.engine.checkCapacity();
       const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      if (ctx.switcher) await ctx.switcher.ensure(body);
       await post(ctx, req, res, body, claim);
       return;
     }
