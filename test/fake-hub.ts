@@ -71,10 +71,21 @@ export class FakeHub {
     return this.repos.get(repo)!.files.get(path)!.sha256;
   }
 
-  /** Paths of the files the client downloaded (resolve requests, the Range 0-0 probes excluded). */
+  /**
+   * Paths of the files the client downloaded: requests for a file's content to its end (whole, or
+   * resumed with a Range); probes of its first bytes (`bytes=0-0`, a header peek) are not counted.
+   */
   downloads(): string[] {
-    return this.log.filter((r) => (r.path.startsWith('/cdn/') || r.path.includes('/resolve/')) && r.range !== 'bytes=0-0')
+    return this.log.filter((r) => (r.path.startsWith('/cdn/') || r.path.includes('/resolve/')) && !this.isHeadProbe(r))
       .map((r) => this.pathOfRequest(r.path)).filter((p): p is string => p !== null);
+  }
+
+  private isHeadProbe(r: LoggedRequest): boolean {
+    const m = /^bytes=0-(\d+)$/.exec(r.range ?? '');
+    if (!m) return false;
+    const path = this.pathOfRequest(r.path);
+    const size = [...this.repos.values()].map((repo) => path !== null ? repo.files.get(path)?.content.length : undefined).find((n) => n !== undefined);
+    return size === undefined || Number(m[1]) < size - 1;
   }
 
   /** Every file path touched by a resolve request (probes included). */
@@ -204,7 +215,8 @@ export class FakeHub {
         return;
       }
     }
-    const isProbe = range && start === 0 && end === 0;
+    // A read that stops before the end is a probe (size, or a header peek), not a download.
+    const isProbe = range !== null && end < total - 1;
     const mode = this.corrupt.get(path);
     if (mode && !isProbe) {
       content = Buffer.from(content);

@@ -50,7 +50,12 @@ const GGUF_FILES: Record<string, Buffer> = {
   'README.md': Buffer.from('# GGUF\n'),
 };
 
+/** The Q4_0 file declaring another architecture (same length, so the header stays valid). */
+const LLAMA_GGUF = Buffer.from(GGUF_FILES[Q4]!);
+LLAMA_GGUF.write('llama3', LLAMA_GGUF.indexOf('gemma3', LLAMA_GGUF.indexOf('general.architecture')));
+
 const hub = new FakeHub({
+  'someone/llama-tiny-GGUF': { files: { 'llama-tiny-Q4_0.gguf': LLAMA_GGUF } },
   'google/gemma-3-tiny-it': { files: { ...CHECKPOINT_FILES, ...UNUSED_FILES } },
   'ggml-org/gemma-3-tiny-it-GGUF': { files: GGUF_FILES },
   'google/gemma-3-tiny-gated': { gated: true, files: { 'config.json': read(TEXT, 'config.json'), 'model.safetensors': Buffer.alloc(50_000, 1) } },
@@ -267,6 +272,11 @@ describe('refusals', () => {
       'not a Gemma 3 model', '"llama"'));
     assert.deepEqual(downloads, ['config.json'], 'the weights are not fetched');
     await rejects(pullModel('someone/pytorch-only', { settings: settings() }), 'UNSUPPORTED_MODEL', 'no Gemma 3 files');
+    // A GGUF of another architecture: its first 64 KiB are read (one Range request), the rest never.
+    const start = hub.log.length;
+    await rejects(pullModel('someone/llama-tiny-GGUF', { settings: settings() }), 'UNSUPPORTED_MODEL', 'general.architecture "llama3"');
+    const reads = hub.log.slice(start).filter((r) => r.path.startsWith('/cdn/'));
+    assert.deepEqual(reads.map((r) => r.range), ['bytes=0-0', 'bytes=0-65535']);
     await rejects(pullModel('someone/pytorch-only:Q4_0', { settings: settings() }), 'FILE_NOT_FOUND', 'no GGUF files');
     await rejects(pullModel('google/gemma-3-tiny-it', { settings: settings(), revision: 'no-such-branch' }), 'FILE_NOT_FOUND');
   });

@@ -2,12 +2,13 @@
 // @huggingface/hub client (which speaks the hub's storage backends, Xet included). The client
 // finds the commit (modelInfo), lists the files with their sizes and LFS sha256 (listFiles), and
 // opens each file (downloadFile: a Blob whose slices are Range requests, used to resume).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HubApiError, downloadFile, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { GemmaError } from '../errors.js';
-import { linkIntoSnapshot, repoDir, snapshotDir, writeRef } from './cache.js';
+import { blobPath, linkIntoSnapshot, repoDir, snapshotDir, writeRef } from './cache.js';
 import { downloadBlob, type RemoteFile } from './download.js';
+import { ggufArchitecture } from './gguf-peek.js';
 import { checkRevision, formatReference, isCommitHash, parseModelReference, type ModelReference } from './reference.js';
 import { findCachedModel, type CachedModel } from './resolve.js';
 import {
@@ -101,9 +102,25 @@ export async function pullModel(reference: string | ModelReference, options: Pul
     }
   } else {
     const { file } = pickGguf(paths, ref.quant, ref.repo);
+    await checkGemma3Gguf(file);
     const mmproj = pickMmproj(paths);
     for (const name of [file, ...(mmproj ? [mmproj] : [])]) await fetchFile(name);
   }
+  /** Reads the GGUF's first 64 KiB: a file of another architecture is refused before it is downloaded. */
+  async function checkGemma3Gguf(path: string): Promise<void> {
+    const entry = byPath.get(path)!;
+    if (existsSync(blobPath(dir, remoteFile(entry).etag))) return;
+    const blob = await hubCall(label, settings, () => downloadFile({ ...client, repo: ref.repo, path, revision: commit }));
+    if (!blob) return;
+    const head = new Uint8Array(await hubCall(label, settings, () => blob.slice(0, Math.min(blob.size, 1 << 16)).arrayBuffer()));
+    const arch = ggufArchitecture(head);
+    if (arch !== null && arch !== 'gemma3') {
+      throw new GemmaError('UNSUPPORTED_MODEL', arch === 'not-gguf'
+        ? `${label}: ${path} is not a GGUF file (wrong magic bytes)`
+        : `${label} is not a Gemma 3 model: ${path} declares general.architecture "${arch}"; this engine runs gemma3`);
+    }
+  }
+
   const cached = findCachedModel(kind === 'gguf' ? { repo: ref.repo, quant: ref.quant ?? pickGguf(paths, undefined, ref.repo).quant } : ref,
     settings.cacheDir, commit);
   if (!cached) throw new GemmaError('DOWNLOAD_FAILED', `${label}: the files were fetched but the snapshot ${snapshotDir(dir, commit)} is not whole`);
