@@ -3,6 +3,7 @@
 // cache), then $GEMMA3_MODEL (the same forms), then the first Gemma 3 checkpoint in the cache.
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { GemmaError } from '../index.js';
 import { findCachedModel, hubSettings, looksLikeReference, parseModelReference } from '../advanced.js';
@@ -41,12 +42,24 @@ async function resolveNamed(value: string, source: string, options: ResolveOptio
   const settings = hubSettings(options.env);
   const cached = findCachedModel(ref, settings.cacheDir);
   if (cached) return { path: cached.path, name: cached.reference };
-  if (options.pull && !settings.offline) {
+  if (!settings.offline && (options.pull || await confirmPull(value, settings.endpoint))) {
     const pulled = await pullWithProgress(value);
     return { path: pulled.path, name: pulled.reference };
   }
   throw new GemmaError('FILE_NOT_FOUND', `${value} is not in the Hugging Face cache (${settings.cacheDir}) nor a file or folder here` +
     (settings.offline ? ' and HF_HUB_OFFLINE is set' : `; download it with: gemma3 pull ${value} (or add --pull)`));
+}
+
+/** On a terminal, asks whether to pull a model the cache lacks (never when stdin or stderr is not a TTY). */
+async function confirmPull(name: string, endpoint: string): Promise<boolean> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`gemma3: ${name} is not downloaded yet. Pull it from ${endpoint} now? [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
 }
 
 /** Resolves the model to use, or throws a FILE_NOT_FOUND error that says how to get one. */
