@@ -15,6 +15,8 @@ export interface FakeRepo {
   /** Requires a granted token to resolve files (model info and tree stay public, as on the hub). */
   gated?: boolean;
   commit?: string;
+  /** Raw entries added to the tree listing (a hostile mirror's). */
+  treeExtra?: Record<string, unknown>[];
 }
 
 export interface LoggedRequest {
@@ -43,7 +45,7 @@ export class FakeHub {
   readonly validTokens = new Set<string>(['hf_granted', 'hf_not_granted']);
   readonly grantedTokens = new Set<string>(['hf_granted']);
   url = '';
-  private readonly repos = new Map<string, { commit: string; gated: boolean; files: Map<string, Served> }>();
+  private readonly repos = new Map<string, { commit: string; gated: boolean; files: Map<string, Served>; treeExtra: Record<string, unknown>[] }>();
   private readonly byHash = new Map<string, { repo: string; path: string }>();
   private server: Server | null = null;
 
@@ -60,7 +62,7 @@ export class FakeHub {
       this.byHash.set(sha256, { repo: name, path });
     }
     const commit = repo.commit ?? createHash('sha1').update(name).digest('hex');
-    this.repos.set(name, { commit, gated: repo.gated ?? false, files });
+    this.repos.set(name, { commit, gated: repo.gated ?? false, files, treeExtra: repo.treeExtra ?? [] });
   }
 
   commitOf(repo: string): string {
@@ -133,7 +135,7 @@ export class FakeHub {
     json(res, 404, { error: 'Not found' });
   }
 
-  private repoOr404(res: ServerResponse, name: string, revision: string): { commit: string; gated: boolean; files: Map<string, Served> } | null {
+  private repoOr404(res: ServerResponse, name: string, revision: string): { commit: string; gated: boolean; files: Map<string, Served>; treeExtra: Record<string, unknown>[] } | null {
     const repo = this.repos.get(name);
     if (!repo) {
       json(res, 404, { error: 'Repository not found' }, { 'X-Error-Code': 'RepoNotFound' });
@@ -163,7 +165,7 @@ export class FakeHub {
     const entries = [...repo.files].map(([path, f]) => ({
       type: 'file', oid: f.oid, size: f.content.length, path,
       ...(f.lfs ? { lfs: { oid: f.sha256, size: f.content.length, pointerSize: 134 } } : {}),
-    }));
+    }) as Record<string, unknown>).concat(repo.treeExtra);
     // Pages of 4 entries linked by `Link: <...>; rel="next"`, as the hub paginates long listings.
     const start = Number(url.searchParams.get('cursor') ?? 0);
     const page = entries.slice(start, start + 4);

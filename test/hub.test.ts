@@ -55,6 +55,8 @@ const LLAMA_GGUF = Buffer.from(GGUF_FILES[Q4]!);
 LLAMA_GGUF.write('llama3', LLAMA_GGUF.indexOf('gemma3', LLAMA_GGUF.indexOf('general.architecture')));
 
 const hub = new FakeHub({
+  'evil/path-mirror': { files: {}, treeExtra: [{ type: 'file', path: '../../../escape-Q4_0.gguf', oid: 'a'.repeat(40), size: 10 }] },
+  'evil/etag-mirror': { files: {}, treeExtra: [{ type: 'file', path: 'x-Q4_0.gguf', oid: 'a'.repeat(40), size: 10, lfs: { oid: '../../../../x', size: 10, pointerSize: 1 } }] },
   'someone/llama-tiny-GGUF': { files: { 'llama-tiny-Q4_0.gguf': LLAMA_GGUF } },
   'google/gemma-3-tiny-it': { files: { ...CHECKPOINT_FILES, ...UNUSED_FILES } },
   'ggml-org/gemma-3-tiny-it-GGUF': { files: GGUF_FILES },
@@ -279,6 +281,14 @@ describe('refusals', () => {
     assert.deepEqual(reads.map((r) => r.range), ['bytes=0-0', 'bytes=0-65535']);
     await rejects(pullModel('someone/pytorch-only:Q4_0', { settings: settings() }), 'FILE_NOT_FOUND', 'no GGUF files');
     await rejects(pullModel('google/gemma-3-tiny-it', { settings: settings(), revision: 'no-such-branch' }), 'FILE_NOT_FOUND');
+  });
+
+  test('a listing whose paths or ids would leave the cache (a hostile mirror) is refused, nothing written', async () => {
+    const s = settings();
+    await rejects(pullModel('evil/path-mirror', { settings: s }), 'DOWNLOAD_FAILED', 'would leave the cache', '../../../escape-Q4_0.gguf');
+    await rejects(pullModel('evil/etag-mirror', { settings: s }), 'DOWNLOAD_FAILED', 'not a sha1 or sha256');
+    assert.ok(!existsSync(join(s.cacheDir, 'escape-Q4_0.gguf')) && !existsSync(join(tmp.dir, 'escape-Q4_0.gguf')));
+    assert.ok(!existsSync(join(s.cacheDir, '..', 'x')));
   });
 
   test('references that could escape the cache are refused before any request', () => {

@@ -9,7 +9,9 @@ import { GemmaError } from '../errors.js';
 import { blobPath, linkIntoSnapshot, repoDir, snapshotDir, writeRef } from './cache.js';
 import { downloadBlob, type RemoteFile } from './download.js';
 import { ggufArchitecture } from './gguf-peek.js';
-import { checkRevision, formatReference, isCommitHash, parseModelReference, type ModelReference } from './reference.js';
+import {
+  checkRevision, formatReference, isCommitHash, isSafeEtag, isSafeRepoPath, parseModelReference, type ModelReference,
+} from './reference.js';
 import { findCachedModel, type CachedModel } from './resolve.js';
 import {
   CHECKPOINT_FILES, SAFETENSORS_INDEX, SAFETENSORS_SINGLE, modelKind, pickGguf, pickMmproj, shardsOf,
@@ -58,7 +60,11 @@ export async function pullModel(reference: string | ModelReference, options: Pul
   if (!commit || !isCommitHash(commit)) throw new GemmaError('DOWNLOAD_FAILED', `${label}: the hub did not say which commit ${revision ?? 'main'} is`);
   const entries: ListFileEntry[] = [];
   await hubCall(label, settings, async () => {
-    for await (const e of listFiles({ ...client, repo: ref.repo, revision: commit, recursive: true })) if (e.type === 'file') entries.push(e);
+    for await (const e of listFiles({ ...client, repo: ref.repo, revision: commit, recursive: true })) {
+      if (e.type !== 'file') continue;
+      if (!isSafeRepoPath(e.path)) throw new GemmaError('DOWNLOAD_FAILED', `${label}: the hub listed a file path that would leave the cache: ${JSON.stringify(e.path)}`);
+      entries.push(e);
+    }
   });
   const byPath = new Map(entries.map((e) => [e.path, e]));
   const paths = [...byPath.keys()];
@@ -66,7 +72,6 @@ export async function pullModel(reference: string | ModelReference, options: Pul
   options.onEvent?.({ type: 'resolved', repo: ref.repo, commit, kind });
 
   const dir = repoDir(settings.cacheDir, ref.repo);
-  if (revision === undefined || !isCommitHash(revision)) writeRef(dir, revision ?? 'main', commit);
   let fetched = 0;
   const fetchFile = async (path: string) => {
     const entry = byPath.get(path)!;
@@ -121,6 +126,8 @@ export async function pullModel(reference: string | ModelReference, options: Pul
     }
   }
 
+  // The ref moves only once the snapshot is whole: a failed pull leaves an older whole snapshot in use.
+  if (revision === undefined || !isCommitHash(revision)) writeRef(dir, revision ?? 'main', commit);
   const cached = findCachedModel(kind === 'gguf' ? { repo: ref.repo, quant: ref.quant ?? pickGguf(paths, undefined, ref.repo).quant } : ref,
     settings.cacheDir, commit);
   if (!cached) throw new GemmaError('DOWNLOAD_FAILED', `${label}: the files were fetched but the snapshot ${snapshotDir(dir, commit)} is not whole`);
@@ -128,6 +135,8 @@ export async function pullModel(reference: string | ModelReference, options: Pul
 }
 
 function remoteFile(entry: ListFileEntry): RemoteFile {
+  const etag = entry.lfs?.oid ?? entry.oid ?? '';
+  if (!isSafeEtag(etag)) throw new GemmaError('DOWNLOAD_FAILED', `the hub listed ${entry.path} with an id that is not a sha1 or sha256: ${JSON.stringify(etag)}`);
   if (entry.lfs) return { path: entry.path, size: entry.lfs.size, etag: entry.lfs.oid, sha256: entry.lfs.oid };
   if (!entry.oid) throw new GemmaError('DOWNLOAD_FAILED', `the hub listed ${entry.path} without an id`);
   return { path: entry.path, size: entry.size, etag: entry.oid, gitOid: entry.oid };

@@ -56,6 +56,21 @@ export function formatReference(ref: ModelReference): string {
   return ref.quant ? `${ref.repo}:${ref.quant}` : ref.repo;
 }
 
+/**
+ * A file path as the hub lists it, checked before it names anything in the cache: relative,
+ * '/'-separated, no '.', '..' or empty segments, no backslash or NUL. A listing that breaks this
+ * (a hostile mirror) is refused rather than written outside the snapshot.
+ */
+export function isSafeRepoPath(path: string): boolean {
+  return typeof path === 'string' && path.length > 0 && path.length <= 1024 && !/[\\\0]/.test(path) &&
+    path.split('/').every((p) => p !== '' && p !== '.' && p !== '..');
+}
+
+/** A blob name: a git blob id (40 hex) or a sha256 (64 hex). */
+export function isSafeEtag(etag: string): boolean {
+  return /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(etag);
+}
+
 const COMMIT = /^[0-9a-f]{40}$/;
 
 export function isCommitHash(revision: string): boolean {
