@@ -21,3 +21,11 @@ export { convertCheckpoint, type ConvertProgress, type ConvertType } from './con
 export { selectBackend, NativeBackend, type BackendPreference } from './backend/native-backend.js';
 export { JsBackend } from './backend/js-backend.js';
 export type { Backend, WeightMatrix } from './backend/backend.js';
+export { summarizeModel, type ModelSummary } from './load/summary.js';
+export { countParameters } from './model/parameters.js';
+export {
+  hubSettings, hubCacheDir, parseModelReference, looksLikeReference, formatReference, scanCache, removeRepo, removeFile, repoDir,
+  findCachedModel, pullModel, listCachedModels, removeModel, DEFAULT_QUANTS, quantOf, availableQuants, ggufModels, isMmproj,
+  type HubSettings, type ModelReference, type CachedRepo, type CachedRevision, type CachedFile, type CachedModel, type PullEvent,
+  type PullOptions, type PullResult, type ModelKind, type RemoteFile, type CachedModelEntry,
+} from './hub/index.js';

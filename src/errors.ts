@@ -11,7 +11,9 @@ export type GemmaErrorCode =
   | 'CONTEXT_FULL' // a prompt (plus generation) does not fit the context
   | 'ABORTED' // the caller's AbortSignal fired
   | 'NATIVE_UNAVAILABLE' // the native addon could not be loaded
-  | 'DISPOSED'; // the model was used after dispose()
+  | 'DISPOSED' // the model was used after dispose()
+  | 'ACCESS_DENIED' // the hub refused a download: gated model not accepted, or a bad token
+  | 'DOWNLOAD_FAILED'; // the hub or the disk failed during a download (what was fetched is kept to resume)
 
 export class GemmaError extends Error {
   readonly code: GemmaErrorCode;

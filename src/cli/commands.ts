@@ -79,7 +79,7 @@ export async function runTokenize(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     ...MODEL_FLAGS, 'no-bos': { type: 'boolean' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' },
   });
-  const tokenizer = await loadTokenizer(modelDir(values));
+  const tokenizer = await loadTokenizer(await modelDir(values));
   const addBos = !values['no-bos'];
   if (values.jsonl) {
     if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', '--jsonl reads stdin; do not give TEXT');

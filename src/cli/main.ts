@@ -6,6 +6,8 @@ import { runChat } from './chat.js';
 import { runConvert } from './convert.js';
 import { runLogits, runRun, runTokenize } from './commands.js';
 import { runServe } from './serve.js';
+import { runPull } from './pull.js';
+import { runList, runRm, runShow } from './models.js';
 
 const USAGE = `gemma3 — run Google's Gemma 3 locally
 
@@ -16,6 +18,10 @@ Usage:
   gemma3 logits   [--model DIR | --demo] (--ids 2,105,... | --messages FILE.json [--pan-and-scan]) [--top K] --json
   gemma3 convert  DIR --out FILE.gguf [--type bf16|q8_0|q4_0|f16|f32] [--mmproj-out FILE.gguf]   (gemma3 convert --help)
   gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N]
+  gemma3 pull     REPO[:QUANT] [--revision R]   download from the Hugging Face hub (gemma3 pull --help)
+  gemma3 list     [--json]                      the models in the Hugging Face cache
+  gemma3 rm       REPO[:QUANT]                  remove a model from the cache
+  gemma3 show     MODEL [--json | --template]   architecture, parameters, context, quantization, vision, template
 
 Generation options (run, chat):
   --system TEXT        system prompt
@@ -36,7 +42,9 @@ Generation options (run, chat):
 In gemma3 chat, /image PATH attaches a picture to your next message.
 
 Model options (run, chat, tokenize, logits):
-  --model PATH         a Hugging Face checkpoint folder or a llama.cpp .gguf file
+  --model PATH         a Hugging Face checkpoint folder or a llama.cpp .gguf file, or a name in the hub cache:
+                       google/gemma-3-4b-it, ggml-org/gemma-3-4b-it-GGUF:Q4_K_M
+  --pull               download the --model name first when the cache lacks it
   --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
   --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
   --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
@@ -61,6 +69,15 @@ async function main(argv: string[]): Promise<number> {
       return runServe(rest);
     case 'convert':
       return runConvert(rest);
+    case 'pull':
+      return runPull(rest);
+    case 'list':
+    case 'ls':
+      return runList(rest);
+    case 'rm':
+      return runRm(rest);
+    case 'show':
+      return runShow(rest);
     case undefined:
     case 'help':
     case '--help':

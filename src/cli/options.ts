@@ -8,7 +8,7 @@ import { load } from '../index.js';
 import type { Gemma3 } from '../index.js';
 import type { GenerateOptions } from '../index.js';
 import type { ChatMessage, ContentPart } from '../index.js';
-import { DEMO_MODEL, resolveModelPath } from './model-path.js';
+import { DEMO_MODEL, resolveModel, type ResolvedModel } from './model-path.js';
 
 export const MODEL_FLAGS = {
   model: { type: 'string', short: 'm' },
@@ -19,6 +19,7 @@ export const MODEL_FLAGS = {
   mmproj: { type: 'string' },
   quant: { type: 'string' },
   mmap: { type: 'string' },
+  pull: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -87,14 +88,19 @@ export function parseIds(value: string): number[] {
   return ids;
 }
 
-export function modelDir(values: { model?: string | undefined; demo?: boolean | undefined }): string {
+export async function modelDir(values: { model?: string | undefined; demo?: boolean | undefined; pull?: boolean | undefined }): Promise<string> {
+  return (await modelTarget(values)).path;
+}
+
+/** modelDir, with the hub name the model was given by (`gemma3 serve` serves it under that name). */
+export async function modelTarget(values: { model?: string | undefined; demo?: boolean | undefined; pull?: boolean | undefined }): Promise<ResolvedModel> {
   if (values.demo) {
     if (values.model) throw new GemmaError('INVALID_ARGUMENT', '--demo and --model cannot be used together');
     process.stderr.write('gemma3: DEMO MODE: a tiny model with random weights; its words are meaningless. ' +
       'It shows the whole pipeline working. Use --model DIR for real Gemma 3 weights.\n');
-    return DEMO_MODEL;
+    return { path: DEMO_MODEL, name: undefined };
   }
-  return resolveModelPath(values.model);
+  return resolveModel(values.model, { pull: values.pull === true });
 }
 
 /** --mmap auto|on|off → load()'s `mmap` option. */
@@ -106,7 +112,7 @@ export function mmapFlag(value: string | undefined): 'auto' | boolean | undefine
 
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
-  const dir = modelDir(values as { model?: string; demo?: boolean });
+  const dir = await modelDir(values as { model?: string; demo?: boolean; pull?: boolean });
   const contextLength = numberFlag('context', values.context as string | undefined, true);
   const threads = numberFlag('threads', values.threads as string | undefined, true);
   const backend = values.backend as string | undefined;

@@ -1,12 +1,12 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
 import { GemmaError } from '../index.js';
 import { startServer, type ModelLoadOptions } from '../server/index.js';
-import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js';
+import { MODEL_FLAGS, mmapFlag, modelTarget, numberFlag, parse } from './options.js';
 
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
 
 OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama-compatible
-(/api/chat, /api/generate, /api/tags) HTTP server with a web chat page at /, /health and /metrics.
+(/api/chat, /api/generate, /api/tags, /api/pull, /api/delete) HTTP server with a web chat page at /, /health and /metrics.
 
   --host ADDR             address to bind (default 127.0.0.1: this machine only)
   --port N                port (default 8080; 0 picks a free one)
@@ -23,6 +23,11 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --allowed-hosts LIST    host names accepted in the Host header besides IP addresses, localhost and this
                           machine's name (comma-separated; '.example.com' for subdomains; '*' for any).
                           Other names get 403, which defeats DNS rebinding from web pages
+  --allow-pull            let clients pull models from the Hugging Face hub into its cache (POST /api/pull) and
+                          delete them (DELETE /api/delete); default: both refused with 403. /api/tags lists the cache
+  --switch-models         load a model of the hub cache when a request names it ("model": "OWNER/NAME[:QUANT]"),
+                          unloading the current one once its requests are done (one model resident)
+  --model NAME [--pull]   a hub name (google/gemma-3-4b-it, OWNER/REPO-GGUF:Q4_K_M) from the cache; --pull fetches it first
   --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
@@ -41,6 +46,8 @@ export async function runServe(args: string[]): Promise<number> {
     'max-image-pixels': { type: 'string' },
     'cors-origin': { type: 'string' },
     'allowed-hosts': { type: 'string' },
+    'allow-pull': { type: 'boolean' },
+    'switch-models': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -72,7 +79,7 @@ export async function runServe(args: string[]): Promise<number> {
   };
   const host = values.host ?? '127.0.0.1';
   const apiKey = values['api-key'] ?? process.env.GEMMA3_API_KEY;
-  const dir = modelDir(values);
+  const { path: dir, name: modelName } = await modelTarget(values);
   if (!LOOPBACK.has(host) && !apiKey) {
     process.stderr.write(`gemma3: warning: listening on ${host} without --api-key: anyone who can reach it can use the model\n`);
   }
@@ -81,8 +88,9 @@ export async function runServe(args: string[]): Promise<number> {
   let server;
   try {
     server = await startServer({
-      modelPath: dir, host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
-      allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false,
+      modelPath: dir, ...(modelName ? { modelName } : {}), host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
+      allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false, allowPull: values['allow-pull'] ?? false,
+      switchModels: values['switch-models'] ?? false,
       ...(values['cors-origin'] ? { corsOrigin: values['cors-origin'] } : {}),
       ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),
       ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),

@@ -4,21 +4,11 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gemma3 } from '../gemma3.js';
+import { countParameters as countConfigParameters } from '../model/parameters.js';
 
 /** Parameters of the text decoder and, for multimodal checkpoints, the SigLIP tower and projector (from the config). */
 export function countParameters(model: Gemma3): number {
-  const c = model.config.text;
-  const perLayer = c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim + c.numHeads * c.headDim * c.hiddenSize +
-    3 * c.hiddenSize * c.intermediateSize + 4 * c.hiddenSize + 2 * c.headDim;
-  const text = c.vocabSize * c.hiddenSize + c.numLayers * perLayer + c.hiddenSize;
-  const v = model.config.vision;
-  if (!v) return text;
-  const H = v.hiddenSize;
-  const patches = (v.imageSize / v.patchSize) ** 2;
-  const siglipLayer = 4 * (H * H + H) + 2 * H * v.intermediateSize + v.intermediateSize + H + 4 * H;
-  const siglip = v.numChannels * v.patchSize ** 2 * H + H + patches * H + v.numLayers * siglipLayer + 2 * H;
-  const projector = H * c.hiddenSize + H;
-  return text + siglip + projector;
+  return countConfigParameters(model.config);
 }
 
 /** The storage type of most of the decoder's weights, as Ollama names it ('Q4_0', 'Q8_0', 'BF16', ...). */

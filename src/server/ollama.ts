@@ -14,6 +14,7 @@ import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.
 import type { ServerContext } from './server.js';
 import { NdjsonStream } from './sse.js';
 import { sendJson } from './http.js';
+import { cachedModelTags } from './ollama-models.js';
 
 type Obj = Record<string, unknown>;
 
@@ -86,14 +87,15 @@ export function ollamaTags(ctx: ServerContext, res: ServerResponse): void {
   }
   sendJson(res, 200, {
     models: [{
-      name: `${info.id}:latest`, model: `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
+      // A GGUF hub name already has its tag (owner/repo:Q4_K_M).
+      name: info.id.includes(':') ? info.id : `${info.id}:latest`, model: info.id.includes(':') ? info.id : `${info.id}:latest`, modified_at: (modified ?? new Date(ctx.startedAt * 1000)).toISOString(), size,
       // The files' sha256, computed in the background after start ('' until it is known).
       digest: ctx.digest.value ?? '',
       details: {
         parent_model: '', format: info.path.toLowerCase().endsWith('.gguf') ? 'gguf' : 'safetensors', family: info.family, families: [info.family],
         parameter_size: formatParameters(info.parameters), quantization_level: info.quantization,
       },
-    }],
+    }, ...cachedModelTags(ctx)],
   });
 }
 

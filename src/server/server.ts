@@ -14,6 +14,9 @@ import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } fr
 import { Metrics } from './metrics.js';
 import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
+import { ollamaDelete, ollamaPull } from './ollama-models.js';
+import { hubSettings, type HubSettings } from '../hub/index.js';
+import { ModelSwitcher } from './model-switch.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
 
@@ -23,6 +26,8 @@ export const DEFAULT_MAX_IMAGE_PIXELS = 50_000_000;
 export interface ServerOptions {
   /** The checkpoint folder. */
   modelPath: string;
+  /** The name clients use for it (default: the folder's or file's name); `gemma3 serve --model NAME` passes the hub name. */
+  modelName?: string;
   /** Default 127.0.0.1 (loopback only). */
   host?: string;
   /** Default 8080; 0 picks a free port. */
@@ -66,6 +71,18 @@ export interface ServerOptions {
   allowedHosts?: string | string[];
   /** Passed to load() in the worker: backend, threads, GGUF quant / mmproj, panAndScan. */
   load?: ModelLoadOptions;
+  /**
+   * Let clients pull models from the Hugging Face hub into the cache (POST /api/pull) and delete
+   * them (DELETE /api/delete). Default false: both answer 403, as they reach the network and the disk.
+   */
+  allowPull?: boolean;
+  /** The hub cache, endpoint and token (default: from the environment, as huggingface_hub reads it). */
+  hub?: Partial<HubSettings>;
+  /**
+   * Load a model from the hub cache when a request names it (`"model": "google/gemma-3-4b-it"`),
+   * unloading the current one once its requests are done (default false: other names get 404).
+   */
+  switchModels?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -81,6 +98,9 @@ export interface ResolvedOptions {
   maxImagePixels: number;
   corsOrigins: string[];
   allowedHosts: string[];
+  allowPull: boolean;
+  hub: HubSettings;
+  switchModels: boolean;
 }
 
 /** What the route handlers share. */
@@ -94,13 +114,15 @@ export interface ServerContext {
   /** Unix seconds. */
   startedAt: number;
   fingerprint: string;
+  /** Loads cached models by name (switchModels), else null. */
+  switcher: ModelSwitcher | null;
 }
 
 export interface RunningServer {
   /** e.g. http://127.0.0.1:8080 */
   url: string;
   port: number;
-  engine: Engine;
+  readonly engine: Engine;
   metrics: Metrics;
   server: Server;
   close(): Promise<void>;
@@ -123,6 +145,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxImagePixels: options.maxImagePixels ?? DEFAULT_MAX_IMAGE_PIXELS,
     corsOrigins: listOption(options.corsOrigin),
     allowedHosts: listOption(options.allowedHosts),
+    allowPull: options.allowPull ?? false,
+    hub: { ...hubSettings(), ...options.hub },
+    switchModels: options.switchModels ?? false,
   };
   const maxInflightBytes = options.maxInflightBytes ?? 4 * resolved.maxBodyBytes;
   const maxInflightPixels = options.maxInflightPixels ?? 2 * resolved.maxImagePixels;
@@ -130,17 +155,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
   const metrics = new Metrics();
-  const engine = await Engine.start({
-    modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
+  const engineOptions = {
+    parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
-  }, metrics);
+  };
+  const engine = await Engine.start({ ...engineOptions, modelPath: options.modelPath }, metrics);
+  if (options.modelName) engine.info.id = options.modelName;
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
     digest: { value: null },
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
+    switcher: null,
   };
+  if (resolved.switchModels) ctx.switcher = new ModelSwitcher(ctx, engineOptions);
   modelDigest(engine.info.path).then((d) => (ctx.digest.value = d), () => {});
   const server = createServer((req, res) => void handle(ctx, req, res));
   server.keepAliveTimeout = 5000;
@@ -156,15 +185,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     });
   } catch (err) {
-    await engine.close();
+    await ctx.engine.close();
     throw err;
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return {
-    url: `http://${host}:${address.port}`, port: address.port, engine, metrics, server,
+    url: `http://${host}:${address.port}`, port: address.port, metrics, server,
+    // The resident model's engine (another one after a switch: switchModels).
+    get engine() {
+      return ctx.engine;
+    },
     async close() {
-      await engine.close();
+      await ctx.engine.close();
       server.closeAllConnections();
       await new Promise<void>((ok) => server.close(() => ok()));
     },
@@ -172,6 +205,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim) => Promise<void> | void;
+
+/** Model management (ollama-models.ts): not model work, so not held to the engine's capacity. */
+const MODEL_ROUTES: Record<string, { method: string; handler: Handler }> = {
+  '/api/pull': { method: 'POST', handler: ollamaPull },
+  '/api/delete': { method: 'DELETE', handler: ollamaDelete },
+};
 
 const POST_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': chatCompletions,
@@ -200,15 +239,23 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
-    if (!POST_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
+    if (!POST_ROUTES[path] && !MODEL_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
       throw new ApiError(404, `Unknown endpoint ${req.method} ${path}.`, 'not_found_error', null, 'unknown_url');
     }
     if (ctx.options.apiKey) checkApiKey(req, ctx.options.apiKey);
+    const managed = MODEL_ROUTES[path];
+    if (managed) {
+      if (req.method !== managed.method) throw methodNotAllowed(req, path, managed.method);
+      const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      await managed.handler(ctx, req, res, body, claim);
+      return;
+    }
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
       ctx.engine.checkCapacity();
       const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      if (ctx.switcher) await ctx.switcher.ensure(body);
       await post(ctx, req, res, body, claim);
       return;
     }
@@ -232,7 +279,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function routeName(method: string, path: string): string {
-  if (POST_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (POST_ROUTES[path] || MODEL_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';
@@ -252,7 +299,7 @@ function methodNotAllowed(req: IncomingMessage, path: string, allowed: string): 
 
 function preflight(res: ServerResponse): void {
   res.writeHead(204, {
-    'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+    'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
     'Access-Control-Allow-Headers': 'Authorization, Content-Type',
     'Access-Control-Max-Age': '86400',
   });
