@@ -12,6 +12,7 @@
 //   which fits int16; each maddubs gets its own madd. Σ w·x with the signed quants is the
 //   unsigned sum less 128 · Σx, so the integer is the VNNI kernel's.
 #include "kernels.h"
+#include "repack.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -23,16 +24,8 @@
 /* Activation rows per tile: with both halves of a group in one pass, the widest that keeps a
    tile's registers (2 × N accumulators, 2 × N integer sums) in the sixteen ymm. */
 #define TILE_N 2
-/* Activation rows per pass over a group (their Q8 blocks stay in L2), as in kernels-x16.c. */
-#define ACT_CHUNK 64
-/* Bytes ahead of the current group block that are prefetched. */
-#define PREFETCH_AHEAD 4608
 
-static inline __m256i bcast4(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+static inline __m256i bcast4(const int8_t *p) { return _mm256_set1_epi32(x16_quad(p)); }
 
 /* acc[2j + h] (rows 8h..8h+7 of the group at g) += Σ_b block dot products with activation row j:
    each activation broadcast serves both halves, and the group is read once, in order. */
@@ -42,7 +35,7 @@ static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int 
   for (int k = 0; k < 2 * N; k++) acc[k] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++, g += 288) {
     if (prefetch)
-      for (int l = 0; l < 288; l += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + l, _MM_HINT_T0);
+      for (int l = 0; l < 288; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
     __m256i pairs[2 * TILE_N];
     for (int k = 0; k < 2 * N; k++) pairs[k] = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
@@ -77,7 +70,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
   for (int k = 0; k < 2 * N; k++) acc[k] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++, g += 544) {
     if (prefetch)
-      for (int l = 0; l < 544; l += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + l, _MM_HINT_T0);
+      for (int l = 0; l < 544; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
     __m256i sums[2 * TILE_N];
     for (int k = 0; k < 2 * N; k++) sums[k] = _mm256_setzero_si256();
     for (int c = 0; c < 8; c++) {
@@ -106,8 +99,8 @@ void matmul_rows_x16_avx2(const matmul_args *a, int r0, int r1) {
   const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
   const q8_block *x = (const q8_block *)a->x;
   __m256 acc[2 * TILE_N];
-  for (int c0 = 0; c0 < a->batch; c0 += ACT_CHUNK) {
-    const int c1 = a->batch - c0 < ACT_CHUNK ? a->batch : c0 + ACT_CHUNK;
+  for (int c0 = 0; c0 < a->batch; c0 += X16_ACT_CHUNK) {
+    const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
       /* Rows of this group inside [r0, r1): the others' outputs stay untouched. */

@@ -7,6 +7,7 @@
 // (weights offset by +8 for Q4_0, +128 for Q8_0) starts each integer sum, so a block's result
 // equals the row kernels' integer dot product exactly.
 #include "kernels.h"
+#include "repack.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,18 +20,10 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")
 
 #define MAXN 8
-/* Activation rows per pass over a group of weight rows: their Q8 blocks stay in L2. */
-#define ACT_CHUNK 64
-/* Bytes ahead of the current block group that are prefetched (about sixteen Q4_0 groups). */
-#define PREFETCH_AHEAD 4608
 /* Bytes ahead in each row that the kernels over the row layout prefetch (tile_rows_*). */
 #define ROW_LEAD_BYTES 544
 
-static inline __m512i bcast4(const int8_t *p) {
-  int32_t v;
-  memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
+static inline __m512i bcast4(const int8_t *p) { return _mm512_set1_epi32(x16_quad(p)); }
 
 /* acc + (dw · d_x) · Σ_k w[k] · x[k], the sixteen rows' exact integer dot products with one
    activation block; `offset` (8 for Q4_0, 128 for Q8_0) is what the unsigned weights carry. */
@@ -60,7 +53,7 @@ static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int 
   for (int b = 0; b < nb; b++, g += 288) {
     /* With several activation rows the loop is compute-heavy and the hardware prefetcher falls
        behind; one row is a pure stream, which it handles better alone. */
-    if (N > 1) for (int l = 0; l < 288; l += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + l, _MM_HINT_T0);
+    if (N > 1) for (int l = 0; l < 288; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
     __m512i v[4], w[8];
     for (int c = 0; c < 4; c++) v[c] = _mm512_loadu_si512((const void *)(g + 32 + 64 * c));
@@ -73,7 +66,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
   for (int j = 0; j < N; j++) acc[j] = _mm512_setzero_ps();
   const __m512i flip = _mm512_set1_epi8((char)0x80);
   for (int b = 0; b < nb; b++, g += 544) {
-    if (N > 1) for (int l = 0; l < 544; l += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + l, _MM_HINT_T0);
+    if (N > 1) for (int l = 0; l < 544; l += 64) _mm_prefetch((const char *)g + X16_PREFETCH_AHEAD + l, _MM_HINT_T0);
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)g));
     __m512i w[8];
     for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(_mm512_loadu_si512((const void *)(g + 32 + 64 * c)), flip);
@@ -227,8 +220,8 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
   }
   const q8_block *x = (const q8_block *)a->x;
   __m512 acc[MAXN];
-  for (int c0 = 0; c0 < a->batch; c0 += ACT_CHUNK) {
-    const int c1 = a->batch - c0 < ACT_CHUNK ? a->batch : c0 + ACT_CHUNK;
+  for (int c0 = 0; c0 < a->batch; c0 += X16_ACT_CHUNK) {
+    const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
       /* Rows of this group inside [r0, r1): a masked store keeps the others untouched. */
