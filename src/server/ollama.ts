@@ -13,6 +13,7 @@ import { checkReservedText, noVision } from './prompt.js';
 import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 import type { ServerContext } from './server.js';
 import { NdjsonStream } from './sse.js';
+import { parseOllamaFormat } from './structured.js';
 import { sendJson } from './http.js';
 
 type Obj = Record<string, unknown>;
@@ -108,7 +109,6 @@ function checkModel(ctx: ServerContext, model: unknown): string {
 }
 
 function rejectUnsupported(o: Obj): void {
-  if (o.format != null && o.format !== '') throw invalidParam('format', "'format' (structured output) is not supported by this server", 'unsupported_value');
   if (o.tools != null && !(Array.isArray(o.tools) && o.tools.length === 0)) throw invalidParam('tools', 'tool calling is not supported', 'unsupported_value');
   if (o.think === true) throw invalidParam('think', 'this model has no thinking mode', 'unsupported_value');
 }
@@ -155,7 +155,7 @@ function parseOptions(o: Obj): JobOptions {
   if (rep !== undefined && rep > 0) out.repetitionPenalty = rep;
   set('seed', int(opts, 'seed', Number.MIN_SAFE_INTEGER, 'options.seed'));
   set('stop', stopList(opts.stop, 'options.stop'));
-  return out;
+  return { ...out, ...parseOllamaFormat(o.format) };
 }
 
 /** The answer Ollama gives to an empty request (it loads the model). */

@@ -3,6 +3,7 @@
 import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
 import { checkReservedText } from './prompt.js';
 import type { Job, JobMessage, JobOptions, JobPart } from './protocol.js';
+import { parseResponseFormat } from './structured.js';
 
 type Obj = Record<string, unknown>;
 
@@ -45,8 +46,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const maxCompletion = int(o, 'max_completion_tokens', 1);
   if (maxCompletion !== undefined) common.options.maxTokens = maxCompletion;
   if (o.top_logprobs != null) throw unsupported('top_logprobs', 'logprobs are not supported');
-  const format = o.response_format;
-  if (format != null && !(isObj(format) && format.type === 'text')) throw unsupported('response_format', "only { type: 'text' } is supported");
+  Object.assign(common.options, parseResponseFormat(o.response_format));
   for (const key of ['tools', 'functions']) {
     const v = o[key];
     if (v != null && !(Array.isArray(v) && v.length === 0)) throw unsupported(key, 'tool calling is not supported');

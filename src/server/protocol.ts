@@ -2,9 +2,10 @@
 // plain data: it crosses postMessage by structured clone.
 import type { FinishReason } from '../generate/reply.js';
 import type { ApiErrorData } from './api-error.js';
+import type { StructuredOptions } from './structured.js';
 
-/** Sampling and length options of a job, already validated for types by the HTTP side. */
-export interface JobOptions {
+/** Sampling, length and grammar options of a job, already validated for types by the HTTP side. */
+export interface JobOptions extends StructuredOptions {
   maxTokens?: number;
   temperature?: number;
   topP?: number;

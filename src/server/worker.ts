@@ -3,10 +3,11 @@
 // HTTP side (engine.ts) only through the messages of protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import { basename, resolve } from 'node:path';
-import { validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
+import { constraintFor, validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
+import type { GrammarConstraint } from '../grammar/grammar.js';
 import { load, type LoadOptions } from '../load.js';
 import type { Gemma3 } from '../gemma3.js';
-import { ApiError } from './api-error.js';
+import { ApiError, toApiError } from './api-error.js';
 import { checkPromptSize, clientError, preparePrompt, promptLimits } from './prompt.js';
 import type { FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
 import { countParameters, quantizationLevel } from './model-facts.js';
@@ -79,16 +80,31 @@ async function main(): Promise<void> {
           `(at least 1 token must be left for the reply). Please reduce the length of the ${param}.`,
           'invalid_request_error', param, 'context_length_exceeded');
       }
-      const options: GenerateOptions = model.withDefaults({ ...job.options, maxTokens: job.options.maxTokens ?? context });
+      const { grammarParam, ...jobOptions } = job.options;
+      const options: GenerateOptions = model.withDefaults({ ...jobOptions, maxTokens: jobOptions.maxTokens ?? context });
       validateGenerateOptions(options);
-      if (cancelled.aborted) return abandoned();
+      const constraint = await grammarFor(options, grammarParam);
+      if (cancelled.aborted) {
+        constraint?.dispose();
+        return abandoned();
+      }
       post({ type: 'accepted', id, promptTokens: prompt.length });
-      scheduler.add(id, prompt, options);
+      scheduler.add(id, prompt, options, constraint);
     } catch (err) {
       if (cancelled.aborted) return abandoned();
       post({ type: 'rejected', id, error: clientError(err, job, dir, info.id) });
     } finally {
       preparing.delete(id);
+    }
+  }
+
+  /** The reply's grammar (compiled here, cached); a grammar xgrammar refuses is the client's 400 on its field. */
+  async function grammarFor(options: GenerateOptions, param: string | undefined): Promise<GrammarConstraint | null> {
+    try {
+      return await constraintFor(model.tokenizer, model.decoder.config.vocabSize, options);
+    } catch (err) {
+      const e = toApiError(err);
+      throw e.status === 400 ? new ApiError(400, e.message, 'invalid_request_error', param ?? null, 'unsupported_schema') : e;
     }
   }
 

@@ -1,0 +1,218 @@
+// Constrained decoding with xgrammar: a grammar (a JSON schema, any JSON object, an EBNF text, a
+// structural tag) is compiled once against the model's vocabulary (cached by its text, least
+// recently used first out), and each constrained reply owns a matcher that says, before every
+// sampled token, which ids may come next. Disallowed ids get -Infinity; the stop ids are allowed
+// only where the grammar may end.
+import { GemmaError } from '../errors.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { xgrammar } from './xgrammar-module.js';
+import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
+
+/** What a reply is held to (plain data: it crosses to the server's worker thread). */
+export type GrammarSpec =
+  /** Output valid for this JSON schema (text of the schema, checked by checkJsonSchema). */
+  | { kind: 'json_schema'; schema: string; /** Allow properties the schema does not list (default: no). */ open?: boolean }
+  /** A grammar in xgrammar's EBNF (GBNF-style `rule ::= ...`, root rule `root`). */
+  | { kind: 'ebnf'; grammar: string }
+  /** An xgrammar structural tag (JSON text): free text until a trigger, then a constrained tag. */
+  | { kind: 'structural_tag'; tag: string };
+
+/** Compiled grammars kept per vocabulary. */
+const CACHE_SIZE = 32;
+
+/** JSON layout the grammars enforce: one line, `{"a": 1, "b": [2, 3]}` (as Python's json.dumps). */
+const ANY_WHITESPACE = false;
+const ONE_LINE = -1;
+
+/** The compiler for one vocabulary, and its compiled grammars. */
+export class GrammarEngine {
+  private static readonly engines = new WeakMap<Tokenizer, Map<number, GrammarEngine>>();
+  private readonly compiled = new Map<string, Promise<CompiledGrammar>>();
+  private compiler: Promise<GrammarCompiler> | null = null;
+  /** Milliseconds the last compile() that missed the cache took (for benchmarks and logs). */
+  lastCompileMs = 0;
+
+  private constructor(private readonly tokenizer: Tokenizer, readonly vocabSize: number) {}
+
+  /** The engine of a tokenizer and logits width (created on first use, then shared). */
+  static for(tokenizer: Tokenizer, vocabSize: number): GrammarEngine {
+    let bySize = GrammarEngine.engines.get(tokenizer);
+    if (!bySize) GrammarEngine.engines.set(tokenizer, (bySize = new Map()));
+    let engine = bySize.get(vocabSize);
+    if (!engine) bySize.set(vocabSize, (engine = new GrammarEngine(tokenizer, vocabSize)));
+    return engine;
+  }
+
+  /** Compiles (or finds in the cache) a grammar. GemmaError INVALID_ARGUMENT when xgrammar refuses it. */
+  compile(spec: GrammarSpec): Promise<CompiledGrammar> {
+    const key = JSON.stringify(spec);
+    const hit = this.compiled.get(key);
+    if (hit) {
+      this.compiled.delete(key); // re-insert: most recently used last
+      this.compiled.set(key, hit);
+      return hit;
+    }
+    const pending = this.compileNow(spec);
+    this.compiled.set(key, pending);
+    pending.catch(() => this.compiled.delete(key));
+    while (this.compiled.size > CACHE_SIZE) {
+      const [oldest, grammar] = this.compiled.entries().next().value!;
+      this.compiled.delete(oldest);
+      // Matchers made from it keep their own reference inside xgrammar.
+      grammar.then((g) => g.dispose(), () => {});
+    }
+    return pending;
+  }
+
+  /** A fresh matcher for one reply; `stopIds` end the reply where the grammar may end. */
+  async constraint(spec: GrammarSpec, stopIds: readonly number[]): Promise<GrammarConstraint> {
+    const compiled = await this.compile(spec);
+    const matcher = await xgrammar().GrammarMatcher.createGrammarMatcher(compiled, [...stopIds]);
+    return new GrammarConstraint(matcher, this.vocabSize);
+  }
+
+  private async compileNow(spec: GrammarSpec): Promise<CompiledGrammar> {
+    const compiler = await this.getCompiler();
+    const started = performance.now();
+    const log = captureXgrammarLog();
+    try {
+      switch (spec.kind) {
+        case 'json_schema':
+          return await compiler.compileJSONSchema(spec.schema, ANY_WHITESPACE, ONE_LINE, undefined, !spec.open);
+        case 'ebnf':
+          return await compiler.compileGrammar(spec.grammar, 'root');
+        case 'structural_tag':
+          return await compiler.compileStructuralTag(spec.tag);
+      }
+    } catch (err) {
+      const reason = log.lines.find((l) => l.startsWith('[FATAL]')) ?? (err instanceof Error ? err.message : String(err));
+      throw new GemmaError('INVALID_ARGUMENT', `the ${spec.kind === 'ebnf' ? 'grammar' : spec.kind === 'json_schema' ? 'JSON schema' : 'structural tag'} ` +
+        `could not be compiled: ${xgrammarMessage(reason)}`);
+    } finally {
+      log.stop();
+      this.lastCompileMs = performance.now() - started;
+    }
+  }
+
+  private getCompiler(): Promise<GrammarCompiler> {
+    this.compiler ??= (async () => {
+      const xg = xgrammar();
+      const info = await xg.TokenizerInfo.createTokenizerInfo(encodedVocabulary(this.tokenizer, this.vocabSize), 'byte_fallback', false,
+        this.vocabSize, stopIdsOf(this.tokenizer));
+      return xg.GrammarCompiler.createGrammarCompiler(info, true);
+    })();
+    return this.compiler;
+  }
+}
+
+/**
+ * The vocabulary as xgrammar reads a SentencePiece byte-fallback vocabulary: pieces with `▁` for
+ * spaces and `<0xNN>` for bytes. Special tokens (<bos>, <start_of_turn>, image markers...) become
+ * '' so that xgrammar never allows them as text: the detokenizer drops them, so the text the
+ * grammar checked would differ from the text the client sees.
+ */
+function encodedVocabulary(tokenizer: Tokenizer, vocabSize: number): string[] {
+  const n = Math.min(tokenizer.size, vocabSize);
+  const out = new Array<string>(n);
+  for (let id = 0; id < n; id++) out[id] = tokenizer.isSpecial(id) ? '' : tokenizer.piece(id);
+  return out;
+}
+
+function stopIdsOf(tokenizer: Tokenizer): number[] {
+  return [...new Set([tokenizer.eosId, tokenizer.configEosId, tokenizer.endOfTurnId].filter((id): id is number => id !== undefined && id >= 0))];
+}
+
+/** xgrammar's "[FATAL] /path/file.cc:123: message" → "message". */
+function xgrammarMessage(line: string): string {
+  return line.replace(/^\[FATAL\]\s*\S+\.cc:\d+:\s*/, '').trim();
+}
+
+/**
+ * xgrammar reports why it refused a grammar only on stderr ([FATAL] ... then "Aborted()"); while
+ * it compiles, its lines are kept for the error message instead (other writes pass through).
+ */
+function captureXgrammarLog(): { lines: string[]; stop(): void } {
+  const stderr = process.stderr;
+  const original = stderr.write;
+  const lines: string[] = [];
+  stderr.write = function (this: typeof stderr, chunk: unknown, ...rest: unknown[]): boolean {
+    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
+    if (/^\[(FATAL|WARNING)\]|^Aborted\(/.test(text)) {
+      lines.push(text.trim());
+      return true;
+    }
+    return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof stderr.write;
+  return { lines, stop: () => void (stderr.write = original) };
+}
+
+/** One reply's grammar state: the mask of the next token, then the token taken. */
+export class GrammarConstraint {
+  private mask: Int32Array | null = null;
+  private disposed = false;
+
+  constructor(private readonly matcher: GrammarMatcher, private readonly vocabSize: number) {}
+
+  /** Whether the next mask still has to be computed (prepare() before apply()). */
+  get needsPrepare(): boolean {
+    return this.mask === null && !this.disposed;
+  }
+
+  /** Computes the mask of the next token (xgrammar's API is asynchronous). */
+  async prepare(): Promise<void> {
+    if (this.needsPrepare) this.mask = await this.matcher.getNextTokenBitmask();
+  }
+
+  /**
+   * Sets every disallowed logit of `logits` to -Infinity (in place). Returns the number of allowed
+   * ids below `limit` (0: the grammar allows nothing more, not even a stop id).
+   */
+  apply(logits: Float32Array, limit: number): number {
+    const mask = this.mask;
+    if (!mask) throw new GemmaError('INVALID_ARGUMENT', 'internal error: the grammar mask was not prepared before sampling');
+    const n = Math.min(limit, logits.length);
+    let allowed = 0;
+    const words = Math.min(mask.length, Math.ceil(n / 32));
+    for (let w = 0; w < words; w++) {
+      const bits = mask[w]!;
+      const base = w * 32;
+      const end = Math.min(32, n - base);
+      if (bits === -1 && end === 32) {
+        allowed += 32;
+        continue;
+      }
+      for (let b = 0; b < end; b++) {
+        if ((bits >>> b) & 1) allowed++;
+        else logits[base + b] = -Infinity;
+      }
+    }
+    for (let i = words * 32; i < n; i++) logits[i] = -Infinity;
+    return allowed;
+  }
+
+  /** Advances the grammar past a sampled id (one that apply() allowed). */
+  accept(id: number): void {
+    this.mask = null;
+    if (!this.matcher.acceptToken(id)) {
+      throw new GemmaError('INVALID_ARGUMENT', `internal error: the grammar refused token ${id}, which its mask allowed`);
+    }
+  }
+
+  /** Whether the grammar has accepted a stop id. */
+  get terminated(): boolean {
+    return this.matcher.isTerminated();
+  }
+
+  /** Frees the matcher (idempotent). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.mask = null;
+    this.matcher.dispose();
+  }
+
+  /** The vocabulary width the masks cover. */
+  get width(): number {
+    return this.vocabSize;
+  }
+}
