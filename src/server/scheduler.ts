@@ -158,6 +158,9 @@ export class Scheduler {
 
   private admit(): void {
     while (this.active.length < this.options.parallel && this.waiting.length > 0) {
+      // A sequence queued after this step's grammar masks were computed waits for the next step
+      // (its first token needs its mask); first come, first served still.
+      if (this.waiting[0]!.reply.needsPrepare) break;
       const seq = this.waiting.shift()!;
       seq.cache = this.pool.pop() ?? this.decoder.createCache(this.options.context);
       seq.cache.reset();
@@ -176,7 +179,7 @@ export class Scheduler {
     const work: { seq: Sequence; segment: Segment; end: number }[] = [];
     let decoding = 0;
     for (const seq of [...this.active]) {
-      if (seq.next < 0) continue;
+      if (seq.next < 0 || seq.reply.needsPrepare) continue;
       if (seq.cache!.length + 1 > seq.cache!.capacity) {
         seq.reply.end('length'); // context full
         this.finish(seq);
