@@ -5,6 +5,7 @@
 // only where the grammar may end.
 import { GemmaError } from '../errors.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { toolCallTag, type ToolGrammarSpec } from './tool-grammar.js';
 import { xgrammar } from './xgrammar-module.js';
 import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
 
@@ -15,7 +16,9 @@ export type GrammarSpec =
   /** A grammar in xgrammar's EBNF (GBNF-style `rule ::= ...`, root rule `root`). */
   | { kind: 'ebnf'; grammar: string }
   /** An xgrammar structural tag (JSON text): free text until a trigger, then a constrained tag. */
-  | { kind: 'structural_tag'; tag: string };
+  | { kind: 'structural_tag'; tag: string }
+  /** Tool calls in Gemma's prompted JSON format (tool-grammar.ts). */
+  | ToolGrammarSpec;
 
 /** Compiled grammars kept per vocabulary. */
 const CACHE_SIZE = 32;
@@ -83,10 +86,13 @@ export class GrammarEngine {
           return await compiler.compileGrammar(spec.grammar, 'root');
         case 'structural_tag':
           return await compiler.compileStructuralTag(spec.tag);
+        case 'tool_calls':
+          return await compiler.compileStructuralTag(await toolCallTag(spec));
       }
     } catch (err) {
       const reason = log.lines.find((l) => l.startsWith('[FATAL]')) ?? (err instanceof Error ? err.message : String(err));
-      throw new GemmaError('INVALID_ARGUMENT', `the ${spec.kind === 'ebnf' ? 'grammar' : spec.kind === 'json_schema' ? 'JSON schema' : 'structural tag'} ` +
+      const what = { ebnf: 'grammar', json_schema: 'JSON schema', structural_tag: 'structural tag', tool_calls: 'tools' }[spec.kind];
+      throw new GemmaError('INVALID_ARGUMENT', `the ${what} ` +
         `could not be compiled: ${xgrammarMessage(reason)}`);
     } finally {
       log.stop();

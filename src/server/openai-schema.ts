@@ -4,6 +4,7 @@ import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
 import { checkReservedText } from './prompt.js';
 import type { Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 import { parseResponseFormat } from './structured.js';
+import { parseTools, renderToolConversation, toolGrammar, type ConversationMessage, type ToolCall, type ToolMode } from './tools.js';
 
 type Obj = Record<string, unknown>;
 
@@ -12,6 +13,8 @@ export interface ChatRequest {
   job: Extract<Job, { kind: 'chat' }>;
   stream: boolean;
   includeUsage: boolean;
+  /** The tools offered (null: none, or tool_choice 'none'): the reply is read for calls. */
+  tools: ToolMode | null;
   /** Image parts to fetch/check: they hold the URL until `loadImages` replaces it with bytes. */
   images: { part: { type: 'image'; image: string | Uint8Array; param?: string }; param: string }[];
 }
@@ -47,12 +50,14 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (maxCompletion !== undefined) common.options.maxTokens = maxCompletion;
   if (o.top_logprobs != null) throw unsupported('top_logprobs', 'logprobs are not supported');
   Object.assign(common.options, parseResponseFormat(o.response_format));
-  for (const key of ['tools', 'functions']) {
-    const v = o[key];
-    if (v != null && !(Array.isArray(v) && v.length === 0)) throw unsupported(key, 'tool calling is not supported');
-  }
-  for (const key of ['tool_choice', 'function_call']) {
-    if (o[key] != null && o[key] !== 'none' && o[key] !== 'auto') throw unsupported(key, 'tool calling is not supported');
+  // The deprecated `functions` API: its successor `tools` is supported.
+  if (o.functions != null && !(Array.isArray(o.functions) && o.functions.length === 0)) throw unsupported('functions', "the deprecated 'functions' is not supported; use 'tools'");
+  if (o.function_call != null && o.function_call !== 'none' && o.function_call !== 'auto') throw unsupported('function_call', "the deprecated 'function_call' is not supported; use 'tool_choice'");
+  const tools = parseTools(o);
+  if (tools) {
+    if (common.options.responseFormat) throw unsupported('response_format', "response_format cannot be combined with tools (the reply follows the tools' call format)");
+    common.options.grammarSpec = toolGrammar(tools);
+    common.options.grammarParam = 'tools';
   }
   if (o.modalities != null && !(Array.isArray(o.modalities) && o.modalities.every((m) => m === 'text'))) {
     throw unsupported('modalities', "only ['text'] output is supported");
@@ -60,8 +65,9 @@ export function parseChatRequest(body: unknown): ChatRequest {
   if (o.messages === undefined) throw invalidParam('messages', "Missing required parameter: 'messages'.", 'missing_required_parameter');
   if (!Array.isArray(o.messages) || o.messages.length === 0) throw wrongType('messages', 'a non-empty array of messages', o.messages);
   const images: ChatRequest['images'] = [];
-  const messages = o.messages.map((m, i) => parseMessage(m, `messages[${i}]`, images));
-  return { ...common, job: { kind: 'chat', messages, options: common.options }, images };
+  const parsed = o.messages.map((m, i) => parseMessage(m, `messages[${i}]`, images));
+  const messages = renderToolConversation(parsed, tools);
+  return { ...common, job: { kind: 'chat', messages, options: common.options }, images, tools };
 }
 
 export function parseCompletionRequest(body: unknown): CompletionRequest {
@@ -126,27 +132,35 @@ function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: bo
   return { model: o.model, stream, includeUsage, options };
 }
 
-const ROLES: Record<string, string> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant' };
+const ROLES: Record<string, string> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' };
 
-function parseMessage(m: unknown, where: string, images: ChatRequest['images']): JobMessage {
+function parseMessage(m: unknown, where: string, images: ChatRequest['images']): ConversationMessage {
   if (!isObj(m)) throw wrongType(where, 'an object { role, content }', m);
-  if (typeof m.role !== 'string') throw wrongType(`${where}.role`, "one of 'system', 'developer', 'user', 'assistant'", m.role);
+  if (typeof m.role !== 'string') throw wrongType(`${where}.role`, "one of 'system', 'developer', 'user', 'assistant', 'tool'", m.role);
   // An own property only: 'constructor' or 'toString' must not find Object.prototype's.
   const role = Object.hasOwn(ROLES, m.role) ? ROLES[m.role] : undefined;
   if (!role) {
-    throw invalidParam(`${where}.role`, `'${where}.role' must be one of 'system', 'developer', 'user', 'assistant', got ${describe(m.role)}` +
-      (m.role === 'tool' || m.role === 'function' ? ' (tool calling is not supported)' : ''), 'invalid_value');
+    throw invalidParam(`${where}.role`, `'${where}.role' must be one of 'system', 'developer', 'user', 'assistant', 'tool', got ${describe(m.role)}` +
+      (m.role === 'function' ? " (the deprecated 'function' role is not supported; use 'tool')" : ''), 'invalid_value');
   }
-  if ((m.tool_calls != null && !(Array.isArray(m.tool_calls) && m.tool_calls.length === 0)) || m.function_call != null) {
-    throw unsupported(`${where}.tool_calls`, 'tool calling is not supported');
-  }
+  if (m.function_call != null) throw unsupported(`${where}.function_call`, "the deprecated 'function_call' is not supported; use 'tool_calls'");
+  if (m.tool_calls != null && role !== 'assistant') throw invalidParam(`${where}.tool_calls`, `'tool_calls' belong to assistant messages, not ${m.role} messages`);
+  const toolCalls = role === 'assistant' && m.tool_calls != null ? parseToolCalls(m.tool_calls, `${where}.tool_calls`) : undefined;
   if (m.name != null && typeof m.name !== 'string') throw wrongType(`${where}.name`, 'a string', m.name);
+  if (role === 'tool') {
+    if (typeof m.tool_call_id !== 'string' || m.tool_call_id === '') {
+      throw invalidParam(`${where}.tool_call_id`, `'${where}.tool_call_id' is required for tool messages (the id of the call this result answers)`,
+        m.tool_call_id === undefined ? 'missing_required_parameter' : 'invalid_value');
+    }
+    const content = parseTextContent(m.content, `${where}.content`);
+    return { role, content, toolCallId: m.tool_call_id };
+  }
   const c = m.content;
   if (typeof c === 'string') {
     checkReservedText(c, `${where}.content`);
-    return { role, content: c };
+    return { role, content: c, ...(toolCalls?.length ? { toolCalls } : {}) };
   }
-  if (c == null && role === 'assistant') return { role, content: '' };
+  if (c == null && role === 'assistant') return { role, content: '', ...(toolCalls?.length ? { toolCalls } : {}) };
   if (!Array.isArray(c)) throw wrongType(`${where}.content`, 'a string or an array of content parts', c);
   const parts = c.map((p, j): JobPart => {
     const pw = `${where}.content[${j}]`;
@@ -172,6 +186,39 @@ function parseMessage(m: unknown, where: string, images: ChatRequest['images']):
     throw invalidParam(`${pw}.type`, `content part type ${describe(p.type)} is not supported; use 'text' or 'image_url'`, 'invalid_value');
   });
   return { role, content: parts };
+}
+
+/** An assistant message's earlier calls: ids, names and arguments (a JSON object as text). */
+function parseToolCalls(v: unknown, where: string): ToolCall[] {
+  if (!Array.isArray(v)) throw wrongType(where, 'an array of tool calls', v);
+  return v.map((c, j) => {
+    const w = `${where}[${j}]`;
+    if (!isObj(c)) throw wrongType(w, "a tool call { id, type: 'function', function: { name, arguments } }", c);
+    if (typeof c.id !== 'string' || c.id === '') throw wrongType(`${w}.id`, 'a non-empty string', c.id);
+    if (c.type != null && c.type !== 'function') throw invalidParam(`${w}.type`, `'${w}.type' must be 'function', got ${describe(c.type)}`);
+    const f = c.function;
+    if (!isObj(f)) throw wrongType(`${w}.function`, 'an object { name, arguments }', f);
+    if (typeof f.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(f.name)) throw wrongType(`${w}.function.name`, 'a function name', f.name);
+    if (typeof f.arguments !== 'string') throw wrongType(`${w}.function.arguments`, 'a JSON object as a string', f.arguments);
+    let args: unknown;
+    try {
+      args = JSON.parse(f.arguments);
+    } catch {
+      throw invalidParam(`${w}.function.arguments`, `'${w}.function.arguments' is not valid JSON`);
+    }
+    if (!isObj(args)) throw wrongType(`${w}.function.arguments`, 'a JSON object as a string', f.arguments);
+    return { id: c.id, name: f.name, arguments: f.arguments };
+  });
+}
+
+/** A tool result's content: a string, or text parts. */
+function parseTextContent(c: unknown, where: string): string {
+  let text: string;
+  if (typeof c === 'string') text = c;
+  else if (Array.isArray(c) && c.every((p) => isObj(p) && p.type === 'text' && typeof p.text === 'string')) text = c.map((p) => (p as { text: string }).text).join('');
+  else throw wrongType(where, 'a string or an array of text parts', c);
+  checkReservedText(text, where);
+  return text;
 }
 
 export function stopList(v: unknown, param: string): string[] | undefined {

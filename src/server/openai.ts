@@ -11,6 +11,7 @@ import { noVision } from './prompt.js';
 import type { DoneData, Job } from './protocol.js';
 import type { ServerContext } from './server.js';
 import { SseStream } from './sse.js';
+import { ToolCallParser, type ToolEvent } from './tool-calls.js';
 
 export async function chatCompletions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const r = parseChatRequest(body);
@@ -28,7 +29,7 @@ export async function chatCompletions(ctx: ServerContext, req: IncomingMessage, 
       part.param = param;
     }
   }
-  await answer(ctx, req, res, r.job, claim, { kind: 'chat', stream: r.stream, includeUsage: r.includeUsage });
+  await answer(ctx, req, res, r.job, claim, { kind: 'chat', stream: r.stream, includeUsage: r.includeUsage, tools: r.tools !== null });
 }
 
 export async function completions(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
@@ -86,6 +87,8 @@ interface AnswerFormat {
   kind: 'chat' | 'text';
   stream: boolean;
   includeUsage: boolean;
+  /** Tools were offered: the reply is read for calls (chat only). */
+  tools?: boolean;
 }
 
 async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, claim: Claim, format: AnswerFormat): Promise<void> {
@@ -114,12 +117,24 @@ async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResp
     }
     if (!done || done.finishReason === 'abort') return; // the client is gone
     text += done.text;
-    const finish = done.finishReason;
+    let finish: string = done.finishReason;
+    let message: Record<string, unknown> = { role: 'assistant', content: text, refusal: null };
+    if (format.tools) {
+      const parser = new ToolCallParser();
+      const content = [...parser.push(text), ...parser.end()].map((e) => (e.kind === 'text' ? e.text : '')).join('');
+      if (parser.calls.length) {
+        message = {
+          role: 'assistant', content: content.trim() === '' ? null : content, refusal: null,
+          tool_calls: parser.calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+        };
+        if (finish === 'stop') finish = 'tool_calls';
+      }
+    }
     sendJson(res, 200, {
       ...base,
       object: chat ? 'chat.completion' : 'text_completion',
       choices: [chat
-        ? { index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finish }
+        ? { index: 0, message, logprobs: null, finish_reason: finish }
         : { index: 0, text, logprobs: null, finish_reason: finish }],
       usage: usage(done),
     });
@@ -129,22 +144,39 @@ async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResp
   const sse = new SseStream(res);
   const extra = format.includeUsage ? { usage: null } : {};
   if (chat) sse.send({ ...base, choices: [choice('', null, true)], ...extra });
+  // With tools, text goes through the call parser: calls stream as delta.tool_calls.
+  const parser = format.tools ? new ToolCallParser() : null;
+  const sendText = (text: string) => {
+    if (!text) return;
+    if (!parser) return sse.send({ ...base, choices: [choice(text, null)], ...extra });
+    for (const e of parser.push(text)) sse.send({ ...base, choices: [toolDelta(e)], ...extra });
+  };
   try {
     for await (const ev of run) {
       if (ev.type === 'token') {
-        if (ev.text) sse.send({ ...base, choices: [choice(ev.text, null)], ...extra });
+        sendText(ev.text);
         continue;
       }
       const done = ev.done;
       if (done.finishReason === 'abort') return;
-      if (done.text) sse.send({ ...base, choices: [choice(done.text, null)], ...extra });
-      sse.send({ ...base, choices: [choice(chat ? null : '', done.finishReason)], ...extra });
+      sendText(done.text);
+      if (parser) for (const e of parser.end()) sse.send({ ...base, choices: [toolDelta(e)], ...extra });
+      const finish = parser?.calls.length && done.finishReason === 'stop' ? 'tool_calls' : done.finishReason;
+      sse.send({ ...base, choices: [choice(chat ? null : '', finish)], ...extra });
       if (format.includeUsage) sse.send({ ...base, choices: [], usage: usage(done) });
     }
   } catch (err) {
     sse.send(toApiError(err).toJSON());
   }
   sse.done();
+}
+
+/** One parser event as a streamed chat choice (OpenAI's delta.tool_calls shape for calls). */
+function toolDelta(e: ToolEvent) {
+  const delta = e.kind === 'text' ? { content: e.text }
+    : e.kind === 'start' ? { tool_calls: [{ index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } }] }
+      : { tool_calls: [{ index: e.index, function: { arguments: e.text } }] };
+  return { index: 0, delta, logprobs: null, finish_reason: null };
 }
 
 function usage(done: DoneData) {
