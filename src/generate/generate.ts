@@ -8,10 +8,14 @@ import type { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { GrammarEngine, type GrammarConstraint } from '../grammar/grammar.js';
 import { grammarSpecOf, type GrammarOptions } from '../grammar/options.js';
+import { validateLogitAdjust, type LogitAdjustOptions } from './logit-adjust.js';
+import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
 import { Reply, type FinishReason } from './reply.js';
 import { SAMPLABLE_VOCAB, validateSamplingOptions, type SamplingOptions } from './sampler.js';
 
-export interface GenerateOptions extends SamplingOptions, GrammarOptions {
+export interface GenerateOptions extends SamplingOptions, GrammarOptions, LogitAdjustOptions {
+  /** Report each sampled token's log-probability (chunk.logprobs) with this many alternatives (0..20). */
+  logprobs?: number;
   /** Most tokens to generate (default 512); generation also ends when the context is full. */
   maxTokens?: number;
   /** Extra strings that end generation; the reply is cut before them. */
@@ -38,6 +42,8 @@ export interface GenerationChunk {
   text: string;
   /** Ids sampled since the previous chunk (a stop id is not included). */
   tokenIds: number[];
+  /** With the logprobs option: the log-probability of each id in tokenIds, with the top alternatives. */
+  logprobs?: TokenLogprob[];
   /** Present on the last chunk only. */
   finishReason?: FinishReason;
   stats?: GenerationStats;
@@ -61,6 +67,10 @@ export function validateGenerateOptions(o: GenerateOptions): void {
     throw invalidArgument('stop', 'an array of non-empty strings', o.stop);
   }
   grammarSpecOf(o);
+  validateLogitAdjust(o);
+  if (o.logprobs != null && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= MAX_TOP_LOGPROBS)) {
+    throw invalidArgument('logprobs', `an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token)`, o.logprobs);
+  }
 }
 
 /**
@@ -109,7 +119,7 @@ export async function* generate(target: GenerationTarget, prompt: Prompt | reado
       if (reply.needsPrepare) await reply.prepare();
       const step = reply.accept(logits);
       if (reply.generated === 1) firstTokenMs = performance.now() - started;
-      if (step.text || step.tokenIds.length) yield { text: step.text, tokenIds: step.tokenIds };
+      if (step.text || step.tokenIds.length) yield { text: step.text, tokenIds: step.tokenIds, ...(step.logprob ? { logprobs: [step.logprob] } : {}) };
       if (step.feed === null) break;
       if (cache.length + 1 > cache.capacity) {
         reply.end('length'); // context full

@@ -4,15 +4,19 @@
 import type { GrammarConstraint } from '../grammar/grammar.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StreamingDetokenizer } from '../tokenizer/tokenizer.js';
+import { LogitAdjuster, type LogitAdjustOptions } from './logit-adjust.js';
+import { tokenLogprob, type TokenLogprob } from './logprobs.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import { StopMatcher } from './stop.js';
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
-export interface ReplyOptions extends SamplingOptions {
+export interface ReplyOptions extends SamplingOptions, LogitAdjustOptions {
   maxTokens?: number;
   stop?: readonly string[];
   stopTokenIds?: readonly number[];
+  /** Report each sampled token's log-probability with this many alternatives (0..20); unset = off. */
+  logprobs?: number;
 }
 
 export interface ReplyStep {
@@ -22,6 +26,8 @@ export interface ReplyStep {
   tokenIds: number[];
   /** The id to feed to the model next, or null when the reply is finished. */
   feed: number | null;
+  /** The sampled token's log-probability (when asked for; not for a stop id). */
+  logprob?: TokenLogprob;
 }
 
 export class Reply {
@@ -34,6 +40,8 @@ export class Reply {
   private readonly context: number[];
   private readonly maxTokens: number;
   private readonly allowedVocab: number;
+  private readonly adjuster: LogitAdjuster | null;
+  private readonly logprobs: number | undefined;
 
   /**
    * `constraint`: the grammar this reply is held to (the reply owns it and frees it when done);
@@ -43,6 +51,8 @@ export class Reply {
               private readonly constraint: GrammarConstraint | null = null) {
     this.sampler = new Sampler(options, allowedVocab);
     this.allowedVocab = allowedVocab;
+    this.adjuster = LogitAdjuster.of(options);
+    this.logprobs = options.logprobs ?? undefined;
     this.detok = new StreamingDetokenizer(tokenizer, { skipSpecialTokens: true });
     this.stops = new StopMatcher(options.stop ?? []);
     this.stopIds = new Set(options.stopTokenIds ?? []);
@@ -69,6 +79,7 @@ export class Reply {
    * ids it does not allow are set to -Infinity in `logits` first (the row is changed in place).
    */
   accept(logits: Float32Array): ReplyStep {
+    this.adjuster?.apply(logits);
     if (this.constraint && this.constraint.apply(logits, this.allowedVocab) === 0) {
       // The grammar is complete and allows no stop id either (none was given): the reply ends here.
       this.finish('stop');
@@ -80,12 +91,14 @@ export class Reply {
       this.finish('stop');
       return { text: '', tokenIds: [], feed: null };
     }
+    const logprob = this.logprobs !== undefined ? tokenLogprob(logits, id, this.logprobs, this.allowedVocab) : undefined;
     this.constraint?.accept(id);
+    this.adjuster?.accept(id);
     this.context.push(id);
     const { emit, stopped } = this.stops.push(this.detok.push(id));
     if (stopped) this.finish('stop');
     else if (this.generated >= this.maxTokens) this.finish('length');
-    return { text: emit, tokenIds: [id], feed: this.done ? null : id };
+    return { text: emit, tokenIds: [id], feed: this.done ? null : id, ...(logprob ? { logprob } : {}) };
   }
 
   /** Ends the reply early ('abort' when cancelled, 'length' when the context is full). */

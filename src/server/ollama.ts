@@ -159,6 +159,7 @@ function parseOptions(o: Obj): JobOptions {
   if (rep !== undefined && rep > 0) out.repetitionPenalty = rep;
   set('seed', int(opts, 'seed', Number.MIN_SAFE_INTEGER, 'options.seed'));
   set('stop', stopList(opts.stop, 'options.stop'));
+  Object.assign(out, parseMoreOllamaOptions(opts));
   return { ...out, ...parseOllamaFormat(o.format) };
 }
 
@@ -318,4 +319,18 @@ async function answerWithTools(ctx: ServerContext, res: ServerResponse, job: Job
     out.send({ error: err instanceof Error ? err.message : String(err) });
   }
   out.end();
+}
+
+/**
+ * The other Ollama options clients send: num_ctx (checked; each sequence's context is the
+ * server's --context, so a smaller or larger value changes nothing), presence / frequency penalties.
+ */
+function parseMoreOllamaOptions(opts: Obj): JobOptions {
+  const out: JobOptions = {};
+  int(opts, 'num_ctx', 1, 'options.num_ctx');
+  const presence = num(opts, 'presence_penalty', -2, 2, 'options.presence_penalty');
+  if (presence) out.presencePenalty = presence;
+  const frequency = num(opts, 'frequency_penalty', -2, 2, 'options.frequency_penalty');
+  if (frequency) out.frequencyPenalty = frequency;
+  return out;
 }

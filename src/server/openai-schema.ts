@@ -4,12 +4,21 @@ import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
 import { checkReservedText } from './prompt.js';
 import type { Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 import { parseResponseFormat } from './structured.js';
+import { MAX_TOP_LOGPROBS } from '../generate/logprobs.js';
+import { SAMPLABLE_VOCAB } from '../generate/sampler.js';
 import { parseTools, renderToolConversation, toolGrammar, type ConversationMessage, type ToolCall, type ToolMode } from './tools.js';
 
 type Obj = Record<string, unknown>;
 
+/** Most choices one request may ask for (`n`): each is its own sequence. */
+export const MAX_CHOICES = 8;
+
 export interface ChatRequest {
   model: string;
+  /** Choices (`n`). */
+  n: number;
+  /** Log-probabilities asked for. */
+  logprobs: boolean;
   job: Extract<Job, { kind: 'chat' }>;
   stream: boolean;
   includeUsage: boolean;
@@ -21,6 +30,8 @@ export interface ChatRequest {
 
 export interface CompletionRequest {
   model: string;
+  n: number;
+  logprobs: boolean;
   job: Extract<Job, { kind: 'complete' }>;
   stream: boolean;
   includeUsage: boolean;
@@ -48,7 +59,13 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const common = parseCommon(o);
   const maxCompletion = int(o, 'max_completion_tokens', 1);
   if (maxCompletion !== undefined) common.options.maxTokens = maxCompletion;
-  if (o.top_logprobs != null) throw unsupported('top_logprobs', 'logprobs are not supported');
+  const logprobs = bool(o, 'logprobs') ?? false;
+  const top = int(o, 'top_logprobs', 0);
+  if (top !== undefined) {
+    if (top > MAX_TOP_LOGPROBS) throw invalidParam('top_logprobs', `'top_logprobs' must be at most ${MAX_TOP_LOGPROBS}, got ${top}`);
+    if (!logprobs) throw invalidParam('top_logprobs', "'top_logprobs' needs 'logprobs': true");
+  }
+  if (logprobs) common.options.logprobs = top ?? 0;
   Object.assign(common.options, parseResponseFormat(o.response_format));
   // The deprecated `functions` API: its successor `tools` is supported.
   if (o.functions != null && !(Array.isArray(o.functions) && o.functions.length === 0)) throw unsupported('functions', "the deprecated 'functions' is not supported; use 'tools'");
@@ -67,7 +84,7 @@ export function parseChatRequest(body: unknown): ChatRequest {
   const images: ChatRequest['images'] = [];
   const parsed = o.messages.map((m, i) => parseMessage(m, `messages[${i}]`, images));
   const messages = renderToolConversation(parsed, tools);
-  return { ...common, job: { kind: 'chat', messages, options: common.options }, images, tools };
+  return { ...common, logprobs, job: { kind: 'chat', messages, options: common.options }, images, tools };
 }
 
 export function parseCompletionRequest(body: unknown): CompletionRequest {
@@ -78,7 +95,9 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
   if (o.echo != null && o.echo !== false) throw unsupported('echo', 'echo is not supported');
   if (o.suffix != null && o.suffix !== '') throw unsupported('suffix', 'suffix (insertion) is not supported');
   if (o.best_of != null && o.best_of !== 1) throw unsupported('best_of', 'best_of must be 1');
-  if (o.logprobs != null && o.logprobs !== 0) throw unsupported('logprobs', 'logprobs are not supported');
+  const logprobs = int(o, 'logprobs', 0);
+  if (logprobs !== undefined && logprobs > MAX_TOP_LOGPROBS) throw invalidParam('logprobs', `'logprobs' must be at most ${MAX_TOP_LOGPROBS}, got ${logprobs}`);
+  if (logprobs !== undefined) common.options.logprobs = logprobs;
   const p = o.prompt;
   if (p === undefined) throw invalidParam('prompt', "Missing required parameter: 'prompt'.", 'missing_required_parameter');
   let prompt: string | number[];
@@ -91,10 +110,10 @@ export function parseCompletionRequest(body: unknown): CompletionRequest {
     throw unsupported('prompt', 'one prompt per request: batches of prompts are not supported (send concurrent requests instead)');
   } else throw wrongType('prompt', 'a string or an array of token ids', p);
   if (typeof prompt === 'string') checkReservedText(prompt, 'prompt');
-  return { ...common, job: { kind: 'complete', prompt, options: common.options } };
+  return { ...common, logprobs: logprobs !== undefined, job: { kind: 'complete', prompt, options: common.options } };
 }
 
-function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: boolean; options: JobOptions } {
+function parseCommon(o: Obj): { model: string; n: number; stream: boolean; includeUsage: boolean; options: JobOptions } {
   if (o.model === undefined) throw invalidParam('model', "Missing required parameter: 'model'.", 'missing_required_parameter');
   if (typeof o.model !== 'string' || o.model === '') throw wrongType('model', 'a non-empty string', o.model);
   const stream = bool(o, 'stream') ?? false;
@@ -104,16 +123,16 @@ function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: bo
     if (!stream) throw invalidParam('stream_options', "The 'stream_options' parameter is only allowed when 'stream' is enabled.");
     includeUsage = bool(o.stream_options, 'include_usage', 'stream_options.include_usage') ?? false;
   }
-  const n = int(o, 'n', 1);
-  if (n !== undefined && n !== 1) throw unsupported('n', 'n must be 1: this server returns one choice per request');
-  for (const key of ['frequency_penalty', 'presence_penalty']) {
-    const v = num(o, key, -2, 2);
-    if (v !== undefined && v !== 0) throw unsupported(key, `${key} is not supported (use repetition_penalty)`);
-  }
-  if (o.logit_bias != null && !(isObj(o.logit_bias) && Object.keys(o.logit_bias).length === 0)) throw unsupported('logit_bias', 'logit_bias is not supported');
-  if (o.logprobs != null && o.logprobs !== false && o.logprobs !== 0) throw unsupported('logprobs', 'logprobs are not supported');
+  const n = int(o, 'n', 1) ?? 1;
+  if (n > MAX_CHOICES) throw invalidParam('n', `'n' must be at most ${MAX_CHOICES}, got ${n}`);
   if (o.user != null && typeof o.user !== 'string') throw wrongType('user', 'a string', o.user);
   const options: JobOptions = {};
+  const presence = num(o, 'presence_penalty', -2, 2);
+  if (presence) options.presencePenalty = presence;
+  const frequency = num(o, 'frequency_penalty', -2, 2);
+  if (frequency) options.frequencyPenalty = frequency;
+  const bias = logitBias(o.logit_bias);
+  if (bias) options.logitBias = bias;
   const set = <K extends keyof JobOptions>(k: K, v: JobOptions[K] | undefined) => {
     if (v !== undefined) options[k] = v;
   };
@@ -129,7 +148,7 @@ function parseCommon(o: Obj): { model: string; stream: boolean; includeUsage: bo
   set('repetitionPenalty', rep);
   set('seed', int(o, 'seed', Number.MIN_SAFE_INTEGER));
   set('stop', stopList(o.stop, 'stop'));
-  return { model: o.model, stream, includeUsage, options };
+  return { model: o.model, n, stream, includeUsage, options };
 }
 
 const ROLES: Record<string, string> = { system: 'system', developer: 'system', user: 'user', assistant: 'assistant', tool: 'tool' };
@@ -219,6 +238,22 @@ function parseTextContent(c: unknown, where: string): string {
   else throw wrongType(where, 'a string or an array of text parts', c);
   checkReservedText(text, where);
   return text;
+}
+
+/** OpenAI `logit_bias`: { "token id": bias in [-100, 100] }. */
+function logitBias(v: unknown): Record<number, number> | undefined {
+  if (v == null) return undefined;
+  if (!isObj(v)) throw wrongType('logit_bias', 'an object mapping token ids to biases', v);
+  const out: Record<number, number> = {};
+  const entries = Object.entries(v);
+  if (entries.length > 1024) throw invalidParam('logit_bias', `'logit_bias' may hold at most 1024 tokens, got ${entries.length}`);
+  for (const [k, b] of entries) {
+    const id = Number(k);
+    if (!/^\d+$/.test(k) || !Number.isSafeInteger(id) || id >= SAMPLABLE_VOCAB) throw invalidParam(`logit_bias.${k}`, `'logit_bias' keys must be token ids below ${SAMPLABLE_VOCAB}, got ${describe(k)}`);
+    if (typeof b !== 'number' || !Number.isFinite(b) || b < -100 || b > 100) throw wrongType(`logit_bias.${k}`, 'a number between -100 and 100', b);
+    if (b !== 0) out[id] = b;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 export function stopList(v: unknown, param: string): string[] | undefined {

@@ -8,6 +8,7 @@
 // steps so that submissions and cancellations arrive.
 import { SAMPLABLE_VOCAB } from '../generate/sampler.js';
 import type { GrammarConstraint } from '../grammar/grammar.js';
+import type { TokenLogprob } from '../generate/logprobs.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
 import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
@@ -18,7 +19,7 @@ import type { DoneData } from './protocol.js';
 
 export interface SchedulerEvents {
   /** A token was sampled; `text` is what it releases (often '' while bytes are held back). */
-  token(id: number, text: string): void;
+  token(id: number, text: string, logprob?: TokenLogprob): void;
   done(id: number, done: DoneData): void;
   failed(id: number, message: string): void;
   /** The number of active (prefilling or decoding) and waiting sequences changed. */
@@ -253,7 +254,7 @@ export class Scheduler {
 
   private advance(seq: Sequence, step: ReplyStep): void {
     if (seq.firstTokenAt === 0) seq.firstTokenAt = performance.now();
-    this.events.token(seq.id, step.text);
+    this.events.token(seq.id, step.text, step.logprob);
     if (step.feed === null) this.finish(seq);
     else seq.next = step.feed;
   }

@@ -14,6 +14,7 @@ import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } fr
 import { Metrics } from './metrics.js';
 import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
+import { detokenize, ollamaPs, ollamaShow, props, tokenize } from './introspect.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
 
@@ -173,6 +174,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
 type Handler = (ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim) => Promise<void> | void;
 
+/** POST endpoints that only read about the model (no generation: not refused when the queue is full). */
+const INFO_POST_ROUTES: Record<string, (ctx: ServerContext, res: ServerResponse, body: unknown) => Promise<void> | void> = {
+  '/api/show': ollamaShow,
+  '/tokenize': tokenize,
+  '/detokenize': detokenize,
+};
+const INFO_GET_ROUTES = ['/api/ps', '/props'];
+
 const POST_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': chatCompletions,
   '/v1/completions': completions,
@@ -200,7 +209,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
-    if (!POST_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
+    if (!POST_ROUTES[path] && !INFO_POST_ROUTES[path] && !INFO_GET_ROUTES.includes(path) &&
+        !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
       throw new ApiError(404, `Unknown endpoint ${req.method} ${path}.`, 'not_found_error', null, 'unknown_url');
     }
     if (ctx.options.apiKey) checkApiKey(req, ctx.options.apiKey);
@@ -212,7 +222,15 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       await post(ctx, req, res, body, claim);
       return;
     }
+    const info = INFO_POST_ROUTES[path];
+    if (info) {
+      if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      await info(ctx, res, await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes)));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req, path, 'GET');
+    if (path === '/api/ps') return ollamaPs(ctx, res);
+    if (path === '/props') return props(ctx, res);
     if (path === '/v1/models') return listModels(ctx, res);
     if (path.startsWith('/v1/models/')) return getModel(ctx, res, safeDecode(path.slice('/v1/models/'.length)));
     if (path === '/api/tags') return ollamaTags(ctx, res);
@@ -232,7 +250,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function routeName(method: string, path: string): string {
-  if (POST_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (POST_ROUTES[path] || INFO_POST_ROUTES[path] || INFO_GET_ROUTES.includes(path) || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';
