@@ -152,6 +152,17 @@ function captureXgrammarLog(): { lines: string[]; stop(): void } {
   return { lines, stop: () => void (stderr.write = original) };
 }
 
+/** Allowed ids up to which apply() keeps their logits aside and fills the row (scratch shared: one thread). */
+const KEEP_ASIDE = 8192;
+const keptIds = new Int32Array(KEEP_ASIDE);
+const keptValues = new Float32Array(KEEP_ASIDE);
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
 /** One reply's grammar state: the mask of the next token, then the token taken. */
 export class GrammarConstraint {
   private mask: Int32Array | null = null;
@@ -177,22 +188,39 @@ export class GrammarConstraint {
     const mask = this.mask;
     if (!mask) throw new GemmaError('INVALID_ARGUMENT', 'internal error: the grammar mask was not prepared before sampling');
     const n = Math.min(limit, logits.length);
-    let allowed = 0;
     const words = Math.min(mask.length, Math.ceil(n / 32));
+    // Count first: when few ids are allowed (most steps outside strings), keep their logits aside
+    // and fill the row at once, which is several times faster than writing -Infinity id by id.
+    let allowed = 0;
     for (let w = 0; w < words; w++) {
       const bits = mask[w]!;
+      if (bits !== 0) allowed += popcount(w === words - 1 && n - w * 32 < 32 ? bits & ((1 << (n - w * 32)) - 1) : bits);
+    }
+    if (allowed <= KEEP_ASIDE) {
+      let k = 0;
+      for (let w = 0; w < words; w++) {
+        let bits = mask[w]!;
+        while (bits !== 0) {
+          const b = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+          const id = w * 32 + b;
+          if (id >= n) break;
+          keptIds[k] = id;
+          keptValues[k++] = logits[id]!;
+        }
+      }
+      logits.fill(-Infinity, 0, n);
+      for (let i = 0; i < k; i++) logits[keptIds[i]!] = keptValues[i]!;
+      return allowed;
+    }
+    for (let w = 0; w < words; w++) {
+      const bits = mask[w]!;
+      if (bits === -1) continue;
       const base = w * 32;
       const end = Math.min(32, n - base);
-      if (bits === -1 && end === 32) {
-        allowed += 32;
-        continue;
-      }
-      for (let b = 0; b < end; b++) {
-        if ((bits >>> b) & 1) allowed++;
-        else logits[base + b] = -Infinity;
-      }
+      for (let b = 0; b < end; b++) if (!((bits >>> b) & 1)) logits[base + b] = -Infinity;
     }
-    for (let i = words * 32; i < n; i++) logits[i] = -Infinity;
+    if (words * 32 < n) logits.fill(-Infinity, words * 32, n);
     return allowed;
   }
 
