@@ -133,23 +133,38 @@ function xgrammarMessage(line: string): string {
   return line.replace(/^\[FATAL\]\s*\S+\.cc:\d+:\s*/, '').trim();
 }
 
+/** The captures in progress (compiles can overlap: each awaits xgrammar). */
+const captures = new Set<string[]>();
+let originalWrite: typeof process.stderr.write | null = null;
+
 /**
  * xgrammar reports why it refused a grammar only on stderr ([FATAL] ... then "Aborted()"); while
- * it compiles, its lines are kept for the error message instead (other writes pass through).
+ * grammars compile, its lines are kept for the error message instead (other writes pass through).
  */
 function captureXgrammarLog(): { lines: string[]; stop(): void } {
-  const stderr = process.stderr;
-  const original = stderr.write;
   const lines: string[] = [];
-  stderr.write = function (this: typeof stderr, chunk: unknown, ...rest: unknown[]): boolean {
-    const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
-    if (/^\[(FATAL|WARNING)\]|^Aborted\(/.test(text)) {
-      lines.push(text.trim());
-      return true;
-    }
-    return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof stderr.write;
-  return { lines, stop: () => void (stderr.write = original) };
+  const stderr = process.stderr;
+  if (captures.size === 0) {
+    const original = stderr.write;
+    originalWrite = original;
+    stderr.write = function (this: typeof stderr, chunk: unknown, ...rest: unknown[]): boolean {
+      const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : '';
+      if (/^\[(FATAL|WARNING)\]|^Aborted\(/.test(text)) {
+        for (const c of captures) c.push(text.trim());
+        return true;
+      }
+      return (original as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as typeof stderr.write;
+  }
+  captures.add(lines);
+  return {
+    lines,
+    stop: () => {
+      if (!captures.delete(lines) || captures.size > 0) return;
+      stderr.write = originalWrite!;
+      originalWrite = null;
+    },
+  };
 }
 
 /** Allowed ids up to which apply() keeps their logits aside and fills the row (scratch shared: one thread). */
