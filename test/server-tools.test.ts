@@ -7,7 +7,8 @@ import type OpenAI from 'openai';
 import { load, type Gemma3 } from '../src/index.js';
 import type { RunningServer } from '../src/server/server.js';
 import { ToolCallParser } from '../src/server/tool-calls.js';
-import { renderToolConversation, type ConversationMessage } from '../src/server/tools.js';
+import { renderToolConversation, toolGrammar, type ConversationMessage } from '../src/server/tools.js';
+import { GrammarEngine } from '../src/grammar/grammar.js';
 import { fixturePath } from './helpers.js';
 import { client, ndjson, postJson, startTestServer } from './server-helpers.js';
 
@@ -142,6 +143,46 @@ test('a multi-turn tool loop renders the documented prompt (exact token ids) and
     messages: [{ role: 'user', content: 'Weather in Lima?' }, asked, { role: 'tool', tool_call_id: asked.tool_calls![0]!.id, content: 'sunny' }] });
   assert.equal(second.choices[0]!.message.tool_calls, undefined);
   assert.equal(typeof second.choices[0]!.message.content, 'string');
+});
+
+test("tool_choice 'auto': free text is allowed, and once the model writes the call prefix the rest is held to a valid call", async () => {
+  const mode = { tools: TOOLS.map((t) => ({ name: t.function.name, parameters: t.function.parameters })), choice: 'auto' as const, parallel: false };
+  const engine = GrammarEngine.for(model.tokenizer, model.config.text.vocabSize);
+  const V = model.config.text.vocabSize;
+  let rng = 7;
+  const random = () => ((rng = (Math.imul(rng, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  for (let trial = 0; trial < 4; trial++) {
+    const constraint = await engine.constraint(toolGrammar(mode), [1, 106]);
+    const ids: number[] = [];
+    // The model's own start: text, then the call prefix (each token must be allowed by the mask).
+    for (const id of model.tokenizer.encode('Let me look. {"name": ', { addBos: false })) {
+      await constraint.prepare();
+      const row = new Float32Array(V);
+      constraint.apply(row, V);
+      assert.notEqual(row[id], -Infinity, `token ${model.tokenizer.piece(id)} allowed in free text`);
+      constraint.accept(id);
+      ids.push(id);
+    }
+    // Then random logits (a model with random weights): the mask alone must complete a valid call.
+    for (let step = 0; step < 300; step++) {
+      await constraint.prepare();
+      const row = Float32Array.from({ length: V }, () => random() * 10);
+      constraint.apply(row, V);
+      let best = 0;
+      for (let i = 1; i < V; i++) if (row[i]! > row[best]!) best = i;
+      if (best === 1 || best === 106) break;
+      constraint.accept(best);
+      ids.push(best);
+    }
+    constraint.dispose();
+    const parser = new ToolCallParser();
+    const text = model.tokenizer.decode(ids);
+    const events = [...parser.push(text), ...parser.end()];
+    assert.equal(events.filter((e) => e.kind === 'text').map((e) => (e as { text: string }).text).join(''), 'Let me look. ');
+    assert.equal(parser.calls.length, 1, text);
+    const c = parser.calls[0]!;
+    assert.ok(ajv.compile(SCHEMA_OF[c.name]!)(JSON.parse(c.arguments)), text);
+  }
 });
 
 test('the call parser: text before a call, a call split at every position, several calls', () => {
