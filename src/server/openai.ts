@@ -132,14 +132,19 @@ async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResp
   };
 
   if (!format.stream) {
-    await Promise.all(states.map(async (st) => {
-      for await (const ev of st.run) {
-        if (ev.type === 'token') {
-          st.text += ev.text;
-          if (ev.logprob) st.logprobs.push(ev.logprob);
-        } else st.done = ev.done;
-      }
-    }));
+    try {
+      await Promise.all(states.map(async (st) => {
+        for await (const ev of st.run) {
+          if (ev.type === 'token') {
+            st.text += ev.text;
+            if (ev.logprob) st.logprobs.push(ev.logprob);
+          } else st.done = ev.done;
+        }
+      }));
+    } catch (err) {
+      for (const r of runs) r.cancel(); // one choice failed: the others stop too
+      throw err;
+    }
     if (states.some((st) => !st.done || st.done.finishReason === 'abort')) return; // the client is gone
     const choices = states.map((st) => {
       const done = st.done!;
