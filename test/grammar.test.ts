@@ -8,6 +8,11 @@ import { collect, load, type Gemma3 } from '../src/index.js';
 import { GrammarEngine } from '../src/grammar/grammar.js';
 import { checkJsonSchema, SchemaError, SUPPORTED_FORMATS } from '../src/grammar/json-schema.js';
 import { xgrammar } from '../src/grammar/xgrammar-module.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { convertCheckpoint } from '../src/convert/convert.js';
+import { loadTokenizer } from '../src/tokenizer/tokenizer.js';
 import { fixturePath, throwsGemma } from './helpers.js';
 
 let model: Gemma3;
@@ -123,4 +128,30 @@ test('an EBNF grammar xgrammar cannot parse is an INVALID_ARGUMENT error, and th
     (e: Error) => /grammar could not be compiled: EBNF parser error .*undefined_rule/.test(e.message));
   const r = await collect(model.chat([{ role: 'user', content: 'x' }], { grammar: 'root ::= "ok"', maxTokens: 5 }));
   assert.equal(r.text, 'ok');
+});
+
+test('a GGUF model (vocabulary from its metadata) is constrained the same way', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-grammar-'));
+  try {
+    const gguf = join(dir, 'tiny.gguf');
+    convertCheckpoint(fixturePath('tiny-text'), gguf, { type: 'bf16' });
+    const fromGguf = await loadTokenizer(gguf);
+    // The vocabulary xgrammar is given is the same from both files: pieces and special flags.
+    const n = Math.min(fromGguf.size, model.tokenizer.size, 262144);
+    for (let id = 0; id < n; id++) {
+      assert.equal(fromGguf.isSpecial(id), model.tokenizer.isSpecial(id), `special flag of ${id}`);
+      if (!fromGguf.isSpecial(id)) assert.equal(fromGguf.piece(id), model.tokenizer.piece(id), `piece ${id}`);
+    }
+    const ggufModel = await load(gguf, { contextLength: 256 });
+    try {
+      const validate = ajv.compile(PERSON);
+      const r = await collect(ggufModel.chat([{ role: 'user', content: 'A person.' }], { temperature: 1, seed: 4, maxTokens: 120, responseFormat: { type: 'json_schema', schema: PERSON } }));
+      if (r.finishReason === 'stop') assert.ok(validate(JSON.parse(r.text)), r.text);
+      else assert.match(r.text, /^\{"name": "/);
+    } finally {
+      ggufModel.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
