@@ -84,8 +84,14 @@ test('wrong types: 400 naming the field', async () => {
     [{ messages: [{ role: 'user', content: 42 }] }, 'messages[0].content'],
     [{ messages: [{ role: 'user', content: [{ type: 'audio', data: 'x' }] }] }, 'messages[0].content[0].type'],
     [{ stream_options: { include_usage: true } }, 'stream_options'],
-    [{ n: 2 }, 'n'],
-    [{ tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools'],
+    [{ n: 9 }, 'n'],
+    [{ n: 0 }, 'n'],
+    [{ logprobs: true, top_logprobs: 21 }, 'top_logprobs'],
+    [{ top_logprobs: 2 }, 'top_logprobs'],
+    [{ logit_bias: { abc: 5 } }, 'logit_bias.abc'],
+    [{ logit_bias: { 17: 101 } }, 'logit_bias.17'],
+    [{ presence_penalty: 3 }, 'presence_penalty'],
+    [{ tools: [{ type: 'function', function: { parameters: {} } }] }, 'tools[0].function.name'],
     [{ frobnicate: true }, 'frobnicate'],
   ];
   for (const [extra, param] of cases) {

@@ -29,6 +29,8 @@ Generation options (run, chat):
   --temperature T      0 = greedy (default: the model's generation_config.json)
   --top-k K  --top-p P  --min-p P  --repetition-penalty R  --seed S
   --stop TEXT          stop string (repeatable)
+  --json-schema FILE   the reply is JSON valid for this JSON schema (constrained decoding)
+  --grammar FILE       the reply follows this grammar (xgrammar EBNF, GBNF-style: root ::= ...)
   --ids 2,105,...      (run) raw token ids instead of a prompt, no template
   --raw                (run) complete the prompt as plain text, no chat template
   --json               (run) print one JSON object at the end instead of streaming

@@ -32,6 +32,8 @@ export const GENERATION_FLAGS = {
   'repetition-penalty': { type: 'string' },
   seed: { type: 'string' },
   stop: { type: 'string', multiple: true },
+  'json-schema': { type: 'string' },
+  grammar: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** Image input (run, chat); --messages is added by the commands that take it. */
@@ -75,7 +77,33 @@ export function generationOptions(values: Record<string, unknown>): GenerateOpti
   set('repetitionPenalty', numberFlag('repetition-penalty', str('repetition-penalty')));
   set('seed', numberFlag('seed', str('seed'), true));
   set('stop', values.stop as string[] | undefined);
+  Object.assign(options, grammarFlags(str('json-schema'), str('grammar')));
   return options;
+}
+
+/** --json-schema FILE (a JSON schema) and --grammar FILE (xgrammar EBNF, GBNF-style) → grammar options. */
+export function grammarFlags(schemaFile: string | undefined, grammarFile: string | undefined): Pick<GenerateOptions, 'responseFormat' | 'grammar'> {
+  if (schemaFile !== undefined && grammarFile !== undefined) throw new GemmaError('INVALID_ARGUMENT', '--json-schema and --grammar cannot be used together');
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new GemmaError('INVALID_ARGUMENT', `--${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  if (grammarFile !== undefined) return { grammar: read('grammar', grammarFile) };
+  if (schemaFile === undefined) return {};
+  const text = read('json-schema', schemaFile);
+  let schema: unknown;
+  try {
+    schema = JSON.parse(text);
+  } catch (err) {
+    throw new GemmaError('INVALID_ARGUMENT', `--json-schema: ${schemaFile} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--json-schema: ${schemaFile} must hold a JSON schema object`);
+  }
+  return { responseFormat: { type: 'json_schema', schema: schema as Record<string, unknown> } };
 }
 
 /** Parses --ids "2,105,..." into integers. */

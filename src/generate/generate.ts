@@ -6,10 +6,16 @@ import type { Gemma3TextDecoder } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
 import type { KvCache } from '../model/kv-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { GrammarEngine, type GrammarConstraint } from '../grammar/grammar.js';
+import { grammarSpecOf, type GrammarOptions } from '../grammar/options.js';
+import { validateLogitAdjust, type LogitAdjustOptions } from './logit-adjust.js';
+import { MAX_TOP_LOGPROBS, type TokenLogprob } from './logprobs.js';
 import { Reply, type FinishReason } from './reply.js';
 import { SAMPLABLE_VOCAB, validateSamplingOptions, type SamplingOptions } from './sampler.js';
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, GrammarOptions, LogitAdjustOptions {
+  /** Report each sampled token's log-probability (chunk.logprobs) with this many alternatives (0..20). */
+  logprobs?: number;
   /** Most tokens to generate (default 512); generation also ends when the context is full. */
   maxTokens?: number;
   /** Extra strings that end generation; the reply is cut before them. */
@@ -36,6 +42,8 @@ export interface GenerationChunk {
   text: string;
   /** Ids sampled since the previous chunk (a stop id is not included). */
   tokenIds: number[];
+  /** With the logprobs option: the log-probability of each id in tokenIds, with the top alternatives. */
+  logprobs?: TokenLogprob[];
   /** Present on the last chunk only. */
   finishReason?: FinishReason;
   stats?: GenerationStats;
@@ -58,6 +66,22 @@ export function validateGenerateOptions(o: GenerateOptions): void {
   if (o.stop !== undefined && (!Array.isArray(o.stop) || o.stop.some((s) => typeof s !== 'string' || s === ''))) {
     throw invalidArgument('stop', 'an array of non-empty strings', o.stop);
   }
+  grammarSpecOf(o);
+  validateLogitAdjust(o);
+  if (o.logprobs != null && !(Number.isInteger(o.logprobs) && o.logprobs >= 0 && o.logprobs <= MAX_TOP_LOGPROBS)) {
+    throw invalidArgument('logprobs', `an integer in [0, ${MAX_TOP_LOGPROBS}] (alternatives per token)`, o.logprobs);
+  }
+}
+
+/**
+ * The grammar a reply is held to, compiled (cached) for this vocabulary, or null. Stop ids end
+ * the reply only where the grammar may end.
+ */
+export async function constraintFor(tokenizer: Tokenizer, vocabSize: number, o: GenerateOptions): Promise<GrammarConstraint | null> {
+  const spec = grammarSpecOf(o);
+  if (!spec) return null;
+  const stopIds = o.stopTokenIds?.length ? o.stopTokenIds : [tokenizer.eosId];
+  return GrammarEngine.for(tokenizer, vocabSize).constraint(spec, stopIds);
 }
 
 /**
@@ -75,52 +99,58 @@ export async function* generate(target: GenerationTarget, prompt: Prompt | reado
       `the prompt has ${promptIds.length} tokens but the context holds ${cache.capacity} (at least one more is needed to reply); ` +
       'shorten the prompt or load the model with a larger contextLength');
   }
-  const reply = new Reply(tokenizer, promptIds, options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize));
-  const reused = reusablePrefix(target, input);
-  const started = performance.now();
-  const logitsBuffer = new Float32Array(decoder.config.vocabSize);
-  let logits = decoder.forward(input.slice(reused), cache, { logits: 'last', into: logitsBuffer });
-  target.cachedIds = [...promptIds];
-  const prefillMs = performance.now() - started;
-  let firstTokenMs = 0;
-  const decodeStarted = performance.now();
+  const constraint = await constraintFor(tokenizer, decoder.config.vocabSize, options);
+  const reply = new Reply(tokenizer, promptIds, options, Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize), constraint);
+  try {
+    const reused = reusablePrefix(target, input);
+    const started = performance.now();
+    const logitsBuffer = new Float32Array(decoder.config.vocabSize);
+    let logits = decoder.forward(input.slice(reused), cache, { logits: 'last', into: logitsBuffer });
+    target.cachedIds = [...promptIds];
+    const prefillMs = performance.now() - started;
+    let firstTokenMs = 0;
+    const decodeStarted = performance.now();
 
-  for (;;) {
-    if (options.signal?.aborted) {
-      reply.end('abort');
-      break;
+    for (;;) {
+      if (options.signal?.aborted) {
+        reply.end('abort');
+        break;
+      }
+      if (reply.needsPrepare) await reply.prepare();
+      const step = reply.accept(logits);
+      if (reply.generated === 1) firstTokenMs = performance.now() - started;
+      if (step.text || step.tokenIds.length) yield { text: step.text, tokenIds: step.tokenIds, ...(step.logprob ? { logprobs: [step.logprob] } : {}) };
+      if (step.feed === null) break;
+      if (cache.length + 1 > cache.capacity) {
+        reply.end('length'); // context full
+        break;
+      }
+      logits = decoder.forward({ ids: [step.feed] }, cache, { logits: 'last', into: logitsBuffer });
+      target.cachedIds.push(step.feed);
+      // Let timers, I/O and abort handlers run between tokens.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    const step = reply.accept(logits);
-    if (reply.generated === 1) firstTokenMs = performance.now() - started;
-    if (step.text || step.tokenIds.length) yield { text: step.text, tokenIds: step.tokenIds };
-    if (step.feed === null) break;
-    if (cache.length + 1 > cache.capacity) {
-      reply.end('length'); // context full
-      break;
-    }
-    logits = decoder.forward({ ids: [step.feed] }, cache, { logits: 'last', into: logitsBuffer });
-    target.cachedIds.push(step.feed);
-    // Let timers, I/O and abort handlers run between tokens.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    const decodeMs = performance.now() - decodeStarted;
+    const tail = reply.flush();
+    const finishReason = reply.finishReason!;
+    const generated = reply.generated;
+    const computed = promptIds.length - reused;
+    yield {
+      text: tail,
+      tokenIds: [],
+      finishReason,
+      stats: {
+        promptTokens: promptIds.length,
+        promptTokensComputed: computed,
+        generatedTokens: generated,
+        timeToFirstTokenMs: firstTokenMs,
+        promptTokensPerSecond: prefillMs > 0 ? (computed / prefillMs) * 1000 : 0,
+        generatedTokensPerSecond: generated > 1 && decodeMs > 0 ? ((generated - 1) / decodeMs) * 1000 : 0,
+      },
+    };
+  } finally {
+    reply.end('abort'); // frees the grammar of a stream its consumer left early (no-op when done)
   }
-  const decodeMs = performance.now() - decodeStarted;
-  const tail = reply.flush();
-  const finishReason = reply.finishReason!;
-  const generated = reply.generated;
-  const computed = promptIds.length - reused;
-  yield {
-    text: tail,
-    tokenIds: [],
-    finishReason,
-    stats: {
-      promptTokens: promptIds.length,
-      promptTokensComputed: computed,
-      generatedTokens: generated,
-      timeToFirstTokenMs: firstTokenMs,
-      promptTokensPerSecond: prefillMs > 0 ? (computed / prefillMs) * 1000 : 0,
-      generatedTokensPerSecond: generated > 1 && decodeMs > 0 ? ((generated - 1) / decodeMs) * 1000 : 0,
-    },
-  };
 }
 
 /**

@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { loadNativeBinding } from '../backend/native-backend.js';
 import { ApiError } from './api-error.js';
 import type { Metrics } from './metrics.js';
-import type { DoneData, FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
+import type { DoneData, FromWorker, Job, ModelInfo, TokenLogprobData, ToWorker, WorkerConfig } from './protocol.js';
 
 /** How long close() waits for the worker to stop by itself before terminating it. */
 const SHUTDOWN_GRACE_MS = 30_000;
@@ -88,7 +88,7 @@ export class InflightBudget {
   }
 }
 
-export type RunEvent = { type: 'token'; text: string } | { type: 'done'; done: DoneData };
+export type RunEvent = { type: 'token'; text: string; logprob?: TokenLogprobData } | { type: 'done'; done: DoneData };
 
 /** One request's generation: `accepted` (prompt tokens, or an ApiError), then its events. */
 export class Run implements AsyncIterable<RunEvent> {
@@ -322,7 +322,7 @@ export class Engine {
           this.metrics.timeToFirstToken.observe((run.firstTokenAt - run.submittedAt) / 1000);
         }
         this.metrics.tokenGenerated();
-        run.push({ type: 'token', text: m.text });
+        run.push({ type: 'token', text: m.text, ...(m.logprob ? { logprob: m.logprob } : {}) });
         break;
       case 'done':
         this.forget(m.id);

@@ -13,6 +13,9 @@ import { checkReservedText, noVision } from './prompt.js';
 import type { DoneData, Job, JobMessage, JobOptions, JobPart } from './protocol.js';
 import type { ServerContext } from './server.js';
 import { NdjsonStream } from './sse.js';
+import { parseOllamaFormat } from './structured.js';
+import { ToolCallParser } from './tool-calls.js';
+import { parseTools, renderToolConversation, toolGrammar, type ConversationMessage, type ToolCall } from './tools.js';
 import { sendJson } from './http.js';
 import { cachedModelTags } from './ollama-models.js';
 
@@ -25,25 +28,28 @@ export async function ollamaChat(ctx: ServerContext, req: IncomingMessage, res: 
   if (!Array.isArray(o.messages ?? [])) throw wrongType('messages', 'an array of messages', o.messages);
   const raw = (o.messages ?? []) as unknown[];
   if (raw.length === 0) return loaded(res, model, { message: { role: 'assistant', content: '' } });
-  const messages = raw.map((m, i): JobMessage => {
+  const messages = raw.map((m, i): ConversationMessage => {
     const where = `messages[${i}]`;
     if (m === null || typeof m !== 'object' || Array.isArray(m)) throw wrongType(where, 'an object { role, content }', m);
     const { role, content, images } = m as Obj;
-    if (role !== 'system' && role !== 'user' && role !== 'assistant') {
-      throw invalidParam(`${where}.role`, `'${where}.role' must be 'system', 'user' or 'assistant', got ${describe(role)}`);
+    if (role !== 'system' && role !== 'user' && role !== 'assistant' && role !== 'tool') {
+      throw invalidParam(`${where}.role`, `'${where}.role' must be 'system', 'user', 'assistant' or 'tool', got ${describe(role)}`);
     }
     if (content != null && typeof content !== 'string') throw wrongType(`${where}.content`, 'a string', content);
     if (typeof content === 'string') checkReservedText(content, `${where}.content`);
-    return { role, content: withImages(ctx, (content as string | undefined) ?? '', images, `${where}.images`) };
+    if (role === 'tool') return { role, content: (content as string | undefined) ?? '', toolCallId: '' };
+    const toolCalls = role === 'assistant' ? ollamaToolCalls((m as Obj).tool_calls, `${where}.tool_calls`) : [];
+    return { role, content: withImages(ctx, (content as string | undefined) ?? '', images, `${where}.images`), ...(toolCalls.length ? { toolCalls } : {}) };
   });
-  const job: Job = { kind: 'chat', messages, options: parseOptions(o) };
-  await answer(ctx, req, res, job, claim, model, bool(o, 'stream') ?? true, 'chat');
+  const { job, tools } = ollamaToolJob(o, messages);
+  await answer(ctx, req, res, job, claim, model, bool(o, 'stream') ?? true, 'chat', tools);
 }
 
 export async function ollamaGenerate(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, body: unknown, claim: Claim): Promise<void> {
   const o = asObject(body);
   const model = checkModel(ctx, o.model);
   rejectUnsupported(o);
+  if (o.tools != null && !(Array.isArray(o.tools) && o.tools.length === 0)) throw invalidParam('tools', "tools are supported on /api/chat, not /api/generate", 'unsupported_value');
   for (const key of ['suffix', 'template']) {
     if (o[key] != null && o[key] !== '') throw invalidParam(key, `'${key}' is not supported by this server`, 'unsupported_value');
   }
@@ -110,8 +116,6 @@ function checkModel(ctx: ServerContext, model: unknown): string {
 }
 
 function rejectUnsupported(o: Obj): void {
-  if (o.format != null && o.format !== '') throw invalidParam('format', "'format' (structured output) is not supported by this server", 'unsupported_value');
-  if (o.tools != null && !(Array.isArray(o.tools) && o.tools.length === 0)) throw invalidParam('tools', 'tool calling is not supported', 'unsupported_value');
   if (o.think === true) throw invalidParam('think', 'this model has no thinking mode', 'unsupported_value');
 }
 
@@ -157,7 +161,8 @@ function parseOptions(o: Obj): JobOptions {
   if (rep !== undefined && rep > 0) out.repetitionPenalty = rep;
   set('seed', int(opts, 'seed', Number.MIN_SAFE_INTEGER, 'options.seed'));
   set('stop', stopList(opts.stop, 'options.stop'));
-  return out;
+  Object.assign(out, parseMoreOllamaOptions(opts));
+  return { ...out, ...parseOllamaFormat(o.format) };
 }
 
 /** The answer Ollama gives to an empty request (it loads the model). */
@@ -166,7 +171,8 @@ function loaded(res: ServerResponse, model: string, fields: Obj): void {
 }
 
 async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResponse, job: Job, claim: Claim, model: string, stream: boolean,
-                      kind: 'chat' | 'generate'): Promise<void> {
+                      kind: 'chat' | 'generate', tools = false): Promise<void> {
+  if (tools) return answerWithTools(ctx, res, job, claim, model, stream);
   const started = performance.now();
   await admitImages(job, claim, ctx.options.maxImagePixels);
   if (res.destroyed) return; // the client left while its images were checked
@@ -214,4 +220,119 @@ function formatParameters(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
   return `${(n / 1e3).toFixed(1)}K`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tools on /api/chat (Ollama's shape: `tools` as OpenAI's, calls with arguments as objects).
+
+/** An assistant message's earlier calls, Ollama style: [{ function: { name, arguments: {...} } }]. */
+function ollamaToolCalls(v: unknown, where: string): ToolCall[] {
+  if (v == null) return [];
+  if (!Array.isArray(v)) throw wrongType(where, 'an array of tool calls', v);
+  return v.map((c, j) => {
+    const w = `${where}[${j}].function`;
+    const f = c !== null && typeof c === 'object' ? (c as Obj).function : undefined;
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw wrongType(w, 'an object { name, arguments }', f);
+    const { name, arguments: args } = f as Obj;
+    if (typeof name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(name)) throw wrongType(`${w}.name`, 'a function name', name);
+    const value = args ?? {};
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw wrongType(`${w}.arguments`, 'an object', args);
+    return { id: `call_${j}`, name, arguments: JSON.stringify(value) };
+  });
+}
+
+/** The job of an /api/chat request, with its tools rendered into the prompt and the call grammar. */
+function ollamaToolJob(o: Obj, messages: ConversationMessage[]): { job: Job; tools: boolean } {
+  const tools = parseTools(o, null);
+  const options = parseOptions(o);
+  if (tools) {
+    if (options.responseFormat) throw invalidParam('format', "'format' cannot be combined with 'tools'", 'unsupported_value');
+    options.grammarSpec = toolGrammar(tools);
+    options.grammarParam = 'tools';
+  }
+  const rendered: JobMessage[] = renderToolConversation(messages, tools);
+  return { job: { kind: 'chat', messages: rendered, options }, tools: tools !== null };
+}
+
+/** /api/chat with tools: text streams as content; calls are sent whole once complete (as Ollama does). */
+async function answerWithTools(ctx: ServerContext, res: ServerResponse, job: Job, claim: Claim, model: string, stream: boolean): Promise<void> {
+  const started = performance.now();
+  await admitImages(job, claim, ctx.options.maxImagePixels);
+  if (res.destroyed) return;
+  const run = ctx.engine.submit(job, claim);
+  cancelOnDisconnect(res, run);
+  await run.accepted;
+  const parser = new ToolCallParser();
+  let sentCalls = 0;
+  const now = () => new Date().toISOString();
+  const completeCalls = (final: boolean) => {
+    // A call is complete once the next one started or the reply ended; cut-off arguments are dropped.
+    const upTo = final ? parser.calls.length : parser.calls.length - 1;
+    const out: { function: { name: string; arguments: unknown } }[] = [];
+    for (; sentCalls < upTo; sentCalls++) {
+      const c = parser.calls[sentCalls]!;
+      try {
+        out.push({ function: { name: c.name, arguments: JSON.parse(c.arguments) } });
+      } catch {
+        // the reply ended inside these arguments
+      }
+    }
+    return out;
+  };
+  const final = (done: DoneData) => ({
+    done: true, done_reason: done.finishReason,
+    total_duration: Math.round((performance.now() - started) * 1e6), load_duration: 0,
+    prompt_eval_count: done.promptTokens, prompt_eval_duration: Math.round(done.prefillMs * 1e6),
+    eval_count: done.completionTokens, eval_duration: Math.round(done.decodeMs * 1e6),
+  });
+  const textOf = (events: ReturnType<ToolCallParser['push']>) => events.map((e) => (e.kind === 'text' ? e.text : '')).join('');
+  if (!stream) {
+    let text = '';
+    for await (const ev of run) {
+      if (ev.type === 'token') {
+        text += textOf(parser.push(ev.text));
+        continue;
+      }
+      if (ev.done.finishReason === 'abort') return;
+      text += textOf(parser.push(ev.done.text)) + textOf(parser.end());
+      const calls = completeCalls(true);
+      sendJson(res, 200, {
+        model, created_at: now(), message: { role: 'assistant', content: calls.length && text.trim() === '' ? '' : text, ...(calls.length ? { tool_calls: calls } : {}) },
+        ...final(ev.done),
+      });
+    }
+    return;
+  }
+  const out = new NdjsonStream(res);
+  const send = (text: string, calls: ReturnType<typeof completeCalls>) => {
+    if (text || calls.length) out.send({ model, created_at: now(), message: { role: 'assistant', content: text, ...(calls.length ? { tool_calls: calls } : {}) }, done: false });
+  };
+  try {
+    for await (const ev of run) {
+      if (ev.type === 'token') {
+        send(textOf(parser.push(ev.text)), completeCalls(false));
+        continue;
+      }
+      if (ev.done.finishReason === 'abort') return;
+      send(textOf(parser.push(ev.done.text)) + textOf(parser.end()), completeCalls(true));
+      out.send({ model, created_at: now(), message: { role: 'assistant', content: '' }, ...final(ev.done) });
+    }
+  } catch (err) {
+    out.send({ error: err instanceof Error ? err.message : String(err) });
+  }
+  out.end();
+}
+
+/**
+ * The other Ollama options clients send: num_ctx (checked; each sequence's context is the
+ * server's --context, so a smaller or larger value changes nothing), presence / frequency penalties.
+ */
+function parseMoreOllamaOptions(opts: Obj): JobOptions {
+  const out: JobOptions = {};
+  int(opts, 'num_ctx', 1, 'options.num_ctx');
+  const presence = num(opts, 'presence_penalty', -2, 2, 'options.presence_penalty');
+  if (presence) out.presencePenalty = presence;
+  const frequency = num(opts, 'frequency_penalty', -2, 2, 'options.frequency_penalty');
+  if (frequency) out.frequencyPenalty = frequency;
+  return out;
 }

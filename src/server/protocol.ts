@@ -2,9 +2,10 @@
 // plain data: it crosses postMessage by structured clone.
 import type { FinishReason } from '../generate/reply.js';
 import type { ApiErrorData } from './api-error.js';
+import type { StructuredOptions } from './structured.js';
 
-/** Sampling and length options of a job, already validated for types by the HTTP side. */
-export interface JobOptions {
+/** Sampling, length and grammar options of a job, already validated for types by the HTTP side. */
+export interface JobOptions extends StructuredOptions {
   maxTokens?: number;
   temperature?: number;
   topP?: number;
@@ -13,6 +14,23 @@ export interface JobOptions {
   repetitionPenalty?: number;
   seed?: number;
   stop?: string[];
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  logitBias?: Record<number, number>;
+  /** Log-probabilities of the sampled tokens with this many alternatives (0..20). */
+  logprobs?: number;
+}
+
+/** A token's text as clients see it: its decoded text and UTF-8 bytes (a lone byte of a byte-fallback run as itself). */
+export interface TokenText {
+  token: string;
+  bytes: number[];
+  logprob: number;
+}
+
+/** A sampled token's log-probability, with the most likely alternatives. */
+export interface TokenLogprobData extends TokenText {
+  top: TokenText[];
 }
 
 /** An image as the HTTP side hands it over: a data: URL (checked) or encoded bytes. */
@@ -62,6 +80,12 @@ export interface ModelInfo {
   /** Storage type of most decoder weights, e.g. 'Q4_0', 'BF16'. */
   quantization: string;
   family: string;
+  /** The checkpoint's chat template (Jinja source), or null. */
+  chatTemplate: string | null;
+  /** Sampling defaults from generation_config.json. */
+  defaults: { temperature: number; topK: number; topP: number; minP: number; repetitionPenalty: number };
+  /** Decoder dimensions (Ollama's model_info). */
+  dims: { vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number; numKvHeads: number; headDim: number; slidingWindow: number; maxPositionEmbeddings: number };
 }
 
 export type ToWorker =
@@ -90,7 +114,7 @@ export type FromWorker =
   /** The job was refused before generation (bad image, prompt too long, bad option...). */
   | { type: 'rejected'; id: number; error: ApiErrorData }
   /** One sampled token (`text` may be empty while bytes or a possible stop string are held back). */
-  | { type: 'token'; id: number; text: string }
+  | { type: 'token'; id: number; text: string; logprob?: TokenLogprobData }
   | { type: 'done'; id: number; done: DoneData }
   /** Generation failed after it was accepted. */
   | { type: 'failed'; id: number; message: string }

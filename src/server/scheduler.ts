@@ -7,6 +7,8 @@
 // the pool. Synchronous math, driven by an async loop that yields to the event loop between
 // steps so that submissions and cancellations arrive.
 import { SAMPLABLE_VOCAB } from '../generate/sampler.js';
+import type { GrammarConstraint } from '../grammar/grammar.js';
+import type { TokenLogprob } from '../generate/logprobs.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
 import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
@@ -17,7 +19,7 @@ import type { DoneData } from './protocol.js';
 
 export interface SchedulerEvents {
   /** A token was sampled; `text` is what it releases (often '' while bytes are held back). */
-  token(id: number, text: string): void;
+  token(id: number, text: string, logprob?: TokenLogprob): void;
   done(id: number, done: DoneData): void;
   failed(id: number, message: string): void;
   /** The number of active (prefilling or decoding) and waiting sequences changed. */
@@ -86,14 +88,15 @@ export class Scheduler {
 
   /**
    * Queues a prompt. `options` are complete (defaults applied); the prompt must leave room for at
-   * least one generated token (checked by the caller, which can tell the client).
+   * least one generated token (checked by the caller, which can tell the client). `constraint`: the
+   * sequence's own grammar matcher, if its reply is constrained (the scheduler frees it at the end).
    */
-  add(id: number, promptOrIds: Prompt | readonly number[], options: ReplyOptions): void {
+  add(id: number, promptOrIds: Prompt | readonly number[], options: ReplyOptions, constraint: GrammarConstraint | null = null): void {
     const prompt = Prompt.from(promptOrIds);
     if (prompt.length === 0 || prompt.length >= this.options.context) {
       throw new RangeError(`prompt of ${prompt.length} tokens does not fit the context of ${this.options.context}`);
     }
-    const reply = new Reply(this.tokenizer, prompt.ids, options, this.allowedVocab);
+    const reply = new Reply(this.tokenizer, prompt.ids, options, this.allowedVocab, constraint);
     this.waiting.push({ id, prompt, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0 });
     this.reportLoad();
     void this.drive();
@@ -136,6 +139,7 @@ export class Scheduler {
     this.running = true;
     try {
       while (this.active.length + this.waiting.length > 0) {
+        await this.prepareGrammars();
         this.step();
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -144,8 +148,20 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Computes the next-token masks of constrained replies before a step (xgrammar's call is
+   * asynchronous; it takes microseconds to a few milliseconds per sequence).
+   */
+  private async prepareGrammars(): Promise<void> {
+    const pending = [...this.active, ...this.waiting].filter((s) => s.reply.needsPrepare);
+    if (pending.length) await Promise.all(pending.map((s) => s.reply.prepare()));
+  }
+
   private admit(): void {
     while (this.active.length < this.options.parallel && this.waiting.length > 0) {
+      // A sequence queued after this step's grammar masks were computed waits for the next step
+      // (its first token needs its mask); first come, first served still.
+      if (this.waiting[0]!.reply.needsPrepare) break;
       const seq = this.waiting.shift()!;
       seq.cache = this.pool.pop() ?? this.decoder.createCache(this.options.context);
       seq.cache.reset();
@@ -164,7 +180,7 @@ export class Scheduler {
     const work: { seq: Sequence; segment: Segment; end: number }[] = [];
     let decoding = 0;
     for (const seq of [...this.active]) {
-      if (seq.next < 0) continue;
+      if (seq.next < 0 || seq.reply.needsPrepare) continue;
       if (seq.cache!.length + 1 > seq.cache!.capacity) {
         seq.reply.end('length'); // context full
         this.finish(seq);
@@ -223,14 +239,22 @@ export class Scheduler {
     for (const { seq, segment, end } of work) {
       if (end >= 0) seq.prefilled = end;
       if (segment.logits === 'none') continue;
-      this.advance(seq, seq.reply.accept(rows.subarray(row * V, (row + 1) * V)));
+      const logits = rows.subarray(row * V, (row + 1) * V);
       row++;
+      let step: ReplyStep;
+      try {
+        step = seq.reply.accept(logits);
+      } catch (err) {
+        this.fail(seq, err); // e.g. a grammar that rejected its own token: only this sequence fails
+        continue;
+      }
+      this.advance(seq, step);
     }
   }
 
   private advance(seq: Sequence, step: ReplyStep): void {
     if (seq.firstTokenAt === 0) seq.firstTokenAt = performance.now();
-    this.events.token(seq.id, step.text);
+    this.events.token(seq.id, step.text, step.logprob);
     if (step.feed === null) this.finish(seq);
     else seq.next = step.feed;
   }
@@ -250,6 +274,7 @@ export class Scheduler {
   }
 
   private fail(seq: Sequence, err: unknown): void {
+    seq.reply.end('abort'); // frees its grammar
     this.release(seq);
     this.reportLoad();
     this.events.failed(seq.id, err instanceof Error ? err.message : String(err));

@@ -17,6 +17,7 @@ import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { ollamaDelete, ollamaPull } from './ollama-models.js';
 import { hubSettings, type HubSettings } from '../hub/index.js';
 import { ModelSwitcher } from './model-switch.js';
+import { detokenize, ollamaPs, ollamaShow, props, tokenize } from './introspect.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
 
@@ -212,6 +213,14 @@ const MODEL_ROUTES: Record<string, { method: string; handler: Handler }> = {
   '/api/delete': { method: 'DELETE', handler: ollamaDelete },
 };
 
+/** POST endpoints that only read about the model (no generation: not refused when the queue is full). */
+const INFO_POST_ROUTES: Record<string, (ctx: ServerContext, res: ServerResponse, body: unknown) => Promise<void> | void> = {
+  '/api/show': ollamaShow,
+  '/tokenize': tokenize,
+  '/detokenize': detokenize,
+};
+const INFO_GET_ROUTES = ['/api/ps', '/props'];
+
 const POST_ROUTES: Record<string, Handler> = {
   '/v1/chat/completions': chatCompletions,
   '/v1/completions': completions,
@@ -239,7 +248,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
-    if (!POST_ROUTES[path] && !MODEL_ROUTES[path] && !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
+    if (!POST_ROUTES[path] && !MODEL_ROUTES[path] && !INFO_POST_ROUTES[path] && !INFO_GET_ROUTES.includes(path) &&
+        !['/v1/models', '/metrics', '/api/tags', '/api/version'].includes(path) && !path.startsWith('/v1/models/')) {
       throw new ApiError(404, `Unknown endpoint ${req.method} ${path}.`, 'not_found_error', null, 'unknown_url');
     }
     if (ctx.options.apiKey) checkApiKey(req, ctx.options.apiKey);
@@ -259,7 +269,15 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       await post(ctx, req, res, body, claim);
       return;
     }
+    const info = INFO_POST_ROUTES[path];
+    if (info) {
+      if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      await info(ctx, res, await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes)));
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(req, path, 'GET');
+    if (path === '/api/ps') return ollamaPs(ctx, res);
+    if (path === '/props') return props(ctx, res);
     if (path === '/v1/models') return listModels(ctx, res);
     if (path.startsWith('/v1/models/')) return getModel(ctx, res, safeDecode(path.slice('/v1/models/'.length)));
     if (path === '/api/tags') return ollamaTags(ctx, res);
@@ -279,7 +297,8 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function routeName(method: string, path: string): string {
-  if (POST_ROUTES[path] || MODEL_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (POST_ROUTES[path] || MODEL_ROUTES[path] || INFO_POST_ROUTES[path] || INFO_GET_ROUTES.includes(path) ||
+      ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';

@@ -3,12 +3,14 @@
 // HTTP side (engine.ts) only through the messages of protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import { basename, resolve } from 'node:path';
-import { validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
+import { constraintFor, validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
+import type { GrammarConstraint } from '../grammar/grammar.js';
 import { load, type LoadOptions } from '../load.js';
 import type { Gemma3 } from '../gemma3.js';
-import { ApiError } from './api-error.js';
+import { ApiError, toApiError } from './api-error.js';
 import { checkPromptSize, clientError, preparePrompt, promptLimits } from './prompt.js';
-import type { FromWorker, Job, ModelInfo, ToWorker, WorkerConfig } from './protocol.js';
+import type { FromWorker, Job, ModelInfo, TokenLogprobData, TokenText, ToWorker, WorkerConfig } from './protocol.js';
+import type { TokenLogprob } from '../generate/logprobs.js';
 import { countParameters, quantizationLevel } from './model-facts.js';
 import { Scheduler } from './scheduler.js';
 
@@ -50,9 +52,16 @@ async function main(): Promise<void> {
     parameters: countParameters(model),
     quantization: quantizationLevel(model),
     family: 'gemma3',
+    chatTemplate: model.chatTemplate?.source ?? null,
+    defaults: {
+      temperature: model.defaults.temperature, topK: model.defaults.topK, topP: model.defaults.topP, minP: model.defaults.minP,
+      repetitionPenalty: model.defaults.repetitionPenalty,
+    },
+    dims: (({ vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, slidingWindow, maxPositionEmbeddings }) =>
+      ({ vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, slidingWindow, maxPositionEmbeddings }))(model.config.text),
   };
   const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context }, {
-    token: (id, text) => post({ type: 'token', id, text }),
+    token: (id, text, logprob) => post({ type: 'token', id, text, ...(logprob ? { logprob: logprobData(model, logprob) } : {}) }),
     done: (id, done) => post({ type: 'done', id, done }),
     failed: (id, message) => post({ type: 'failed', id, message }),
     load: (active, waiting) => post({ type: 'load', active, waiting }),
@@ -79,16 +88,31 @@ async function main(): Promise<void> {
           `(at least 1 token must be left for the reply). Please reduce the length of the ${param}.`,
           'invalid_request_error', param, 'context_length_exceeded');
       }
-      const options: GenerateOptions = model.withDefaults({ ...job.options, maxTokens: job.options.maxTokens ?? context });
+      const { grammarParam, ...jobOptions } = job.options;
+      const options: GenerateOptions = model.withDefaults({ ...jobOptions, maxTokens: jobOptions.maxTokens ?? context });
       validateGenerateOptions(options);
-      if (cancelled.aborted) return abandoned();
+      const constraint = await grammarFor(options, grammarParam);
+      if (cancelled.aborted) {
+        constraint?.dispose();
+        return abandoned();
+      }
       post({ type: 'accepted', id, promptTokens: prompt.length });
-      scheduler.add(id, prompt, options);
+      scheduler.add(id, prompt, options, constraint);
     } catch (err) {
       if (cancelled.aborted) return abandoned();
       post({ type: 'rejected', id, error: clientError(err, job, dir, info.id) });
     } finally {
       preparing.delete(id);
+    }
+  }
+
+  /** The reply's grammar (compiled here, cached); a grammar xgrammar refuses is the client's 400 on its field. */
+  async function grammarFor(options: GenerateOptions, param: string | undefined): Promise<GrammarConstraint | null> {
+    try {
+      return await constraintFor(model.tokenizer, model.decoder.config.vocabSize, options);
+    } catch (err) {
+      const e = toApiError(err);
+      throw e.status === 400 ? new ApiError(400, e.message, 'invalid_request_error', param ?? null, 'unsupported_schema') : e;
     }
   }
 
@@ -110,6 +134,17 @@ async function main(): Promise<void> {
     }
   });
   post({ type: 'ready', info });
+}
+
+/** Ids → the text and bytes clients see for each token (OpenAI's logprobs shape). */
+function logprobData(model: Gemma3, lp: TokenLogprob): TokenLogprobData {
+  const text = (id: number, logprob: number): TokenText => {
+    const byte = model.tokenizer.byteValue(id);
+    if (byte >= 0) return { token: byte < 0x80 ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`, bytes: [byte], logprob };
+    const token = model.tokenizer.isSpecial(id) ? model.tokenizer.piece(id) : model.tokenizer.pieceText(id);
+    return { token, bytes: [...Buffer.from(token, 'utf8')], logprob };
+  };
+  return { ...text(lp.id, lp.logprob), top: lp.top.map(([id, l]) => text(id, l)) };
 }
 
 void main();
