@@ -111,9 +111,15 @@ function fulfillStream(route: Route, body: string): Promise<void> {
 
 test('the model name, context size and vision support are shown', { skip }, async () => {
   await load();
-  // This server has no /api/show: /health alone names the model.
-  assert.equal(await page.locator('#model').innerText(), 'tiny-text · context 256 tokens · text only');
+  // The server's own /api/show gives the parameter count and the weights' type.
+  await page.locator('#model').filter({ hasText: 'BF16' }).waitFor();
+  assert.equal(await page.locator('#model').innerText(), 'tiny-text · 17.2M · BF16 · context 256 tokens · text only');
   assert.ok(await page.locator('#attach').isDisabled());
+  // Without /api/show (another server), /health alone names the model.
+  await page.route('**/api/show', (route) => route.fulfill({ status: 404, contentType: 'application/json', body: '{}' }));
+  await load();
+  assert.equal(await page.locator('#model').innerText(), 'tiny-text · context 256 tokens · text only');
+  await page.unroute('**/api/show');
   // Where /api/show answers (Ollama's shape), its size and quantization are shown too.
   await page.route('**/api/show', (route) => route.fulfill({
     status: 200, contentType: 'application/json',
