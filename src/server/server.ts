@@ -66,6 +66,10 @@ export interface ServerOptions {
   allowedHosts?: string | string[];
   /** Passed to load() in the worker: backend, threads, GGUF quant / mmproj, panAndScan. */
   load?: ModelLoadOptions;
+  /** The id clients name the model by (default: the repository, file or folder name; model-id.ts). */
+  alias?: string;
+  /** Called as the weights load, with the fraction read in [0, 1]. */
+  onLoadProgress?: (fraction: number) => void;
 }
 
 export interface ResolvedOptions {
@@ -134,7 +138,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     modelPath: options.modelPath, parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
-  }, metrics);
+    ...(options.alias !== undefined ? { alias: options.alias } : {}),
+  }, metrics, options.onLoadProgress);
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
