@@ -29,6 +29,9 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --allowed-hosts LIST    host names accepted in the Host header besides IP addresses, localhost and this
                           machine's name (comma-separated; '.example.com' for subdomains; '*' for any).
                           Other names get 403, which defeats DNS rebinding from web pages
+  --drain-timeout S       on SIGTERM or Ctrl+C: stop taking requests (/ready answers 503), let running
+                          ones finish for up to S seconds, then cut the rest and exit 0 (default 30;
+                          a second signal stops at once)
   --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run
 
 Ollama's keep_alive: the model stays loaded while the server runs; requests asking to unload it
@@ -51,6 +54,7 @@ export async function runServe(args: string[]): Promise<number> {
     'cors-origin': { type: 'string' },
     'allowed-hosts': { type: 'string' },
     alias: { type: 'string' },
+    'drain-timeout': { type: 'string' },
   }, SERVE_HELP);
   if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 serve takes no positional arguments (got ${JSON.stringify(positionals.join(' '))})`);
   const port = numberFlag('port', values.port, true) ?? 8080;
@@ -59,6 +63,8 @@ export async function runServe(args: string[]): Promise<number> {
   if (parallel < 1 || parallel > 256) throw new GemmaError('INVALID_ARGUMENT', `--parallel must be in [1, 256], got ${parallel}`);
   const queue = numberFlag('queue', values.queue, true);
   if (queue !== undefined && queue < 0) throw new GemmaError('INVALID_ARGUMENT', `--queue must be >= 0, got ${queue}`);
+  const drainSeconds = numberFlag('drain-timeout', values['drain-timeout']) ?? 30;
+  if (drainSeconds < 0 || drainSeconds > 86_400) throw new GemmaError('INVALID_ARGUMENT', `--drain-timeout must be in [0, 86400] seconds, got ${drainSeconds}`);
   const context = contextFlag(values.context);
   const alias = values.alias;
   if (alias !== undefined && aliasProblem(alias) !== null) {
@@ -112,12 +118,22 @@ export async function runServe(args: string[]): Promise<number> {
     `(${info.backend} backend, context ${info.contextLength}, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
   process.stdout.write(`gemma3: serving ${info.id} at ${server.url}  (chat page: ${server.url}/, API: ${server.url}/v1)\n`);
   await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.stderr.write('\ngemma3: shutting down\n');
-      void server.close().then(resolve);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        process.stderr.write(`gemma3: ${signal} again: stopping now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`\ngemma3: ${signal}: draining: ${server.engine.outstanding} request(s) running; ` +
+        `waiting up to ${drainSeconds} s for them\n`);
+      void server.drain(drainSeconds * 1000).then(({ finished, cut }) => {
+        process.stderr.write(`gemma3: stopped (${finished} finished, ${cut} cut off)\n`);
+        resolve();
+      });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
 }

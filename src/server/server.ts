@@ -13,6 +13,7 @@ import { Engine, type Claim } from './engine.js';
 import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
+import { PREFIX_HASH_HEADER, prefixHash } from './prefix-hash.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { chatCompletions, completions, getModel, listModels } from './openai.js';
 import type { ModelLoadOptions } from './protocol.js';
@@ -98,6 +99,8 @@ export interface ServerContext {
   /** Unix seconds. */
   startedAt: number;
   fingerprint: string;
+  /** Set by drain(): /ready answers 503 and new generation requests are refused. */
+  draining: boolean;
 }
 
 export interface RunningServer {
@@ -108,6 +111,12 @@ export interface RunningServer {
   metrics: Metrics;
   server: Server;
   close(): Promise<void>;
+  /**
+   * Stops taking work (/ready → 503, new generation requests → 503), lets the running ones
+   * finish for up to `graceMs`, then closes, cutting what still runs (those streams end with a
+   * `shutting_down` error). Resolves with how many finished and how many were cut.
+   */
+  drain(graceMs: number): Promise<{ finished: number; cut: number }>;
 }
 
 /** Loads the model (in a worker thread), then listens. */
@@ -144,6 +153,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
     digest: { value: null },
+    draining: false,
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
   };
   modelDigest(engine.info.path).then((d) => (ctx.digest.value = d), () => {});
@@ -166,12 +176,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const close = async (): Promise<void> => {
+    await engine.close();
+    server.closeAllConnections();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  };
   return {
-    url: `http://${host}:${address.port}`, port: address.port, engine, metrics, server,
-    async close() {
-      await engine.close();
-      server.closeAllConnections();
-      await new Promise<void>((ok) => server.close(() => ok()));
+    url: `http://${host}:${address.port}`, port: address.port, engine, metrics, server, close,
+    async drain(graceMs: number) {
+      ctx.draining = true;
+      const running = engine.outstanding;
+      const deadline = Date.now() + graceMs;
+      while (engine.outstanding > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const cut = engine.outstanding;
+      await close();
+      return { finished: running - cut, cut };
     },
   };
 }
@@ -202,6 +221,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/health') return health(ctx, res);
+      if (path === '/ready') return ready(ctx, res);
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
@@ -212,8 +232,14 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      if (ctx.draining) {
+        res.setHeader('Connection', 'close');
+        throw new ApiError(503, 'The server is shutting down; retry (on another replica).', 'server_error', null, 'shutting_down');
+      }
       ctx.engine.checkCapacity();
       const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
+      const conversation = prefixHash(req, body);
+      if (conversation !== null) res.setHeader(PREFIX_HASH_HEADER, conversation);
       await post(ctx, req, res, body, claim);
       return;
     }
@@ -237,7 +263,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 }
 
 function routeName(method: string, path: string): string {
-  if (POST_ROUTES[path] || ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+  if (POST_ROUTES[path] || ['/health', '/ready', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';
@@ -267,11 +293,22 @@ function preflight(res: ServerResponse): void {
 function health(ctx: ServerContext, res: ServerResponse): void {
   const e = ctx.engine;
   sendJson(res, e.healthy ? 200 : 503, {
-    status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}),
+    status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}), draining: ctx.draining,
     model: e.info.id, vision: e.info.vision, context_length: e.info.contextLength,
     active: e.active, queued: e.queued, parallel: ctx.options.parallel, max_queue: ctx.options.maxQueue,
     auth: ctx.options.apiKey !== undefined,
   });
+}
+
+/**
+ * Readiness, as distinct from liveness (/health): whether this replica should be sent new work.
+ * 503 while draining for shutdown or when the model worker is gone. (While the model loads the
+ * server does not listen yet, so a probe's connection is refused: not ready either.)
+ */
+function ready(ctx: ServerContext, res: ServerResponse): void {
+  const e = ctx.engine;
+  const status = !e.healthy ? 'error' : ctx.draining ? 'draining' : 'ready';
+  sendJson(res, status === 'ready' ? 200 : 503, { status, model: e.info.id, active: e.active, queued: e.queued });
 }
 
 function sendMetrics(ctx: ServerContext, res: ServerResponse): void {
