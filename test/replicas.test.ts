@@ -1,12 +1,12 @@
-// More than one machine: three `gemma3 serve` replicas on loopback behind HAProxy (the way
-// docs/deployment.md sets it up). Requests spread over the replicas; a conversation's
+// More than one machine: three `gemma3 serve` replicas on loopback behind HAProxy configured by
+// deploy/haproxy.cfg. Requests spread over the replicas; a conversation's
 // X-Gemma3-Prefix-Hash keeps it on one replica (its prompt cache); when a replica is killed
 // mid-run, the streams it held fail at once (no hang), the others finish, and new requests keep
 // succeeding on the survivors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,20 +150,22 @@ test('3 replicas behind HAProxy: spread, prefix routing, a replica killed mid-ru
     }
 
     // Six concurrent streams (two per replica), then r2 dies while they run.
-    const streams = Array.from({ length: 6 }, () => streamThrough(url, 600));
+    const streams = Array.from({ length: 6 }, () => streamThrough(url, 900));
     const holders = await Promise.all(streams.map((s) => s.first));
     assert.ok(holders.includes('r2'), `some stream is on r2: ${holders}`);
     const killedAt = Date.now();
     replicas[1]!.child.kill('SIGKILL');
     const results = await Promise.all(streams.map((s) => s.result));
+    const onDead = results.filter((r) => r.model === 'r2');
+    assert.ok(onDead.some((r) => !r.ok), `a stream on the killed replica was cut: ${JSON.stringify(results)}`);
     for (const r of results) {
       if (r.model === 'r2') {
-        assert.equal(r.ok, false, 'a stream on the killed replica cannot complete');
+        assert.ok(!r.ok || r.endedAt < killedAt, `a stream on the killed replica completed after the kill: ${JSON.stringify(r)}`);
       } else {
         assert.equal(r.ok, true, `stream on ${r.model}: ${r.error}`);
       }
     }
-    const failedAfter = Math.max(...results.filter((r) => r.model === 'r2').map((r) => r.endedAt - killedAt));
+    const failedAfter = Math.max(...onDead.filter((r) => !r.ok).map((r) => r.endedAt - killedAt));
     t.diagnostic(`streams on ${holders.join(' ')}; those on r2 failed ${failedAfter} ms after the kill, the others completed`);
     assert.ok(failedAfter < 10_000, `the streams on the dead replica failed promptly (${failedAfter} ms after the kill)`);
 
@@ -179,31 +181,13 @@ test('3 replicas behind HAProxy: spread, prefix routing, a replica killed mid-ru
   }
 });
 
-/** The HAProxy configuration of docs/deployment.md, on loopback. */
+/** deploy/haproxy.cfg, the documented configuration, bound to `port` with `replicas` as its servers. */
 function haproxyConfig(port: number, replicas: Replica[]): string {
-  return `global
-  maxconn 256
-
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 120s
-  timeout server 120s
-  retries 3
-  option redispatch 1
-  retry-on conn-failure empty-response
-
-frontend gemma3
-  bind 127.0.0.1:${port}
-  default_backend replicas
-
-backend replicas
-  balance hdr(${HEADER})
-  hash-type consistent
-  option httpchk
-  http-check send meth GET uri /ready ver HTTP/1.1 hdr Host localhost
-  http-check expect status 200
-  default-server inter 500ms fall 2 rise 1
-${replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port} check`).join('\n')}
-`;
+  const documented = readFileSync(join(REPO_ROOT, 'deploy', 'haproxy.cfg'), 'utf8');
+  assert.match(documented, /^\s*bind :8080$/m);
+  assert.match(documented, /^\s*balance hdr\(X-Gemma3-Prefix-Hash\)$/m);
+  return documented
+    .replace(/^(\s*)bind :8080$/m, `$1bind 127.0.0.1:${port}`)
+    .replace(/^\s*server .*\n/gm, '')
+    .trimEnd() + '\n' + replicas.map((r) => `  server ${r.name} 127.0.0.1:${r.port} check`).join('\n') + '\n';
 }
