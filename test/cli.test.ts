@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixturePath, readJson, REPO_ROOT } from './helpers.js';
@@ -191,5 +191,13 @@ test('chat: a bad /image keeps the picture already attached and the question is 
     assert.ok(Number(/\[(\d+) prompt tokens/.exec(textOnly.stdout)![1]) < Number(expected[2]), 'a picture adds prompt tokens');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the README\'s CLI reference is the --help text of every command, as printed', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  for (const args of [['--help'], ...COMMANDS.map((c) => [c, '--help'])]) {
+    const help = cli(args).stdout;
+    assert.ok(readme.includes('```\n' + help + '```'), `README.md holds the output of gemma3 ${args.join(' ')} (regenerate that block)`);
   }
 });
