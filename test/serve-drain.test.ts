@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO_ROOT } from './helpers.js';
+import type { RunningServer } from '../src/server/server.js';
 import { postJson, sseData, startTestServer } from './server-helpers.js';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -43,6 +44,14 @@ function finishReason(events: string[]): string | null {
 
 test('drain: not ready, alive, new work refused with 503; the running stream finishes; nothing is cut', async () => {
   const server = await startTestServer({ context: 1024 });
+  try {
+    await drainWhileStreaming(server);
+  } finally {
+    await server.close(); // already closed by a passing test; a failing one must not leave it running
+  }
+});
+
+async function drainWhileStreaming(server: RunningServer): Promise<void> {
   const running = stream(server.url, 120);
   await running.firstChunk;
   const drained = server.drain(30_000);
@@ -60,10 +69,18 @@ test('drain: not ready, alive, new work refused with 503; the running stream fin
   assert.match(finishReason(events) ?? '', /^(length|stop)$/, 'the stream ran to its end');
   assert.equal(events.at(-1), '[DONE]');
   assert.deepEqual(await drained, { finished: 1, cut: 0 });
-});
+}
 
 test('a ready server says so; drain past its grace period cuts the stream with an error, not a hang', async () => {
   const server = await startTestServer({ context: 1024 });
+  try {
+    await cutByDrain(server);
+  } finally {
+    await server.close();
+  }
+});
+
+async function cutByDrain(server: RunningServer): Promise<void> {
   const ready = await fetch(`${server.url}/ready`);
   assert.equal(ready.status, 200);
   assert.equal((await ready.json() as { status: string }).status, 'ready');
@@ -77,7 +94,7 @@ test('a ready server says so; drain past its grace period cuts the stream with a
   const error = events.map((e) => (e === '[DONE]' ? null : JSON.parse(e))).find((e) => e?.error);
   assert.equal(error?.error.code, 'shutting_down', JSON.stringify(events.slice(-3)));
   assert.equal(finishReason(events), null, 'the cut stream has no finish_reason');
-});
+}
 
 test('gemma3 serve: SIGTERM drains (the running stream completes, /ready is 503) and exits 0', async () => {
   const child = spawn(process.execPath, [CLI, 'serve', '--demo', '--port', '0', '--threads', '1', '--context', '1024', '--drain-timeout', '30'],
