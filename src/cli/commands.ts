@@ -7,8 +7,9 @@ import { loadTokenizer } from '../advanced.js';
 import type { GenerationChunk } from '../index.js';
 import {
   GENERATION_FLAGS, GENERATION_HELP, IMAGE_FLAGS, MODEL_FLAGS, MODEL_HELP, generationOptions, imagePart, loadFromFlags, modelDir,
-  numberFlag, parse, parseIds, readMessagesFile,
+  numberFlag, parse, parseIds,
 } from './options.js';
+import { readMessagesFile } from './messages-file.js';
 
 export const RUN_HELP = `gemma3 run [--model PATH | --demo] [options] PROMPT
 
