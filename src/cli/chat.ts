@@ -4,15 +4,32 @@ import { existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import type { ChatMessage, ContentPart } from '../index.js';
 import { GemmaError } from '../index.js';
+import { decodeImage } from '../advanced.js';
 import type { ChatOptions } from '../index.js';
-import { GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, parse } from './options.js';
+import {
+  GENERATION_FLAGS, GENERATION_HELP, IMAGE_FLAGS, MODEL_FLAGS, MODEL_HELP, generationOptions, imagePart, loadFromFlags, parse,
+} from './options.js';
+
+export const CHAT_HELP = `gemma3 chat [--model PATH | --demo] [options]
+
+An interactive multi-turn conversation in the terminal (lines may also be piped on stdin).
+In the chat: /image PATH attaches a picture to your next message (vision models), /reset starts
+a new conversation, /exit (or Ctrl+D) quits; Ctrl+C stops a reply.
+
+${GENERATION_HELP}
+
+${MODEL_HELP}`;
 
 export async function runChat(args: string[]): Promise<number> {
-  const { values } = parse(args, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...IMAGE_FLAGS });
+  const { values, positionals } = parse(args, { ...MODEL_FLAGS, ...GENERATION_FLAGS, ...IMAGE_FLAGS }, CHAT_HELP);
+  if (positionals.length) {
+    throw new GemmaError('INVALID_ARGUMENT', `gemma3 chat takes no PROMPT (got ${JSON.stringify(positionals.join(' '))}); type it after it starts, or use gemma3 run`);
+  }
   const options: ChatOptions = generationOptions(values);
   if (values['pan-and-scan']) options.panAndScan = true;
   // --image files attach to the first message.
-  let pending: ContentPart[] = ((values.image ?? []) as string[]).map(checkedImagePart);
+  let pending: ContentPart[] = [];
+  for (const path of (values.image ?? []) as string[]) pending.push(await checkedImagePart(path));
   const model = await loadFromFlags(values);
   if (pending.length && !model.hasVision) {
     model.dispose();
@@ -50,7 +67,7 @@ export async function runChat(args: string[]): Promise<number> {
       try {
         if (!model.hasVision) throw new GemmaError('INVALID_ARGUMENT', 'this model is text-only (it has no vision tower), so it cannot take images');
         if (!path) throw new GemmaError('INVALID_ARGUMENT', 'usage: /image PATH');
-        pending.push(checkedImagePart(path));
+        pending.push(await checkedImagePart(path));
         process.stdout.write(`(image attached to your next message: ${pending.length} pending)\n`);
       } catch (err) {
         if (!(err instanceof GemmaError)) throw err;
@@ -68,7 +85,7 @@ export async function runChat(args: string[]): Promise<number> {
         process.stdout.write(chunk.text);
         if (chunk.finishReason) {
           const s = chunk.stats!;
-          process.stdout.write(`\n[${s.generatedTokens} tokens, ${s.generatedTokensPerSecond.toFixed(1)} tokens/s` +
+          process.stdout.write(`\n[${s.promptTokens} prompt tokens, ${s.generatedTokens} tokens, ${s.generatedTokensPerSecond.toFixed(1)} tokens/s` +
             `${chunk.finishReason === 'stop' ? '' : `, ${chunk.finishReason}`}]\n`);
         }
       }
@@ -77,7 +94,15 @@ export async function runChat(args: string[]): Promise<number> {
       // A bad picture or a full context leaves the conversation usable; anything else ends it.
       if (err instanceof GemmaError && ['BAD_FORMAT', 'INVALID_ARGUMENT', 'FILE_NOT_FOUND', 'CONTEXT_FULL'].includes(err.code)) {
         process.stdout.write(`\ngemma3: ${err.message}\n`);
-        pending = [];
+        // Only the picture at fault is dropped (a URL can fail only once it is fetched): the others
+        // stay attached and the question is offered again.
+        if (err.imageIndex !== undefined && pending[err.imageIndex] !== undefined) {
+          pending.splice(err.imageIndex, 1);
+          process.stdout.write(`(that image was removed; your message was not sent${pending.length ? `; ${pending.length} image(s) still attached` : ''})\n`);
+          if (process.stdin.isTTY) rl.write(text);
+        } else {
+          pending = [];
+        }
         continue;
       }
       throw err;
@@ -92,13 +117,17 @@ export async function runChat(args: string[]): Promise<number> {
   return 0;
 }
 
-/** An image part for a local path that exists (URLs are checked when the message is sent). */
-function checkedImagePart(path: string): ContentPart {
+/**
+ * An image part for a local file that decodes as a picture, so that a wrong path or file is refused
+ * when attached, before it can cost the message it would go with (URLs are fetched when sent).
+ */
+async function checkedImagePart(path: string): Promise<ContentPart> {
   const part = imagePart(path);
   const image = (part as { image: string }).image;
   if (!/^(data|https?|file):/i.test(image)) {
     if (!existsSync(image)) throw new GemmaError('FILE_NOT_FOUND', `image file not found: ${image}`);
     if (!statSync(image).isFile()) throw new GemmaError('INVALID_ARGUMENT', `image path is not a file: ${image}`);
+    await decodeImage(image);
   }
   return part;
 }

@@ -6,15 +6,51 @@ import type { ChatOptions } from '../index.js';
 import { loadTokenizer } from '../advanced.js';
 import type { GenerationChunk } from '../index.js';
 import {
-  GENERATION_FLAGS, IMAGE_FLAGS, MODEL_FLAGS, generationOptions, imagePart, loadFromFlags, modelDir, numberFlag, parse, parseIds,
-  readMessagesFile,
+  GENERATION_FLAGS, GENERATION_HELP, IMAGE_FLAGS, MODEL_FLAGS, MODEL_HELP, generationOptions, imagePart, loadFromFlags, modelDir,
+  numberFlag, parse, parseIds,
 } from './options.js';
+import { readMessagesFile } from './messages-file.js';
+
+export const RUN_HELP = `gemma3 run [--model PATH | --demo] [options] PROMPT
+
+Prints the model's reply to PROMPT as it streams (statistics on stderr).
+  --ids 2,105,...      raw token ids instead of a prompt, no chat template
+  --raw                complete the prompt as plain text, no chat template
+  --messages FILE.json a JSON array of chat messages in the Hugging Face form, e.g.
+                       [{"role": "user", "content": [{"type": "image", "image": "cat.png"},
+                       {"type": "text", "text": "What is this?"}]}]; image paths relative to the file
+  --json               print one JSON object at the end instead of streaming
+
+${GENERATION_HELP}
+
+${MODEL_HELP}`;
+
+export const TOKENIZE_HELP = `gemma3 tokenize [--model PATH | --demo] [--no-bos] [--json | --jsonl] [TEXT]
+
+Prints the token ids of TEXT (else of stdin), one "id<TAB>piece" line each.
+  --no-bos             do not prepend <bos>
+  --json               print {"ids": [...]} instead
+  --jsonl              read one JSON string per stdin line, print one JSON array of ids per line
+
+${MODEL_HELP}`;
+
+export const LOGITS_HELP = `gemma3 logits [--model PATH | --demo] (--ids 2,105,... | --messages FILE.json) [--top K] [--json]
+
+Prints, for every position of the input, the log-sum-exp of the logits and the best next tokens.
+  --ids 2,105,...      token ids, as given (no template, no <bos> added)
+  --messages FILE.json chat messages rendered with the model's template (see gemma3 run --help)
+  --pan-and-scan       (with --messages) also show the model crops of very wide or tall pictures
+  --allow-remote-images  accept http(s) image URLs in the messages
+  --top K              best tokens per position (default 10)
+  --json               print {"input_ids": [...], "positions": [...]}
+
+${MODEL_HELP}`;
 
 export async function runRun(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     ...MODEL_FLAGS, ...GENERATION_FLAGS, ...IMAGE_FLAGS, ids: { type: 'string' }, raw: { type: 'boolean' }, json: { type: 'boolean' },
     messages: { type: 'string' },
-  });
+  }, RUN_HELP);
   const options: ChatOptions = generationOptions(values);
   if (values['pan-and-scan']) options.panAndScan = true;
   const prompt = positionals.join(' ');
@@ -78,7 +114,7 @@ export async function runRun(args: string[]): Promise<number> {
 export async function runTokenize(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     ...MODEL_FLAGS, 'no-bos': { type: 'boolean' }, json: { type: 'boolean' }, jsonl: { type: 'boolean' },
-  });
+  }, TOKENIZE_HELP);
   const tokenizer = await loadTokenizer(await modelDir(values));
   const addBos = !values['no-bos'];
   if (values.jsonl) {
@@ -109,7 +145,7 @@ export async function runLogits(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     ...MODEL_FLAGS, ids: { type: 'string' }, messages: { type: 'string' }, 'pan-and-scan': { type: 'boolean' },
     'allow-remote-images': { type: 'boolean' }, top: { type: 'string' }, json: { type: 'boolean' },
-  });
+  }, LOGITS_HELP);
   if (positionals.length) {
     throw new GemmaError('INVALID_ARGUMENT', `gemma3 logits takes --ids or --messages, not text (got ${JSON.stringify(positionals.join(' '))})`);
   }

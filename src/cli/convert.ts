@@ -25,12 +25,7 @@ export async function runConvert(args: string[]): Promise<number> {
     type: { type: 'string', short: 't' },
     'mmproj-out': { type: 'string' },
     name: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(CONVERT_HELP + '\n');
-    return 0;
-  }
+  }, CONVERT_HELP);
   if (positionals.length !== 1) {
     throw new GemmaError('INVALID_ARGUMENT', `gemma3 convert takes one checkpoint folder${positionals.length ? ` (got ${positionals.length} arguments)` : ''}\n\n${CONVERT_HELP}`);
   }

@@ -2,7 +2,7 @@
 // google/gemma-3-4b-it or ggml-org/gemma-3-4b-it-GGUF:Q4_K_M resolved from the Hugging Face
 // cache), then $GEMMA3_MODEL (the same forms), then the first Gemma 3 checkpoint in the cache.
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { fileURLToPath } from 'node:url';
 import { GemmaError } from '../index.js';
@@ -12,8 +12,21 @@ import { pullWithProgress } from './pull.js';
 /** Checkpoints looked for in the Hugging Face cache when no model is named, preferred first. */
 const HUB_MODELS = ['google/gemma-3-4b-it', 'google/gemma-3-1b-it', 'google/gemma-3-12b-it', 'google/gemma-3-27b-it'];
 
-/** The tiny random-weight model shipped with the project for --demo. */
-export const DEMO_MODEL = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'tiny-text');
+const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/**
+ * The tiny random-weight model --demo runs: the GGUF that scripts/build-demo.mjs writes at
+ * `prepare` (shipped in the package), else, in a checkout where only tsc has run, the fixture
+ * folder it is made from.
+ */
+export function demoModelPath(): string {
+  const packaged = join(PACKAGE_ROOT, 'dist', 'demo', 'gemma3-demo.gguf');
+  if (existsSync(packaged)) return packaged;
+  const fixture = join(PACKAGE_ROOT, 'test', 'fixtures', 'tiny-text');
+  if (existsSync(join(fixture, 'tokenizer.json'))) return fixture;
+  throw new GemmaError('FILE_NOT_FOUND', `the demo model is missing from this installation (${packaged}); ` +
+    'reinstall the package, or in a checkout run: npm run build && npm run build:demo');
+}
 
 export const HOW_TO_GET_WEIGHTS = `How to get weights:
   1. Accept Google's Gemma license on https://huggingface.co/google/gemma-3-4b-it (or -1b-it, -12b-it, -27b-it).

@@ -4,8 +4,28 @@ import { hubSettings, listCachedModels, parseModelReference, removeModel, summar
 import { MODEL_FLAGS, modelDir, parse } from './options.js';
 import { formatBytes } from './progress.js';
 
+export const LIST_HELP = `gemma3 list [--json]   (also: gemma3 ls)
+
+Lists the models in the Hugging Face cache (HF_HUB_CACHE, else HF_HOME/hub, else
+~/.cache/huggingface/hub): name, revision, files, size and kind (checkpoint folder or GGUF).
+  --json   one JSON array with every file and path`;
+
+export const RM_HELP = `gemma3 rm REPO[:QUANT] ...
+
+Removes models from the Hugging Face cache: REPO removes the repository's snapshots and files,
+REPO:QUANT only that quantisation's GGUF (and the blobs no other snapshot uses).`;
+
+export const SHOW_HELP = `gemma3 show MODEL [--json | --template]
+
+Describes a model without loading its weights (headers and configs only): architecture,
+parameters, context length, quantization, vision, format, layers, the chat template's source.
+MODEL is a folder, a .gguf file or a name in the hub cache (google/gemma-3-4b-it,
+ggml-org/gemma-3-4b-it-GGUF:Q4_K_M); --pull downloads a name the cache lacks.
+  --json       everything as one JSON object
+  --template   print the chat template only`;
+
 export async function runList(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { json: { type: 'boolean' } }, LIST_HELP);
   if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 list takes no arguments (got ${JSON.stringify(positionals.join(' '))})`);
   const { cacheDir } = hubSettings();
   const models = listCachedModels(cacheDir);
@@ -32,7 +52,7 @@ export async function runList(args: string[]): Promise<number> {
 }
 
 export async function runRm(args: string[]): Promise<number> {
-  const { positionals } = parse(args, {});
+  const { positionals } = parse(args, {}, RM_HELP);
   if (positionals.length === 0) throw new GemmaError('INVALID_ARGUMENT', 'gemma3 rm needs a model, like google/gemma-3-4b-it or ggml-org/gemma-3-4b-it-GGUF:Q4_K_M');
   const { cacheDir } = hubSettings();
   const refs = positionals.map((p) => parseModelReference(p, 'gemma3 rm'));
@@ -44,7 +64,7 @@ export async function runRm(args: string[]): Promise<number> {
 }
 
 export async function runShow(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...MODEL_FLAGS, json: { type: 'boolean' }, template: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { ...MODEL_FLAGS, json: { type: 'boolean' }, template: { type: 'boolean' } }, SHOW_HELP);
   if (positionals.length > 1 || (positionals.length === 1 && values.model !== undefined)) {
     throw new GemmaError('INVALID_ARGUMENT', 'gemma3 show takes one model: gemma3 show MODEL (or --model MODEL)');
   }

@@ -1,14 +1,47 @@
-// Flag parsing shared by the subcommands: strict numbers, model resolution, loading with progress,
-// image flags and --messages files.
+// Flag parsing shared by the subcommands: --help, strict numbers and ranges in the flags' names,
+// model resolution, loading with progress, image flags.
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GemmaError } from '../index.js';
 import { load } from '../index.js';
+import { validateSamplingOptions } from '../advanced.js';
 import type { Gemma3 } from '../index.js';
 import type { GenerateOptions } from '../index.js';
-import type { ChatMessage, ContentPart } from '../index.js';
-import { DEMO_MODEL, resolveModel, type ResolvedModel } from './model-path.js';
+import type { ContentPart } from '../index.js';
+import { demoModelPath, resolveModel, type ResolvedModel } from './model-path.js';
+
+/** Replies of the demo model stop here unless --max-tokens says otherwise: its words are noise. */
+export const DEMO_MAX_TOKENS = 48;
+
+/** The model flags' help, shared by the commands that load a model. */
+export const MODEL_HELP = `Model options:
+  --model PATH, -m     a Hugging Face checkpoint folder or a llama.cpp .gguf file, or a name in the hub
+                       cache: google/gemma-3-4b-it, ggml-org/gemma-3-4b-it-GGUF:Q4_K_M
+                       (default: $GEMMA3_MODEL, else google/gemma-3-*-it in the Hugging Face cache)
+  --pull               download the --model name first when the cache lacks it (gemma3 pull)
+  --demo               a tiny model with random weights shipped in the package (meaningless words;
+                       shows the pipeline working without a download)
+  --context N          KV cache size in tokens (default 8192, or the model's limit if lower)
+  --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
+  --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
+  --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
+                       copies made at load; auto (default): when the page cache holds it in 2 MiB pages
+  --backend auto|native|js   kernels (default auto: native when the addon is built)
+  --threads N          threads for the native kernels (default: one per physical core)`;
+
+/** The generation flags' help (run, chat). */
+export const GENERATION_HELP = `Generation options:
+  --system TEXT        system prompt
+  --max-tokens N       most tokens to generate (default 512; ${DEMO_MAX_TOKENS} with --demo)
+  --temperature T      0 = greedy (default: the model's generation_config.json)
+  --top-k K  --top-p P  --min-p P  --repetition-penalty R  --seed S
+  --stop TEXT          stop string (repeatable)
+  --json-schema FILE   the reply is JSON valid for this JSON schema (constrained decoding)
+  --grammar FILE       the reply follows this grammar (xgrammar EBNF, GBNF-style: root ::= ...)
+  --image PATH         attach a picture (vision models: 4B, 12B, 27B); repeatable
+  --pan-and-scan       also show the model crops of very wide or tall pictures
+  --allow-remote-images  accept http(s) image URLs`;
 
 export const MODEL_FLAGS = {
   model: { type: 'string', short: 'm' },
@@ -48,8 +81,33 @@ export interface ParsedFlags {
   positionals: string[];
 }
 
-export function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>): ParsedFlags {
-  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+/** Thrown by parse() for --help / -h: main prints the text on stdout and exits 0. */
+export class HelpRequest {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * Parses a command's flags. `help`, the command's help text, is shown for --help or -h anywhere
+ * before `--`. A value flag followed by a negative number (`--max-tokens -5`) takes it as its
+ * value, so that the number's range is what gets reported, not an "ambiguous argument".
+ */
+export function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, help?: string): ParsedFlags {
+  const end = args.indexOf('--');
+  const flags = end === -1 ? args : args.slice(0, end);
+  if (help !== undefined && (flags.includes('--help') || flags.includes('-h'))) throw new HelpRequest(help);
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if ((end === -1 || i < end) && name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  const { values, positionals } = parseArgs({ args: joined, options, allowPositionals: true, strict: true });
   return { values, positionals };
 }
 
@@ -63,6 +121,38 @@ export function numberFlag(name: string, value: string | undefined, integer = fa
   return n;
 }
 
+/** Library option names → the flags that set them, for errors in the user's terms. */
+const FLAG_OF_OPTION: Readonly<Record<string, string>> = {
+  maxTokens: 'max-tokens', temperature: 'temperature', topK: 'top-k', topP: 'top-p', minP: 'min-p',
+  repetitionPenalty: 'repetition-penalty', seed: 'seed', stop: 'stop', contextLength: 'context', threads: 'threads',
+};
+
+/**
+ * Runs `fn`, rewording an INVALID_ARGUMENT error about a library option (`topP must be ...`, the
+ * uniform wording of invalidArgument) as one about its flag (`--top-p must be ...`).
+ */
+export async function inFlagTerms<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw reworded(err);
+  }
+}
+
+function reworded(err: unknown): unknown {
+  if (!(err instanceof GemmaError) || err.code !== 'INVALID_ARGUMENT') return err;
+  const message = flagTerms(err.message);
+  return message === err.message ? err : new GemmaError('INVALID_ARGUMENT', message, { cause: err });
+}
+
+/** `topP must be ...` → `--top-p must be ...`; other messages unchanged. */
+export function flagTerms(message: string): string {
+  const m = /^(\w+) must be /.exec(message);
+  const flag = m ? FLAG_OF_OPTION[m[1]!] : undefined;
+  return flag === undefined ? message : `--${flag}${message.slice(m![1]!.length)}`;
+}
+
+/** Generation flags → options, every value checked (in the flags' names) before a model loads. */
 export function generationOptions(values: Record<string, unknown>): GenerateOptions {
   const str = (k: string) => values[k] as string | undefined;
   const options: GenerateOptions = {};
@@ -77,6 +167,16 @@ export function generationOptions(values: Record<string, unknown>): GenerateOpti
   set('repetitionPenalty', numberFlag('repetition-penalty', str('repetition-penalty')));
   set('seed', numberFlag('seed', str('seed'), true));
   set('stop', values.stop as string[] | undefined);
+  if (options.maxTokens === undefined && values.demo) options.maxTokens = DEMO_MAX_TOKENS;
+  if (options.maxTokens !== undefined && options.maxTokens < 1) {
+    throw new GemmaError('INVALID_ARGUMENT', `--max-tokens must be a positive integer, got ${options.maxTokens}`);
+  }
+  if (options.stop?.some((s) => s === '')) throw new GemmaError('INVALID_ARGUMENT', '--stop needs a non-empty string');
+  try {
+    validateSamplingOptions(options);
+  } catch (err) {
+    throw reworded(err);
+  }
   Object.assign(options, grammarFlags(str('json-schema'), str('grammar')));
   return options;
 }
@@ -106,6 +206,20 @@ export function grammarFlags(schemaFile: string | undefined, grammarFile: string
   return { responseFormat: { type: 'json_schema', schema: schema as Record<string, unknown> } };
 }
 
+/** --context N, checked for what needs no model (the model's own limit is checked at load). */
+export function contextFlag(value: string | undefined): number | undefined {
+  const n = numberFlag('context', value, true);
+  if (n !== undefined && n < 2) throw new GemmaError('INVALID_ARGUMENT', `--context must be an integer >= 2, got ${n}`);
+  return n;
+}
+
+/** --threads N. */
+export function threadsFlag(value: string | undefined): number | undefined {
+  const n = numberFlag('threads', value, true);
+  if (n !== undefined && (n < 1 || n > 64)) throw new GemmaError('INVALID_ARGUMENT', `--threads must be an integer in [1, 64], got ${n}`);
+  return n;
+}
+
 /** Parses --ids "2,105,..." into integers. */
 export function parseIds(value: string): number[] {
   const parts = value.split(/[\s,]+/).filter((p) => p !== '');
@@ -126,7 +240,7 @@ export async function modelTarget(values: { model?: string | undefined; demo?: b
     if (values.model) throw new GemmaError('INVALID_ARGUMENT', '--demo and --model cannot be used together');
     process.stderr.write('gemma3: DEMO MODE: a tiny model with random weights; its words are meaningless. ' +
       'It shows the whole pipeline working. Use --model DIR for real Gemma 3 weights.\n');
-    return { path: DEMO_MODEL, name: undefined };
+    return { path: demoModelPath(), name: undefined };
   }
   return resolveModel(values.model, { pull: values.pull === true });
 }
@@ -140,9 +254,8 @@ export function mmapFlag(value: string | undefined): 'auto' | boolean | undefine
 
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
-  const dir = await modelDir(values as { model?: string; demo?: boolean; pull?: boolean });
-  const contextLength = numberFlag('context', values.context as string | undefined, true);
-  const threads = numberFlag('threads', values.threads as string | undefined, true);
+  const contextLength = contextFlag(values.context as string | undefined);
+  const threads = threadsFlag(values.threads as string | undefined);
   const backend = values.backend as string | undefined;
   if (backend !== undefined && !['auto', 'native', 'js'].includes(backend)) {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
@@ -154,10 +267,11 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   const mmap = mmapFlag(values.mmap as string | undefined);
   const mmproj = values.mmproj as string | undefined;
   if (mmproj !== undefined && mmproj === '') throw new GemmaError('INVALID_ARGUMENT', '--mmproj needs a file path');
+  const dir = await modelDir(values as { model?: string; demo?: boolean; pull?: boolean });
   const tty = process.stderr.isTTY;
   let shown = -1;
   const started = Date.now();
-  const model = await load(dir, {
+  const model = await inFlagTerms(() => load(dir, {
     ...(quant !== undefined ? { quant } : {}),
     ...(mmap !== undefined ? { mmap } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),
@@ -172,7 +286,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
         process.stderr.write(`\rgemma3: loading ${dir} ${pct}%`);
       }
     },
-  });
+  }));
   if (tty) process.stderr.write(`\rgemma3: loaded ${dir} in ${((Date.now() - started) / 1000).toFixed(1)} s (${model.backend} backend)\n`);
   return model;
 }
@@ -183,48 +297,6 @@ export function imagePart(path: string): ContentPart {
   return { type: 'image', image: isUrl(path) ? path : resolve(path) };
 }
 
-function isUrl(s: string): boolean {
+export function isUrl(s: string): boolean {
   return /^(data|https?|file):/i.test(s);
-}
-
-/**
- * Reads a --messages file: a JSON array of chat messages in the Hugging Face form
- * (`[{"role": "user", "content": [{"type": "image", "image": "cat.png"}, {"type": "text", "text": "..."}]}]`).
- * Image paths (`image`, `url` or `path` of an image part) are relative to the JSON file.
- */
-export function readMessagesFile(file: string): ChatMessage[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new GemmaError(code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'INVALID_ARGUMENT', `cannot read --messages file ${file}: ${(err as Error).message}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new GemmaError('BAD_FORMAT', `--messages file ${file} is not valid JSON: ${(err as Error).message}`);
-  }
-  if (!Array.isArray(json) || json.length === 0) {
-    throw new GemmaError('INVALID_ARGUMENT', `--messages file ${file} must hold a non-empty JSON array of {role, content} messages`);
-  }
-  const base = dirname(resolve(file));
-  return json.map((message: unknown, i) => {
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      throw new GemmaError('INVALID_ARGUMENT', `--messages file ${file}: message ${i} is not an object {role, content}`);
-    }
-    const m = message as ChatMessage;
-    if (!Array.isArray(m.content)) return m;
-    const content = m.content.map((part) => {
-      if (typeof part !== 'object' || part === null || part.type !== 'image') return part;
-      const out: Record<string, unknown> = { ...part };
-      for (const key of ['image', 'url', 'path']) {
-        const v = out[key];
-        if (typeof v === 'string' && v !== '' && !isUrl(v) && !isAbsolute(v)) out[key] = resolve(base, v);
-      }
-      return out as ContentPart;
-    });
-    return { ...m, content };
-  });
 }

@@ -20,11 +20,7 @@ Environment: HF_TOKEN (or the token file of 'huggingface-cli login') for gated m
 HF_HUB_CACHE / HF_HOME (cache location), HF_ENDPOINT (a mirror), HF_HUB_OFFLINE=1 (cache only).`;
 
 export async function runPull(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { revision: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
-    process.stdout.write(PULL_HELP + '\n');
-    return 0;
-  }
+  const { values, positionals } = parse(args, { revision: { type: 'string' } }, PULL_HELP);
   if (positionals.length !== 1) {
     throw new GemmaError('INVALID_ARGUMENT', `gemma3 pull takes one model, like google/gemma-3-4b-it or ggml-org/gemma-3-4b-it-GGUF:Q4_K_M` +
       (positionals.length ? ` (got ${positionals.length}: ${positionals.join(' ')})` : ''));

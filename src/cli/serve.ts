@@ -1,12 +1,18 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
 import { GemmaError } from '../index.js';
 import { startServer, type ModelLoadOptions } from '../server/index.js';
-import { MODEL_FLAGS, mmapFlag, modelTarget, numberFlag, parse } from './options.js';
+import { aliasProblem } from '../server/model-id.js';
+import { MODEL_FLAGS, contextFlag, flagTerms, mmapFlag, modelTarget, numberFlag, parse, threadsFlag } from './options.js';
 
-const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
+export const SERVE_HELP = `gemma3 serve [--model PATH | --demo] [options]
 
 OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama-compatible
 (/api/chat, /api/generate, /api/tags, /api/pull, /api/delete) HTTP server with a web chat page at /, /health and /metrics.
+
+  --model PATH, -m        a Hugging Face checkpoint folder or a .gguf file (default: $GEMMA3_MODEL,
+                          else google/gemma-3-*-it in the Hugging Face cache); --demo: the tiny random model
+  --alias NAME            the model id clients use (default: the repository, .gguf file or folder name,
+                          e.g. gemma-3-4b-it); requests may also say "gemma3"
 
   --host ADDR             address to bind (default 127.0.0.1: this machine only)
   --port N                port (default 8080; 0 picks a free one)
@@ -28,7 +34,13 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --switch-models         load a model of the hub cache when a request names it ("model": "OWNER/NAME[:QUANT]"),
                           unloading the current one once its requests are done (one model resident)
   --model NAME [--pull]   a hub name (google/gemma-3-4b-it, OWNER/REPO-GGUF:Q4_K_M) from the cache; --pull fetches it first
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
+  --drain-timeout S       on SIGTERM or Ctrl+C: stop taking requests (/ready answers 503), let running
+                          ones finish for up to S seconds, then cut the rest and exit 0 (default 30;
+                          a second signal stops at once)
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run
+
+Ollama's keep_alive: the model stays loaded while the server runs; requests asking to unload it
+(keep_alive 0 or a duration) get 400, a negative keep_alive is accepted.`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -48,12 +60,9 @@ export async function runServe(args: string[]): Promise<number> {
     'allowed-hosts': { type: 'string' },
     'allow-pull': { type: 'boolean' },
     'switch-models': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  });
-  if (values.help) {
-    process.stdout.write(SERVE_HELP + '\n');
-    return 0;
-  }
+    alias: { type: 'string' },
+    'drain-timeout': { type: 'string' },
+  }, SERVE_HELP);
   if (positionals.length) throw new GemmaError('INVALID_ARGUMENT', `gemma3 serve takes no positional arguments (got ${JSON.stringify(positionals.join(' '))})`);
   const port = numberFlag('port', values.port, true) ?? 8080;
   if (port < 0 || port > 65535) throw new GemmaError('INVALID_ARGUMENT', `--port must be in [0, 65535], got ${port}`);
@@ -61,12 +70,18 @@ export async function runServe(args: string[]): Promise<number> {
   if (parallel < 1 || parallel > 256) throw new GemmaError('INVALID_ARGUMENT', `--parallel must be in [1, 256], got ${parallel}`);
   const queue = numberFlag('queue', values.queue, true);
   if (queue !== undefined && queue < 0) throw new GemmaError('INVALID_ARGUMENT', `--queue must be >= 0, got ${queue}`);
-  const context = numberFlag('context', values.context, true);
+  const drainSeconds = numberFlag('drain-timeout', values['drain-timeout']) ?? 30;
+  if (drainSeconds < 0 || drainSeconds > 86_400) throw new GemmaError('INVALID_ARGUMENT', `--drain-timeout must be in [0, 86400] seconds, got ${drainSeconds}`);
+  const context = contextFlag(values.context);
+  const alias = values.alias;
+  if (alias !== undefined && aliasProblem(alias) !== null) {
+    throw new GemmaError('INVALID_ARGUMENT', `--alias must be ${aliasProblem(alias)}, got ${JSON.stringify(alias)}`);
+  }
   const maxBody = numberFlag('max-body', values['max-body'], true);
   if (maxBody !== undefined && maxBody < 1024) throw new GemmaError('INVALID_ARGUMENT', `--max-body must be at least 1024 bytes, got ${maxBody}`);
   const maxImagePixels = numberFlag('max-image-pixels', values['max-image-pixels'], true);
   if (maxImagePixels !== undefined && maxImagePixels < 1) throw new GemmaError('INVALID_ARGUMENT', `--max-image-pixels must be positive, got ${maxImagePixels}`);
-  const threads = numberFlag('threads', values.threads, true);
+  const threads = threadsFlag(values.threads);
   const backend = values.backend;
   if (backend !== undefined && backend !== 'auto' && backend !== 'native' && backend !== 'js') {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
@@ -88,6 +103,7 @@ export async function runServe(args: string[]): Promise<number> {
   let server;
   try {
     server = await startServer({
+      onLoadProgress: loadProgress(dir), ...(alias !== undefined ? { alias } : {}),
       modelPath: dir, ...(modelName ? { modelName } : {}), host, port, parallel, load, allowRemoteImages: values['allow-remote-images'] ?? false,
       allowPrivateImageHosts: values['allow-private-image-hosts'] ?? false, allowPull: values['allow-pull'] ?? false,
       switchModels: values['switch-models'] ?? false,
@@ -98,22 +114,50 @@ export async function runServe(args: string[]): Promise<number> {
       ...(context !== undefined ? { context } : {}), ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
     });
   } catch (err) {
+    if (process.stderr.isTTY) process.stderr.write('\n');
     if (err instanceof GemmaError) throw err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'EADDRINUSE') throw new GemmaError('INVALID_ARGUMENT', `port ${port} on ${host} is already in use; pick another with --port`);
-    throw new GemmaError('INVALID_ARGUMENT', e.message);
+    throw new GemmaError('INVALID_ARGUMENT', flagTerms(e.message));
   }
   const info = server.engine.info;
+  if (process.stderr.isTTY) process.stderr.write('\n');
   process.stderr.write(`gemma3: loaded ${info.id} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
     `(${info.backend} backend, context ${info.contextLength}, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
   process.stdout.write(`gemma3: serving ${info.id} at ${server.url}  (chat page: ${server.url}/, API: ${server.url}/v1)\n`);
   await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.stderr.write('\ngemma3: shutting down\n');
-      void server.close().then(resolve);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        process.stderr.write(`gemma3: ${signal} again: stopping now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`\ngemma3: ${signal}: draining: ${server.engine.outstanding} request(s) running; ` +
+        `waiting up to ${drainSeconds} s for them\n`);
+      void server.drain(drainSeconds * 1000).then(({ finished, cut }) => {
+        process.stderr.write(`gemma3: stopped (${finished} finished, ${cut} cut off)\n`);
+        resolve();
+      });
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
+}
+
+/**
+ * Shows the load as it goes: one updating line on a terminal, else a line per tenth (a service's
+ * log shows that a large model is still loading, not hung).
+ */
+function loadProgress(dir: string): (fraction: number) => void {
+  const tty = process.stderr.isTTY === true;
+  let shown = -1;
+  return (fraction) => {
+    const pct = Math.floor(fraction * 100);
+    const step = tty ? pct : Math.floor(pct / 10) * 10;
+    if (step === shown) return;
+    shown = step;
+    process.stderr.write(tty ? `\rgemma3: loading ${dir} ${pct}%` : `gemma3: loading ${dir} ${step}%\n`);
+  };
 }

@@ -115,7 +115,8 @@ class HeaderReader {
   /** Makes n bytes at pos available; returns their offset in the window. */
   private need(n: number): number {
     if (n > this.remaining) {
-      throw this.bad(`the file is truncated (an incomplete download?): ${this.what} needs ${n} bytes at offset ${this.pos} but the file ends at ${this.size}`);
+      throw this.bad(`the file is truncated (incomplete: an interrupted download?): it ends at byte ${this.size}, inside its header, ` +
+        `where ${this.what} needs ${n} bytes at offset ${this.pos}`);
     }
     if (this.pos < this.bufStart || this.pos + n > this.bufStart + this.buf.length) {
       const len = Math.min(Math.max(n, CHUNK), this.remaining);
@@ -154,8 +155,8 @@ class HeaderReader {
       throw this.bad(`the file is corrupt: ${this.what} has a ${kind} of ${n}, more than any real model has (limit ${limit})`);
     }
     if (n * BigInt(minBytesEach) > BigInt(this.remaining)) {
-      throw this.bad(`the file is truncated or corrupt (an incomplete download?): ${this.what} has a ${kind} of ${n}, ` +
-        `which needs at least ${n * BigInt(minBytesEach)} bytes, but only ${this.remaining} remain`);
+      throw this.bad(`the file is truncated or corrupt (incomplete: an interrupted download?): ${this.what}: ${kind} ${n} ` +
+        `needs at least ${n * BigInt(minBytesEach)} bytes, but the file ends ${this.remaining} bytes later, at byte ${this.size}`);
     }
     return Number(n);
   }
@@ -281,6 +282,9 @@ function parse(r: HeaderReader): GgufFile {
 
   const dataOffset = Math.ceil(r.pos / alignment) * alignment;
   const dataSize = Math.max(0, r.size - dataOffset);
+  // The size the tensor table says the file has, for the message about a file cut short.
+  let expectedSize = BigInt(dataOffset);
+  let outside: string | undefined;
   const entries: Entry[] = infos.map(({ name, ne, ggmlType, offset }) => {
     const where = `tensor ${name}`;
     const dtype = DTYPE_BY_ID.get(ggmlType);
@@ -299,12 +303,23 @@ function parse(r: HeaderReader): GgufFile {
     }
     if (!Number.isSafeInteger(sizeBytes)) throw r.bad(`${where}: size of shape [${shape.join(', ')}] overflows`);
     if (offset % BigInt(alignment) !== 0n) throw r.bad(`${where}: data offset ${offset} is not a multiple of the alignment ${alignment}`);
+    const end = BigInt(dataOffset) + offset + BigInt(sizeBytes);
+    if (end > expectedSize) expectedSize = end;
     if (offset + BigInt(sizeBytes) > BigInt(dataSize)) {
-      throw r.bad(`the file is truncated or corrupt (an incomplete download?): ${where}'s data [${offset}, ${offset + BigInt(sizeBytes)}) ` +
-        `is out of bounds of the ${dataSize}-byte data section`);
+      outside ??= `${where}'s data [${offset}, ${offset + BigInt(sizeBytes)}) is out of bounds of the ${dataSize}-byte data section`;
     }
     return { name, dtype, shape: Object.freeze(shape), sizeBytes, file: r.path, ne: Object.freeze(ne), ggmlType, fileOffset: dataOffset + Number(offset) };
   });
+
+  if (outside !== undefined) {
+    const detail = outside;
+    // Tensors that would end within a plausible distance are a file cut short, else a corrupt table.
+    if (expectedSize <= BigInt(r.size) * 64n) {
+      throw r.bad(`the file is incomplete (truncated: an interrupted download?): its tensors need ${expectedSize} bytes but the file has ` +
+        `${r.size} (${expectedSize - BigInt(r.size)} missing); ${detail}`);
+    }
+    throw r.bad(`the file is truncated or corrupt: ${detail}`);
+  }
 
   const sorted = [...entries].sort((a, b) => a.fileOffset - b.fileOffset);
   let last: Entry | null = null;

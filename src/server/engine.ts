@@ -176,9 +176,9 @@ export class Engine {
   }
 
   /** Starts the worker and waits until the model is loaded. */
-  static async start(options: EngineOptions, metrics: Metrics): Promise<Engine> {
+  static async start(options: EngineOptions, metrics: Metrics, onProgress?: (fraction: number) => void): Promise<Engine> {
     const config: WorkerConfig = {
-      modelPath: options.modelPath, parallel: options.parallel,
+      modelPath: options.modelPath, parallel: options.parallel, ...(options.alias !== undefined ? { alias: options.alias } : {}),
       ...(options.context !== undefined ? { context: options.context } : {}), ...(options.load ? { load: options.load } : {}),
     };
     // Keep the native addon loaded in this thread too: when the worker exits, Node unloads the
@@ -189,7 +189,10 @@ export class Engine {
       const onMessage = (m: FromWorker) => {
         if (m.type === 'ready') resolve(m.info);
         else if (m.type === 'fatal') reject(new Error(m.message));
-        else return;
+        else {
+          if (m.type === 'progress') onProgress?.(m.fraction);
+          return;
+        }
         worker.off('message', onMessage);
         worker.off('error', reject);
       };
@@ -304,7 +307,7 @@ export class Engine {
       this.metrics.decodeStep(m.batch, m.ms);
       return;
     }
-    if (m.type === 'ready' || m.type === 'fatal') return;
+    if (m.type === 'ready' || m.type === 'fatal' || m.type === 'progress') return;
     const run = this.runs.get(m.id);
     if (!run) return;
     switch (m.type) {

@@ -4,6 +4,8 @@
 import { statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkKeepAlive } from './keep-alive.js';
+import { namesServedModel } from './model-id.js';
 import { ApiError, describe, invalidParam, wrongType } from './api-error.js';
 import { cancelOnDisconnect } from './openai.js';
 import { asObject, bool, int, num, stopList } from './openai-schema.js';
@@ -109,13 +111,14 @@ function checkModel(ctx: ServerContext, model: unknown): string {
   if (model === undefined) throw invalidParam('model', "Missing required parameter: 'model'.", 'missing_required_parameter');
   if (typeof model !== 'string' || model === '') throw wrongType('model', 'a non-empty string', model);
   const id = ctx.engine.info.id;
-  if (model !== id && model !== `${id}:latest`) {
+  if (!namesServedModel(model, id)) {
     throw new ApiError(404, `model '${model}' not found; this server serves '${id}'`, 'invalid_request_error', 'model', 'model_not_found');
   }
   return model;
 }
 
 function rejectUnsupported(o: Obj): void {
+  checkKeepAlive(o.keep_alive);
   if (o.think === true) throw invalidParam('think', 'this model has no thinking mode', 'unsupported_value');
 }
 

@@ -2,6 +2,7 @@
 // Streaming answers are SSE chunks ending in `data: [DONE]`; usage counts real tokens.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { namesServedModel } from './model-id.js';
 import { ApiError, toApiError } from './api-error.js';
 import type { Claim, Run } from './engine.js';
 import { sendJson } from './http.js';
@@ -73,7 +74,7 @@ function modelObject(ctx: ServerContext) {
 /** 404 unless `model` names the served model. */
 export function checkModel(ctx: ServerContext, model: string): void {
   const id = ctx.engine.info.id;
-  if (model !== id && model !== `${id}:latest`) {
+  if (!namesServedModel(model, id)) {
     throw new ApiError(404, `The model '${model}' does not exist. This server serves '${id}'.`, 'invalid_request_error', 'model', 'model_not_found');
   }
 }

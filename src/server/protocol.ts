@@ -68,6 +68,8 @@ export interface WorkerConfig {
   context?: number;
   /** Most sequences decoded together. */
   parallel: number;
+  /** The id clients name the model by (default: derived from the path, model-id.ts). */
+  alias?: string;
 }
 
 export interface ModelInfo {
@@ -109,6 +111,8 @@ export interface DoneData {
 export type FromWorker =
   | { type: 'ready'; info: ModelInfo }
   | { type: 'fatal'; message: string }
+  /** Loading: the fraction of the weights read, in [0, 1]. */
+  | { type: 'progress'; fraction: number }
   /** The prompt was prepared and fits: generation is queued. */
   | { type: 'accepted'; id: number; promptTokens: number }
   /** The job was refused before generation (bad image, prompt too long, bad option...). */

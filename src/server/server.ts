@@ -13,6 +13,7 @@ import { Engine, type Claim } from './engine.js';
 import { DEFAULT_MAX_BODY_BYTES, checkApiKey, readJson, sendError, sendJson } from './http.js';
 import { Metrics } from './metrics.js';
 import { modelDigest, PACKAGE_VERSION } from './model-facts.js';
+import { PREFIX_HASH_HEADER, prefixHash } from './prefix-hash.js';
 import { ollamaChat, ollamaGenerate, ollamaTags } from './ollama.js';
 import { ollamaDelete, ollamaPull } from './ollama-models.js';
 import { hubSettings, type HubSettings } from '../hub/index.js';
@@ -84,6 +85,10 @@ export interface ServerOptions {
    * unloading the current one once its requests are done (default false: other names get 404).
    */
   switchModels?: boolean;
+  /** The id clients name the model by (default: the repository, file or folder name; model-id.ts). */
+  alias?: string;
+  /** Called as the weights load, with the fraction read in [0, 1]. */
+  onLoadProgress?: (fraction: number) => void;
 }
 
 export interface ResolvedOptions {
@@ -117,6 +122,8 @@ export interface ServerContext {
   fingerprint: string;
   /** Loads cached models by name (switchModels), else null. */
   switcher: ModelSwitcher | null;
+  /** Set by drain(): /ready answers 503 and new generation requests are refused. */
+  draining: boolean;
 }
 
 export interface RunningServer {
@@ -127,6 +134,12 @@ export interface RunningServer {
   metrics: Metrics;
   server: Server;
   close(): Promise<void>;
+  /**
+   * Stops taking work (/ready → 503, new generation requests → 503), lets the running ones
+   * finish for up to `graceMs`, then closes, cutting what still runs (those streams end with a
+   * `shutting_down` error). Resolves with how many finished and how many were cut.
+   */
+  drain(graceMs: number): Promise<{ finished: number; cut: number }>;
 }
 
 /** Loads the model (in a worker thread), then listens. */
@@ -161,12 +174,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
   };
-  const engine = await Engine.start({ ...engineOptions, modelPath: options.modelPath }, metrics);
-  if (options.modelName) engine.info.id = options.modelName;
+  const engine = await Engine.start({
+    ...engineOptions, modelPath: options.modelPath,
+    // The id the resident model is named by: --alias, else the hub name it was given by.
+    ...(options.alias !== undefined ? { alias: options.alias } : options.modelName ? { alias: options.modelName } : {}),
+  }, metrics, options.onLoadProgress);
   const ctx: ServerContext = {
     engine, metrics, options: resolved, startedAt: Math.floor(Date.now() / 1000),
     guard: new BrowserGuard({ corsOrigins: resolved.corsOrigins, allowedHosts: resolved.allowedHosts }),
     digest: { value: null },
+    draining: false,
     fingerprint: `fp_${createHash('sha256').update(engine.info.path).digest('hex').slice(0, 10)}`,
     switcher: null,
   };
@@ -191,16 +208,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const close = async (): Promise<void> => {
+    await ctx.engine.close();
+    server.closeAllConnections();
+    await new Promise<void>((ok) => server.close(() => ok()));
+  };
   return {
-    url: `http://${host}:${address.port}`, port: address.port, metrics, server,
+    url: `http://${host}:${address.port}`, port: address.port, metrics, server, close,
     // The resident model's engine (another one after a switch: switchModels).
     get engine() {
       return ctx.engine;
     },
-    async close() {
-      await ctx.engine.close();
-      server.closeAllConnections();
-      await new Promise<void>((ok) => server.close(() => ok()));
+    async drain(graceMs: number) {
+      ctx.draining = true;
+      const running = ctx.engine.outstanding;
+      const deadline = Date.now() + graceMs;
+      while (ctx.engine.outstanding > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const cut = ctx.engine.outstanding;
+      await close();
+      return { finished: running - cut, cut };
     },
   };
 }
@@ -245,6 +271,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (path === '/health') return health(ctx, res);
+      if (path === '/ready') return ready(ctx, res);
       const asset = WEB_ASSETS.get(path === '/' ? '/index.html' : path);
       if (asset) return sendAsset(res, asset);
     }
@@ -263,9 +290,15 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
     const post = POST_ROUTES[path];
     if (post) {
       if (req.method !== 'POST') throw methodNotAllowed(req, path, 'POST');
+      if (ctx.draining) {
+        res.setHeader('Connection', 'close');
+        throw new ApiError(503, 'The server is shutting down; retry (on another replica).', 'server_error', null, 'shutting_down');
+      }
       ctx.engine.checkCapacity();
       const body = await readJson(req, ctx.options.maxBodyBytes, (bytes) => claim.add(bytes));
       if (ctx.switcher) await ctx.switcher.ensure(body);
+      const conversation = prefixHash(req, body);
+      if (conversation !== null) res.setHeader(PREFIX_HASH_HEADER, conversation);
       await post(ctx, req, res, body, claim);
       return;
     }
@@ -298,7 +331,7 @@ async function handle(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
 
 function routeName(method: string, path: string): string {
   if (POST_ROUTES[path] || MODEL_ROUTES[path] || INFO_POST_ROUTES[path] || INFO_GET_ROUTES.includes(path) ||
-      ['/health', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
+      ['/health', '/ready', '/metrics', '/v1/models', '/api/tags', '/api/version'].includes(path)) return path;
   if (path.startsWith('/v1/models/')) return '/v1/models/{id}';
   if (method === 'GET' && WEB_ASSETS.has(path === '/' ? '/index.html' : path)) return '/ (web)';
   return 'other';
@@ -328,11 +361,22 @@ function preflight(res: ServerResponse): void {
 function health(ctx: ServerContext, res: ServerResponse): void {
   const e = ctx.engine;
   sendJson(res, e.healthy ? 200 : 503, {
-    status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}),
+    status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}), draining: ctx.draining,
     model: e.info.id, vision: e.info.vision, context_length: e.info.contextLength,
     active: e.active, queued: e.queued, parallel: ctx.options.parallel, max_queue: ctx.options.maxQueue,
     auth: ctx.options.apiKey !== undefined,
   });
+}
+
+/**
+ * Readiness, as distinct from liveness (/health): whether this replica should be sent new work.
+ * 503 while draining for shutdown or when the model worker is gone. (While the model loads the
+ * server does not listen yet, so a probe's connection is refused: not ready either.)
+ */
+function ready(ctx: ServerContext, res: ServerResponse): void {
+  const e = ctx.engine;
+  const status = !e.healthy ? 'error' : ctx.draining ? 'draining' : 'ready';
+  sendJson(res, status === 'ready' ? 200 : 503, { status, model: e.info.id, active: e.active, queued: e.queued });
 }
 
 function sendMetrics(ctx: ServerContext, res: ServerResponse): void {

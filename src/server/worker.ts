@@ -2,7 +2,7 @@
 // so the HTTP thread stays free (health checks answer while the model computes). Talks to the
 // HTTP side (engine.ts) only through the messages of protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { constraintFor, validateGenerateOptions, type GenerateOptions } from '../generate/generate.js';
 import type { GrammarConstraint } from '../grammar/grammar.js';
 import { load, type LoadOptions } from '../load.js';
@@ -12,6 +12,7 @@ import { checkPromptSize, clientError, preparePrompt, promptLimits } from './pro
 import type { FromWorker, Job, ModelInfo, TokenLogprobData, TokenText, ToWorker, WorkerConfig } from './protocol.js';
 import type { TokenLogprob } from '../generate/logprobs.js';
 import { countParameters, quantizationLevel } from './model-facts.js';
+import { modelIdFor } from './model-id.js';
 import { Scheduler } from './scheduler.js';
 
 /** KV cache capacity per sequence when --context is not given (or the model's limit, if lower). */
@@ -37,14 +38,21 @@ async function main(): Promise<void> {
   const options = { ...config.load } as LoadOptions;
   try {
     // --context exactly (refused above the model's limit), else the default or the model's own limit if lower.
-    model = await load(dir, { ...options, contextLength: config.context ?? { atMost: DEFAULT_SERVER_CONTEXT } });
+    let shown = -1;
+    const onProgress = (fraction: number): void => {
+      const pct = Math.floor(fraction * 100);
+      if (pct === shown) return;
+      shown = pct;
+      port.postMessage({ type: 'progress', fraction } satisfies FromWorker);
+    };
+    model = await load(dir, { ...options, contextLength: config.context ?? { atMost: DEFAULT_SERVER_CONTEXT }, onProgress });
   } catch (err) {
     post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
     return;
   }
   const context = model.contextLength;
   const info: ModelInfo = {
-    id: basename(dir).replace(/\.gguf$/i, ''),
+    id: modelIdFor(dir, config.alias),
     path: dir,
     contextLength: context,
     vision: model.config.vision !== null,
