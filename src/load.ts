@@ -52,8 +52,10 @@ export interface LoadOptions {
   /**
    * GGUF models on the native backend: serve the weights from a memory mapping of the file
    * instead of copies made at load (Q4_0 / Q8_0 are then used in the file's row layout).
-   * 'auto' (default): when the page cache holds the file in 2 MiB pages (then it loads in seconds
-   * and decodes as fast as from copies); true: always; false: never.
+   * 'auto' (default): BF16 / F16 / F32 weights when the page cache holds the file in 2 MiB pages
+   * (then it loads in seconds and decodes as fast as from copies); Q4_0 / Q8_0 weights are read
+   * into the kernels' x16 layout (load/mapped-weights.ts says why). true: always (Q4_0 / Q8_0
+   * too); false: never.
    * The GEMMA3_MMAP environment variable (1 / 0) sets the default.
    */
   mmap?: 'auto' | boolean;

@@ -26,7 +26,8 @@ export const MODEL_HELP = `Model options:
   --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
   --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
   --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
-                       copies made at load; auto (default): when the page cache holds it in 2 MiB pages
+                       copies made at load; auto (default): float weights when the page cache holds
+                       the file in 2 MiB pages (Q4_0/Q8_0 are copied into the kernels' layout)
   --backend auto|native|js   kernels (default auto: native when the addon is built)
   --threads N          threads for the native kernels (default: one per physical core)`;
 

@@ -24,11 +24,14 @@ export interface WeightPlacement {
  * parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB folios,
  * tensors are views of that mapping: nothing is copied before the first token, loading needs no
  * fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the kernels
- * stream through 2 MiB TLB entries. BF16 / F16 / F32 are views, and so are Q4_0 / Q8_0 where the
- * backend servesQuantizedViews. Otherwise (4 KiB folios: older kernels, or a file still cached
- * from small writes) tensors are read into huge-page memory (unless `hugePages` is false),
- * because decoding over a 4 KiB-page mapping ran 1.7x slower here. `mode` true always maps,
- * false never.
+ * stream through 2 MiB TLB entries. BF16 / F16 / F32 are views. Q4_0 / Q8_0 are views only with
+ * `mode` true (where the backend servesQuantizedViews): 'auto' reads them into x16 copies,
+ * because the x16 kernel over the file's row layout ran at half the copies' speed on some
+ * machines (4B Q4_0 decode 8.3 vs 14-19 tokens/s; a 10240x2560 product 17 vs 33 GB/s), and
+ * copies made in the background while serving would hold the file's pages and the copies at
+ * once. Otherwise (4 KiB folios: older kernels, or a file still cached from small writes)
+ * tensors are read into huge-page memory (unless `hugePages` is false), because decoding over a
+ * 4 KiB-page mapping ran 1.7x slower here. `mode` true always maps, false never.
  */
 export function placeWeights(file: GgufSource, backend: Backend, mode: 'auto' | boolean, hugePages: boolean): WeightPlacement {
   // A tensor read is a fresh buffer the backend may rearrange in place.
@@ -39,7 +42,7 @@ export function placeWeights(file: GgufSource, backend: Backend, mode: 'auto' | 
   const allocate = hugePages ? nativeAllocator() : undefined;
   if (allocate) file.useAllocator(allocate);
   if (mode === false) return readOnly;
-  const quantViews = backend.servesQuantizedViews ?? false;
+  const quantViews = mode === true && (backend.servesQuantizedViews ?? false);
   const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (quantViews && (dtype === 'q4_0' || dtype === 'q8_0'));
   let asViews = 0;
   let total = 0;
