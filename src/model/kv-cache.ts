@@ -1,7 +1,7 @@
-// Keys (after QK-norm and RoPE) and values per layer, float32. Global layers keep every
+// Keys (after QK-norm and RoPE) and values per layer, float32 or 16-bit (KvType). Global layers keep every
 // position up to `capacity`; sliding layers keep a ring of the last `slidingWindow` positions,
 // indexed by pos % slidingWindow (RoPE uses absolute positions, so slots are interchangeable).
-import type { KvStore } from '../backend/backend.js';
+import type { KvStore, KvType } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
 /** Keys and values in the blocked layout of KvStore; ring: the ring size of a sliding layer, 0 for a global one. */
@@ -21,15 +21,21 @@ export class KvCache {
   /** Positions written so far; the next token takes position `length`. */
   length = 0;
 
+  /** How keys and values are stored (default 'f32'). */
+  readonly type: KvType;
+
   private readonly slidingWindow: number;
 
   /**
    * `rollback`: extra sliding-ring slots (default SLIDING_ROLLBACK); 0 keeps exactly the window.
    * `allocate`: where the keys and values live (a backend's allocateFloats); plain arrays otherwise.
+   * `type`: the storage type of keys and values (default 'f32').
    */
   constructor(config: Gemma3TextConfig, readonly capacity: number,
-              options: { rollback?: number; allocate?: ((n: number) => Float32Array) | undefined } = {}) {
+              options: { rollback?: number; allocate?: ((n: number) => Float32Array) | undefined; type?: KvType } = {}) {
     const rollback = options.rollback ?? SLIDING_ROLLBACK;
+    const type = options.type ?? 'f32';
+    this.type = type;
     this.slidingWindow = config.slidingWindow;
     const kvDim = config.numKvHeads * config.headDim;
     const slotsOf = config.layerTypes.map((type) => {
@@ -40,11 +46,14 @@ export class KvCache {
     // rounds up once, not per array.
     const blocked = (slots: number): number => Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
     const total = slotsOf.reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0);
-    const storage = options.allocate ? options.allocate(total) : new Float32Array(total);
+    // 16-bit types: the same float storage, half as many floats, seen as 16-bit words.
+    const floats = type === 'f32' ? total : Math.ceil(total / 2);
+    const words = options.allocate ? options.allocate(floats) : new Float32Array(floats);
+    const storage = type === 'f32' ? words : new Uint16Array(words.buffer, words.byteOffset, total);
     let offset = 0;
-    const take = (n: number): Float32Array => storage.subarray(offset, (offset += n));
+    const take = (n: number): Float32Array | Uint16Array => storage.subarray(offset, (offset += n));
     this.layers = slotsOf.map(({ ring, slots }) => ({
-      k: take(blocked(slots) * kvDim), v: take(blocked(slots) * kvDim), slots, ring, block: KV_BLOCK,
+      k: take(blocked(slots) * kvDim), v: take(blocked(slots) * kvDim), slots, ring, block: KV_BLOCK, type,
     }));
   }
 
