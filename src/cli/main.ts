@@ -42,6 +42,7 @@ Model options (run, chat, tokenize, logits):
   --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
                        copies made at load; auto (default): when the page cache holds it in 2 MiB pages
   --backend auto|native|js  --threads N
+  --kv-type f32|f16|bf16  how the KV cache stores keys and values (default f32; f16 and bf16 halve it)
 
 The model comes from --model, else $GEMMA3_MODEL, else the Hugging Face cache
 (~/.cache/huggingface/hub/models--google--gemma-3-4b-it/...). --demo runs a tiny random model.`;

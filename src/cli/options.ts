@@ -7,7 +7,8 @@ import { GemmaError } from '../index.js';
 import { load } from '../index.js';
 import type { Gemma3 } from '../index.js';
 import type { GenerateOptions } from '../index.js';
-import type { ChatMessage, ContentPart } from '../index.js';
+import type { ChatMessage, ContentPart, KvType } from '../index.js';
+import { KV_TYPES } from '../backend/backend.js';
 import { DEMO_MODEL, resolveModelPath } from './model-path.js';
 
 export const MODEL_FLAGS = {
@@ -19,6 +20,7 @@ export const MODEL_FLAGS = {
   mmproj: { type: 'string' },
   quant: { type: 'string' },
   mmap: { type: 'string' },
+  'kv-type': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -104,6 +106,15 @@ export function mmapFlag(value: string | undefined): 'auto' | boolean | undefine
   throw new GemmaError('INVALID_ARGUMENT', `--mmap must be auto, on or off, got ${JSON.stringify(value)}`);
 }
 
+/** --kv-type f32|f16|bf16 → load()'s `kvType` option; checked before anything loads. */
+export function kvTypeFlag(value: string | undefined): KvType | undefined {
+  if (value === undefined) return undefined;
+  if (!(KV_TYPES as readonly string[]).includes(value)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--kv-type must be ${KV_TYPES.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as KvType;
+}
+
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
   const dir = modelDir(values as { model?: string; demo?: boolean });
@@ -118,6 +129,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
     throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0 or q4_0, got ${JSON.stringify(quant)}`);
   }
   const mmap = mmapFlag(values.mmap as string | undefined);
+  const kvType = kvTypeFlag(values['kv-type'] as string | undefined);
   const mmproj = values.mmproj as string | undefined;
   if (mmproj !== undefined && mmproj === '') throw new GemmaError('INVALID_ARGUMENT', '--mmproj needs a file path');
   const tty = process.stderr.isTTY;
@@ -126,6 +138,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   const model = await load(dir, {
     ...(quant !== undefined ? { quant } : {}),
     ...(mmap !== undefined ? { mmap } : {}),
+    ...(kvType !== undefined ? { kvType } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(threads !== undefined ? { threads } : {}),

@@ -1,7 +1,7 @@
 // gemma3 serve: the OpenAI- and Ollama-compatible HTTP server with the web chat page.
 import { GemmaError } from '../index.js';
 import { startServer, type ModelLoadOptions } from '../server/index.js';
-import { MODEL_FLAGS, mmapFlag, modelDir, numberFlag, parse } from './options.js';
+import { MODEL_FLAGS, kvTypeFlag, mmapFlag, modelDir, numberFlag, parse } from './options.js';
 
 const SERVE_HELP = `gemma3 serve [--model DIR | --demo] [options]
 
@@ -23,7 +23,8 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --allowed-hosts LIST    host names accepted in the Host header besides IP addresses, localhost and this
                           machine's name (comma-separated; '.example.com' for subdomains; '*' for any).
                           Other names get 403, which defeats DNS rebinding from web pages
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off
+  --kv-type f32|f16|bf16  as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
@@ -65,8 +66,9 @@ export async function runServe(args: string[]): Promise<number> {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
   const mmap = mmapFlag(values.mmap);
+  const kvType = kvTypeFlag(values['kv-type']);
   const load: ModelLoadOptions = {
-    ...(mmap !== undefined ? { mmap } : {}),
+    ...(mmap !== undefined ? { mmap } : {}), ...(kvType !== undefined ? { kvType } : {}),
     ...(backend !== undefined ? { backend } : {}), ...(threads !== undefined ? { threads } : {}),
     ...(values.quant !== undefined ? { quant: values.quant } : {}), ...(values.mmproj !== undefined ? { mmproj: values.mmproj } : {}),
   };

@@ -1,6 +1,7 @@
 // The messages between the HTTP thread and the model worker (worker.ts). Everything here is
 // plain data: it crosses postMessage by structured clone.
 import type { FinishReason } from '../generate/reply.js';
+import type { KvType } from '../backend/backend.js';
 import type { ApiErrorData } from './api-error.js';
 
 /** Sampling and length options of a job, already validated for types by the HTTP side. */
@@ -38,6 +39,8 @@ export interface ModelLoadOptions {
   quant?: string;
   mmproj?: string;
   mmap?: 'auto' | boolean;
+  /** How the KV cache stores keys and values ('f32', 'f16', 'bf16'). */
+  kvType?: KvType;
   panAndScan?: boolean;
   /** Largest image decoded, in pixels. */
   maxImagePixels?: number;
