@@ -117,6 +117,7 @@ export function kvTypeFlag(value: string | undefined): KvType | undefined {
 
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
+  const kvType = kvTypeFlag(values['kv-type'] as string | undefined);
   const dir = modelDir(values as { model?: string; demo?: boolean });
   const contextLength = numberFlag('context', values.context as string | undefined, true);
   const threads = numberFlag('threads', values.threads as string | undefined, true);
@@ -129,7 +130,6 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
     throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0 or q4_0, got ${JSON.stringify(quant)}`);
   }
   const mmap = mmapFlag(values.mmap as string | undefined);
-  const kvType = kvTypeFlag(values['kv-type'] as string | undefined);
   const mmproj = values.mmproj as string | undefined;
   if (mmproj !== undefined && mmproj === '') throw new GemmaError('INVALID_ARGUMENT', '--mmproj needs a file path');
   const tty = process.stderr.isTTY;

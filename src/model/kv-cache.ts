@@ -1,7 +1,7 @@
 // Keys (after QK-norm and RoPE) and values per layer, float32 or 16-bit (KvType). Global layers keep every
 // position up to `capacity`; sliding layers keep a ring of the last `slidingWindow` positions,
 // indexed by pos % slidingWindow (RoPE uses absolute positions, so slots are interchangeable).
-import type { KvStore, KvType } from '../backend/backend.js';
+import { kvElementBytes, type KvStore, type KvType } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
 /** Keys and values in the blocked layout of KvStore; ring: the ring size of a sliding layer, 0 for a global one. */
@@ -15,6 +15,29 @@ export const SLIDING_ROLLBACK = 256;
 
 /** Slots per block of the cache layout (see KvStore). */
 export const KV_BLOCK = 64;
+
+/** Slots of each layer: `capacity` on a global one, a ring of the window plus `rollback` on a sliding one. */
+function layerSlots(config: Gemma3TextConfig, capacity: number, rollback: number): { ring: number; slots: number }[] {
+  return config.layerTypes.map((type) => {
+    const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
+    return { ring, slots: ring || capacity };
+  });
+}
+
+/** Slots rounded up to whole blocks: what is allocated. */
+function blocked(slots: number): number {
+  return Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
+}
+
+/**
+ * Bytes a KvCache of `capacity` positions allocates for keys and values (its sizeBytes), without
+ * allocating it: global layers hold every position, sliding layers a ring of slidingWindow +
+ * rollback slots, each rounded up to whole blocks of KV_BLOCK.
+ */
+export function kvCacheBytes(config: Gemma3TextConfig, capacity: number, type: KvType, rollback = SLIDING_ROLLBACK): number {
+  const kvDim = config.numKvHeads * config.headDim;
+  return layerSlots(config, capacity, rollback).reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0) * kvElementBytes(type);
+}
 
 export class KvCache {
   readonly layers: LayerCache[];
@@ -38,13 +61,9 @@ export class KvCache {
     this.type = type;
     this.slidingWindow = config.slidingWindow;
     const kvDim = config.numKvHeads * config.headDim;
-    const slotsOf = config.layerTypes.map((type) => {
-      const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
-      return { ring, slots: ring || capacity };
-    });
+    const slotsOf = layerSlots(config, capacity, rollback);
     // One allocation for every layer's keys and values: a backend's huge-page memory then
     // rounds up once, not per array.
-    const blocked = (slots: number): number => Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
     const total = slotsOf.reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0);
     // 16-bit types: the same float storage, half as many floats, seen as 16-bit words.
     const floats = type === 'f32' ? total : Math.ceil(total / 2);
