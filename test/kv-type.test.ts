@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testBackend } from './backends.js';
 import type { KvType } from '../src/backend/backend.js';
@@ -13,7 +14,7 @@ import { load } from '../src/index.js';
 import { loadConfig, type Gemma3Config } from '../src/model/config.js';
 import type { DecoderInput, Gemma3TextDecoder } from '../src/model/gemma3-text.js';
 import { imageInputs } from '../src/model/image-tokens.js';
-import { KvCache } from '../src/model/kv-cache.js';
+import { KvCache, kvCacheBytes } from '../src/model/kv-cache.js';
 import { loadTextDecoder } from '../src/model/text-model.js';
 import { loadVisionEncoder, type VisionEncoder } from '../src/model/vision-model.js';
 import { REPO_ROOT, argmax, fixturePath, logsumexp, maxAbsDiff, readF32, readJson } from './helpers.js';
@@ -171,6 +172,29 @@ test('a 16-bit KV cache holds half the bytes of an f32 one, in 16-bit arrays', (
   let asked = 0;
   new KvCache(c, 100, { type: 'f16', allocate: (n) => new Float32Array((asked = n)) });
   assert.equal(asked * 4, f32.sizeBytes / 2);
+});
+
+test("README's KV memory table is what KvCache allocates for the published 1B, 4B, 12B and 27B configs", () => {
+  const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+  const GiB = 2 ** 30;
+  for (const size of ['1B', '4B', '12B', '27B']) {
+    const row = readme.split('\n').find((line) => line.startsWith(`| ${size} |`));
+    assert.ok(row, `README has a row for ${size}`);
+    const cells = row.split('|').map((c) => c.trim());
+    const c = loadConfig(fixturePath('configs', `gemma-3-${size.toLowerCase()}-it`)).text;
+    const globals = c.layerTypes.filter((t) => t === 'global').length;
+    assert.equal(cells[2], `${globals} + ${c.layerTypes.length - globals}`, `${size} layers`);
+    assert.equal(cells[3], `${c.numKvHeads} x ${c.headDim}`, `${size} KV heads`);
+    const perToken = globals * 2 * c.numKvHeads * c.headDim;
+    assert.equal(cells[4], `${perToken * 4 / 1024} / ${perToken * 2 / 1024} KiB`, `${size} per token`);
+    [8192, 32768, 131072].forEach((context, i) => {
+      const expected = context > c.maxPositionEmbeddings ? '(max 32K)'
+        : `${(kvCacheBytes(c, context, 'f32') / GiB).toFixed(2)} / ${(kvCacheBytes(c, context, 'f16') / GiB).toFixed(2)}`;
+      assert.equal(cells[7 + i], expected, `${size} at ${context}`);
+    });
+  }
+  // kvCacheBytes is what a cache holds (a small one, allocated for real).
+  assert.equal(kvCacheBytes(text.config.text, 100, 'bf16'), new KvCache(text.config.text, 100, { type: 'bf16' }).sizeBytes);
 });
 
 test('load({ kvType }) builds its caches of that type; an unknown type is refused before loading, naming the option', async () => {
