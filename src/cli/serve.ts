@@ -99,7 +99,7 @@ export async function runServe(args: string[]): Promise<number> {
   }
   const info = server.engine.info;
   process.stderr.write(`gemma3: loaded ${info.id} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
-    `(${info.backend} backend, context ${info.contextLength}, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
+    `(${info.backend} backend, context ${info.contextLength}, ${info.kvType} KV cache, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
   process.stdout.write(`gemma3: serving ${info.id} at ${server.url}  (chat page: ${server.url}/, API: ${server.url}/v1)\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {

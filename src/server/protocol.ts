@@ -59,6 +59,8 @@ export interface ModelInfo {
   id: string;
   path: string;
   contextLength: number;
+  /** How the KV cache stores keys and values. */
+  kvType: KvType;
   vision: boolean;
   backend: string;
   parameters: number;

@@ -45,6 +45,7 @@ async function main(): Promise<void> {
     id: basename(dir).replace(/\.gguf$/i, ''),
     path: dir,
     contextLength: context,
+    kvType: model.kvType,
     vision: model.config.vision !== null,
     backend: model.backend,
     parameters: countParameters(model),
