@@ -259,6 +259,7 @@ static void attention_job_fn(void *p, int thread) {
         for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
       } else {
         k = a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
       }
       if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
       for (int g = 0; g < group; g++) {
@@ -278,6 +279,7 @@ static void attention_job_fn(void *p, int thread) {
         for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
       } else {
         v = a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
       }
       if (++slot == a->ring) slot = 0;
       for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
