@@ -10,6 +10,7 @@
 
 #include "addon-memory.h"
 #include "attention.h"
+#include "kv-types.h"
 #include "background-repack.h"
 #include "kernels.h"
 #include "matmul-plan.h"
@@ -121,24 +122,32 @@ static int block_shift_of(int block) {
   return -1;
 }
 
-/* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, block, start, T, numHeads, numKvHeads, headDim, scale, window, spanStart, spanEnd) */
+/* A KV cache type code (kv-types.h), or -1. */
+static int kv_type_of(napi_env env, napi_value v) {
+  int32_t type;
+  return get_i32(env, v, &type) && type >= KV_F32 && type <= KV_BF16 ? type : -1;
+}
+
+/* attention(out, q, kChunk, vChunk, cacheK, cacheV, slots, ring, block, start, T, numHeads, numKvHeads, headDim, scale, window,
+             spanStart, spanEnd, kvType) */
 static napi_value attention(napi_env env, napi_callback_info info) {
-  GET_ARGS(18, "attention");
+  GET_ARGS(19, "attention");
   attention_args a;
   size_t ob, qb, kb, vb, ckb, cvb, ssb, seb;
   a.out = (float *)typed_data(env, argv[0], &ob, 0);
   a.q = (const float *)typed_data(env, argv[1], &qb, 0);
   a.k_chunk = (const float *)typed_data(env, argv[2], &kb, 0);
   a.v_chunk = (const float *)typed_data(env, argv[3], &vb, 0);
-  a.cache_k = (const float *)typed_data(env, argv[4], &ckb, 0);
-  a.cache_v = (const float *)typed_data(env, argv[5], &cvb, 0);
+  a.cache_k = typed_data(env, argv[4], &ckb, 0);
+  a.cache_v = typed_data(env, argv[5], &cvb, 0);
   double scale;
   if (!a.out || !a.q || !a.k_chunk || !a.v_chunk || !a.cache_k || !a.cache_v) return NULL;
   int32_t block;
   if (!get_i32(env, argv[6], &a.slots) || !get_i32(env, argv[7], &a.ring) || !get_i32(env, argv[8], &block) ||
       !get_i32(env, argv[9], &a.start) || !get_i32(env, argv[10], &a.T) || !get_i32(env, argv[11], &a.num_heads) ||
       !get_i32(env, argv[12], &a.num_kv_heads) || !get_i32(env, argv[13], &a.head_dim) ||
-      napi_get_value_double(env, argv[14], &scale) != napi_ok || !get_i32(env, argv[15], &a.window)) {
+      napi_get_value_double(env, argv[14], &scale) != napi_ok || !get_i32(env, argv[15], &a.window) ||
+      (a.kv_type = kv_type_of(env, argv[18])) < 0) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "attention: bad numeric argument");
     return NULL;
   }
@@ -153,7 +162,7 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   const size_t slots = a.block_shift < 0 ? 0 : ((size_t)a.slots + block - 1) / block * block;
   if (a.block_shift < 0 || a.slots < 0 || a.ring < 0 || (size_t)a.slots < used || a.T <= 0 || a.start < 0 || a.num_kv_heads <= 0 || a.num_heads % a.num_kv_heads != 0 || a.num_heads / a.num_kv_heads > 16 || a.head_dim <= 0 ||
       ob < a.T * q_dim * 4 || qb < a.T * q_dim * 4 || kb < a.T * kv_dim * 4 || vb < a.T * kv_dim * 4 ||
-      ckb < slots * kv_dim * 4 || cvb < slots * kv_dim * 4 || (a.span_start && (ssb < (size_t)a.T * 4 || seb < (size_t)a.T * 4))) {
+      ckb < slots * kv_dim * kv_element_bytes(a.kv_type) || cvb < slots * kv_dim * kv_element_bytes(a.kv_type) || (a.span_start && (ssb < (size_t)a.T * 4 || seb < (size_t)a.T * 4))) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "attention: sizes do not match the arrays");
     return NULL;
   }
@@ -169,20 +178,21 @@ static napi_value attention(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, block, start, T, numKvHeads, headDim): the
+/* writeKv(cacheK, cacheV, kChunk, vChunk, slots, ring, block, start, T, numKvHeads, headDim, kvType): the
    chunk's keys and values ([T, numKvHeads * headDim]) into the blocked cache (attention.h). */
 static napi_value write_kv(napi_env env, napi_callback_info info) {
-  GET_ARGS(11, "writeKv");
+  GET_ARGS(12, "writeKv");
   size_t ckb, cvb, kb, vb;
-  float *cache_k = (float *)typed_data(env, argv[0], &ckb, 0);
-  float *cache_v = (float *)typed_data(env, argv[1], &cvb, 0);
+  void *cache_k = typed_data(env, argv[0], &ckb, 0);
+  void *cache_v = typed_data(env, argv[1], &cvb, 0);
   const float *k = (const float *)typed_data(env, argv[2], &kb, 0);
   const float *v = (const float *)typed_data(env, argv[3], &vb, 0);
   if (!cache_k || !cache_v || !k || !v) return NULL;
   int32_t slots, ring, block, start, T, heads, hd;
+  const int kv_type = kv_type_of(env, argv[11]);
   if (!get_i32(env, argv[4], &slots) || !get_i32(env, argv[5], &ring) || !get_i32(env, argv[6], &block) ||
       !get_i32(env, argv[7], &start) || !get_i32(env, argv[8], &T) || !get_i32(env, argv[9], &heads) ||
-      !get_i32(env, argv[10], &hd)) {
+      !get_i32(env, argv[10], &hd) || kv_type < 0) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "writeKv: bad numeric argument");
     return NULL;
   }
@@ -191,12 +201,33 @@ static napi_value write_kv(napi_env env, napi_callback_info info) {
   const size_t allocated = shift < 0 || slots < 0 ? 0 : ((size_t)slots + block - 1) / block * block;
   /* Without a ring every position up to start + T needs its own slot. */
   if (shift < 0 || slots < 0 || ring < 0 || ring > slots || start < 0 || T < 0 || heads <= 0 || hd <= 0 ||
-      (ring == 0 && (size_t)start + T > (size_t)slots) || ckb < allocated * kv_dim * 4 || cvb < allocated * kv_dim * 4 ||
+      (ring == 0 && (size_t)start + T > (size_t)slots) || ckb < allocated * kv_dim * kv_element_bytes(kv_type) ||
+      cvb < allocated * kv_dim * kv_element_bytes(kv_type) ||
       kb < (size_t)T * kv_dim * 4 || vb < (size_t)T * kv_dim * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "writeKv: sizes do not match the arrays");
     return NULL;
   }
-  write_kv_run(cache_k, cache_v, k, v, ring, shift, start, T, heads, hd);
+  write_kv_run(cache_k, cache_v, kv_type, k, v, ring, shift, start, T, heads, hd);
+  return NULL;
+}
+
+/* roundKv(x, n, kvType): x[i] = x[i] stored as kvType and read back, for i < n. */
+static napi_value round_kv(napi_env env, napi_callback_info info) {
+  GET_ARGS(3, "roundKv");
+  size_t xb;
+  float *x = (float *)typed_data(env, argv[0], &xb, 0);
+  if (!x) return NULL;
+  int32_t n;
+  const int kv_type = kv_type_of(env, argv[2]);
+  if (!get_i32(env, argv[1], &n) || kv_type < 0) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "roundKv: bad numeric argument");
+    return NULL;
+  }
+  if (n < 0 || (size_t)n * 4 > xb) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "roundKv: sizes do not match the arrays");
+    return NULL;
+  }
+  kv_round(x, (size_t)n, kv_type);
   return NULL;
 }
 
@@ -382,6 +413,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"attention", NULL, attention, NULL, NULL, NULL, napi_default, NULL},
     {"attentionFull", NULL, attention_full, NULL, NULL, NULL, napi_default, NULL},
     {"writeKv", NULL, write_kv, NULL, NULL, NULL, napi_default, NULL},
+    {"roundKv", NULL, round_kv, NULL, NULL, NULL, napi_default, NULL},
     {"kvIndex", NULL, kv_index_fn, NULL, NULL, NULL, napi_default, NULL},
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},

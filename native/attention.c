@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kv-types.h"
 #include "pool.h"
 
 #if defined(__x86_64__)
@@ -102,6 +103,7 @@ static int have_avx512 = 0;
 static int use_avx512_full = 0;
 
 void attention_init(int level) {
+  kv_types_init(level);
 #if defined(__x86_64__)
   have_avx2 = level >= 1;
   have_avx512 = level >= 2;
@@ -173,12 +175,22 @@ static void row_scale(float *s, int n, float f) {
   for (int j = 0; j < n; j++) s[j] *= f;
 }
 
-/* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h). */
-static inline const float *kv_row(const attention_args *a, const float *base, int slot, int kvh) {
-  return base + kv_index((size_t)slot, kvh, a->num_kv_heads, a->head_dim, a->block_shift);
+/* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h), as floats:
+   the cache's own memory for KV_F32, else `scratch` with the row widened into it. `raw` is
+   where the stored row lies (for prefetching). */
+static inline const float *kv_row(const attention_args *a, const void *base, int slot, int kvh, float *scratch, const char **raw) {
+  const size_t at = kv_index((size_t)slot, kvh, a->num_kv_heads, a->head_dim, a->block_shift);
+  if (a->kv_type == KV_F32) {
+    *raw = (const char *)((const float *)base + at);
+    return (const float *)base + at;
+  }
+  const uint16_t *row = (const uint16_t *)base + at;
+  *raw = (const char *)row;
+  kv_widen(scratch, row, a->head_dim, a->kv_type);
+  return scratch;
 }
 
-void write_kv_run(float *cache_k, float *cache_v, const float *k, const float *v, int ring, int block_shift, int start, int T,
+void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, const float *v, int ring, int block_shift, int start, int T,
                   int num_kv_heads, int head_dim) {
   const size_t kv_dim = (size_t)num_kv_heads * head_dim, row = (size_t)head_dim * 4;
   const int first = ring > 0 && T > ring ? T - ring : 0;
@@ -186,8 +198,14 @@ void write_kv_run(float *cache_k, float *cache_v, const float *k, const float *v
     const size_t slot = ring > 0 ? (size_t)(start + t) % ring : (size_t)(start + t);
     for (int h = 0; h < num_kv_heads; h++) {
       const size_t at = kv_index(slot, h, num_kv_heads, head_dim, block_shift);
-      memcpy(cache_k + at, k + (size_t)t * kv_dim + (size_t)h * head_dim, row);
-      memcpy(cache_v + at, v + (size_t)t * kv_dim + (size_t)h * head_dim, row);
+      const float *kr = k + (size_t)t * kv_dim + (size_t)h * head_dim, *vr = v + (size_t)t * kv_dim + (size_t)h * head_dim;
+      if (kv_type == KV_F32) {
+        memcpy((float *)cache_k + at, kr, row);
+        memcpy((float *)cache_v + at, vr, row);
+      } else {
+        kv_narrow((uint16_t *)cache_k + at, kr, head_dim, kv_type);
+        kv_narrow((uint16_t *)cache_v + at, vr, head_dim, kv_type);
+      }
     }
   }
 }
@@ -214,6 +232,8 @@ static void attention_job_fn(void *p, int thread) {
   const size_t positions = (size_t)(a->start + a->T);
   float *scores = (float *)malloc(sizeof(float) * positions * group);
   float *acc = (float *)malloc(sizeof(float) * (size_t)hd * group);
+  float *row = (float *)malloc(sizeof(float) * (size_t)hd); /* a 16-bit cache row widened */
+  const int row_bytes = hd * (int)kv_element_bytes(a->kv_type);
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
   for (; item >= 0; item = pool_shares_next(&job->items, thread, &cursor)) {
     const int kvh = item / a->T;
@@ -231,10 +251,17 @@ static void attention_job_fn(void *p, int thread) {
     float max[MAX_GROUP];
     for (int g = 0; g < group; g++) max[g] = -INFINITY;
     for (int j = lo, slot = first_slot; j <= hi; j++) {
-      const float *k = j < a->start ? kv_row(a, a->cache_k, slot, kvh) : a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      const float *k;
+      if (j < a->start) {
+        const char *raw;
+        k = kv_row(a, a->cache_k, slot, kvh, row, &raw);
+        /* Rows ahead of the current key, in the order they will be read: keeps the stream going. */
+        for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
+      } else {
+        k = a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
+      }
       if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
-      /* Rows ahead of the current key, in the order they will be read: keeps the stream going. */
-      for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) {
         const float s = dot(q + (size_t)g * hd, k, hd) * a->scale;
         scores[(size_t)g * positions + j] = s;
@@ -245,9 +272,16 @@ static void attention_job_fn(void *p, int thread) {
     for (int g = 0; g < group; g++) inv[g] = (float)(1.0 / exp_sum(scores + (size_t)g * positions, lo, hi, max[g]));
     for (int x = 0; x < hd * group; x++) acc[x] = 0.0f;
     for (int j = lo, slot = first_slot; j <= hi; j++) {
-      const float *v = j < a->start ? kv_row(a, a->cache_v, slot, kvh) : a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+      const float *v;
+      if (j < a->start) {
+        const char *raw;
+        v = kv_row(a, a->cache_v, slot, kvh, row, &raw);
+        for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
+      } else {
+        v = a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
+        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
+      }
       if (++slot == a->ring) slot = 0;
-      for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
       for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
     }
     float *o = a->out + (size_t)t * q_dim + (size_t)kvh * group * hd;
@@ -255,6 +289,7 @@ static void attention_job_fn(void *p, int thread) {
   }
   free(scores);
   free(acc);
+  free(row);
 }
 
 void attention_run(const attention_args *a) {

@@ -18,9 +18,11 @@ typedef struct {
   const float *k_chunk;  /* [T, num_kv_heads * head_dim] */
   const float *v_chunk;
   /* [ceil(slots / block), num_kv_heads, block, head_dim], block = 1 << block_shift: one head's
-     keys back to back within a block, blocks filled in order. */
-  const float *cache_k;
-  const float *cache_v;
+     keys back to back within a block, blocks filled in order. Elements of kv_type (kv-types.h):
+     floats, or f16 / bf16 bits widened to float as they are read. */
+  const void *cache_k;
+  const void *cache_v;
+  int kv_type;
   int slots;
   int block_shift;
   int ring;              /* ring size of a sliding layer, 0 for global (slot = position) */
@@ -36,8 +38,9 @@ void attention_init(int level);
 void attention_run(const attention_args *a);
 
 /* Stores T positions' keys and values ([T, num_kv_heads * head_dim], positions start + t) into
-   the blocked cache; a sliding ring (ring > 0: slot = position % ring) keeps its last ring. */
-void write_kv_run(float *cache_k, float *cache_v, const float *k, const float *v, int ring, int block_shift, int start, int T,
+   the blocked cache of kv_type (rounded to it); a sliding ring (ring > 0: slot = position % ring)
+   keeps its last ring. */
+void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, const float *v, int ring, int block_shift, int start, int T,
                   int num_kv_heads, int head_dim);
 
 /* Every token attends to every token (no mask, no cache): q, k, v, out are [N, num_heads * head_dim]. */

@@ -1,6 +1,7 @@
 // The loaded model as users see it: chat and completion streams over one decoder, one KV cache
 // (reused across turns when the new prompt extends the old one), the tokenizer and the template;
 // for vision checkpoints also the vision tower, run on the image parts of chat messages.
+import type { KvType } from './backend/backend.js';
 import type { ChatTemplate } from './chat/chat-template.js';
 import type { ChatMessage } from './chat/messages.js';
 import { imagePartsOf, prepareChat, type PreparedPrompt } from './chat/prompt.js';
@@ -114,6 +115,11 @@ export class Gemma3 {
     this.features = vision ? new ImageFeatureCache(vision.encoder) : null;
   }
 
+  /** How the KV cache stores keys and values (load's kvType). */
+  get kvType(): KvType {
+    return this.target.decoder.kvType;
+  }
+
   /** Whether the checkpoint has a vision tower (chat messages may then carry image parts). */
   get hasVision(): boolean {
     return this.vision !== null;
@@ -206,7 +212,7 @@ export class Gemma3 {
     if (ids.length > this.contextLength) {
       throw new GemmaError('CONTEXT_FULL', `${ids.length} tokens do not fit the context of ${this.contextLength} tokens`);
     }
-    const cache = new KvCache(this.config.text, ids.length);
+    const cache = new KvCache(this.config.text, ids.length, { type: decoder.kvType });
     const V = this.config.text.vocabSize;
     const positions: LogitsResult['positions'] = [];
     // Small chunks keep memory at a few logits rows, not T × vocabulary.

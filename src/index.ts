@@ -1,7 +1,7 @@
 // The public API. Three values (load, collect, GemmaError) and the types they use.
 
 // Loading
-export { load, DEFAULT_CONTEXT_LENGTH, type ContextLength, type LoadOptions } from './load.js';
+export { load, DEFAULT_CONTEXT_LENGTH, DEFAULT_KV_TYPE, type ContextLength, type KvType, type LoadOptions } from './load.js';
 export {
   Gemma3, collect, type ChatOptions, type GenerationDefaults, type GenerationResult, type LogitsResult, type PrepareOptions,
 } from './gemma3.js';

@@ -6,6 +6,7 @@
 // files, bad options) is reported before gigabytes are read.
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { KV_TYPES, type KvType } from './backend/backend.js';
 import { GemmaError, invalidArgument } from './errors.js';
 import type { Gemma3 } from './gemma3.js';
 import { assembleModel, DEFAULT_CONTEXT_LENGTH, type AssemblyOptions, type ContextLength } from './load/assemble.js';
@@ -14,6 +15,10 @@ import type { ModelDescription } from './load/description.js';
 import { readGgufFile } from './load/gguf-file.js';
 
 export { DEFAULT_CONTEXT_LENGTH, type ContextLength } from './load/assemble.js';
+export type { KvType } from './backend/backend.js';
+
+/** The KV cache type when load() is given none (README, "KV cache types", says why). */
+export const DEFAULT_KV_TYPE: KvType = 'f32';
 
 export interface LoadOptions {
   /**
@@ -59,6 +64,12 @@ export interface LoadOptions {
    * The GEMMA3_MMAP environment variable (1 / 0) sets the default.
    */
   mmap?: 'auto' | boolean;
+  /**
+   * How the KV cache stores keys and values: 'f32' (default), or 'f16' / 'bf16' (half the
+   * memory; keys and values are rounded to nearest even when stored and widened to float32 for
+   * the attention arithmetic). README, "KV cache types", gives the memory per model and context.
+   */
+  kvType?: KvType;
 }
 
 export async function load(path: string, options: LoadOptions = {}): Promise<Gemma3> {
@@ -124,6 +135,9 @@ function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
   if (options.quant !== undefined && options.quant !== 'q8_0' && options.quant !== 'q4_0') {
     throw invalidArgument('quant', "'q8_0' or 'q4_0'", options.quant);
   }
+  if (options.kvType !== undefined && !KV_TYPES.includes(options.kvType)) {
+    throw invalidArgument('kvType', KV_TYPES.map((t) => `'${t}'`).join(', '), options.kvType);
+  }
   const envThreads = Number(env.GEMMA3_THREADS);
   const threads = options.threads ?? (Number.isInteger(envThreads) && envThreads > 0 ? envThreads : undefined);
   return {
@@ -137,6 +151,7 @@ function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
     allowRemoteImages: options.allowRemoteImages ?? false,
     ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),
     ...(options.panAndScan !== undefined ? { panAndScan: options.panAndScan } : {}),
+    kvType: options.kvType ?? DEFAULT_KV_TYPE,
   };
 }
 

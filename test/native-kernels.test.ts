@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
-import { kvIndex, type Backend, type WeightMatrix } from '../src/backend/backend.js';
+import { KV_TYPES, kvIndex, type Backend, type KvType, type WeightMatrix } from '../src/backend/backend.js';
+import { fromKvBits, toKvBits } from '../src/backend/kv-types.js';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding, nativeMapFile } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
@@ -356,7 +357,7 @@ test('activation quantization to Q8 blocks is bit-identical in C and TypeScript'
   }
 });
 
-function attentionCase(be: Backend, opts: { window: number; spans: boolean; start?: number; headDim?: number }): Float32Array {
+function attentionCase(be: Backend, opts: { window: number; spans: boolean; start?: number; headDim?: number; kvType?: KvType }): Float32Array {
   const rng = new Rng(9);
   const hd = opts.headDim ?? 24;
   const shape = { numHeads: 4, numKvHeads: 2, headDim: hd, scale: 0.2, window: opts.window };
@@ -367,7 +368,9 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
   const slots = ring || start + 6; // more slots than positions, and not whole blocks
   const block = 4;
   const allocated = Math.ceil(slots / block) * block;
-  const cache = { k: randn(rng, allocated * kvDim), v: randn(rng, allocated * kvDim), slots, ring, block };
+  const type = opts.kvType ?? 'f32';
+  const stored = (x: Float32Array): Float32Array | Uint16Array => (type === 'f32' ? x : Uint16Array.from(x, (e) => toKvBits(e, type)));
+  const cache = { k: stored(randn(rng, allocated * kvDim)), v: stored(randn(rng, allocated * kvDim)), slots, ring, block, type };
   const q = randn(rng, T * 4 * hd);
   const k = randn(rng, T * kvDim);
   const v = randn(rng, T * kvDim);
@@ -382,12 +385,64 @@ function attentionCase(be: Backend, opts: { window: number; spans: boolean; star
 for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { window: 5, spans: true }, { window: 0, spans: true },
   { window: 0, spans: true, start: 0 }, { window: 0, spans: false, start: 0 }]) {
   test(`attention native equals TypeScript (window ${opts.window}, image span ${opts.spans}, start ${opts.start ?? 11})`, { skip }, () => {
-    for (const headDim of [24, 64]) { // 64: the AVX-512 path
-      const err = relErr(attentionCase(native!, { ...opts, headDim }), attentionCase(js, { ...opts, headDim }));
-      assert.ok(err < 1e-5, `head size ${headDim}: relative error ${err}`);
+    for (const kvType of KV_TYPES) {
+      for (const headDim of [24, 64]) { // 64: the AVX-512 path
+        const err = relErr(attentionCase(native!, { ...opts, headDim, kvType }), attentionCase(js, { ...opts, headDim, kvType }));
+        assert.ok(err < 1e-5, `${kvType} cache, head size ${headDim}: relative error ${err}`);
+      }
     }
   });
 }
+
+test('attention over a 16-bit cache equals attention over the same values widened to an f32 cache', { skip }, () => {
+  for (const be of [js, native!]) {
+    for (const kvType of ['f16', 'bf16'] as const) {
+      const reduced = attentionCase(be, { window: 5, spans: true, headDim: 64, kvType });
+      // The same cache contents, widened in TypeScript: only the storage differs.
+      const widened = attentionCaseWidened(be, kvType);
+      assert.deepEqual(reduced, widened, `${be.name} ${kvType}`);
+    }
+  }
+});
+
+function attentionCaseWidened(be: Backend, kvType: KvType): Float32Array {
+  const wrapped: Backend = Object.create(be) as Backend;
+  wrapped.attention = (out, q, k, v, cache, start, T, shape, spans) => {
+    const widen = (x: Float32Array | Uint16Array): Float32Array => Float32Array.from(x as Uint16Array, (bits) => fromKvBits(bits, kvType));
+    be.attention(out, q, k, v, { ...cache, k: widen(cache.k), v: widen(cache.v), type: 'f32' }, start, T, shape, spans);
+  };
+  return attentionCase(wrapped, { window: 5, spans: true, headDim: 64, kvType });
+}
+
+/** Values that probe rounding: ties, subnormals, overflow past 65504, signed zeros, and random ones. */
+function roundingProbe(rng: Rng, n: number): Float32Array {
+  const edge = [0, -0, 1, -1, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 65504, 65519.99, 65520, -70000, 2 ** -24,
+    2 ** -25, 1.5 * 2 ** -25, 3 * 2 ** -26, 2 ** -15 + 2 ** -25, 1e-30, 3e38, -3.4e38, 2 ** -133];
+  const x = randn(rng, n, 3);
+  for (let i = 0; i < edge.length && i < n; i++) x[i * 3] = edge[i]!;
+  return x;
+}
+
+test('rounding a chunk to each KV type: native equals TypeScript bit for bit', { skip }, () => {
+  const rng = new Rng(31);
+  for (const kvType of KV_TYPES) {
+    for (const n of [1, 7, 8, 67, 256]) {
+      const x = roundingProbe(rng, n);
+      const a = x.slice();
+      const b = x.slice();
+      js.roundToKvType(a, n, kvType);
+      native!.roundToKvType(b, n, kvType);
+      assert.deepEqual(b, a, `${kvType}, ${n} values`);
+      for (let i = 0; i < n; i++) assert.equal(a[i], kvType === 'f32' ? x[i] : fromKvBits(toKvBits(x[i]!, kvType), kvType));
+    }
+  }
+  // The reference conversions themselves: f16 keeps 11 significant bits, bf16 8, ties to even.
+  assert.equal(fromKvBits(toKvBits(1 + 2 ** -11, 'f16'), 'f16'), 1);
+  assert.equal(fromKvBits(toKvBits(1 + 3 * 2 ** -11, 'f16'), 'f16'), 1 + 2 ** -9);
+  assert.equal(fromKvBits(toKvBits(65520, 'f16'), 'f16'), Infinity);
+  assert.equal(fromKvBits(toKvBits(1 + 2 ** -8, 'bf16'), 'bf16'), 1);
+  assert.equal(fromKvBits(toKvBits(1 + 3 * 2 ** -8, 'bf16'), 'bf16'), 1 + 2 ** -6);
+});
 
 test('writing keys and values into the blocked cache equals TypeScript (ring wrap, chunk longer than the ring)', { skip }, () => {
   const rng = new Rng(23);
@@ -397,13 +452,29 @@ test('writing keys and values into the blocked cache equals TypeScript (ring wra
     const k = randn(rng, T * heads * hd);
     const v = randn(rng, T * heads * hd);
     const n = Math.ceil(slots / block) * block * heads * hd;
-    const a = { k: new Float32Array(n), v: new Float32Array(n), slots, ring, block };
-    const b = { k: new Float32Array(n), v: new Float32Array(n), slots, ring, block };
-    js.writeKv(a, k, v, start, T, heads, hd);
-    native!.writeKv(b, k, v, start, T, heads, hd);
-    assert.deepEqual(b.k, a.k);
-    assert.deepEqual(b.v, a.v);
+    for (const type of KV_TYPES) {
+      const make = () => (type === 'f32' ? new Float32Array(n) : new Uint16Array(n));
+      const a = { k: make(), v: make(), slots, ring, block, type };
+      const b = { k: make(), v: make(), slots, ring, block, type };
+      js.writeKv(a, k, v, start, T, heads, hd);
+      native!.writeKv(b, k, v, start, T, heads, hd);
+      assert.deepEqual(b.k, a.k, type);
+      assert.deepEqual(b.v, a.v, type);
+    }
   }
+  // Rounding edge cases stored through both: ties, subnormals, overflow.
+  for (const type of ['f16', 'bf16'] as const) {
+    const x = roundingProbe(rng, 64 * 3);
+    const a = { k: new Uint16Array(64 * 3), v: new Uint16Array(64 * 3), slots: 64, ring: 0, block: 64, type };
+    const b = { k: new Uint16Array(64 * 3), v: new Uint16Array(64 * 3), slots: 64, ring: 0, block: 64, type };
+    js.writeKv(a, x, x, 0, 64, 1, 3);
+    native!.writeKv(b, x, x, 0, 64, 1, 3);
+    assert.deepEqual(b.k, a.k, `${type} rounding`);
+    assert.deepEqual(Array.from(a.k), Array.from(x, (e) => toKvBits(e, type)), `${type} bits`);
+  }
+  const half = { k: new Uint16Array(4 * 16), v: new Uint16Array(4 * 16), slots: 4, ring: 0, block: 4, type: 'f16' as const };
+  assert.throws(() => native!.writeKv({ ...half, k: new Uint16Array(4 * 16 - 1) }, new Float32Array(64), new Float32Array(64), 0, 4, 1, 16), /sizes/);
+  assert.throws(() => native!.writeKv({ ...half, type: 'f32' }, new Float32Array(16), new Float32Array(16), 0, 1, 1, 16), /Float32Array/);
   const full = { k: new Float32Array(4 * 16), v: new Float32Array(4 * 16), slots: 4, ring: 0, block: 4 };
   assert.throws(() => native!.writeKv(full, new Float32Array(16), new Float32Array(16), 4, 1, 1, 16), /sizes/);
 });

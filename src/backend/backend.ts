@@ -23,14 +23,31 @@ export interface RowRange {
 }
 
 /**
+ * How the KV cache stores keys and values: float32, or rounded to IEEE half ('f16') or bfloat16
+ * ('bf16'), both with round-to-nearest-even, and widened back to float32 when attention reads
+ * them (the arithmetic stays float32 either way).
+ */
+export type KvType = 'f32' | 'f16' | 'bf16';
+
+export const KV_TYPES: readonly KvType[] = ['f32', 'f16', 'bf16'];
+
+/** Bytes one stored key or value element takes. */
+export function kvElementBytes(type: KvType): number {
+  return type === 'f32' ? 4 : 2;
+}
+
+/**
  * Keys and values of one attention layer in blocks of `block` slots (a power of two), each
  * block head-major: [ceil(slots / block), numKvHeads, block, headDim]. One head's keys lie back
  * to back within a block (attention streams them), and the cache fills block after block (its
  * memory is touched only as it fills). ring > 0: slot = pos % ring; otherwise slot = pos.
  */
 export interface KvStore {
-  readonly k: Float32Array;
-  readonly v: Float32Array;
+  /** Float32Array for 'f32'; the 16-bit types' bits in a Uint16Array. */
+  readonly k: Float32Array | Uint16Array;
+  readonly v: Float32Array | Uint16Array;
+  /** Absent: 'f32'. */
+  readonly type?: KvType;
   readonly slots: number;
   readonly ring: number;
   readonly block: number;
@@ -132,4 +149,10 @@ export interface Backend {
    * blocked cache (KvStore); a sliding ring keeps only its last `ring` positions.
    */
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void;
+  /**
+   * x[i] = the value x[i] has once stored as `type` and read back, for i < n. The decoder rounds
+   * a chunk's keys and values before it attends over them, so the chunk's own tokens see what
+   * later tokens will read from the cache: results then do not depend on how a prompt is chunked.
+   */
+  roundToKvType(x: Float32Array, n: number, type: KvType): void;
 }

@@ -1,7 +1,8 @@
 // Pure TypeScript kernels: the reference every other backend is compared against, and the
 // fallback when the native addon is unavailable. Accumulates in float64 (JavaScript numbers).
-import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, KvType, RowRange, WeightMatrix } from './backend.js';
 import { attendAll, attendChunk, writeKv } from './js-attention.js';
+import { roundToKvType } from './kv-types.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { decodeRow } from './rows.js';
 import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from './js-ops.js';
@@ -70,6 +71,10 @@ export class JsBackend implements Backend {
 
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
     writeKv(cache, kChunk, vChunk, start, T, numKvHeads, headDim);
+  }
+
+  roundToKvType(x: Float32Array, n: number, type: KvType): void {
+    roundToKvType(x, n, type);
   }
 
   attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cache: KvStore,

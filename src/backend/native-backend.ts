@@ -5,8 +5,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GemmaError } from '../errors.js';
-import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, RowRange, WeightMatrix } from './backend.js';
+import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, KvType, RowRange, WeightMatrix } from './backend.js';
 import { JsBackend } from './js-backend.js';
+import { storeType } from './kv-types.js';
 import { MappedMatrixCopies } from './native-mapped-copies.js';
 import { defaultThreads } from './thread-count.js';
 
@@ -25,15 +26,17 @@ interface NativeBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
   matMulShared(outs: Float32Array[], ws: Uint8Array[], dtypes: number[], rows: number[], cols: number, x: Float32Array, batch: number): void;
-  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array,
-            cacheV: Float32Array, slots: number, ring: number, block: number, start: number, T: number, numHeads: number, numKvHeads: number,
-            headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null): void;
+  attention(out: Float32Array, q: Float32Array, kChunk: Float32Array, vChunk: Float32Array, cacheK: Float32Array | Uint16Array,
+            cacheV: Float32Array | Uint16Array, slots: number, ring: number, block: number, start: number, T: number, numHeads: number, numKvHeads: number,
+            headDim: number, scale: number, window: number, spanStart: Int32Array | null, spanEnd: Int32Array | null, kvType: number): void;
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
-  writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
-          start: number, T: number, numKvHeads: number, headDim: number): void;
+  writeKv(cacheK: Float32Array | Uint16Array, cacheV: Float32Array | Uint16Array, kChunk: Float32Array, vChunk: Float32Array, slots: number,
+          ring: number, block: number, start: number, T: number, numKvHeads: number, headDim: number, kvType: number): void;
+  /** x[i] = x[i] stored as the KV type and read back, for i < n. */
+  roundKv(x: Float32Array, n: number, kvType: number): void;
   /** kv_index of native/attention.h: the C definition kvIndex (backend.ts) must agree with. */
   kvIndex(slot: number, head: number, numKvHeads: number, headDim: number, block: number): number;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
@@ -52,6 +55,8 @@ interface NativeBinding {
 
 const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
 const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
+/** The addon's codes of the KV cache types (native/kv-types.h). */
+const KV_TYPE_CODES: Readonly<Record<KvType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
 /** Query heads per key/value head that native/attention.c handles (MAX_GROUP there). */
 const MAX_NATIVE_GROUP = 16;
@@ -164,7 +169,12 @@ export class NativeBackend implements Backend {
   }
 
   writeKv(cache: KvStore, kChunk: Float32Array, vChunk: Float32Array, start: number, T: number, numKvHeads: number, headDim: number): void {
-    this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, cache.block, start, T, numKvHeads, headDim);
+    this.binding.writeKv(cache.k, cache.v, kChunk, vChunk, cache.slots, cache.ring, cache.block, start, T, numKvHeads, headDim,
+      KV_TYPE_CODES[storeType(cache)]);
+  }
+
+  roundToKvType(x: Float32Array, n: number, type: KvType): void {
+    if (type !== 'f32') this.binding.roundKv(x, n, KV_TYPE_CODES[type]);
   }
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
@@ -185,7 +195,7 @@ export class NativeBackend implements Backend {
       return;
     }
     this.binding.attention(out, q, kChunk, vChunk, cache.k, cache.v, cache.slots, cache.ring, cache.block, start, T, shape.numHeads, shape.numKvHeads,
-      shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null);
+      shape.headDim, shape.scale, shape.window, spans?.spanStart ?? null, spans?.spanEnd ?? null, KV_TYPE_CODES[storeType(cache)]);
   }
 
   fullAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, tokens: number, shape: FullAttentionShape): void {

@@ -8,7 +8,8 @@ import { load } from '../index.js';
 import { validateSamplingOptions } from '../advanced.js';
 import type { Gemma3 } from '../index.js';
 import type { GenerateOptions } from '../index.js';
-import type { ContentPart } from '../index.js';
+import type { ContentPart, KvType } from '../index.js';
+import { KV_TYPES } from '../backend/backend.js';
 import { demoModelPath, resolveModel, type ResolvedModel } from './model-path.js';
 
 /** Replies of the demo model stop here unless --max-tokens says otherwise: its words are noise. */
@@ -29,7 +30,8 @@ export const MODEL_HELP = `Model options:
                        copies made at load; auto (default): float weights when the page cache holds
                        the file in 2 MiB pages (Q4_0/Q8_0 are copied into the kernels' layout)
   --backend auto|native|js   kernels (default auto: native when the addon is built)
-  --threads N          threads for the native kernels (default: one per physical core)`;
+  --threads N          threads for the native kernels (default: one per physical core)
+  --kv-type f32|f16|bf16  how the KV cache stores keys and values (default f32; f16 and bf16 halve it)`;
 
 /** The generation flags' help (run, chat). */
 export const GENERATION_HELP = `Generation options:
@@ -54,6 +56,7 @@ export const MODEL_FLAGS = {
   quant: { type: 'string' },
   mmap: { type: 'string' },
   pull: { type: 'boolean' },
+  'kv-type': { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export const GENERATION_FLAGS = {
@@ -253,8 +256,18 @@ export function mmapFlag(value: string | undefined): 'auto' | boolean | undefine
   throw new GemmaError('INVALID_ARGUMENT', `--mmap must be auto, on or off, got ${JSON.stringify(value)}`);
 }
 
+/** --kv-type f32|f16|bf16 → load()'s `kvType` option; checked before anything loads. */
+export function kvTypeFlag(value: string | undefined): KvType | undefined {
+  if (value === undefined) return undefined;
+  if (!(KV_TYPES as readonly string[]).includes(value)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--kv-type must be ${KV_TYPES.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as KvType;
+}
+
 /** Loads the model named by the flags, showing progress on stderr. */
 export async function loadFromFlags(values: Record<string, unknown>): Promise<Gemma3> {
+  const kvType = kvTypeFlag(values['kv-type'] as string | undefined);
   const contextLength = contextFlag(values.context as string | undefined);
   const threads = threadsFlag(values.threads as string | undefined);
   const backend = values.backend as string | undefined;
@@ -275,6 +288,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   const model = await inFlagTerms(() => load(dir, {
     ...(quant !== undefined ? { quant } : {}),
     ...(mmap !== undefined ? { mmap } : {}),
+    ...(kvType !== undefined ? { kvType } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),
     ...(threads !== undefined ? { threads } : {}),

@@ -2,7 +2,7 @@
 import { GemmaError } from '../index.js';
 import { startServer, type ModelLoadOptions } from '../server/index.js';
 import { aliasProblem } from '../server/model-id.js';
-import { MODEL_FLAGS, contextFlag, flagTerms, mmapFlag, modelTarget, numberFlag, parse, threadsFlag } from './options.js';
+import { MODEL_FLAGS, contextFlag, flagTerms, kvTypeFlag, mmapFlag, modelTarget, numberFlag, parse, threadsFlag } from './options.js';
 
 export const SERVE_HELP = `gemma3 serve [--model PATH | --demo] [options]
 
@@ -37,7 +37,8 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --drain-timeout S       on SIGTERM or Ctrl+C: stop taking requests (/ready answers 503), let running
                           ones finish for up to S seconds, then cut the rest and exit 0 (default 30;
                           a second signal stops at once)
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off
+  --kv-type f32|f16|bf16  as for gemma3 run
 
 Ollama's keep_alive: the model stays loaded while the server runs; requests asking to unload it
 (keep_alive 0 or a duration) get 400, a negative keep_alive is accepted.`;
@@ -87,8 +88,9 @@ export async function runServe(args: string[]): Promise<number> {
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
   const mmap = mmapFlag(values.mmap);
+  const kvType = kvTypeFlag(values['kv-type']);
   const load: ModelLoadOptions = {
-    ...(mmap !== undefined ? { mmap } : {}),
+    ...(mmap !== undefined ? { mmap } : {}), ...(kvType !== undefined ? { kvType } : {}),
     ...(backend !== undefined ? { backend } : {}), ...(threads !== undefined ? { threads } : {}),
     ...(values.quant !== undefined ? { quant: values.quant } : {}), ...(values.mmproj !== undefined ? { mmproj: values.mmproj } : {}),
   };
@@ -123,7 +125,7 @@ export async function runServe(args: string[]): Promise<number> {
   const info = server.engine.info;
   if (process.stderr.isTTY) process.stderr.write('\n');
   process.stderr.write(`gemma3: loaded ${info.id} in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
-    `(${info.backend} backend, context ${info.contextLength}, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
+    `(${info.backend} backend, context ${info.contextLength}, ${info.kvType} KV cache, parallel ${parallel}${info.vision ? ', vision' : ''})\n`);
   process.stdout.write(`gemma3: serving ${info.id} at ${server.url}  (chat page: ${server.url}/, API: ${server.url}/v1)\n`);
   await new Promise<void>((resolve) => {
     let stopping = false;

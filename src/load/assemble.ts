@@ -2,7 +2,7 @@
 // reader) and load()'s options, every default settled → a ready Gemma3. Here the context length
 // is checked against the model, the backend chosen, the weights read (quantised when asked,
 // GGUF files mapped where the backend can serve views) and the vision tower assembled.
-import type { Backend } from '../backend/backend.js';
+import type { Backend, KvType } from '../backend/backend.js';
 import { selectBackend, type BackendPreference } from '../backend/native-backend.js';
 import { quantPlan, quantizingSource, type LoadQuant } from '../convert/load-quant.js';
 import { invalidArgument } from '../errors.js';
@@ -41,6 +41,8 @@ export interface AssemblyOptions {
   readonly maxImagePixels?: number;
   /** Default of the per-request panAndScan (undefined: the preprocessor's do_pan_and_scan). */
   readonly panAndScan?: boolean;
+  /** How the KV cache stores keys and values. */
+  readonly kvType: KvType;
 }
 
 /** Builds the model `model` describes; the caller closes the description afterwards. */
@@ -56,7 +58,7 @@ export function assembleModel(model: ModelDescription, options: AssemblyOptions)
   try {
     const weights = loadTextWeights(readable(text, 'text', config, options.quant, progress), text.names, config.text, text.norms,
       undefined, placement?.prepare ?? ((w) => backend.prepareMatrix?.(w, true) ?? w));
-    const decoder = new Gemma3TextDecoder(config.text, weights, backend);
+    const decoder = new Gemma3TextDecoder(config.text, weights, backend, { kvType: options.kvType });
     const vision = model.vision ? assembleVision(model.vision, config, backend, options, progress) : null;
     options.onProgress?.(1);
     return new Gemma3({

@@ -2,7 +2,7 @@
 // (sandwich-normed attention, sandwich-normed GeGLU) → final norm → tied output head.
 // Processes a chunk of T tokens at once (prefill) or one (decode) through the same code.
 // ref: transformers 4.57 models/gemma3/modeling_gemma3.py (Gemma3DecoderLayer, Gemma3TextModel)
-import type { AttentionShape, Backend, ImageSpans } from '../backend/backend.js';
+import type { AttentionShape, Backend, ImageSpans, KvType } from '../backend/backend.js';
 import { decodeRow } from '../backend/rows.js';
 import { GemmaError } from '../errors.js';
 import type { Gemma3TextConfig } from './config.js';
@@ -35,7 +35,12 @@ export class Gemma3TextDecoder {
   private readonly embedScale: number;
   private ws: Workspace;
 
-  constructor(readonly config: Gemma3TextConfig, readonly weights: TextWeights, readonly backend: Backend) {
+  /** How the caches this decoder creates store keys and values (default 'f32'). */
+  readonly kvType: KvType;
+
+  constructor(readonly config: Gemma3TextConfig, readonly weights: TextWeights, readonly backend: Backend,
+              options: { kvType?: KvType } = {}) {
+    this.kvType = options.kvType ?? 'f32';
     this.localRope = new Rope(config.headDim, config.ropeLocalBase, config.ropeLocalScalingFactor);
     this.globalRope = new Rope(config.headDim, config.ropeGlobalBase, config.ropeGlobalScalingFactor);
     this.embedScale = Math.fround(Math.sqrt(config.hiddenSize));
@@ -45,7 +50,7 @@ export class Gemma3TextDecoder {
   /** A KV cache for this decoder holding `capacity` positions, in the backend's preferred memory. */
   createCache(capacity: number): KvCache {
     const allocate = this.backend.allocateFloats?.bind(this.backend);
-    return new KvCache(this.config, capacity, { allocate });
+    return new KvCache(this.config, capacity, { allocate, type: this.kvType });
   }
 
   /**
@@ -225,6 +230,12 @@ export class Gemma3TextDecoder {
       const q = ws.q.subarray(seg.row * qDim, (seg.row + seg.rows) * qDim);
       const k = ws.k.subarray(seg.row * kvDim, (seg.row + seg.rows) * kvDim);
       const v = ws.v.subarray(seg.row * kvDim, (seg.row + seg.rows) * kvDim);
+      // The chunk's own keys and values as the cache will hold them: a token then sees the same
+      // values whether its neighbours came in its chunk or an earlier one.
+      if (seg.cache.type !== 'f32') {
+        be.roundToKvType(k, seg.rows * kvDim, seg.cache.type);
+        be.roundToKvType(v, seg.rows * kvDim, seg.cache.type);
+      }
       be.attention(ws.att.subarray(seg.row * qDim, (seg.row + seg.rows) * qDim), q, k, v, layerCache, seg.start, seg.rows, shape, seg.spans);
       be.writeKv(layerCache, k, v, seg.start, seg.rows, c.numKvHeads, c.headDim);
     }

@@ -1,7 +1,7 @@
-// Keys (after QK-norm and RoPE) and values per layer, float32. Global layers keep every
+// Keys (after QK-norm and RoPE) and values per layer, float32 or 16-bit (KvType). Global layers keep every
 // position up to `capacity`; sliding layers keep a ring of the last `slidingWindow` positions,
 // indexed by pos % slidingWindow (RoPE uses absolute positions, so slots are interchangeable).
-import type { KvStore } from '../backend/backend.js';
+import { kvElementBytes, type KvStore, type KvType } from '../backend/backend.js';
 import type { Gemma3TextConfig } from './config.js';
 
 /** Keys and values in the blocked layout of KvStore; ring: the ring size of a sliding layer, 0 for a global one. */
@@ -16,35 +16,63 @@ export const SLIDING_ROLLBACK = 256;
 /** Slots per block of the cache layout (see KvStore). */
 export const KV_BLOCK = 64;
 
+/** Slots of each layer: `capacity` on a global one, a ring of the window plus `rollback` on a sliding one. */
+function layerSlots(config: Gemma3TextConfig, capacity: number, rollback: number): { ring: number; slots: number }[] {
+  return config.layerTypes.map((type) => {
+    const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
+    return { ring, slots: ring || capacity };
+  });
+}
+
+/** Slots rounded up to whole blocks: what is allocated. */
+function blocked(slots: number): number {
+  return Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
+}
+
+/**
+ * Bytes a KvCache of `capacity` positions allocates for keys and values (its sizeBytes), without
+ * allocating it: global layers hold every position, sliding layers a ring of slidingWindow +
+ * rollback slots, each rounded up to whole blocks of KV_BLOCK.
+ */
+export function kvCacheBytes(config: Gemma3TextConfig, capacity: number, type: KvType, rollback = SLIDING_ROLLBACK): number {
+  const kvDim = config.numKvHeads * config.headDim;
+  return layerSlots(config, capacity, rollback).reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0) * kvElementBytes(type);
+}
+
 export class KvCache {
   readonly layers: LayerCache[];
   /** Positions written so far; the next token takes position `length`. */
   length = 0;
+
+  /** How keys and values are stored (default 'f32'). */
+  readonly type: KvType;
 
   private readonly slidingWindow: number;
 
   /**
    * `rollback`: extra sliding-ring slots (default SLIDING_ROLLBACK); 0 keeps exactly the window.
    * `allocate`: where the keys and values live (a backend's allocateFloats); plain arrays otherwise.
+   * `type`: the storage type of keys and values (default 'f32').
    */
   constructor(config: Gemma3TextConfig, readonly capacity: number,
-              options: { rollback?: number; allocate?: ((n: number) => Float32Array) | undefined } = {}) {
+              options: { rollback?: number; allocate?: ((n: number) => Float32Array) | undefined; type?: KvType } = {}) {
     const rollback = options.rollback ?? SLIDING_ROLLBACK;
+    const type = options.type ?? 'f32';
+    this.type = type;
     this.slidingWindow = config.slidingWindow;
     const kvDim = config.numKvHeads * config.headDim;
-    const slotsOf = config.layerTypes.map((type) => {
-      const ring = type === 'sliding' ? Math.min(config.slidingWindow + rollback, capacity) : 0;
-      return { ring, slots: ring || capacity };
-    });
+    const slotsOf = layerSlots(config, capacity, rollback);
     // One allocation for every layer's keys and values: a backend's huge-page memory then
     // rounds up once, not per array.
-    const blocked = (slots: number): number => Math.ceil(slots / KV_BLOCK) * KV_BLOCK;
     const total = slotsOf.reduce((s, l) => s + 2 * blocked(l.slots) * kvDim, 0);
-    const storage = options.allocate ? options.allocate(total) : new Float32Array(total);
+    // 16-bit types: the same float storage, half as many floats, seen as 16-bit words.
+    const floats = type === 'f32' ? total : Math.ceil(total / 2);
+    const words = options.allocate ? options.allocate(floats) : new Float32Array(floats);
+    const storage = type === 'f32' ? words : new Uint16Array(words.buffer, words.byteOffset, total);
     let offset = 0;
-    const take = (n: number): Float32Array => storage.subarray(offset, (offset += n));
+    const take = (n: number): Float32Array | Uint16Array => storage.subarray(offset, (offset += n));
     this.layers = slotsOf.map(({ ring, slots }) => ({
-      k: take(blocked(slots) * kvDim), v: take(blocked(slots) * kvDim), slots, ring, block: KV_BLOCK,
+      k: take(blocked(slots) * kvDim), v: take(blocked(slots) * kvDim), slots, ring, block: KV_BLOCK, type,
     }));
   }
 

@@ -1,6 +1,7 @@
 // The messages between the HTTP thread and the model worker (worker.ts). Everything here is
 // plain data: it crosses postMessage by structured clone.
 import type { FinishReason } from '../generate/reply.js';
+import type { KvType } from '../backend/backend.js';
 import type { ApiErrorData } from './api-error.js';
 import type { StructuredOptions } from './structured.js';
 
@@ -56,6 +57,8 @@ export interface ModelLoadOptions {
   quant?: string;
   mmproj?: string;
   mmap?: 'auto' | boolean;
+  /** How the KV cache stores keys and values ('f32', 'f16', 'bf16'). */
+  kvType?: KvType;
   panAndScan?: boolean;
   /** Largest image decoded, in pixels. */
   maxImagePixels?: number;
@@ -76,6 +79,8 @@ export interface ModelInfo {
   id: string;
   path: string;
   contextLength: number;
+  /** How the KV cache stores keys and values. */
+  kvType: KvType;
   vision: boolean;
   backend: string;
   parameters: number;

@@ -362,7 +362,7 @@ function health(ctx: ServerContext, res: ServerResponse): void {
   const e = ctx.engine;
   sendJson(res, e.healthy ? 200 : 503, {
     status: e.healthy ? 'ok' : 'error', ...(e.problem ? { error: e.problem } : {}), draining: ctx.draining,
-    model: e.info.id, vision: e.info.vision, context_length: e.info.contextLength,
+    model: e.info.id, vision: e.info.vision, context_length: e.info.contextLength, kv_type: e.info.kvType,
     active: e.active, queued: e.queued, parallel: ctx.options.parallel, max_queue: ctx.options.maxQueue,
     auth: ctx.options.apiKey !== undefined,
   });

@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     id: modelIdFor(dir, config.alias),
     path: dir,
     contextLength: context,
+    kvType: model.kvType,
     vision: model.config.vision !== null,
     backend: model.backend,
     parameters: countParameters(model),
