@@ -17,7 +17,7 @@ Usage:
   gemma3 tokenize [--model DIR | --demo] [--no-bos] [--json | --jsonl] [TEXT]
   gemma3 logits   [--model DIR | --demo] (--ids 2,105,... | --messages FILE.json [--pan-and-scan]) [--top K] --json
   gemma3 convert  DIR --out FILE.gguf [--type bf16|q8_0|q4_0|f16|f32] [--mmproj-out FILE.gguf]   (gemma3 convert --help)
-  gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N]
+  gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N] [--cache-ram MB]
   gemma3 pull     REPO[:QUANT] [--revision R]   download from the Hugging Face hub (gemma3 pull --help)
   gemma3 list     [--json]                      the models in the Hugging Face cache
   gemma3 rm       REPO[:QUANT]                  remove a model from the cache

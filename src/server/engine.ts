@@ -178,7 +178,7 @@ export class Engine {
   /** Starts the worker and waits until the model is loaded. */
   static async start(options: EngineOptions, metrics: Metrics): Promise<Engine> {
     const config: WorkerConfig = {
-      modelPath: options.modelPath, parallel: options.parallel,
+      modelPath: options.modelPath, parallel: options.parallel, cacheBytes: options.cacheBytes,
       ...(options.context !== undefined ? { context: options.context } : {}), ...(options.load ? { load: options.load } : {}),
     };
     // Keep the native addon loaded in this thread too: when the worker exits, Node unloads the
@@ -327,6 +327,7 @@ export class Engine {
       case 'done':
         this.forget(m.id);
         if (m.done.finishReason === 'abort') this.metrics.cancelled++;
+        this.metrics.promptDone(m.done.promptTokens, m.done.cachedTokens ?? 0);
         this.metrics.requestDuration.observe((performance.now() - run.submittedAt) / 1000);
         run.push({ type: 'done', done: m.done });
         break;

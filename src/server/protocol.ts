@@ -19,6 +19,8 @@ export interface JobOptions extends StructuredOptions {
   logitBias?: Record<number, number>;
   /** Log-probabilities of the sampled tokens with this many alternatives (0..20). */
   logprobs?: number;
+  /** False: compute the whole prompt, neither reusing a cached prefix nor keeping this one (default true). */
+  cachePrompt?: boolean;
 }
 
 /** A token's text as clients see it: its decoded text and UTF-8 bytes (a lone byte of a byte-fallback run as itself). */
@@ -68,6 +70,8 @@ export interface WorkerConfig {
   context?: number;
   /** Most sequences decoded together. */
   parallel: number;
+  /** Bytes of finished sequences' KV caches kept for reuse (the prompt cache); 0 disables it. */
+  cacheBytes: number;
 }
 
 export interface ModelInfo {
@@ -100,6 +104,8 @@ export interface DoneData {
   text: string;
   finishReason: FinishReason;
   promptTokens: number;
+  /** Prompt tokens that came from the prompt cache (not computed). */
+  cachedTokens?: number;
   completionTokens: number;
   /** Milliseconds spent computing the prompt, and decoding after the first token. */
   prefillMs: number;
