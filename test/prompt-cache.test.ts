@@ -153,6 +153,13 @@ test('regenerating a long reply and editing the last message reuse through the r
   const edit = await h.run(edited, 12);
   assert.equal(edit.done.cachedTokens, shared, 'everything before the edit');
   assertSameRows(edit, await fromScratch(model, edited, 12), 'edited message');
+
+  // A reply that ends at its first token still leaves its prompt-end snapshot (taken at release).
+  const short = harness(model, 64 << 20);
+  await short.run(prompt, 1);
+  const cacheBytes = model.decoder.createCache(CONTEXT).sizeBytes;
+  assert.equal(short.scheduler.promptCacheUse.sequences, 1);
+  assert.ok(short.scheduler.promptCacheUse.bytes > cacheBytes, 'the cache and its ring snapshot are kept');
 });
 
 test('many users sharing a long system prompt: the second one leaves a snapshot where they part, the third reuses it', async () => {

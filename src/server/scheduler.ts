@@ -64,6 +64,12 @@ interface Sequence {
   checkpoints: RingSnapshot[];
   /** A prompt position worth a ring snapshot (a prefix other prompts share), or 0. */
   checkpointAt: number;
+  /**
+   * A snapshot of the prompt's end is due: taken before the next step (or at release), once the
+   * first token is on its way, so it does not delay it. The rings are then at most one position
+   * past the prompt's end, well within their rollback.
+   */
+  snapshotDue: boolean;
   /** The token to feed next (decode phase), or -1 while the prompt is being computed. */
   next: number;
   activatedAt: number;
@@ -125,7 +131,7 @@ export class Scheduler {
     const reply = new Reply(this.tokenizer, prompt.ids, options, this.allowedVocab, constraint);
     this.waiting.push({
       id, prompt, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0,
-      cachePrompt, reused: 0, fed: [], images: [], checkpoints: [], checkpointAt: 0,
+      cachePrompt, reused: 0, fed: [], images: [], checkpoints: [], checkpointAt: 0, snapshotDue: false,
     });
     this.reportLoad();
     void this.drive();
@@ -216,6 +222,7 @@ export class Scheduler {
    * of costing a pass of its own.
    */
   private computeStep(): void {
+    for (const seq of this.active) if (seq.snapshotDue) this.snapshot(seq);
     const work: { seq: Sequence; segment: Segment; end: number }[] = [];
     let decoding = 0;
     for (const seq of [...this.active]) {
@@ -305,11 +312,13 @@ export class Scheduler {
     const cache = seq.cache!;
     if (!seq.cachePrompt || this.promptCache.budgetBytes === 0) return;
     if (!cache.layers.some((l) => l.ring > 0 && l.ring < cache.capacity)) return; // the rings hold everything
-    const atShared = seq.prefilled === seq.checkpointAt;
-    const atEnd = seq.prefilled === seq.prompt.length && seq.prompt.length >= MIN_CHECKPOINT_TOKENS;
-    if (!atShared && !atEnd) return;
-    if (seq.checkpoints.some((c) => c.length === seq.prefilled)) return;
-    seq.checkpoints.push(cache.snapshotRings());
+    if (seq.prefilled === seq.prompt.length) seq.snapshotDue = seq.prompt.length >= MIN_CHECKPOINT_TOKENS;
+    else if (seq.prefilled === seq.checkpointAt) this.snapshot(seq);
+  }
+
+  private snapshot(seq: Sequence, cache = seq.cache!): void {
+    seq.snapshotDue = false;
+    if (!seq.checkpoints.some((c) => c.length === cache.length)) seq.checkpoints.push(cache.snapshotRings());
   }
 
   private advance(seq: Sequence, step: ReplyStep): void {
@@ -353,6 +362,7 @@ export class Scheduler {
     let blanks = [cache];
     const ids = [...seq.prompt.ids.slice(0, seq.prefilled), ...seq.fed];
     if (keep && seq.cachePrompt && ids.length === cache.length) {
+      if (seq.snapshotDue) this.snapshot(seq, cache);
       blanks = this.promptCache.put(cache, { ids, images: seq.images, checkpoints: seq.checkpoints });
     }
     for (const b of blanks) if (this.pool.length < this.options.parallel) this.pool.push(b);
