@@ -8,14 +8,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { load, type Gemma3 } from '../src/index.js';
+import { load, type Gemma3, type GenerationChunk } from '../src/index.js';
 import { Prompt } from '../src/model/prompt.js';
 import type { Gemma3TextDecoder, Segment } from '../src/model/gemma3-text.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import type { DoneData } from '../src/server/protocol.js';
 import type { ChatMessage } from '../src/chat/messages.js';
-import { fixturePath, REPO_ROOT } from './helpers.js';
+import { fixturePath, REPO_ROOT, tinyTextWith } from './helpers.js';
+import { rejectsWith } from './vision-helpers.js';
 import { client, metric, postJson, startTestServer, testImage } from './server-helpers.js';
 
 const CONTEXT = 1024;
@@ -291,4 +294,77 @@ test('--cache-ram negative or not a number is a clear error naming the option', 
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /--cache-ram/, r.stderr);
   }
+});
+
+// The library's Session: a cache handle for arbitrary prompts, saved to and loaded from a file.
+
+/** Greedy tokens with their log-probabilities (top 5), and how much of the prompt was computed. */
+async function greedyRun(stream: AsyncIterable<GenerationChunk>) {
+  const tokens: number[] = [];
+  const logprobs: unknown[] = [];
+  let computed = -1;
+  for await (const c of stream) {
+    tokens.push(...c.tokenIds);
+    logprobs.push(...(c.logprobs ?? []));
+    if (c.stats) computed = c.stats.promptTokensComputed;
+  }
+  return { tokens, logprobs, computed };
+}
+
+const GREEDY = { temperature: 0, maxTokens: 6, logprobs: 5 };
+const docIds = model.tokenizer.encode(text('doc', 150), { addBos: true });
+const question = (q: string) => ({ ids: [...docIds, ...model.tokenizer.encode(q, { addBos: false })] });
+
+test('Session: a kept document is reused by the next prompts, with the tokens and log-probabilities of a fresh computation', async () => {
+  const session = model.createSession();
+  await greedyRun(session.complete({ ids: docIds }, GREEDY));
+  assert.ok(session.ids.length > docIds.length, 'the session holds the document and the reply');
+  const prompt = question(' What is the first word?');
+  const reused = await greedyRun(session.complete(prompt, GREEDY));
+  assert.equal(reused.computed, prompt.ids.length - docIds.length, 'only the question was computed');
+  const fresh = await greedyRun(model.createSession().complete(prompt, GREEDY));
+  assert.equal(fresh.computed, prompt.ids.length);
+  assert.deepEqual(reused.tokens, fresh.tokens);
+  assert.deepEqual(reused.logprobs, fresh.logprobs);
+});
+
+test('Session: saved to a file and loaded back, it continues exactly; bad files are typed errors', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-session-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const session = model.createSession();
+  await greedyRun(session.complete({ ids: docIds }, { ...GREEDY, maxTokens: 1 }));
+  const file = join(dir, 'doc.kv');
+  await session.save(file);
+  const loaded = await model.loadSession(file);
+  assert.deepEqual(loaded.ids, session.ids);
+  const prompt = question(' Name the last word.');
+  const resumed = await greedyRun(loaded.complete(prompt, GREEDY));
+  assert.equal(resumed.computed, prompt.ids.length - docIds.length);
+  const fresh = await greedyRun(model.createSession().complete(prompt, GREEDY));
+  assert.deepEqual(resumed.tokens, fresh.tokens);
+  assert.deepEqual(resumed.logprobs, fresh.logprobs);
+
+  const bytes = readFileSync(file);
+  const variant = (name: string, data: Buffer) => {
+    const p = join(dir, name);
+    writeFileSync(p, data);
+    return p;
+  };
+  const flipped = Buffer.from(bytes);
+  flipped[flipped.length - 100]! ^= 0x40;
+  await rejectsWith(model.loadSession(variant('flipped.kv', flipped)), 'BAD_FORMAT', /corrupt/);
+  await rejectsWith(model.loadSession(variant('short.kv', bytes.subarray(0, bytes.length - 1000))), 'BAD_FORMAT', /truncated/);
+  await rejectsWith(model.loadSession(variant('header.kv', bytes.subarray(0, 20))), 'BAD_FORMAT', /truncated/);
+  await rejectsWith(model.loadSession(variant('other.kv', Buffer.from('not a session at all'))), 'BAD_FORMAT', /magic/);
+  await rejectsWith(model.loadSession(join(dir, 'missing.kv')), 'FILE_NOT_FOUND');
+
+  const quantized = await load(fixturePath('tiny-text'), { contextLength: CONTEXT, quant: 'q8_0' });
+  await rejectsWith(quantized.loadSession(file), 'INVALID_ARGUMENT', /another model/);
+  quantized.dispose();
+  const smaller = await load(fixturePath('tiny-text'), { contextLength: 512 });
+  await rejectsWith(smaller.loadSession(file), 'INVALID_ARGUMENT', /another layout/);
+  smaller.dispose();
+  const other = await load(tinyTextWith(join(dir, 'other-model'), { rms_norm_eps: 1e-5 }), { contextLength: CONTEXT });
+  await rejectsWith(other.loadSession(file), 'INVALID_ARGUMENT', /another model/);
+  other.dispose();
 });
