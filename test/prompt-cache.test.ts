@@ -275,6 +275,11 @@ test('HTTP: usage.prompt_tokens_details.cached_tokens and /metrics count reused 
     const cachedTotal = metric(m, 'gemma3_prompt_tokens_cached_total');
     assert.ok(cachedTotal >= 2 * cached, `cached total ${cachedTotal}`);
     assert.equal(cachedTotal + metric(m, 'gemma3_prompt_tokens_computed_total'), total);
+    assert.ok(metric(m, 'gemma3_prompt_cache_sequences') >= 1);
+    const oneCache = model.decoder.createCache(512).sizeBytes;
+    const held = metric(m, 'gemma3_prompt_cache_bytes');
+    assert.equal(held % oneCache, 0, `${held} bytes: whole caches (no snapshots for prompts under 256 tokens)`);
+    assert.equal(held / oneCache, metric(m, 'gemma3_prompt_cache_sequences'));
 
     const bad = await postJson(server, '/v1/chat/completions', { model: 'tiny-text', messages, cache_prompt: 'no' });
     assert.equal(bad.status, 400);

@@ -300,6 +300,11 @@ export class Engine {
       this.waiting = m.waiting;
       return;
     }
+    if (m.type === 'promptCache') {
+      this.metrics.promptCacheSequences = m.sequences;
+      this.metrics.promptCacheBytes = m.bytes;
+      return;
+    }
     if (m.type === 'step') {
       this.metrics.decodeStep(m.batch, m.ms);
       return;

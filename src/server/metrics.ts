@@ -39,6 +39,9 @@ export class Metrics {
   /** Prompt tokens of finished requests that came from the prompt cache, and those computed. */
   promptTokensCached = 0;
   promptTokensComputed = 0;
+  /** What the prompt cache holds (finished sequences kept for reuse), from the worker's last report. */
+  promptCacheSequences = 0;
+  promptCacheBytes = 0;
   completionTokens = 0;
   cancelled = 0;
   rejectedBusy = 0;
@@ -96,6 +99,10 @@ export class Metrics {
       [`gemma3_prompt_tokens_cached_total ${this.promptTokensCached}`]);
     family('gemma3_prompt_tokens_computed_total', 'counter', 'Prompt tokens of finished requests that were computed.',
       [`gemma3_prompt_tokens_computed_total ${this.promptTokensComputed}`]);
+    family('gemma3_prompt_cache_sequences', 'gauge', 'Finished sequences whose KV caches the prompt cache keeps.',
+      [`gemma3_prompt_cache_sequences ${this.promptCacheSequences}`]);
+    family('gemma3_prompt_cache_bytes', 'gauge', 'Bytes the prompt cache holds (KV caches and ring snapshots; at most --cache-ram).',
+      [`gemma3_prompt_cache_bytes ${this.promptCacheBytes}`]);
     family('gemma3_completion_tokens_total', 'counter', 'Tokens generated.', [`gemma3_completion_tokens_total ${this.completionTokens}`]);
     family('gemma3_requests_cancelled_total', 'counter', 'Generations stopped because the client went away.',
       [`gemma3_requests_cancelled_total ${this.cancelled}`]);

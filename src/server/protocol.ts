@@ -128,5 +128,7 @@ export type FromWorker =
   | { type: 'load'; active: number; waiting: number }
   /** One batched decode step: how many sequences it advanced and how long it took. */
   | { type: 'step'; batch: number; ms: number }
+  /** The prompt cache now holds `sequences` finished sequences in `bytes` (sent when it changes). */
+  | { type: 'promptCache'; sequences: number; bytes: number }
   /** Several of the above, in order (the worker sends each step's events together). */
   | { type: 'batch'; messages: FromWorker[] };

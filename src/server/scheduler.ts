@@ -27,6 +27,8 @@ export interface SchedulerEvents {
   load(active: number, waiting: number): void;
   /** A decode step advanced `batch` sequences together in `ms` milliseconds. */
   step?(batch: number, ms: number): void;
+  /** The prompt cache now holds `sequences` finished sequences in `bytes`. */
+  promptCache?(sequences: number, bytes: number): void;
   /** A good moment to deliver the events so far (after the prompts of a step, and after its decode). */
   flush?(): void;
 }
@@ -365,6 +367,7 @@ export class Scheduler {
       if (seq.snapshotDue) this.snapshot(seq, cache);
       blanks = this.promptCache.put(cache, { ids, images: seq.images, checkpoints: seq.checkpoints });
     }
+    if (this.promptCache.budgetBytes > 0) this.events.promptCache?.(this.promptCache.size, this.promptCache.bytes);
     for (const b of blanks) if (this.pool.length < this.options.parallel) this.pool.push(b);
   }
 

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     failed: (id, message) => post({ type: 'failed', id, message }),
     load: (active, waiting) => post({ type: 'load', active, waiting }),
     step: (batch, ms) => post({ type: 'step', batch, ms }),
+    promptCache: (sequences, bytes) => post({ type: 'promptCache', sequences, bytes }),
     flush,
   });
   /** Jobs whose prompt is being prepared (images decode asynchronously), with their cancellation. */
