@@ -104,7 +104,12 @@ export class PromptCache {
         best = { entry, shared, ...option };
       }
     }
-    if (!best) return longestShared >= MIN_CHECKPOINT_TOKENS ? { cache: blank(), reused: 0, checkpoints: [], checkpointAt: longestShared } : null;
+    if (!best) {
+      if (longestShared < MIN_CHECKPOINT_TOKENS) return null;
+      const cache = blank();
+      cache.reset();
+      return { cache, reused: 0, checkpoints: [], checkpointAt: longestShared };
+    }
     const { entry, start, shared, checkpoint } = best;
     const extendsWhole = shared === entry.ids.length && !checkpoint;
     let cache: KvCache;
