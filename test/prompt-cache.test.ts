@@ -4,7 +4,8 @@
 // regenerated replies, edited last messages, shared prefixes longer than the sliding window
 // (the tiny fixtures' window is 16, their rings 16 + 256 slots), images (never shared across
 // different pictures), eviction, concurrency and the cache_prompt opt-out; then the HTTP side:
-// usage.prompt_tokens_details.cached_tokens, /metrics and the bad-input errors.
+// usage.prompt_tokens_details.cached_tokens, /metrics and the bad-input errors. Last, the
+// library's Session: reuse across complete() calls, and its file (save, load, typed errors).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
