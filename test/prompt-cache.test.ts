@@ -158,12 +158,16 @@ test('regenerating a long reply and editing the last message reuse through the r
   assert.equal(edit.done.cachedTokens, shared, 'everything before the edit');
   assertSameRows(edit, await fromScratch(model, edited, 12), 'edited message');
 
-  // A reply that ends at its first token still leaves its prompt-end snapshot (taken at release).
-  const short = harness(model, 64 << 20);
-  await short.run(prompt, 1);
+  // The long reply's cache keeps its prompt-end snapshot; a short reply's does not need one (its
+  // rings still reach as far back), so only the cache is kept.
   const cacheBytes = model.decoder.createCache(CONTEXT).sizeBytes;
+  const withLong = harness(model, 64 << 20);
+  await withLong.run(prompt, 300);
+  assert.ok(withLong.scheduler.promptCacheUse.bytes > cacheBytes, 'the cache and its ring snapshot are kept');
+  const short = harness(model, 64 << 20);
+  await short.run(prompt, 1); // the snapshot is taken at release, then found redundant
   assert.equal(short.scheduler.promptCacheUse.sequences, 1);
-  assert.ok(short.scheduler.promptCacheUse.bytes > cacheBytes, 'the cache and its ring snapshot are kept');
+  assert.equal(short.scheduler.promptCacheUse.bytes, cacheBytes, 'no redundant snapshot');
 });
 
 test('many users sharing a long system prompt: the second one leaves a snapshot where they part, the third reuses it', async () => {

@@ -139,7 +139,11 @@ export class PromptCache {
     const evicted: KvCache[] = [];
     if (ids.length === 0 || this.budgetBytes === 0) return [cache];
     const images = history.images.filter((b) => b.end <= ids.length);
-    const checkpoints = history.checkpoints.filter((c) => c.length <= ids.length).slice(-MAX_CHECKPOINTS);
+    // A snapshot is worth its memory only where the rings no longer reach back as far as it does
+    // (a reply shorter than the rollback leaves the prompt-end snapshot redundant).
+    const checkpoints = history.checkpoints
+      .filter((c) => c.length <= ids.length && !cache.canTruncateTo(lowestCut(cache, c.length)))
+      .slice(-MAX_CHECKPOINTS);
     this.entries.push({ cache, ids, images, checkpoints, lastUsed: ++this.clock });
     let total = this.bytes;
     while (total > this.budgetBytes && this.entries.length > 0) {
@@ -158,6 +162,18 @@ export class PromptCache {
   clear(): KvCache[] {
     return this.entries.splice(0).map((e) => e.cache);
   }
+}
+
+/** The lowest position a cache holding `length` positions could be cut back to (its rings as they were then). */
+function lowestCut(cache: KvCache, length: number): number {
+  let lo = 0;
+  let hi = length; // canCutBack(length, n) is monotone in n and true at n = length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (cache.canCutBack(length, mid) && mid > 0) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 function entryBytes(e: Entry): number {
