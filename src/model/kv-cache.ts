@@ -91,10 +91,14 @@ export class KvCache {
     });
   }
 
-  /** Makes this cache an exact copy of `source` (same layout): its positions, keys and values. */
-  copyFrom(source: KvCache): void {
+  /**
+   * Makes this cache an exact copy of `source` (same layout): its positions, keys and values.
+   * `keep`: only positions [0, keep) of the global layers are needed (the copy is about to be cut
+   * back there), so only those are copied; the rings are copied whole.
+   */
+  copyFrom(source: KvCache, keep = source.length): void {
     if (!this.sameLayout(source)) throw new Error('cannot copy a KV cache of another layout');
-    const n = source.length;
+    const n = Math.min(keep, source.length);
     this.layers.forEach((l, i) => {
       const s = source.layers[i]!;
       // A global layer needs only the blocks that hold positions [0, n); a ring needs all of it.
@@ -102,7 +106,7 @@ export class KvCache {
       l.k.set(s.k.subarray(0, used));
       l.v.set(s.v.subarray(0, used));
     });
-    this.length = n;
+    this.length = source.length;
   }
 
   /**

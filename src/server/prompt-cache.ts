@@ -118,7 +118,7 @@ export class PromptCache {
       cache = entry.cache;
     } else {
       cache = blank();
-      cache.copyFrom(entry.cache);
+      cache.copyFrom(entry.cache, start); // cut back to `start` below: later global positions are not needed
       entry.lastUsed = ++this.clock;
     }
     if (checkpoint) cache.restoreRings(checkpoint);
