@@ -13,6 +13,7 @@ import { ImageFeatureCache } from './model/image-features.js';
 import { Prompt } from './model/prompt.js';
 import { KvCache } from './model/kv-cache.js';
 import type { VisionEncoder } from './model/vision-model.js';
+import { modelFingerprint, readSessionFile, Session } from './session.js';
 import type { Tokenizer } from './tokenizer/tokenizer.js';
 import type { PreprocessorConfig } from './vision/preprocess.js';
 
@@ -161,14 +162,19 @@ export class Gemma3 {
    * checkpoints (see ImagePart); images are decoded and encoded when the stream is first read.
    */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncGenerator<GenerationChunk> {
+    return this.chatOn(this.target, messages, options);
+  }
+
+  /** @internal chat() on a given KV cache (a Session's). */
+  chatOn(target: GenerationTarget, messages: readonly ChatMessage[], options: ChatOptions): AsyncGenerator<GenerationChunk> {
     this.checkUsable();
     validateGenerateOptions(options);
     checkPanAndScan(options.panAndScan);
-    if (imagePartsOf(messages).length === 0) return this.run(this.chatIds(messages), options);
+    if (imagePartsOf(messages).length === 0) return this.run(target, this.chatIds(messages), options);
     this.requireVision(messages);
     this.renderChat(messages); // template and message errors now, not on the first read
     const snapshot = [...messages]; // the caller may push to its history before reading the stream
-    return this.run(async () => {
+    return this.run(target, async () => {
       const prepared = await this.prepare(snapshot, options, this.contextLength - 1);
       return this.encodeImages(prepared, options.signal);
     }, options);
@@ -176,13 +182,18 @@ export class Gemma3 {
 
   /** Streams a raw completion: a string (tokenized with BOS, no template) or exact token ids. */
   complete(prompt: string | { ids: readonly number[] }, options: ChatOptions = {}): AsyncGenerator<GenerationChunk> {
+    return this.completeOn(this.target, prompt, options);
+  }
+
+  /** @internal complete() on a given KV cache (a Session's). */
+  completeOn(target: GenerationTarget, prompt: string | { ids: readonly number[] }, options: ChatOptions): AsyncGenerator<GenerationChunk> {
     this.checkUsable();
     validateGenerateOptions(options);
     let ids: number[];
     if (typeof prompt === 'string') ids = this.tokenizer.encode(prompt, { addBos: true });
     else if (prompt && Array.isArray(prompt.ids)) ids = this.checkIds(prompt.ids);
     else throw invalidArgument('prompt', 'a string or { ids: number[] }', prompt);
-    return this.run(ids, options);
+    return this.run(target, ids, options);
   }
 
   /** One forward pass over `ids`: per-position log-sum-exp and top-K logits (scoring, diagnostics). */
@@ -229,6 +240,28 @@ export class Gemma3 {
     return { inputIds: [...ids], positions };
   }
 
+  /**
+   * A KV cache of its own for chat() and complete() calls: each call reuses the longest prefix of
+   * its prompt that the session already holds (up to the first image), e.g. a long system prompt
+   * or document kept across questions, side by side with the model's own conversation. Sessions
+   * can be saved to a file and loaded back (see Session.save, loadSession).
+   */
+  createSession(): Session {
+    this.checkUsable();
+    return new Session(this, { ...this.target, cache: this.target.decoder.createCache(this.contextLength), cachedIds: [] });
+  }
+
+  /**
+   * A session saved by Session.save(). Fails with BAD_FORMAT for a file that is not one, or is
+   * corrupt or truncated, and with INVALID_ARGUMENT for one saved from another model, context
+   * length or KV layout: never a cache that would silently give other logits.
+   */
+  async loadSession(path: string): Promise<Session> {
+    const session = this.createSession();
+    await readSessionFile(path, session.target, modelFingerprint(this.config.text, this.target.decoder.weights));
+    return session;
+  }
+
   /** Releases the weights and cache; the object is unusable afterwards. */
   dispose(): void {
     this.disposed = true;
@@ -252,11 +285,11 @@ export class Gemma3 {
     };
   }
 
-  private async *run(prompt: number[] | (() => Promise<Prompt>), options: ChatOptions): AsyncGenerator<GenerationChunk> {
+  private async *run(target: GenerationTarget, prompt: number[] | (() => Promise<Prompt>), options: ChatOptions): AsyncGenerator<GenerationChunk> {
     if (this.busy) throw new GemmaError('INVALID_ARGUMENT', 'this model is already generating; wait for the other stream to finish');
     this.busy = true;
     try {
-      yield* generate(this.target, Array.isArray(prompt) ? prompt : await prompt(), this.withDefaults(options));
+      yield* generate(target, Array.isArray(prompt) ? prompt : await prompt(), this.withDefaults(options));
     } finally {
       this.busy = false;
     }

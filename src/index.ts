@@ -5,6 +5,7 @@ export { load, DEFAULT_CONTEXT_LENGTH, DEFAULT_KV_TYPE, type ContextLength, type
 export {
   Gemma3, collect, type ChatOptions, type GenerationDefaults, type GenerationResult, type LogitsResult, type PrepareOptions,
 } from './gemma3.js';
+export type { Session } from './session.js';
 
 // Generation
 export type { GenerateOptions, GenerationChunk, GenerationStats, FinishReason } from './generate/generate.js';

@@ -20,6 +20,8 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --parallel N            sequences generated together, batched (default 4)
   --queue N               requests that may wait for a slot before 429 (default 4 x parallel)
   --context N             KV cache size per sequence in tokens (default 4096, or the model's limit)
+  --cache-ram MB          memory for the prompt cache: finished conversations' KV caches kept so a follow-up
+                          computes only its new tokens (default 2048; 0 disables it)
   --allow-remote-images   let clients name http(s) image URLs for the server to fetch (default: data: URLs only)
   --allow-private-image-hosts  let those URLs reach loopback, private and link-local addresses (default: refused)
   --max-body BYTES        largest request body (default 33554432)
@@ -53,6 +55,7 @@ export async function runServe(args: string[]): Promise<number> {
     'api-key': { type: 'string' },
     parallel: { type: 'string' },
     queue: { type: 'string' },
+    'cache-ram': { type: 'string' },
     'allow-remote-images': { type: 'boolean' },
     'allow-private-image-hosts': { type: 'boolean' },
     'max-body': { type: 'string' },
@@ -78,6 +81,8 @@ export async function runServe(args: string[]): Promise<number> {
   if (alias !== undefined && aliasProblem(alias) !== null) {
     throw new GemmaError('INVALID_ARGUMENT', `--alias must be ${aliasProblem(alias)}, got ${JSON.stringify(alias)}`);
   }
+  const cacheRam = numberFlag('cache-ram', values['cache-ram']);
+  if (cacheRam !== undefined && cacheRam < 0) throw new GemmaError('INVALID_ARGUMENT', `--cache-ram must be a number of megabytes >= 0, got ${cacheRam}`);
   const maxBody = numberFlag('max-body', values['max-body'], true);
   if (maxBody !== undefined && maxBody < 1024) throw new GemmaError('INVALID_ARGUMENT', `--max-body must be at least 1024 bytes, got ${maxBody}`);
   const maxImagePixels = numberFlag('max-image-pixels', values['max-image-pixels'], true);
@@ -113,6 +118,7 @@ export async function runServe(args: string[]): Promise<number> {
       ...(values['allowed-hosts'] ? { allowedHosts: values['allowed-hosts'] } : {}),
       ...(maxImagePixels !== undefined ? { maxImagePixels } : {}),
       ...(apiKey ? { apiKey } : {}), ...(queue !== undefined ? { maxQueue: queue } : {}),
+      ...(cacheRam !== undefined ? { cacheRamMb: cacheRam } : {}),
       ...(context !== undefined ? { context } : {}), ...(maxBody !== undefined ? { maxBodyBytes: maxBody } : {}),
     });
   } catch (err) {

@@ -56,6 +56,11 @@ export interface GenerationTarget {
   tokenizer: Tokenizer;
   /** Ids already in the cache (kept in sync here, for prefix reuse by the caller). */
   cachedIds: number[];
+  /**
+   * The first image position among the cached ids, if any: the ids there are placeholders whose
+   * embeddings the cache does not record, so no later prompt reuses past it.
+   */
+  cachedFirstImage?: number;
 }
 
 export function validateGenerateOptions(o: GenerateOptions): void {
@@ -107,6 +112,7 @@ export async function* generate(target: GenerationTarget, prompt: Prompt | reado
     const logitsBuffer = new Float32Array(decoder.config.vocabSize);
     let logits = decoder.forward(input.slice(reused), cache, { logits: 'last', into: logitsBuffer });
     target.cachedIds = [...promptIds];
+    if (input.blocks.length) target.cachedFirstImage = Math.min(target.cachedFirstImage ?? Infinity, input.firstImagePosition);
     const prefillMs = performance.now() - started;
     let firstTokenMs = 0;
     const decodeStarted = performance.now();
@@ -164,9 +170,10 @@ function reusablePrefix(target: GenerationTarget, prompt: Prompt): number {
   const limit = Math.min(cachedIds.length, cache.length, promptIds.length - 1);
   while (n < limit && cachedIds[n] === promptIds[n]) n++;
   // Image embeddings are keyed by content the ids don't show: never reuse across an image.
-  n = Math.min(n, prompt.firstImagePosition);
+  n = Math.min(n, prompt.firstImagePosition, target.cachedFirstImage ?? Infinity);
   if (!cache.canTruncateTo(n)) n = 0;
   cache.truncate(n);
   target.cachedIds.length = n;
+  if ((target.cachedFirstImage ?? Infinity) >= n) delete target.cachedFirstImage;
   return n;
 }

@@ -92,6 +92,16 @@ export class KvCache {
     return n === 0 || ring === 0 || this.length <= ring || n - this.slidingWindow + 1 >= this.length - ring;
   }
 
+  /**
+   * Whether a cache holding `from` positions (rings as they were then) could be cut back to `to`:
+   * canTruncateTo for a length the cache had, or will have after restoreRings.
+   */
+  canCutBack(from: number, to: number): boolean {
+    if (to > from || to < 0) return false;
+    const ring = this.layers.find((l) => l.ring > 0)?.ring ?? 0;
+    return to === 0 || ring === 0 || from <= ring || to - this.slidingWindow + 1 >= from - ring;
+  }
+
   truncate(n: number): void {
     if (!this.canTruncateTo(n)) throw new Error(`cannot truncate the cache from ${this.length} to ${n}`);
     this.length = n;
@@ -100,4 +110,72 @@ export class KvCache {
   reset(): void {
     this.length = 0;
   }
+
+  /** Whether `other` has this cache's layout (same layers, slots and rings): copies between them are exact. */
+  sameLayout(other: KvCache): boolean {
+    return this.layers.length === other.layers.length && this.layers.every((l, i) => {
+      const o = other.layers[i]!;
+      return l.slots === o.slots && l.ring === o.ring && l.k.length === o.k.length && l.v.length === o.v.length;
+    });
+  }
+
+  /**
+   * Makes this cache an exact copy of `source` (same layout): its positions, keys and values.
+   * `keep`: only positions [0, keep) of the global layers are needed (the copy is about to be cut
+   * back there), so only those are copied; the rings are copied whole.
+   */
+  copyFrom(source: KvCache, keep = source.length): void {
+    if (!this.sameLayout(source)) throw new Error('cannot copy a KV cache of another layout');
+    const n = Math.min(keep, source.length);
+    this.layers.forEach((l, i) => {
+      const s = source.layers[i]!;
+      // A global layer needs only the blocks that hold positions [0, n); a ring needs all of it.
+      const used = l.ring > 0 ? l.k.length : Math.min(l.k.length, Math.ceil(n / l.block) * l.block * (l.k.length / blockedSlots(l)));
+      l.k.set(s.k.subarray(0, used));
+      l.v.set(s.v.subarray(0, used));
+    });
+    this.length = source.length;
+  }
+
+  /**
+   * A copy of the sliding rings as they are now (the global layers are not copied: they keep
+   * every position). restoreRings() later brings back this moment, so the cache can again be cut
+   * back to just before `length` although the rings have since moved on.
+   */
+  snapshotRings(): RingSnapshot {
+    return {
+      length: this.length,
+      rings: this.layers.filter((l) => l.ring > 0).map((l) => ({ k: l.k.slice(), v: l.v.slice() })),
+    };
+  }
+
+  /**
+   * Puts back the rings of `snapshot`, taken from this cache (or a copy of it) when it held the
+   * same first `snapshot.length` positions it holds now; the cache then holds exactly those.
+   */
+  restoreRings(snapshot: RingSnapshot): void {
+    if (snapshot.length > this.length) throw new Error(`cannot restore rings of ${snapshot.length} positions into a cache of ${this.length}`);
+    const sliding = this.layers.filter((l) => l.ring > 0);
+    if (sliding.length !== snapshot.rings.length) throw new Error('the ring snapshot is of another layout');
+    sliding.forEach((l, i) => {
+      l.k.set(snapshot.rings[i]!.k);
+      l.v.set(snapshot.rings[i]!.v);
+    });
+    this.length = snapshot.length;
+  }
+}
+
+/** The sliding rings of a cache at one moment (see KvCache.snapshotRings). */
+export interface RingSnapshot {
+  readonly length: number;
+  readonly rings: ReadonlyArray<{ readonly k: ArrayLike<number> & { readonly byteLength: number }; readonly v: ArrayLike<number> & { readonly byteLength: number } }>;
+}
+
+/** Bytes a snapshot holds. */
+export function ringSnapshotBytes(snapshot: RingSnapshot): number {
+  return snapshot.rings.reduce((s, r) => s + r.k.byteLength + r.v.byteLength, 0);
+}
+
+function blockedSlots(l: LayerCache): number {
+  return Math.ceil(l.slots / l.block) * l.block;
 }

@@ -178,7 +178,8 @@ export class Engine {
   /** Starts the worker and waits until the model is loaded. */
   static async start(options: EngineOptions, metrics: Metrics, onProgress?: (fraction: number) => void): Promise<Engine> {
     const config: WorkerConfig = {
-      modelPath: options.modelPath, parallel: options.parallel, ...(options.alias !== undefined ? { alias: options.alias } : {}),
+      modelPath: options.modelPath, parallel: options.parallel, cacheBytes: options.cacheBytes,
+      ...(options.alias !== undefined ? { alias: options.alias } : {}),
       ...(options.context !== undefined ? { context: options.context } : {}), ...(options.load ? { load: options.load } : {}),
     };
     // Keep the native addon loaded in this thread too: when the worker exits, Node unloads the
@@ -303,6 +304,11 @@ export class Engine {
       this.waiting = m.waiting;
       return;
     }
+    if (m.type === 'promptCache') {
+      this.metrics.promptCacheSequences = m.sequences;
+      this.metrics.promptCacheBytes = m.bytes;
+      return;
+    }
     if (m.type === 'step') {
       this.metrics.decodeStep(m.batch, m.ms);
       return;
@@ -330,6 +336,7 @@ export class Engine {
       case 'done':
         this.forget(m.id);
         if (m.done.finishReason === 'abort') this.metrics.cancelled++;
+        this.metrics.promptDone(m.done.promptTokens, m.done.cachedTokens ?? 0);
         this.metrics.requestDuration.observe((performance.now() - run.submittedAt) / 1000);
         run.push({ type: 'done', done: m.done });
         break;

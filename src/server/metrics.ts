@@ -36,6 +36,12 @@ export class Metrics {
   /** Responses by endpoint and status code. */
   private readonly requests = new Map<string, number>();
   promptTokens = 0;
+  /** Prompt tokens of finished requests that came from the prompt cache, and those computed. */
+  promptTokensCached = 0;
+  promptTokensComputed = 0;
+  /** What the prompt cache holds (finished sequences kept for reuse), from the worker's last report. */
+  promptCacheSequences = 0;
+  promptCacheBytes = 0;
   completionTokens = 0;
   cancelled = 0;
   rejectedBusy = 0;
@@ -51,6 +57,12 @@ export class Metrics {
   countRequest(endpoint: string, status: number): void {
     const key = `endpoint="${endpoint}",status="${status}"`;
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** A request ended: `cached` of its `prompt` tokens came from the prompt cache. */
+  promptDone(prompt: number, cached: number): void {
+    this.promptTokensCached += cached;
+    this.promptTokensComputed += Math.max(0, prompt - cached);
   }
 
   tokenGenerated(now = performance.now()): void {
@@ -83,6 +95,14 @@ export class Metrics {
     family('gemma3_requests_total', 'counter', 'HTTP requests answered, by endpoint and status code.',
       [...this.requests].map(([labels, n]) => `gemma3_requests_total{${labels}} ${n}`));
     family('gemma3_prompt_tokens_total', 'counter', 'Prompt tokens of accepted requests.', [`gemma3_prompt_tokens_total ${this.promptTokens}`]);
+    family('gemma3_prompt_tokens_cached_total', 'counter', 'Prompt tokens of finished requests reused from the prompt cache (not computed).',
+      [`gemma3_prompt_tokens_cached_total ${this.promptTokensCached}`]);
+    family('gemma3_prompt_tokens_computed_total', 'counter', 'Prompt tokens of finished requests that were computed.',
+      [`gemma3_prompt_tokens_computed_total ${this.promptTokensComputed}`]);
+    family('gemma3_prompt_cache_sequences', 'gauge', 'Finished sequences whose KV caches the prompt cache keeps.',
+      [`gemma3_prompt_cache_sequences ${this.promptCacheSequences}`]);
+    family('gemma3_prompt_cache_bytes', 'gauge', 'Bytes the prompt cache holds (KV caches and ring snapshots; at most --cache-ram).',
+      [`gemma3_prompt_cache_bytes ${this.promptCacheBytes}`]);
     family('gemma3_completion_tokens_total', 'counter', 'Tokens generated.', [`gemma3_completion_tokens_total ${this.completionTokens}`]);
     family('gemma3_requests_cancelled_total', 'counter', 'Generations stopped because the client went away.',
       [`gemma3_requests_cancelled_total ${this.cancelled}`]);

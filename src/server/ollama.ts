@@ -165,6 +165,8 @@ function parseOptions(o: Obj): JobOptions {
   set('seed', int(opts, 'seed', Number.MIN_SAFE_INTEGER, 'options.seed'));
   set('stop', stopList(opts.stop, 'options.stop'));
   Object.assign(out, parseMoreOllamaOptions(opts));
+  // As llama.cpp's server takes it: top level, or among the options.
+  set('cachePrompt', bool(opts, 'cache_prompt', 'options.cache_prompt') ?? bool(o, 'cache_prompt'));
   return { ...out, ...parseOllamaFormat(o.format) };
 }
 

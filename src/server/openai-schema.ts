@@ -41,7 +41,7 @@ export interface CompletionRequest {
 const COMMON_FIELDS = ['model', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'seed', 'stop', 'n', 'user',
   'frequency_penalty', 'presence_penalty', 'logit_bias', 'logprobs', 'metadata', 'store', 'service_tier',
   // Extensions (as in llama.cpp and vLLM)
-  'top_k', 'min_p', 'repetition_penalty'];
+  'top_k', 'min_p', 'repetition_penalty', 'cache_prompt'];
 const CHAT_FIELDS = new Set([...COMMON_FIELDS, 'messages', 'max_completion_tokens', 'top_logprobs', 'response_format', 'tools',
   'tool_choice', 'parallel_tool_calls', 'functions', 'function_call', 'modalities', 'reasoning_effort']);
 const COMPLETION_FIELDS = new Set([...COMMON_FIELDS, 'prompt', 'echo', 'suffix', 'best_of']);
@@ -148,6 +148,7 @@ function parseCommon(o: Obj): { model: string; n: number; stream: boolean; inclu
   set('repetitionPenalty', rep);
   set('seed', int(o, 'seed', Number.MIN_SAFE_INTEGER));
   set('stop', stopList(o.stop, 'stop'));
+  set('cachePrompt', bool(o, 'cache_prompt'));
   return { model: o.model, n, stream, includeUsage, options };
 }
 

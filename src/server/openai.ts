@@ -129,7 +129,12 @@ async function answer(ctx: ServerContext, _req: IncomingMessage, res: ServerResp
     const done = states.map((s) => s.done!);
     const prompt = done[0]!.promptTokens;
     const completion = done.reduce((n, d) => n + d.completionTokens, 0);
-    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+    // With n > 1 each choice computes the prompt on its own: the least any of them reused.
+    const cached = Math.min(...done.map((d) => d.cachedTokens ?? 0));
+    return {
+      prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: cached },
+    };
   };
 
   if (!format.stream) {

@@ -20,6 +20,8 @@ export interface JobOptions extends StructuredOptions {
   logitBias?: Record<number, number>;
   /** Log-probabilities of the sampled tokens with this many alternatives (0..20). */
   logprobs?: number;
+  /** False: compute the whole prompt, neither reusing a cached prefix nor keeping this one (default true). */
+  cachePrompt?: boolean;
 }
 
 /** A token's text as clients see it: its decoded text and UTF-8 bytes (a lone byte of a byte-fallback run as itself). */
@@ -73,6 +75,8 @@ export interface WorkerConfig {
   parallel: number;
   /** The id clients name the model by (default: derived from the path, model-id.ts). */
   alias?: string;
+  /** Bytes of finished sequences' KV caches kept for reuse (the prompt cache); 0 disables it. */
+  cacheBytes: number;
 }
 
 export interface ModelInfo {
@@ -107,6 +111,8 @@ export interface DoneData {
   text: string;
   finishReason: FinishReason;
   promptTokens: number;
+  /** Prompt tokens that came from the prompt cache (not computed). */
+  cachedTokens?: number;
   completionTokens: number;
   /** Milliseconds spent computing the prompt, and decoding after the first token. */
   prefillMs: number;
@@ -131,5 +137,7 @@ export type FromWorker =
   | { type: 'load'; active: number; waiting: number }
   /** One batched decode step: how many sequences it advanced and how long it took. */
   | { type: 'step'; batch: number; ms: number }
+  /** The prompt cache now holds `sequences` finished sequences in `bytes` (sent when it changes). */
+  | { type: 'promptCache'; sequences: number; bytes: number }
   /** Several of the above, in order (the worker sends each step's events together). */
   | { type: 'batch'; messages: FromWorker[] };

@@ -12,7 +12,8 @@ import type { TokenLogprob } from '../generate/logprobs.js';
 import { Reply, type ReplyOptions, type ReplyStep } from '../generate/reply.js';
 import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
-import { KvCache } from '../model/kv-cache.js';
+import type { KvCache, RingSnapshot } from '../model/kv-cache.js';
+import { imageKeysOf, MIN_CHECKPOINT_TOKENS, PromptCache, type ImageKey } from './prompt-cache.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { DoneData } from './protocol.js';
 
@@ -26,6 +27,8 @@ export interface SchedulerEvents {
   load(active: number, waiting: number): void;
   /** A decode step advanced `batch` sequences together in `ms` milliseconds. */
   step?(batch: number, ms: number): void;
+  /** The prompt cache now holds `sequences` finished sequences in `bytes`. */
+  promptCache?(sequences: number, bytes: number): void;
   /** A good moment to deliver the events so far (after the prompts of a step, and after its decode). */
   flush?(): void;
 }
@@ -37,6 +40,11 @@ export interface SchedulerOptions {
   context: number;
   /** Most prompt tokens computed in one step, so a long prompt does not stall the others. Default 256. */
   prefillBudget?: number;
+  /**
+   * Bytes of finished sequences' caches kept for reuse by later prompts that start the same way
+   * (see prompt-cache.ts). Default 0: none (a finished cache is only recycled as a blank one).
+   */
+  cacheBytes?: number;
 }
 
 interface Sequence {
@@ -46,6 +54,24 @@ interface Sequence {
   cache: KvCache | null;
   /** Prompt tokens already in the cache. */
   prefilled: number;
+  /** Whether this sequence may start from, and be kept in, the prompt cache. */
+  readonly cachePrompt: boolean;
+  /** Prompt tokens that came from the prompt cache. */
+  reused: number;
+  /** Generated tokens fed back (written to the cache after the prompt), in order. */
+  readonly fed: number[];
+  /** The prompt's image blocks by content hash. */
+  images: ImageKey[];
+  /** Ring snapshots of this sequence's history (see KvCache.snapshotRings). */
+  checkpoints: RingSnapshot[];
+  /** A prompt position worth a ring snapshot (a prefix other prompts share), or 0. */
+  checkpointAt: number;
+  /**
+   * A snapshot of the prompt's end is due: taken before the next step (or at release), once the
+   * first token is on its way, so it does not delay it. The rings are then at most one position
+   * past the prompt's end, well within their rollback.
+   */
+  snapshotDue: boolean;
   /** The token to feed next (decode phase), or -1 while the prompt is being computed. */
   next: number;
   activatedAt: number;
@@ -56,6 +82,7 @@ export class Scheduler {
   private readonly waiting: Sequence[] = [];
   private readonly active: Sequence[] = [];
   private readonly pool: KvCache[] = [];
+  private readonly promptCache: PromptCache;
   private readonly allowedVocab: number;
   private readonly prefillBudget: number;
   private running = false;
@@ -72,6 +99,7 @@ export class Scheduler {
     if (!Number.isInteger(options.parallel) || options.parallel < 1) throw new RangeError('parallel must be a positive integer');
     this.allowedVocab = Math.min(SAMPLABLE_VOCAB, decoder.config.vocabSize);
     this.prefillBudget = options.prefillBudget ?? 256;
+    this.promptCache = new PromptCache(options.cacheBytes ?? 0);
     // Streams will decode together: let the decoder's kernels prepare for it now, while the server idles.
     if (options.parallel > 1) decoder.expectStreams(options.parallel);
   }
@@ -81,23 +109,32 @@ export class Scheduler {
     return { active: this.active.length, waiting: this.waiting.length };
   }
 
-  /** KV caches allocated (active plus pooled): at most `parallel`. */
+  /** KV caches allocated for sequences (active plus pooled blank ones): at most `parallel` each. */
   get cachesAllocated(): number {
     return this.active.filter((s) => s.cache).length + this.pool.length;
+  }
+
+  /** Finished sequences kept by the prompt cache, and the bytes they hold. */
+  get promptCacheUse(): { sequences: number; bytes: number } {
+    return { sequences: this.promptCache.size, bytes: this.promptCache.bytes };
   }
 
   /**
    * Queues a prompt. `options` are complete (defaults applied); the prompt must leave room for at
    * least one generated token (checked by the caller, which can tell the client). `constraint`: the
    * sequence's own grammar matcher, if its reply is constrained (the scheduler frees it at the end).
+   * `cachePrompt`: false computes the whole prompt and keeps nothing of it for later prompts.
    */
-  add(id: number, promptOrIds: Prompt | readonly number[], options: ReplyOptions, constraint: GrammarConstraint | null = null): void {
+  add(id: number, promptOrIds: Prompt | readonly number[], options: ReplyOptions, constraint: GrammarConstraint | null = null, cachePrompt = true): void {
     const prompt = Prompt.from(promptOrIds);
     if (prompt.length === 0 || prompt.length >= this.options.context) {
       throw new RangeError(`prompt of ${prompt.length} tokens does not fit the context of ${this.options.context}`);
     }
     const reply = new Reply(this.tokenizer, prompt.ids, options, this.allowedVocab, constraint);
-    this.waiting.push({ id, prompt, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0 });
+    this.waiting.push({
+      id, prompt, reply, cache: null, prefilled: 0, next: -1, activatedAt: 0, firstTokenAt: 0,
+      cachePrompt, reused: 0, fed: [], images: [], checkpoints: [], checkpointAt: 0, snapshotDue: false,
+    });
     this.reportLoad();
     void this.drive();
   }
@@ -163,9 +200,19 @@ export class Scheduler {
       // (its first token needs its mask); first come, first served still.
       if (this.waiting[0]!.reply.needsPrepare) break;
       const seq = this.waiting.shift()!;
-      seq.cache = this.pool.pop() ?? this.decoder.createCache(this.options.context);
-      seq.cache.reset();
       seq.activatedAt = performance.now();
+      const blank = () => this.pool.pop() ?? this.decoder.createCache(this.options.context);
+      const found = seq.cachePrompt && this.promptCache.budgetBytes > 0 ? this.promptCache.acquire(seq.prompt, blank) : null;
+      if (found) {
+        seq.cache = found.cache;
+        seq.prefilled = seq.reused = found.reused;
+        seq.checkpoints = found.checkpoints;
+        seq.checkpointAt = found.checkpointAt;
+      } else {
+        seq.cache = blank();
+        seq.cache.reset();
+      }
+      if (seq.cachePrompt) seq.images = imageKeysOf(seq.prompt);
       this.active.push(seq);
     }
   }
@@ -177,6 +224,7 @@ export class Scheduler {
    * of costing a pass of its own.
    */
   private computeStep(): void {
+    for (const seq of this.active) if (seq.snapshotDue) this.snapshot(seq);
     const work: { seq: Sequence; segment: Segment; end: number }[] = [];
     let decoding = 0;
     for (const seq of [...this.active]) {
@@ -194,7 +242,8 @@ export class Scheduler {
       if (budget <= 0) break;
       if (seq.next >= 0 || !seq.cache) continue;
       const begin = seq.prefilled;
-      const end = seq.prompt.chunkEnd(begin, budget);
+      // A chunk ends where a ring snapshot is due, so the snapshot holds exactly that prefix.
+      const end = seq.checkpointAt > begin ? Math.min(seq.checkpointAt, seq.prompt.chunkEnd(begin, budget)) : seq.prompt.chunkEnd(begin, budget);
       const last = end === seq.prompt.length;
       work.push({ seq, segment: { cache: seq.cache, input: seq.prompt.slice(begin, end), logits: last ? 'last' : 'none' }, end });
       budget -= end - begin;
@@ -237,7 +286,12 @@ export class Scheduler {
     const V = this.decoder.config.vocabSize;
     let row = 0;
     for (const { seq, segment, end } of work) {
-      if (end >= 0) seq.prefilled = end;
+      if (end >= 0) {
+        seq.prefilled = end;
+        this.maybeSnapshot(seq);
+      } else {
+        seq.fed.push(seq.next);
+      }
       if (segment.logits === 'none') continue;
       const logits = rows.subarray(row * V, (row + 1) * V);
       row++;
@@ -250,6 +304,23 @@ export class Scheduler {
       }
       this.advance(seq, step);
     }
+  }
+
+  /**
+   * Keeps a copy of the sliding rings where a later prompt may want to cut back to: the end of a
+   * long prompt (a regenerated reply, an edited last message) and a prefix other prompts share.
+   */
+  private maybeSnapshot(seq: Sequence): void {
+    const cache = seq.cache!;
+    if (!seq.cachePrompt || this.promptCache.budgetBytes === 0) return;
+    if (!cache.layers.some((l) => l.ring > 0 && l.ring < cache.capacity)) return; // the rings hold everything
+    if (seq.prefilled === seq.prompt.length) seq.snapshotDue = seq.prompt.length >= MIN_CHECKPOINT_TOKENS;
+    else if (seq.prefilled === seq.checkpointAt) this.snapshot(seq);
+  }
+
+  private snapshot(seq: Sequence, cache = seq.cache!): void {
+    seq.snapshotDue = false;
+    if (!seq.checkpoints.some((c) => c.length === cache.length)) seq.checkpoints.push(cache.snapshotRings());
   }
 
   private advance(seq: Sequence, step: ReplyStep): void {
@@ -268,26 +339,36 @@ export class Scheduler {
     const tail = seq.reply.finishReason === 'abort' ? '' : seq.reply.flush();
     this.reportLoad(); // before `done`: whoever hears of the end sees the slot free already
     this.events.done(seq.id, {
-      text: tail, finishReason: seq.reply.finishReason ?? 'abort', promptTokens: seq.prompt.length,
+      text: tail, finishReason: seq.reply.finishReason ?? 'abort', promptTokens: seq.prompt.length, cachedTokens: seq.reused,
       completionTokens: seq.reply.generated, prefillMs, decodeMs,
     });
   }
 
   private fail(seq: Sequence, err: unknown): void {
     seq.reply.end('abort'); // frees its grammar
-    this.release(seq);
+    this.release(seq, false);
     this.reportLoad();
     this.events.failed(seq.id, err instanceof Error ? err.message : String(err));
   }
 
-  /** Takes the sequence out of the active list and returns its cache to the pool. */
-  private release(seq: Sequence): void {
+  /**
+   * Takes the sequence out of the active list; its cache goes to the prompt cache (with the ids it
+   * holds) or back to the pool. `keep`: false after a failed step (the cache's contents are unknown).
+   */
+  private release(seq: Sequence, keep = true): void {
     const i = this.active.indexOf(seq);
     if (i >= 0) this.active.splice(i, 1);
-    if (seq.cache) {
-      if (this.pool.length < this.options.parallel) this.pool.push(seq.cache);
-      seq.cache = null;
+    const cache = seq.cache;
+    if (!cache) return;
+    seq.cache = null;
+    let blanks = [cache];
+    const ids = [...seq.prompt.ids.slice(0, seq.prefilled), ...seq.fed];
+    if (keep && seq.cachePrompt && ids.length === cache.length) {
+      if (seq.snapshotDue) this.snapshot(seq, cache);
+      blanks = this.promptCache.put(cache, { ids, images: seq.images, checkpoints: seq.checkpoints });
     }
+    if (this.promptCache.budgetBytes > 0) this.events.promptCache?.(this.promptCache.size, this.promptCache.bytes);
+    for (const b of blanks) if (this.pool.length < this.options.parallel) this.pool.push(b);
   }
 
   private reportLoad(): void {

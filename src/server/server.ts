@@ -42,6 +42,11 @@ export interface ServerOptions {
   context?: number;
   /** Requests that may wait for a slot before new ones get 429 (default 4 × parallel). */
   maxQueue?: number;
+  /**
+   * Megabytes of finished conversations' KV caches kept so that a later request starting the same
+   * way computes only the rest (the prompt cache; default DEFAULT_CACHE_RAM_MB, 0 disables it).
+   */
+  cacheRamMb?: number;
   /** Fetch http(s) image URLs named by clients (default false). */
   allowRemoteImages?: boolean;
   /**
@@ -142,6 +147,9 @@ export interface RunningServer {
   drain(graceMs: number): Promise<{ finished: number; cut: number }>;
 }
 
+/** Megabytes of idle KV caches the prompt cache keeps by default. */
+export const DEFAULT_CACHE_RAM_MB = 2048;
+
 /** Loads the model (in a worker thread), then listens. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const parallel = options.parallel ?? 4;
@@ -168,9 +176,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   for (const [name, value] of [['maxImagePixels', resolved.maxImagePixels], ['maxInflightBytes', maxInflightBytes], ['maxInflightPixels', maxInflightPixels]] as const) {
     if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
+  const cacheRamMb = options.cacheRamMb ?? DEFAULT_CACHE_RAM_MB;
+  if (typeof cacheRamMb !== 'number' || !Number.isFinite(cacheRamMb) || cacheRamMb < 0) {
+    throw new RangeError(`cacheRamMb (--cache-ram) must be a non-negative number of megabytes, got ${cacheRamMb}`);
+  }
   const metrics = new Metrics();
   const engineOptions = {
-    parallel, maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
+    parallel, cacheBytes: Math.floor(cacheRamMb * 1024 * 1024), maxQueue: resolved.maxQueue, maxInflightBytes, maxInflightPixels,
     ...(options.context !== undefined ? { context: options.context } : {}),
     load: { maxImagePixels: resolved.maxImagePixels, ...options.load },
   };

@@ -69,12 +69,13 @@ async function main(): Promise<void> {
     dims: (({ vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, slidingWindow, maxPositionEmbeddings }) =>
       ({ vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, slidingWindow, maxPositionEmbeddings }))(model.config.text),
   };
-  const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context }, {
+  const scheduler = new Scheduler(model.decoder, model.tokenizer, { parallel: config.parallel, context, cacheBytes: config.cacheBytes }, {
     token: (id, text, logprob) => post({ type: 'token', id, text, ...(logprob ? { logprob: logprobData(model, logprob) } : {}) }),
     done: (id, done) => post({ type: 'done', id, done }),
     failed: (id, message) => post({ type: 'failed', id, message }),
     load: (active, waiting) => post({ type: 'load', active, waiting }),
     step: (batch, ms) => post({ type: 'step', batch, ms }),
+    promptCache: (sequences, bytes) => post({ type: 'promptCache', sequences, bytes }),
     flush,
   });
   /** Jobs whose prompt is being prepared (images decode asynchronously), with their cancellation. */
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
           `(at least 1 token must be left for the reply). Please reduce the length of the ${param}.`,
           'invalid_request_error', param, 'context_length_exceeded');
       }
-      const { grammarParam, ...jobOptions } = job.options;
+      const { grammarParam, cachePrompt, ...jobOptions } = job.options;
       const options: GenerateOptions = model.withDefaults({ ...jobOptions, maxTokens: jobOptions.maxTokens ?? context });
       validateGenerateOptions(options);
       const constraint = await grammarFor(options, grammarParam);
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
         return abandoned();
       }
       post({ type: 'accepted', id, promptTokens: prompt.length });
-      scheduler.add(id, prompt, options, constraint);
+      scheduler.add(id, prompt, options, constraint, cachePrompt !== false);
     } catch (err) {
       if (cancelled.aborted) return abandoned();
       post({ type: 'rejected', id, error: clientError(err, job, dir, info.id) });
