@@ -3,8 +3,8 @@
 // checkpoint loaded with `quant` runs the same weights as its converted GGUF. Norms and every 1-D
 // tensor stay float (the decoder keeps them as float32 scales anyway). Differences, on purpose:
 //   * q4_0: the tied embedding / output head, which convert writes as Q6_K (llama-quantize's
-//     choice), is quantised straight to Q8_0: the engine re-quantises Q6_K to Q8_0 at load anyway
-//     (weights.ts kQuantsAsQ8), so this is the same kernel with one rounding instead of two;
+//     choice), is quantised straight to Q8_0 (what this option did before the engine ran Q6_K
+//     as stored; kept so `--quant q4_0` keeps its results);
 //   * a matrix whose rows are not whole 32-value blocks keeps its stored type (convert writes F16
 //     for q8_0 and refuses q4_0);
 //   * the embedding keeps all its rows (convert cuts the 4B+ checkpoints' 64 padding rows).
