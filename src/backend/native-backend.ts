@@ -1,6 +1,6 @@
 // The native addon (native/*.c, built by node-gyp on install) behind the Backend interface.
-// Checks happen in the addon once per call (sizes vs arrays); types it has no kernel for
-// (the k-quants) run on the TypeScript kernels.
+// Checks happen in the addon once per call (sizes vs arrays); every stored type has a kernel
+// (the K-quants Q4_K / Q6_K in native/kernels-kquant.c).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,8 @@ interface NativeBinding {
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
+  /** Q8_K blocks (f32 d, int8 qs[256], int16 bsums[16]) as native/kernels-kquant.c makes them, for tests. */
+  quantizeQ8K(x: Float32Array, cols: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
   writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
           start: number, T: number, numKvHeads: number, headDim: number): void;
@@ -50,7 +52,7 @@ interface NativeBinding {
   info(): NativeInfo;
 }
 
-const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 7, q6_k: 8 };
 const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
 
 /** Query heads per key/value head that native/attention.c handles (MAX_GROUP there). */
@@ -169,7 +171,8 @@ export class NativeBackend implements Backend {
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
     const codes = ws.map(nativeCode);
-    const quantized = ws.map((w) => w.dtype === 'q4_0' || w.dtype === 'q8_0');
+    // What the activations become (float, Q8 blocks, Q8_K super-blocks): one job shares one kind.
+    const quantized = ws.map((w) => (w.dtype === 'q4_0' || w.dtype === 'q8_0' ? 1 : w.dtype === 'q4_k' || w.dtype === 'q6_k' ? 2 : 0));
     const cols = ws[0]!.cols;
     if (ws.length > 4 || codes.some((c) => c === undefined) || quantized.some((q) => q !== quantized[0]) || ws.some((w) => w.cols !== cols)) {
       for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
