@@ -13,6 +13,12 @@ import { decodeRow } from '../src/backend/rows.js';
 import { f16ToF32 } from '../src/formats/dtypes.js';
 import { dequantizeRow, quantizeRowQ4_K, quantizeRowQ6_K } from '../src/formats/quant.js';
 import { Rng } from '../src/generate/rng.js';
+import { openGguf } from '../src/formats/gguf.js';
+import { writeGguf } from '../src/formats/gguf-writer.js';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './st-writer.js';
+import { throwsGemma } from './helpers.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const f32bytes = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
@@ -280,4 +286,69 @@ describe('TypeScript matMul on K-quant weights as stored', () => {
       assert.deepEqual(row, want);
     });
   }
+});
+
+describe('K-quant GGUF tensors: bad input is a BAD_FORMAT naming the tensor', () => {
+  const rng = new Rng(99);
+  const valid = (dtype: 'q4_k' | 'q6_k', rows: number, cols: number): Uint8Array => {
+    const v = new Float32Array(rows * cols);
+    for (let i = 0; i < v.length; i++) v[i] = rng.nextFloat() - 0.5;
+    return dtype === 'q4_k' ? quantizeRowQ4_K(v) : quantizeRowQ6_K(v);
+  };
+  const withFile = (fn: (path: string) => void): void => {
+    const tmp = tempDir('kquant-bad');
+    try {
+      fn(join(tmp.dir, 'k.gguf'));
+    } finally {
+      tmp.cleanup();
+    }
+  };
+
+  test('valid Q4_K / Q6_K tensors read back as stored', () => withFile((path) => {
+    const a = valid('q4_k', 2, 512), b = valid('q6_k', 3, 256);
+    writeGguf(path, { metadata: [], tensors: [{ name: 'a', dtype: 'q4_k', shape: [2, 512], data: a }, { name: 'b', dtype: 'q6_k', shape: [3, 256], data: b }] });
+    const g = openGguf(path);
+    try {
+      assert.deepEqual(g.read('a').data, a);
+      assert.deepEqual(g.read('b').data, b);
+    } finally {
+      g.close();
+    }
+  }));
+
+  for (const [dtype, field, at, half, what] of [
+    ['q4_k', 'd', 0, 0x7e00, 'NaN'], ['q4_k', 'dmin', 2, 0x7c00, 'infinite'], ['q4_k', 'dmin', 2, 0xfc00, 'infinite'], ['q6_k', 'd', 208, 0x7c01, 'NaN'],
+  ] as const) {
+    test(`${dtype}: a ${what} ${field} (0x${half.toString(16)}) in super-block 3`, () => withFile((path) => {
+      const bytes = dtype === 'q4_k' ? 144 : 210;
+      const data = valid(dtype, 2, 512);
+      data[3 * bytes + at] = half & 0xff;
+      data[3 * bytes + at + 1] = half >> 8;
+      writeGguf(path, { metadata: [], tensors: [{ name: 'blk.0.ffn_down.weight', dtype, shape: [2, 512], data }] });
+      const g = openGguf(path);
+      try {
+        throwsGemma(() => g.read('blk.0.ffn_down.weight'), 'BAD_FORMAT', 'blk.0.ffn_down.weight', `super-block 3`, `${what} scale ${field}`);
+      } finally {
+        g.close();
+      }
+    }));
+  }
+
+  test('a row length that is not a multiple of 256 (ne0 patched from 512 to 384)', () => withFile((path) => {
+    writeGguf(path, { metadata: [], tensors: [{ name: 'blk.1.attn_q.weight', dtype: 'q4_k', shape: [2, 512], data: valid('q4_k', 2, 512) }] });
+    const file = readFileSync(path);
+    const name = Buffer.from('blk.1.attn_q.weight');
+    const at = file.indexOf(name) + name.length + 4; // n_dims (u32), then ne0 (i64)
+    assert.equal(file.readBigInt64LE(at), 512n);
+    file.writeBigInt64LE(384n, at);
+    writeFileSync(path, file);
+    throwsGemma(() => openGguf(path), 'BAD_FORMAT', 'blk.1.attn_q.weight', '384', '256');
+  }));
+
+  test('truncated super-blocks (the file cut 100 bytes into the last block)', () => withFile((path) => {
+    writeGguf(path, { metadata: [], tensors: [{ name: 'output.weight', dtype: 'q6_k', shape: [4, 256], data: valid('q6_k', 4, 256) }] });
+    const size = readFileSync(path).length;
+    truncateSync(path, size - 110);
+    throwsGemma(() => openGguf(path), 'BAD_FORMAT', 'output.weight', 'truncated');
+  }));
 });

@@ -179,6 +179,24 @@ export function dequantizeRowQ6_K(src: Uint8Array, srcOffset: number, out: Float
   }
 }
 
+/**
+ * The first super-block of Q4_K / Q6_K data whose f16 scale (d, or Q4_K's dmin) is NaN or
+ * infinite, as a sentence naming it; null when all are finite (and for other types). Such a
+ * scale turns every product it touches into NaN: a file carrying one is corrupt.
+ */
+export function kQuantScaleProblem(dtype: string, data: Uint8Array): string | null {
+  if (dtype !== 'q4_k' && dtype !== 'q6_k') return null;
+  const { blockBytes } = BLOCK_LAYOUT[dtype];
+  const fields: [string, number][] = dtype === 'q4_k' ? [['d', 0], ['dmin', 2]] : [['d', 208]];
+  for (let o = 0, b = 0; o + blockBytes <= data.length; o += blockBytes, b++) {
+    for (const [field, at] of fields) {
+      // Exponent bits all ones: ±Infinity or NaN.
+      if ((data[o + at + 1]! & 0x7c) === 0x7c) return `super-block ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
+    }
+  }
+  return null;
+}
+
 const DEQUANTIZE: Readonly<Record<BlockType, typeof dequantizeRowQ8_0>> = {
   q8_0: dequantizeRowQ8_0,
   q4_0: dequantizeRowQ4_0,
