@@ -15,6 +15,7 @@
 #include "matmul-plan.h"
 #include "ops.h"
 #include "pool.h"
+#include "quantize-kquant.h"
 #include "repack.h"
 
 static const char *kernel_name = "generic";
@@ -333,6 +334,29 @@ static napi_value quantize_q8k(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* quantizeKQuant(x: Float32Array, dtype 7 (Q4_K) | 8 (Q6_K)) → Uint8Array of the blocks ggml's
+   quantize_row_q4_K_ref / quantize_row_q6_K_ref write (the converter's fast path). */
+static napi_value quantize_kquant(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t xb;
+  const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
+  int32_t dtype;
+  if (!x || !get_i32(env, argv[1], &dtype) || (dtype != DT_Q4_K && dtype != DT_Q6_K) || xb % (QK_K * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeKQuant: x must be whole 256-value super-blocks, dtype 7 (Q4_K) or 8 (Q6_K)");
+    return NULL;
+  }
+  const size_t n = xb / 4, bytes = n / QK_K * (dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  void *data;
+  napi_value ab, result;
+  CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));
+  if (dtype == DT_Q4_K) quantize_q4_k_ref(x, (uint8_t *)data, n);
+  else quantize_q6_k_ref(x, (uint8_t *)data, n);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result));
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -411,6 +435,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8K", NULL, quantize_q8k, NULL, NULL, NULL, napi_default, NULL},
+    {"quantizeKQuant", NULL, quantize_kquant, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},

@@ -241,6 +241,23 @@ describe('reference quantizers bit for bit with ggml-quants.c', () => {
     const q = quantizeQ8K(x, 1, x.length);
     assert.equal(sha256(q8kBytes(q)), '485dfb698c900a47415ce82b474760ec253e7c6a749b28a792120269fe1ea832');
   });
+  test('extreme magnitudes (1e-16 to 1e14 · 60, where x³ overflows float32 and a scale becomes NaN): digests of ggml\'s output', () => {
+    // The input of the native C-vs-TypeScript quantizer test; ggml-quants.c run on it gave these.
+    const rng = new Rng(12);
+    const x = new Float32Array(256 * 48);
+    for (let b = 0; b < 48; b++) {
+      const scale = 10 ** ((b % 16) * 2 - 16);
+      for (let j = 0; j < 256; j++) {
+        const i = b * 256 + j;
+        if (b % 6 === 1) x[i] = 0;
+        else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
+        else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
+        else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
+      }
+    }
+    assert.equal(sha256(quantizeRowQ4_K(x)), '97249af4b460b54604da79d030bd713f09535d312bb7d0beead016f7d5489b1e');
+    assert.equal(sha256(quantizeRowQ6_K(x)), '080368d1e7df0a393a1cadc4b664643e97f78f245072710c7c9bc44b9bbbb7a2');
+  });
   test('q4_k round trip: relative RMS error below 12% on Gaussian data', () => {
     const rng = new Rng(7);
     const v = new Float32Array(4096);

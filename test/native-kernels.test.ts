@@ -141,6 +141,26 @@ test('activation quantization to Q8_K is bit-identical in C and TypeScript (scal
   }
 });
 
+test('the addon\'s K-quant quantizers write the bytes of the TypeScript ones (ggml\'s quantize_row_q4_K_ref / _q6_K_ref)', { skip }, () => {
+  // Scales over 30 decades, all-zero and subnormal super-blocks, ties, outliers.
+  const rng = new Rng(12);
+  const x = new Float32Array(256 * 48);
+  for (let b = 0; b < 48; b++) {
+    const scale = 10 ** ((b % 16) * 2 - 16);
+    for (let j = 0; j < 256; j++) {
+      const i = b * 256 + j;
+      if (b % 6 === 1) x[i] = 0;
+      else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
+      else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
+      else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
+    }
+  }
+  if (binding instanceof Error) return;
+  assert.deepEqual(binding.quantizeKQuant(x, 7), quantizeRowQ4_K(x), 'q4_k');
+  assert.deepEqual(binding.quantizeKQuant(x, 8), quantizeRowQ6_K(x), 'q6_k');
+  assert.throws(() => binding.quantizeKQuant(x.subarray(0, 100), 7), RangeError);
+});
+
 // One activation row (decode) streams the weights with its own tile shapes and prefetches;
 // it must give exactly what a batch gives for the same row. Rows of 16 KiB and more go four at a
 // time, 13 and 203 rows leave partial tiles, and 3 threads split the chunks unevenly.

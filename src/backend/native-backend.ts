@@ -33,6 +33,8 @@ interface NativeBinding {
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
   /** Q8_K blocks (f32 d, int8 qs[256], int16 bsums[16]) as native/kernels-kquant.c makes them, for tests. */
   quantizeQ8K(x: Float32Array, cols: number): Uint8Array;
+  /** ggml's quantize_row_q4_K_ref (dtype 7) / quantize_row_q6_K_ref (dtype 8) in C. */
+  quantizeKQuant(x: Float32Array, dtype: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
   writeKv(cacheK: Float32Array, cacheV: Float32Array, kChunk: Float32Array, vChunk: Float32Array, slots: number, ring: number, block: number,
           start: number, T: number, numKvHeads: number, headDim: number): void;
@@ -232,6 +234,15 @@ export function nativeMapFile(path: string, populate: boolean): FileMapping | nu
     release: (offset, length) => binding.releaseRange(mapping, offset, length),
     close: () => binding.closeMapping(mapping),
   };
+}
+
+/**
+ * The addon's reference K-quant quantizers (the same bytes as quantizeRowQ4_K / quantizeRowQ6_K
+ * in formats/quant.ts, tens of times faster), or undefined without the addon.
+ */
+export function nativeKQuantizer(): ((dtype: 'q4_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined {
+  const binding = loadNativeBinding();
+  return binding instanceof Error ? undefined : (dtype, values) => binding.quantizeKQuant(values, NATIVE_DTYPES[dtype]!);
 }
 
 /** Huge-page-backed buffers for weights read at load (undefined without the addon). */

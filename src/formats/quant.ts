@@ -82,11 +82,6 @@ function writeHalf(dst: Uint8Array, o: number, value: number): void {
 
 const fr = Math.fround;
 
-/** ggml's nearest_int: round half to even via the 1.5·2^23 trick (|fval| < 2^22). */
-function nearestInt(fval: number): number {
-  return fr(fval + 12582912) - 12582912;
-}
-
 /**
  * ggml's nearest_int exactly as its bits work for any float, including the out-of-range values
  * (±Infinity, NaN, |fval| ≥ 2^22) that appear in blocks of tiny subnormals, where 1/max
@@ -292,7 +287,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: I
     let suml2 = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i]!;
-      const l = clamp(nearestInt(fr(iscale * xi)));
+      const l = clamp(nearestIntBits(fr(iscale * xi)));
       if (store) L[lo + i] = l + nmax;
       const w = fr(xi * xi);
       sumlx = fr(sumlx + fr(fr(w * xi) * l));
@@ -308,7 +303,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: I
     const iscale = fr(-fr(nmax + fr(TENTH * is)) / max);
     [sumlx, suml2] = sums(iscale, false);
     if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
-      for (let i = 0; i < n; i++) L[lo + i] = nmax + clamp(nearestInt(fr(iscale * x[xo + i]!)));
+      for (let i = 0; i < n; i++) L[lo + i] = nmax + clamp(nearestIntBits(fr(iscale * x[xo + i]!)));
       scale = fr(sumlx / suml2);
       best = fr(scale * sumlx);
     }
@@ -339,12 +334,12 @@ export function quantizeRowQ6_K(values: ArrayLike<number>, out?: Uint8Array, out
     const iscale = fr(-128 / maxScale);
     writeHalf(dst, o + 208, fr(1 / iscale));
     const dh = readHalf(dst, o + 208);
-    for (let ib = 0; ib < QK_K / 16; ib++) dst[o + 192 + ib] = Math.min(127, nearestInt(fr(iscale * scales[ib]!))) & 0xff;
+    for (let ib = 0; ib < QK_K / 16; ib++) dst[o + 192 + ib] = Math.min(127, nearestIntBits(fr(iscale * scales[ib]!))) & 0xff;
     for (let j = 0; j < QK_K / 16; j++) {
       const d = fr(dh * ((dst[o + 192 + j]! << 24) >> 24));
-      if (!d) continue;
+      if (d === 0) continue; // C's !d: a NaN d (from an infinite scale) goes on, as in ggml
       for (let ii = 0; ii < 16; ii++) {
-        const l = nearestInt(fr(x[i + 16 * j + ii]! / d));
+        const l = nearestIntBits(fr(x[i + 16 * j + ii]! / d));
         L[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
       }
     }
@@ -482,7 +477,7 @@ export function quantizeRowQ4_K(values: ArrayLike<number>, out?: Uint8Array, out
     for (let j = 0; j < 8; j++) {
       const [sc, m] = scaleMinK4(j, dst, packed);
       const d = fr(dAll * sc);
-      if (!d) continue;
+      if (d === 0) continue; // C's !d: a NaN d (from an infinite scale) goes on, as in ggml
       const dm = fr(dminAll * m);
       for (let ii = 0; ii < 32; ii++) {
         const l = nearestIntBits(fr(fr(x[i + 32 * j + ii]! + dm) / d));
