@@ -405,7 +405,7 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
       [['convert', CKPT, '--out', join(tmp.dir, 'no-such-dir', 'x.gguf')], /output folder .*no-such-dir does not exist/],
       [['convert', fixturePath('tiny-text'), '--out', join(out, 'x.gguf'), '--mmproj-out', join(out, 'm.gguf')], /text-only checkpoint/],
       [['convert', CKPT, 'extra', '--out', join(out, 'x.gguf')], /one checkpoint folder/],
-      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0 or q4_0/],
+      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0, q4_0, q4_k_m or q6_k/],
       [['run', '--model', BF16, '--mmap', 'yes', 'hi'], /--mmap must be auto, on or off/],
       [['run', '--model', MMPROJ, 'hi'], /vision projector \(mmproj\) file/],
     ];

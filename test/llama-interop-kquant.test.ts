@@ -155,19 +155,19 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     }
   });
 
-  test('the TypeScript and native backends give the same logits on the Q4_K_M file (K-quant kernels twins)', async () => {
+  test('load({ quant }) of the checkpoint runs the weights of the converted file: the same logits', async () => {
     const opts = { contextLength: 64, threads: 1 };
-    const native = await load(gguf('q4_k_m'), { ...opts, backend: 'native' });
-    const js = await load(gguf('q4_k_m'), { ...opts, backend: 'js' });
-    try {
-      const a = native.logits(PROMPT, 8), b = js.logits(PROMPT, 8);
-      assert.deepEqual(a.positions.map((p) => p.top.map(([id]) => id)), b.positions.map((p) => p.top.map(([id]) => id)));
-      let worst = 0;
-      a.positions.forEach((p, t) => p.top.forEach(([, v], j) => (worst = Math.max(worst, Math.abs(v - b.positions[t]!.top[j]![1])))));
-      assert.ok(worst <= 1e-4, `logits differ by ${worst}`);
-    } finally {
-      native.dispose();
-      js.dispose();
+    for (const quant of ['q4_k_m', 'q6_k'] as const) {
+      const file = await load(gguf(quant), opts);
+      const onLoad = await load(tmp.dir, { ...opts, quant });
+      try {
+        const a = file.logits(PROMPT, 8), b = onLoad.logits(PROMPT, 8);
+        assert.deepEqual(a.positions.map((p) => p.top.map(([id]) => id)), b.positions.map((p) => p.top.map(([id]) => id)), quant);
+        a.positions.forEach((p, t) => p.top.forEach(([, v], j) => assert.ok(Math.abs(v - b.positions[t]!.top[j]![1]) <= 1e-4, `${quant} position ${t}`)));
+      } finally {
+        file.dispose();
+        onLoad.dispose();
+      }
     }
   });
 

@@ -16,7 +16,7 @@ Usage:
   gemma3 chat     [--model DIR | --demo] [options]            interactive multi-turn chat
   gemma3 tokenize [--model DIR | --demo] [--no-bos] [--json | --jsonl] [TEXT]
   gemma3 logits   [--model DIR | --demo] (--ids 2,105,... | --messages FILE.json [--pan-and-scan]) [--top K] --json
-  gemma3 convert  DIR --out FILE.gguf [--type bf16|q8_0|q4_0|f16|f32] [--mmproj-out FILE.gguf]   (gemma3 convert --help)
+  gemma3 convert  DIR --out FILE.gguf [--type bf16|q8_0|q4_0|q4_k_m|q6_k|f16|f32] [--mmproj-out FILE.gguf]   (gemma3 convert --help)
   gemma3 serve    [--model DIR | --demo] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--context N]
   gemma3 pull     REPO[:QUANT] [--revision R]   download from the Hugging Face hub (gemma3 pull --help)
   gemma3 list     [--json]                      the models in the Hugging Face cache
@@ -46,7 +46,7 @@ Model options (run, chat, tokenize, logits):
                        google/gemma-3-4b-it, ggml-org/gemma-3-4b-it-GGUF:Q4_K_M
   --pull               download the --model name first when the cache lacks it
   --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
-  --quant q8_0|q4_0    quantise the weights as they load (as gemma3 convert --type would)
+  --quant q8_0|q4_0|q4_k_m|q6_k  quantise the weights as they load (as gemma3 convert --type would)
   --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
                        copies made at load; auto (default): when the page cache holds it in 2 MiB pages
   --backend auto|native|js  --threads N

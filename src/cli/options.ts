@@ -120,8 +120,8 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
   const quant = values.quant as string | undefined;
-  if (quant !== undefined && quant !== 'q8_0' && quant !== 'q4_0') {
-    throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0 or q4_0, got ${JSON.stringify(quant)}`);
+  if (quant !== undefined && !['q8_0', 'q4_0', 'q4_k_m', 'q6_k'].includes(quant)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0, q4_0, q4_k_m or q6_k, got ${JSON.stringify(quant)}`);
   }
   const mmap = mmapFlag(values.mmap as string | undefined);
   const mmproj = values.mmproj as string | undefined;
@@ -130,7 +130,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   let shown = -1;
   const started = Date.now();
   const model = await load(dir, {
-    ...(quant !== undefined ? { quant } : {}),
+    ...(quant !== undefined ? { quant: quant as 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k' } : {}),
     ...(mmap !== undefined ? { mmap } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),
     ...(contextLength !== undefined ? { contextLength } : {}),

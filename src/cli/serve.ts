@@ -28,7 +28,7 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --switch-models         load a model of the hub cache when a request names it ("model": "OWNER/NAME[:QUANT]"),
                           unloading the current one once its requests are done (one model resident)
   --model NAME [--pull]   a hub name (google/gemma-3-4b-it, OWNER/REPO-GGUF:Q4_K_M) from the cache; --pull fetches it first
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0|q4_k_m|q6_k  --mmproj FILE  --mmap auto|on|off   as for gemma3 run`;
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
 
