@@ -1,6 +1,7 @@
 // Typed weight records for the text decoder, built once from a TensorSource. Matrices stay in
-// their stored dtype (the K-quants Q4_K / Q6_K too: both backends multiply them as stored); norm vectors become float32 effective scales (1 + w) so the forward pass
-// never needs to know which format the weights came from.
+// their stored dtype (the K-quants Q4_K / Q6_K too: both backends multiply them as stored);
+// norm vectors become float32 effective scales (1 + w) so the forward pass never needs to know
+// which format the weights came from.
 import type { WeightMatrix } from '../backend/backend.js';
 import { toFloat32 } from '../formats/dtypes.js';
 import type { RawTensor, TensorSource } from '../formats/tensor-source.js';
