@@ -16,6 +16,7 @@
 #include "matmul-plan.h"
 #include "ops.h"
 #include "pool.h"
+#include "quantize-kquant.h"
 #include "repack.h"
 
 static const char *kernel_name = "generic";
@@ -31,8 +32,9 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI or AVX2");
     return 0;
   }
-  if (dtype < DT_F32 || dtype > DT_Q8_0_X16 || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+  if (dtype < DT_F32 || dtype > DT_Q6_K || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
       row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
+      (is_kquant(dtype) && cols % QK_K != 0) ||
       w_bytes < (x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols) : row_bytes(dtype, cols) * (size_t)rows) ||
       x_bytes < (size_t)batch * cols * 4 || out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
@@ -105,8 +107,8 @@ static napi_value mat_mul_shared(napi_env env, napi_callback_info info) {
       napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: bad integer argument");
       return NULL;
     }
-    if (i > 0 && is_quant(dtype) != is_quant(job.parts[0].m.dtype)) {
-      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: the matrices must all be quantized or all be float");
+    if (i > 0 && activation_kind(dtype) != activation_kind(job.parts[0].m.dtype)) {
+      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: the matrices must all be K-quants, all other quantized types or all float");
       return NULL;
     }
     if (!matmul_part_of(env, &job.parts[i], out, out_bytes, wd, w_bytes, dtype, rows, cols, x, x_bytes, batch, 0, rows, rows)) {
@@ -342,6 +344,50 @@ static napi_value quantize_q8(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* quantizeQ8K(x: Float32Array, cols) → Uint8Array of 292-byte block_q8_K (f32 d, qs[256], i16 bsums[16]), for tests. */
+static napi_value quantize_q8k(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t xb;
+  const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
+  int32_t cols;
+  if (!x || !get_i32(env, argv[1], &cols) || cols <= 0 || cols % QK_K != 0 || xb % ((size_t)cols * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeQ8K: cols must be a positive multiple of 256 dividing x");
+    return NULL;
+  }
+  const size_t blocks = xb / 4 / QK_K;
+  void *data;
+  napi_value ab, result;
+  CHECK(napi_create_arraybuffer(env, blocks * sizeof(q8k_block), &data, &ab));
+  quantize_row_q8k(x, (q8k_block *)data, (int)(blocks * QK_K));
+  CHECK(napi_create_typedarray(env, napi_uint8_array, blocks * sizeof(q8k_block), ab, 0, &result));
+  return result;
+}
+
+/* quantizeKQuant(x: Float32Array, dtype 7 (Q4_K) | 8 (Q6_K)) → Uint8Array of the blocks ggml's
+   quantize_row_q4_K_ref / quantize_row_q6_K_ref write (the converter's fast path). */
+static napi_value quantize_kquant(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t xb;
+  const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
+  int32_t dtype;
+  if (!x || !get_i32(env, argv[1], &dtype) || (dtype != DT_Q4_K && dtype != DT_Q6_K) || xb % (QK_K * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeKQuant: x must be whole 256-value super-blocks, dtype 7 (Q4_K) or 8 (Q6_K)");
+    return NULL;
+  }
+  const size_t n = xb / 4, bytes = n / QK_K * (dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  void *data;
+  napi_value ab, result;
+  CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));
+  if (dtype == DT_Q4_K) quantize_q4_k_ref(x, (uint8_t *)data, n);
+  else quantize_q6_k_ref(x, (uint8_t *)data, n);
+  CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result));
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -404,6 +450,8 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = "avx2";
     level = 1;
   }
+  /* The K-quants have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
+  matmul_plan_set_kquant_kernel(level >= 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
   ops_init(level >= 1);
   set_quantize_simd(level == 2);
   attention_init(level);
@@ -418,6 +466,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
+    {"quantizeQ8K", NULL, quantize_q8k, NULL, NULL, NULL, napi_default, NULL},
+    {"quantizeKQuant", NULL, quantize_kquant, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},

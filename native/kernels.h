@@ -9,7 +9,12 @@
 #include <stdint.h>
 
 /* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6 };
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8 };
+
+/* The K-quants (kernels-kquant.c): 256-value super-blocks, multiplied against activations in Q8_K. */
+#define QK_K 256
+#define Q4_K_BLOCK_BYTES 144 /* f16 d, f16 dmin, 6-bit scales/mins[12], qs[128] */
+#define Q6_K_BLOCK_BYTES 210 /* ql[128], qh[64], int8 scales[16], f16 d */
 
 /** 32 activations quantized like llama.cpp's quantize_row_q8_0_ref, plus their sum. */
 typedef struct {
@@ -18,11 +23,19 @@ typedef struct {
   int32_t sum; /* Σ qs, for the unsigned-operand correction of the integer dot products */
 } q8_block;
 
+/** 256 activations quantized like llama.cpp's quantize_row_q8_K_ref (block_q8_K). */
+typedef struct {
+  float d;            /* 1 / iscale, a plain float */
+  int8_t qs[QK_K];
+  int16_t bsums[QK_K / 16]; /* Σ of each 16 quants */
+} q8k_block;
+_Static_assert(sizeof(q8k_block) == 292, "q8k_block must be ggml's block_q8_K byte for byte");
+
 typedef struct {
   const uint8_t *w;
   int dtype;
   int cols;
-  const void *x; /* float* or q8_block* */
+  const void *x; /* float*, q8_block* or q8k_block* */
   int batch;
   int row_start; /* first row of the requested range (out column 0) */
   float *out;
@@ -51,6 +64,11 @@ void quantize_row_q8(const float *x, q8_block *y, int cols);
 /** The same, bit for bit, with AVX-512 (kernels-x86.c); chosen by set_quantize_simd. */
 void quantize_row_q8_avx512(const float *x, q8_block *y, int cols);
 void set_quantize_simd(int on);
+/** Quantizes one row of `cols` floats (cols % 256 == 0) into cols / 256 Q8_K blocks. */
+void quantize_row_q8k(const float *x, q8k_block *y, int cols);
+/** Q4_K / Q6_K rows times Q8_K activations (a->x is q8k_block*). */
+void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1);
+void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1);
 uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);

@@ -4,7 +4,14 @@
 #include <stdlib.h>
 
 static matmul_rows_fn best_kernel = matmul_rows_generic, x16_kernel = NULL, x16_from_rows_kernel = NULL;
+static matmul_rows_fn kquant_kernel = matmul_rows_kquant_generic;
 int have_x16 = 0, have_x16_views = 0;
+
+void matmul_plan_set_kquant_kernel(matmul_rows_fn kernel) { kquant_kernel = kernel; }
+
+int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K; }
+
+int activation_kind(int dtype) { return is_kquant(dtype) ? 2 : is_quant(dtype) ? 1 : 0; }
 
 void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16, matmul_rows_fn x16_from_rows) {
   best_kernel = row_kernel;
@@ -59,10 +66,16 @@ static void quantize_job_fn(void *p, int thread) {
 static _Thread_local q8_block *q8_scratch = NULL;
 static _Thread_local size_t q8_capacity = 0;
 
+static _Thread_local q8k_block *q8k_scratch = NULL;
+static _Thread_local size_t q8k_capacity = 0;
+
 void matmul_plan_thread_cleanup(void) {
   free(q8_scratch);
   q8_scratch = NULL;
   q8_capacity = 0;
+  free(q8k_scratch);
+  q8k_scratch = NULL;
+  q8k_capacity = 0;
 }
 
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end) {
@@ -80,7 +93,7 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   part->m = *m;
-  part->kernel = x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
+  part->kernel = is_kquant(dtype) ? kquant_kernel : x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
   part->r0 = row_start;
   part->r1 = row_end;
   part->unit = unit;
@@ -89,7 +102,18 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
 
 /* Quantized weights: x is quantized to Q8 blocks once for every part (all parts agree on that). */
 int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
-  if (is_quant(job->parts[0].m.dtype)) {
+  if (is_kquant(job->parts[0].m.dtype)) {
+    /* K-quants: x in Q8_K super-blocks, once for every part (activation_kind agrees across them). */
+    const size_t need = (size_t)batch * (cols / QK_K);
+    if (need > q8k_capacity) {
+      free(q8k_scratch);
+      q8k_scratch = (q8k_block *)malloc(need * sizeof(q8k_block));
+      q8k_capacity = q8k_scratch ? need : 0;
+      if (!q8k_scratch) return 0;
+    }
+    quantize_row_q8k(x, q8k_scratch, (int)(need * QK_K));
+    for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8k_scratch;
+  } else if (is_quant(job->parts[0].m.dtype)) {
     const size_t need = (size_t)batch * (cols / 32);
     if (need > q8_capacity) {
       free(q8_scratch);

@@ -31,6 +31,12 @@ extern int have_x16, have_x16_views;
 void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16_kernel, matmul_rows_fn x16_from_rows_kernel);
 
 int is_quant(int dtype);
+/** Q4_K / Q6_K: activations in Q8_K super-blocks, kernels-kquant.c. */
+int is_kquant(int dtype);
+/** What a product's activations become: 0 float, 1 Q8 blocks, 2 Q8_K super-blocks (parts of one job must agree). */
+int activation_kind(int dtype);
+/** The K-quant kernel (generic or AVX2), chosen with the others when the addon loads. */
+void matmul_plan_set_kquant_kernel(matmul_rows_fn kernel);
 
 /** Fills in one part: rows [row_start, row_end) of the product m with a matrix of `rows` rows (arguments already checked). */
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end);

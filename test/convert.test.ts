@@ -114,15 +114,15 @@ describe('text GGUF written like convert_hf_to_gguf.py', () => {
 
   test('tensors: llama.cpp names, norms +1 in F32, embedding cut to the tokenizer, types per conversion', () => {
     const st = openCheckpoint(TEXT);
-    const expected: Record<ConvertType, [string, string]> = { bf16: ['bf16', 'bf16'], f32: ['f32', 'f32'], f16: ['f16', 'f16'], q8_0: ['q8_0', 'q8_0'], q4_0: ['q4_0', 'q8_0'] };
-    for (const type of ['bf16', 'q8_0', 'q4_0'] as const) {
+    const expected: Record<ConvertType, [string, string]> = { bf16: ['bf16', 'bf16'], f32: ['f32', 'f32'], f16: ['f16', 'f16'], q8_0: ['q8_0', 'q8_0'], q4_0: ['q4_0', 'q8_0'], q6_k: ['q8_0', 'q8_0'], q4_k_m: ['', ''] };
+    for (const type of ['bf16', 'q8_0', 'q4_0', 'q6_k'] as const) {
       const g = openGguf(gguf(type));
       assert.equal(g.names().length, 2 + 13 * 8);
       assert.deepEqual(g.info('token_embd.weight').shape, [262144, 64]);
       assert.equal(g.info('token_embd.weight').dtype, expected[type][1], `${type} token_embd`);
       assert.equal(g.info('blk.3.ffn_down.weight').dtype, expected[type][0]);
       assert.equal(g.info('blk.3.ffn_norm.weight').dtype, 'f32');
-      assert.equal(g.metadata.get('general.file_type'), { bf16: 32, q8_0: 7, q4_0: 2 }[type]);
+      assert.equal(g.metadata.get('general.file_type'), { bf16: 32, q8_0: 7, q4_0: 2, q6_k: 18 }[type]);
       const norm = toFloat32(g.read('blk.3.ffn_norm.weight'));
       const hf = toFloat32(st.read('model.layers.3.pre_feedforward_layernorm.weight'));
       assert.deepEqual(norm, hf.map((w) => Math.fround(1 + w)));
@@ -143,6 +143,28 @@ describe('text GGUF written like convert_hf_to_gguf.py', () => {
     assert.equal(textTensorType(spec('v', [1152, 4304]), [1152, 4304], 'q8_0', false), 'f16'); // 4304 = 134.5 blocks: gguf-py falls back to F16
     assert.equal(textTensorType(spec('blk.0.attn_norm.weight', [2560]), [2560], 'q4_0', false), 'f32');
     throwsGemma(() => textTensorType(spec('w', [8, 40]), [8, 40], 'q4_0', false), 'UNSUPPORTED_MODEL', 'w');
+  });
+
+  test('q4_k_m follows llama-quantize\'s Q4_K_M recipe on the 4B\'s sizes (34 layers); q6_k is Q6_K throughout', () => {
+    const spec = (canonical: string, shape: number[]) => ({ canonical, part: 'text' as const, local: '', shape });
+    const type = (canonical: string, shape: number[], t: 'q4_k_m' | 'q6_k', head = false) => textTensorType(spec(canonical, shape), shape, t, head, 34);
+    // use_more_bits(i, 34): i < 4, i >= 29, or (i - 4) % 3 == 2.
+    const more = [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29, 30, 31, 32, 33];
+    for (let i = 0; i < 34; i++) {
+      const want = more.includes(i) ? 'q6_k' : 'q4_k';
+      assert.equal(type(`blk.${i}.attn_v.weight`, [1024, 2560], 'q4_k_m'), want, `attn_v ${i}`);
+      assert.equal(type(`blk.${i}.ffn_down.weight`, [2560, 10240], 'q4_k_m'), want, `ffn_down ${i}`);
+      for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(type(`blk.${i}.${t}.weight`, [2048, 2560], 'q4_k_m'), 'q4_k');
+      assert.equal(type(`blk.${i}.ffn_down.weight`, [2560, 10240], 'q6_k'), 'q6_k');
+    }
+    assert.equal(type('token_embd.weight', [262144, 2560], 'q4_k_m', true), 'q6_k');
+    assert.equal(type('token_embd.weight', [262144, 1152], 'q4_k_m', true), 'q8_0'); // the 1B's head: Q6_K → Q8_0
+    assert.equal(type('blk.0.attn_v.weight', [256, 1152], 'q4_k_m'), 'q8_0'); // Q6_K's fallback
+    assert.equal(type('blk.0.ffn_down.weight', [1152, 6912], 'q6_k'), 'q6_k');
+    assert.equal(type('blk.0.attn_q.weight', [1024, 1152], 'q6_k'), 'q8_0');
+    // Q4_K's fallback would be Q5_0, which this engine lacks: refused, naming the tensor.
+    throwsGemma(() => type('blk.4.attn_q.weight', [1024, 1152], 'q4_k_m'), 'UNSUPPORTED_MODEL', 'blk.4.attn_q.weight', 'Q5_0');
+    assert.equal(type('blk.3.ffn_norm.weight', [2560], 'q4_k_m'), 'f32');
   });
 
   test('config from the metadata follows llama.cpp, which ignores query_pre_attn_scalar', () => {

@@ -17,7 +17,8 @@ import { quantizeQ8 } from '../src/backend/q8-activations.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { geluTanhMul } from '../src/backend/js-ops.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
-import { f32ToF16, quantizeRowQ4_0, quantizeRowQ8_0 } from '../src/formats/quant.js';
+import { f32ToF16, quantizeRowQ4_0, quantizeRowQ4_K, quantizeRowQ6_K, quantizeRowQ8_0 } from '../src/formats/quant.js';
+import { Q8K_BLOCK_BYTES, quantizeQ8K } from '../src/backend/q8k-activations.js';
 import { Rng } from '../src/generate/rng.js';
 
 const binding = loadNativeBinding();
@@ -43,11 +44,14 @@ function makeMatrix(dtype: WeightMatrix['dtype'], rows: number, cols: number, va
       return { dtype, rows, cols, data: new Uint8Array(u16.buffer) };
     }
     case 'q8_0':
-    case 'q4_0': {
+    case 'q4_0':
+    case 'q4_k':
+    case 'q6_k': {
+      const quantize = { q8_0: quantizeRowQ8_0, q4_0: quantizeRowQ4_0, q4_k: quantizeRowQ4_K, q6_k: quantizeRowQ6_K }[dtype];
       const parts: Uint8Array[] = [];
       for (let r = 0; r < rows; r++) {
         const row = values.subarray(r * cols, (r + 1) * cols);
-        parts.push(dtype === 'q8_0' ? quantizeRowQ8_0(row) : quantizeRowQ4_0(row));
+        parts.push(quantize(row));
       }
       const data = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
       let o = 0;
@@ -91,6 +95,72 @@ for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
     }
   });
 }
+
+// K-quants (Q4_K, Q6_K) as stored, activations in Q8_K: rows that fill no tile, 1 to 10 super-blocks.
+const KQUANT_SHAPES: [number, number, number][] = [[1, 13, 256], [2, 8, 512], [5, 7, 768], [3, 17, 2560], [9, 1, 256], [1, 35, 2560]];
+for (const dtype of ['q4_k', 'q6_k'] as const) {
+  test(`matMul ${dtype}: native equals TypeScript on odd sizes (the same integer sums: bit for bit)`, { skip }, () => {
+    const rng = new Rng(dtype === 'q4_k' ? 44 : 66);
+    for (const [batch, rows, cols] of KQUANT_SHAPES) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const x = randn(rng, batch * cols);
+      if (batch === 5) x.fill(0, 0, 256); // an all-zero super-block: d = 0
+      const a = new Float32Array(batch * rows);
+      const b = new Float32Array(batch * rows);
+      js.matMul(a, w, x, batch);
+      native!.matMul(b, w, x, batch);
+      const err = relErr(b, a);
+      assert.ok(err < 1e-5, `${dtype} batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
+      assert.deepEqual(b, a, `${dtype} batch ${batch} rows ${rows} cols ${cols}: not bit for bit`);
+      // A row range at a stride, as the decoder's split products use.
+      const c = new Float32Array(batch * rows).fill(7);
+      const range = { rowStart: Math.floor(rows / 3), rowEnd: rows, outStride: rows };
+      native!.matMul(c, w, x, batch, range);
+      for (let n = 0; n < batch; n++) {
+        for (let r = range.rowStart; r < rows; r++) assert.equal(c[n * rows + r - range.rowStart], a[n * rows + r]);
+      }
+    }
+  });
+}
+
+test('activation quantization to Q8_K is bit-identical in C and TypeScript (scales over 14 decades, zero and subnormal blocks)', { skip }, () => {
+  const rng = new Rng(8);
+  const cols = 512, rows = 16;
+  const x = randn(rng, rows * cols, 3);
+  for (let r = 0; r < rows; r++) x.subarray(r * cols, (r + 1) * cols).forEach((v, i, a) => (a[i] = v * 10 ** (r % 15 - 7)));
+  x.fill(0, 256, 512);
+  for (let i = 512; i < 768; i++) x[i] = (i % 7 - 3) * 1e-42;
+  const c = binding instanceof Error ? new Uint8Array(0) : binding.quantizeQ8K(x, cols);
+  const t = quantizeQ8K(x, rows, cols);
+  const view = new DataView(c.buffer, c.byteOffset, c.byteLength);
+  assert.equal(c.length, (rows * cols / 256) * Q8K_BLOCK_BYTES);
+  for (let b = 0; b < (rows * cols) / 256; b++) {
+    const o = b * Q8K_BLOCK_BYTES;
+    assert.equal(view.getFloat32(o, true), t.d[b], `block ${b} d`);
+    assert.deepEqual(new Int8Array(c.buffer, c.byteOffset + o + 4, 256), t.qs.subarray(b * 256, b * 256 + 256), `block ${b} qs`);
+    for (let g = 0; g < 16; g++) assert.equal(view.getInt16(o + 260 + 2 * g, true), t.bsums[b * 16 + g], `block ${b} bsum ${g}`);
+  }
+});
+
+test('the addon\'s K-quant quantizers write the bytes of the TypeScript ones (ggml\'s quantize_row_q4_K_ref / _q6_K_ref)', { skip }, () => {
+  // Scales over 30 decades, all-zero and subnormal super-blocks, ties, outliers.
+  const rng = new Rng(12);
+  const x = new Float32Array(256 * 48);
+  for (let b = 0; b < 48; b++) {
+    const scale = 10 ** ((b % 16) * 2 - 16);
+    for (let j = 0; j < 256; j++) {
+      const i = b * 256 + j;
+      if (b % 6 === 1) x[i] = 0;
+      else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
+      else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
+      else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
+    }
+  }
+  if (binding instanceof Error) return;
+  assert.deepEqual(binding.quantizeKQuant(x, 7), quantizeRowQ4_K(x), 'q4_k');
+  assert.deepEqual(binding.quantizeKQuant(x, 8), quantizeRowQ6_K(x), 'q6_k');
+  assert.throws(() => binding.quantizeKQuant(x.subarray(0, 100), 7), RangeError);
+});
 
 // One activation row (decode) streams the weights with its own tile shapes and prefetches;
 // it must give exactly what a batch gives for the same row. Rows of 16 KiB and more go four at a
@@ -311,7 +381,8 @@ test('the AVX2 x16 kernels give the AVX-512 VNNI x16 kernels\' results bit for b
 test('products sharing their activations (q, k, v) equal separate TypeScript products, every layout and mix', { skip }, () => {
   const rng = new Rng(31);
   const cols = 96;
-  for (const dtypes of [['q4_0', 'q8_0', 'q4_0'], ['bf16', 'f32'], ['q8_0', 'bf16'], ['f16']] as const) {
+  for (const dtypes of [['q4_0', 'q8_0', 'q4_0'], ['bf16', 'f32'], ['q8_0', 'bf16'], ['f16'], ['q4_k', 'q6_k', 'q4_k'], ['q4_k', 'q8_0'], ['q6_k', 'f32']] as const) {
+    const cols = dtypes.some((d) => d.endsWith('_k')) ? 512 : 96;
     for (const batch of [1, 4, 9]) {
       const ws = dtypes.map((d, i) => makeMatrix(d, 16 * (i + 1) + (i === 2 ? 3 : 0), cols, randn(rng, (16 * (i + 1) + 3) * cols, 0.1)));
       const x = randn(rng, batch * cols);

@@ -237,12 +237,12 @@ describe('round trips', () => {
   });
 
   test('decodeRow, toFloat32 and the JS matMul agree on every block type', () => {
-    // q8_0 / q4_0 matMuls quantise the activations to Q8 blocks as llama.cpp does, so they agree
-    // with the dequantised f32 product only to within that rounding; q6_k goes through decodeRow.
+    // q8_0 / q4_0 matMuls quantise the activations to Q8 blocks, q4_k / q6_k to Q8_K super-blocks,
+    // as llama.cpp does, so they agree with the dequantised f32 product only to within that rounding.
     const rows = 4, cols = 512;
     const w = x.subarray(0, rows * cols);
     const input = Float32Array.from({ length: 2 * cols }, (_, i) => Math.sin(i));
-    for (const type of ['q8_0', 'q4_0', 'q6_k'] as const) {
+    for (const type of ['q8_0', 'q4_0', 'q4_k', 'q6_k'] as const) {
       const data = quantizeRow(type, w);
       const full = toFloat32({ name: 'w', dtype: type, shape: [rows, cols], data });
       const row = new Float32Array(cols);
@@ -254,7 +254,6 @@ describe('round trips', () => {
       const backend = new JsBackend();
       backend.matMul(out, { dtype: type, rows, cols, data }, input, 2);
       backend.matMul(ref, { dtype: 'f32', rows, cols, data: f32bytes(full) }, input, 2);
-      if (type === 'q6_k') assert.deepEqual(out, ref);
       for (let i = 0; i < out.length; i++) {
         let scale = 0;
         for (let c = 0; c < cols; c++) scale += Math.abs(full[(i % rows) * cols + c]! * input[Math.floor(i / rows) * cols + c]!);
@@ -266,7 +265,7 @@ describe('round trips', () => {
   test('bad arguments', () => {
     const isCode = (code: string) => (e: unknown) => e instanceof GemmaError && e.code === code;
     assert.throws(() => quantizeRowQ8_0(new Float32Array(31)), isCode('INVALID_ARGUMENT'));
-    assert.throws(() => quantizeRow('q4_k', new Float32Array(256)), isCode('INVALID_ARGUMENT'));
+    assert.throws(() => quantizeRow('q4_k', new Float32Array(255)), isCode('INVALID_ARGUMENT'));
     assert.throws(() => dequantizeRow('q8_0', new Uint8Array(33), 0, new Float32Array(32), 0, 32), isCode('BAD_FORMAT'));
     assert.throws(() => toFloat32({ name: 'w', dtype: 'q4_0', shape: [2, 32], data: new Uint8Array(35) }), isCode('BAD_FORMAT'));
     assert.throws(() => toFloat32({ name: 'w', dtype: 'q4_0', shape: [2, 48], data: new Uint8Array(54) }), isCode('BAD_FORMAT'));

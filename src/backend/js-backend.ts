@@ -4,6 +4,7 @@ import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, 
 import { attendAll, attendChunk, writeKv } from './js-attention.js';
 import { roundToKvType } from './kv-types.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
+import { dotKQuantRow, quantizeQ8K, type Q8KRows } from './q8k-activations.js';
 import { decodeRow } from './rows.js';
 import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from './js-ops.js';
 
@@ -12,6 +13,7 @@ export class JsBackend implements Backend {
   // One decoded weight row, reused: bf16/f16 rows are widened here, never the whole matrix.
   private rowF32 = new Float32Array(0);
   private q8: Q8Rows | undefined;
+  private q8k: Q8KRows | undefined;
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
     if (w.layout === 'x16') throw new Error('internal: an x16-layout matrix reached the TypeScript kernels');
@@ -25,6 +27,17 @@ export class JsBackend implements Backend {
       for (let r = rowStart; r < rowEnd; r++) {
         for (let n = 0; n < batch; n++) {
           out[n * outStride + r - rowStart] = dotQuantRow(w.data, r * rowBytes, w.dtype, q8, n, cols);
+        }
+      }
+      return;
+    }
+    if (w.dtype === 'q4_k' || w.dtype === 'q6_k') {
+      // K-quants multiply activations quantized to Q8_K super-blocks (llama.cpp's scheme).
+      const q8k = (this.q8k = quantizeQ8K(x, batch, cols, this.q8k));
+      const rowBytes = (cols / 256) * (w.dtype === 'q4_k' ? 144 : 210);
+      for (let r = rowStart; r < rowEnd; r++) {
+        for (let n = 0; n < batch; n++) {
+          out[n * outStride + r - rowStart] = dotKQuantRow(w.data, r * rowBytes, w.dtype, q8k, n, cols);
         }
       }
       return;

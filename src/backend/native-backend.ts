@@ -1,6 +1,6 @@
 // The native addon (native/*.c, built by node-gyp on install) behind the Backend interface.
-// Checks happen in the addon once per call (sizes vs arrays); types it has no kernel for
-// (the k-quants) run on the TypeScript kernels.
+// Checks happen in the addon once per call (sizes vs arrays); every stored type has a kernel
+// (the K-quants Q4_K / Q6_K in native/kernels-kquant.c).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,10 @@ interface NativeBinding {
   attentionFull(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, N: number, numHeads: number,
                 headDim: number, scale: number): void;
   quantizeQ8(x: Float32Array, cols: number): Uint8Array;
+  /** Q8_K blocks (f32 d, int8 qs[256], int16 bsums[16]) as native/kernels-kquant.c makes them, for tests. */
+  quantizeQ8K(x: Float32Array, cols: number): Uint8Array;
+  /** ggml's quantize_row_q4_K_ref (dtype 7) / quantize_row_q6_K_ref (dtype 8) in C. */
+  quantizeKQuant(x: Float32Array, dtype: number): Uint8Array;
   geluTanhMul(gate: Float32Array, up: Float32Array | null, n: number): void;
   writeKv(cacheK: Float32Array | Uint16Array, cacheV: Float32Array | Uint16Array, kChunk: Float32Array, vChunk: Float32Array, slots: number,
           ring: number, block: number, start: number, T: number, numKvHeads: number, headDim: number, kvType: number): void;
@@ -53,7 +57,7 @@ interface NativeBinding {
   info(): NativeInfo;
 }
 
-const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 7, q6_k: 8 };
 const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
 /** The addon's codes of the KV cache types (native/kv-types.h). */
 const KV_TYPE_CODES: Readonly<Record<KvType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -179,7 +183,8 @@ export class NativeBackend implements Backend {
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
     const codes = ws.map(nativeCode);
-    const quantized = ws.map((w) => w.dtype === 'q4_0' || w.dtype === 'q8_0');
+    // What the activations become (float, Q8 blocks, Q8_K super-blocks): one job shares one kind.
+    const quantized = ws.map((w) => (w.dtype === 'q4_0' || w.dtype === 'q8_0' ? 1 : w.dtype === 'q4_k' || w.dtype === 'q6_k' ? 2 : 0));
     const cols = ws[0]!.cols;
     if (ws.length > 4 || codes.some((c) => c === undefined) || quantized.some((q) => q !== quantized[0]) || ws.some((w) => w.cols !== cols)) {
       for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
@@ -239,6 +244,15 @@ export function nativeMapFile(path: string, populate: boolean): FileMapping | nu
     release: (offset, length) => binding.releaseRange(mapping, offset, length),
     close: () => binding.closeMapping(mapping),
   };
+}
+
+/**
+ * The addon's reference K-quant quantizers (the same bytes as quantizeRowQ4_K / quantizeRowQ6_K
+ * in formats/quant.ts, tens of times faster), or undefined without the addon.
+ */
+export function nativeKQuantizer(): ((dtype: 'q4_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined {
+  const binding = loadNativeBinding();
+  return binding instanceof Error ? undefined : (dtype, values) => binding.quantizeKQuant(values, NATIVE_DTYPES[dtype]!);
 }
 
 /** Huge-page-backed buffers for weights read at load (undefined without the addon). */

@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { GemmaError } from '../errors.js';
 import { readExact } from './read-exact.js';
 import { tensorBytes } from './dtypes.js';
+import { kQuantScaleProblem } from './quant.js';
 import type { DType, RawTensor, TensorInfo, TensorSource } from './tensor-source.js';
 
 export type GgufScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
@@ -382,11 +383,18 @@ class GgufFile implements GgufSource {
     if (this.mapper && e.fileOffset % 4 === 0 && e.sizeBytes > 0) {
       // Offsets are multiples of the alignment (≥ 32 in practice; typed views need 4); bounds were checked at parse.
       const data = this.mapper(this.path, e.fileOffset, e.sizeBytes, e.dtype);
-      if (data && data.length === e.sizeBytes) return { name, dtype: e.dtype, shape: e.shape, data };
+      if (data && data.length === e.sizeBytes) return this.checked({ name, dtype: e.dtype, shape: e.shape, data });
     }
     const into = this.allocate?.(e.sizeBytes) ?? undefined;
     const data = readExact(this.fd, e.fileOffset, e.sizeBytes, `${this.path}: tensor ${name}`, into);
-    return { name, dtype: e.dtype, shape: e.shape, data };
+    return this.checked({ name, dtype: e.dtype, shape: e.shape, data });
+  }
+
+  /** K-quant tensors are used as stored, so a NaN or infinite super-block scale is refused here. */
+  private checked(t: RawTensor): RawTensor {
+    const problem = kQuantScaleProblem(t.dtype, t.data);
+    if (problem !== null) throw new GemmaError('BAD_FORMAT', `${this.path}: tensor ${t.name} (${t.dtype.toUpperCase()}): ${problem}`);
+    return t;
   }
 
   close(): void {

@@ -82,9 +82,14 @@ function writeHalf(dst: Uint8Array, o: number, value: number): void {
 
 const fr = Math.fround;
 
-/** ggml's nearest_int: round half to even via the 1.5·2^23 trick (|fval| < 2^22). */
-function nearestInt(fval: number): number {
-  return fr(fval + 12582912) - 12582912;
+/**
+ * ggml's nearest_int exactly as its bits work for any float, including the out-of-range values
+ * (±Infinity, NaN, |fval| ≥ 2^22) that appear in blocks of tiny subnormals, where 1/max
+ * overflows: the low 23 bits of fval + 1.5·2^23, minus 2^22.
+ */
+export function nearestIntBits(fval: number): number {
+  f32[0] = fval + 12582912;
+  return (u32[0]! & 0x007fffff) - 0x00400000;
 }
 
 /** C roundf: half away from zero. */
@@ -167,6 +172,24 @@ export function dequantizeRowQ6_K(src: Uint8Array, srcOffset: number, out: Float
       }
     }
   }
+}
+
+/**
+ * The first super-block of Q4_K / Q6_K data whose f16 scale (d, or Q4_K's dmin) is NaN or
+ * infinite, as a sentence naming it; null when all are finite (and for other types). Such a
+ * scale turns every product it touches into NaN: a file carrying one is corrupt.
+ */
+export function kQuantScaleProblem(dtype: string, data: Uint8Array): string | null {
+  if (dtype !== 'q4_k' && dtype !== 'q6_k') return null;
+  const { blockBytes } = BLOCK_LAYOUT[dtype];
+  const fields: [string, number][] = dtype === 'q4_k' ? [['d', 0], ['dmin', 2]] : [['d', 208]];
+  for (let o = 0, b = 0; o + blockBytes <= data.length; o += blockBytes, b++) {
+    for (const [field, at] of fields) {
+      // Exponent bits all ones: ±Infinity or NaN.
+      if ((data[o + at + 1]! & 0x7c) === 0x7c) return `super-block ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
+    }
+  }
+  return null;
 }
 
 const DEQUANTIZE: Readonly<Record<BlockType, typeof dequantizeRowQ8_0>> = {
@@ -264,7 +287,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: I
     let suml2 = 0;
     for (let i = 0; i < n; i++) {
       const xi = x[xo + i]!;
-      const l = clamp(nearestInt(fr(iscale * xi)));
+      const l = clamp(nearestIntBits(fr(iscale * xi)));
       if (store) L[lo + i] = l + nmax;
       const w = fr(xi * xi);
       sumlx = fr(sumlx + fr(fr(w * xi) * l));
@@ -280,7 +303,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: I
     const iscale = fr(-fr(nmax + fr(TENTH * is)) / max);
     [sumlx, suml2] = sums(iscale, false);
     if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
-      for (let i = 0; i < n; i++) L[lo + i] = nmax + clamp(nearestInt(fr(iscale * x[xo + i]!)));
+      for (let i = 0; i < n; i++) L[lo + i] = nmax + clamp(nearestIntBits(fr(iscale * x[xo + i]!)));
       scale = fr(sumlx / suml2);
       best = fr(scale * sumlx);
     }
@@ -311,12 +334,12 @@ export function quantizeRowQ6_K(values: ArrayLike<number>, out?: Uint8Array, out
     const iscale = fr(-128 / maxScale);
     writeHalf(dst, o + 208, fr(1 / iscale));
     const dh = readHalf(dst, o + 208);
-    for (let ib = 0; ib < QK_K / 16; ib++) dst[o + 192 + ib] = Math.min(127, nearestInt(fr(iscale * scales[ib]!))) & 0xff;
+    for (let ib = 0; ib < QK_K / 16; ib++) dst[o + 192 + ib] = Math.min(127, nearestIntBits(fr(iscale * scales[ib]!))) & 0xff;
     for (let j = 0; j < QK_K / 16; j++) {
       const d = fr(dh * ((dst[o + 192 + j]! << 24) >> 24));
-      if (!d) continue;
+      if (d === 0) continue; // C's !d: a NaN d (from an infinite scale) goes on, as in ggml
       for (let ii = 0; ii < 16; ii++) {
-        const l = nearestInt(fr(x[i + 16 * j + ii]! / d));
+        const l = nearestIntBits(fr(x[i + 16 * j + ii]! / d));
         L[16 * j + ii] = Math.max(-32, Math.min(31, l)) + 32;
       }
     }
@@ -334,12 +357,146 @@ export function quantizeRowQ6_K(values: ArrayLike<number>, out?: Uint8Array, out
   return dst;
 }
 
-/** The reference quantiser of a type (q4_k has none here: this engine never writes it). */
+/**
+ * make_qkx2_quants(n, nmax, x, weights, L, &the_min, Laux, rmin, rdelta, nstep, use_mad): an
+ * asymmetric (scale, min) fit of n values to 0..nmax, searching nstep + 1 candidate scales.
+ * Returns [scale, the_min] (the_min = −min ≥ 0).
+ */
+function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, weights: Float32Array, L: Uint8Array, lo: number,
+                        Laux: Uint8Array, rmin: number, rdelta: number, nstep: number, useMad: boolean): [number, number] {
+  let min = x[xo]!;
+  let max = x[xo]!;
+  let sumW = weights[0]!;
+  let sumX = fr(sumW * x[xo]!);
+  for (let i = 1; i < n; i++) {
+    const xi = x[xo + i]!;
+    if (xi < min) min = xi;
+    if (xi > max) max = xi;
+    const w = weights[i]!;
+    sumW = fr(sumW + w);
+    sumX = fr(sumX + fr(w * xi));
+  }
+  if (min > 0) min = 0;
+  if (max === min) {
+    L.fill(0, lo, lo + n);
+    return [0, -min];
+  }
+  let iscale = fr(nmax / fr(max - min));
+  let scale = fr(1 / iscale);
+  let bestError = 0;
+  for (let i = 0; i < n; i++) {
+    const l = nearestIntBits(fr(iscale * fr(x[xo + i]! - min)));
+    L[lo + i] = Math.max(0, Math.min(nmax, l));
+    let diff = fr(fr(fr(scale * L[lo + i]!) + min) - x[xo + i]!);
+    diff = useMad ? Math.abs(diff) : fr(diff * diff);
+    bestError = fr(bestError + fr(weights[i]! * diff));
+  }
+  if (nstep < 1) return [scale, -min];
+  for (let is = 0; is <= nstep; is++) {
+    iscale = fr(fr(fr(rmin + fr(rdelta * is)) + nmax) / fr(max - min));
+    let sumL = 0, sumL2 = 0, sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const l = Math.max(0, Math.min(nmax, nearestIntBits(fr(iscale * fr(x[xo + i]! - min)))));
+      Laux[i] = l;
+      const w = weights[i]!;
+      sumL = fr(sumL + fr(w * l));
+      sumL2 = fr(sumL2 + fr(fr(w * l) * l));
+      sumXL = fr(sumXL + fr(fr(w * l) * x[xo + i]!));
+    }
+    const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
+    if (D > 0) {
+      let thisScale = fr(fr(fr(sumW * sumXL) - fr(sumX * sumL)) / D);
+      let thisMin = fr(fr(fr(sumL2 * sumX) - fr(sumL * sumXL)) / D);
+      if (thisMin > 0) {
+        thisMin = 0;
+        thisScale = fr(sumXL / sumL2);
+      }
+      let curError = 0;
+      for (let i = 0; i < n; i++) {
+        let diff = fr(fr(fr(thisScale * Laux[i]!) + thisMin) - x[xo + i]!);
+        diff = useMad ? Math.abs(diff) : fr(diff * diff);
+        curError = fr(curError + fr(weights[i]! * diff));
+      }
+      if (curError < bestError) {
+        for (let i = 0; i < n; i++) L[lo + i] = Laux[i]!;
+        bestError = curError;
+        scale = thisScale;
+        min = thisMin;
+      }
+    }
+  }
+  return [scale, -min];
+}
+
+/**
+ * quantize_row_q4_K_ref: eight 32-value sub-blocks, each an asymmetric 4-bit fit (weights
+ * rms + |x|), whose scales and mins are quantized to 6 bits under two f16 super-scales.
+ */
+export function quantizeRowQ4_K(values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
+  const [x, dst] = prepare('q4_k', values, out, outOffset);
+  const L = new Uint8Array(QK_K);
+  const Laux = new Uint8Array(32);
+  const weights = new Float32Array(32);
+  const mins = new Float32Array(8);
+  const scales = new Float32Array(8);
+  for (let i = 0, o = outOffset; i < x.length; i += QK_K, o += 144) {
+    let maxScale = 0;
+    let maxMin = 0;
+    for (let j = 0; j < 8; j++) {
+      let sumX2 = 0;
+      for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[i + 32 * j + l]! * x[i + 32 * j + l]!));
+      const avX = fr(Math.sqrt(fr(sumX2 / 32)));
+      for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[i + 32 * j + l]!));
+      const [scale, min] = makeQkx2Quants(32, 15, x, i + 32 * j, weights, L, 32 * j, Laux, -1, TENTH, 20, false);
+      scales[j] = scale;
+      mins[j] = min;
+      if (scale > maxScale) maxScale = scale;
+      if (min > maxMin) maxMin = min;
+    }
+    const invScale = maxScale > 0 ? fr(63 / maxScale) : 0;
+    const invMin = maxMin > 0 ? fr(63 / maxMin) : 0;
+    const packed = o + 4;
+    dst.fill(0, packed, packed + 12);
+    for (let j = 0; j < 8; j++) {
+      // uint8_t ls = nearest_int(...): the int's low byte, then MIN(63, ls).
+      const ls = Math.min(63, nearestIntBits(fr(invScale * scales[j]!)) & 0xff);
+      const lm = Math.min(63, nearestIntBits(fr(invMin * mins[j]!)) & 0xff);
+      if (j < 4) {
+        dst[packed + j] = ls;
+        dst[packed + j + 4] = lm;
+      } else {
+        dst[packed + j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+        dst[packed + j - 4]! |= (ls >> 4) << 6;
+        dst[packed + j]! |= (lm >> 4) << 6;
+      }
+    }
+    writeHalf(dst, o, fr(maxScale / 63));
+    writeHalf(dst, o + 2, fr(maxMin / 63));
+    const dAll = readHalf(dst, o);
+    const dminAll = readHalf(dst, o + 2);
+    for (let j = 0; j < 8; j++) {
+      const [sc, m] = scaleMinK4(j, dst, packed);
+      const d = fr(dAll * sc);
+      if (d === 0) continue; // C's !d: a NaN d (from an infinite scale) goes on, as in ggml
+      const dm = fr(dminAll * m);
+      for (let ii = 0; ii < 32; ii++) {
+        const l = nearestIntBits(fr(fr(x[i + 32 * j + ii]! + dm) / d));
+        L[32 * j + ii] = Math.max(0, Math.min(15, l));
+      }
+    }
+    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
+      for (let l = 0; l < 32; l++) dst[q + l] = L[j + l]! | (L[j + l + 32]! << 4);
+    }
+  }
+  return dst;
+}
+
+/** The reference quantiser of a type. */
 export function quantizeRow(type: BlockType, values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
   switch (type) {
     case 'q8_0': return quantizeRowQ8_0(values, out, outOffset);
     case 'q4_0': return quantizeRowQ4_0(values, out, outOffset);
     case 'q6_k': return quantizeRowQ6_K(values, out, outOffset);
-    default: throw new GemmaError('INVALID_ARGUMENT', `quantising to ${type} is not supported (q8_0, q4_0, q6_k are)`);
+    case 'q4_k': return quantizeRowQ4_K(values, out, outOffset);
   }
 }

@@ -1,9 +1,9 @@
 // Typed weight records for the text decoder, built once from a TensorSource. Matrices stay in
-// their stored dtype; norm vectors become float32 effective scales (1 + w) so the forward pass
-// never needs to know which format the weights came from.
+// their stored dtype (the K-quants Q4_K / Q6_K too: both backends multiply them as stored);
+// norm vectors become float32 effective scales (1 + w) so the forward pass never needs to know
+// which format the weights came from.
 import type { WeightMatrix } from '../backend/backend.js';
 import { toFloat32 } from '../formats/dtypes.js';
-import { dequantizeRow, quantizeRowQ8_0 } from '../formats/quant.js';
 import type { RawTensor, TensorSource } from '../formats/tensor-source.js';
 import type { Gemma3TextConfig } from './config.js';
 
@@ -47,7 +47,7 @@ export function loadTextWeights(source: TensorSource, names: ReadonlyMap<string,
     onTensor?.();
     return t;
   };
-  const matrix = (canonical: string): WeightMatrix => prepare(kQuantsAsQ8(toMatrix(read(canonical))));
+  const matrix = (canonical: string): WeightMatrix => prepare(toMatrix(read(canonical)));
   const norm = (canonical: string): Float32Array => {
     const v = toFloat32(read(canonical));
     if (norms === 'offset-by-one') for (let i = 0; i < v.length; i++) v[i] = Math.fround(1 + v[i]!);
@@ -81,24 +81,4 @@ export function loadTextWeights(source: TensorSource, names: ReadonlyMap<string,
 export function toMatrix(t: RawTensor): WeightMatrix {
   const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0] ?? 0];
   return { dtype: t.dtype, rows: rows!, cols: cols!, data: t.data };
-}
-
-/**
- * K-quant matrices (Q4_K, Q6_K: e.g. the tied output head of llama.cpp's Q4_0 files) are
- * re-quantized once to Q8_0, which both backends multiply with fast integer kernels.
- * limitation: this adds Q8_0 rounding (|error| <= half a Q8_0 step of the dequantized value)
- * on top of the K-quant; llama.cpp multiplies the K-quant blocks directly.
- */
-export function kQuantsAsQ8(w: WeightMatrix): WeightMatrix {
-  if (w.dtype !== 'q4_k' && w.dtype !== 'q6_k') return w;
-  const blockBytes = w.dtype === 'q4_k' ? 144 : 210;
-  const srcRowBytes = (w.cols / 256) * blockBytes;
-  const dstRowBytes = (w.cols / 32) * 34;
-  const out = new Uint8Array(w.rows * dstRowBytes);
-  const row = new Float32Array(w.cols);
-  for (let r = 0; r < w.rows; r++) {
-    dequantizeRow(w.dtype, w.data, r * srcRowBytes, row, 0, w.cols);
-    quantizeRowQ8_0(row, out, r * dstRowBytes);
-  }
-  return { dtype: 'q8_0', rows: w.rows, cols: w.cols, data: out };
 }
