@@ -217,6 +217,7 @@ void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, con
 /* Queries per tile (at most): every key and value row read serves this many tokens' group of
    query heads. Keys per block: the unit of the online softmax, aligned to absolute positions. */
 #define ATTN_TILE 16
+#define ATTN_PREFETCH_ROWS 4
 #define ATTN_BLOCK 64
 
 /* The largest scratch one thread has taken for attention_run since the last reset (bytes). */
@@ -248,22 +249,21 @@ static void key_range(const attention_args *a, int t, int *lo_out, int *hi_out) 
   *hi_out = hi;
 }
 
-/* rows[j - j0] = key or value row of position j for head kvh, j in [j0, j1]: the chunk's own rows
-   for positions from `start`, else the cache's (widened into `widened` for a 16-bit type). */
-static void block_rows(const attention_args *a, const void *cache, const float *chunk, int kvh, int j0, int j1, const float **rows,
-                       float *widened) {
+/* The key or value row of position j for head kvh: the chunk's own for positions from `start`,
+   else the cache's at `slot` (widened into `one` for a 16-bit type). */
+static inline const float *row_at(const attention_args *a, const void *cache, const float *chunk, int kvh, int j, int slot, float *one) {
   const int hd = a->head_dim;
-  const int kv_dim = a->num_kv_heads * hd;
-  int slot = a->ring > 0 ? j0 % a->ring : j0;
-  for (int j = j0; j <= j1; j++) {
-    if (j < a->start) {
-      const char *raw;
-      rows[j - j0] = kv_row(a, cache, slot, kvh, widened + (size_t)(j - j0) * hd, &raw);
-    } else {
-      rows[j - j0] = chunk + (size_t)(j - a->start) * kv_dim + (size_t)kvh * hd;
-    }
-    if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
+  if (j >= a->start) {
+    const float *r = chunk + (size_t)(j - a->start) * a->num_kv_heads * hd + (size_t)kvh * hd;
+    for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)r + ATTN_PREFETCH_ROWS * hd * 4 + l);
+    return r;
   }
+  const char *raw;
+  const float *r = kv_row(a, cache, slot, kvh, one, &raw);
+  /* Rows ahead of this one, in the order they will be read: keeps the stream going. */
+  const int row_bytes = hd * (int)kv_element_bytes(a->kv_type);
+  for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
+  return r;
 }
 
 /* Flash-attention style: a work item is one key/value head and a tile of queries; keys and
@@ -272,6 +272,22 @@ static void block_rows(const attention_args *a, const void *cache, const float *
    is O(tile x block + tile x head_dim) per thread, whatever the prompt length. A query's
    arithmetic depends only on its own key range and the blocks' fixed boundaries, never on its
    tile or on how the prompt was cut into chunks. */
+/* One query row's online-softmax step for the keys s[from..to] of a block (scores, replaced by
+   their exps): a larger max rescales the row's earlier output and sum; the block's exps join the sum. */
+static void online_step(float *s, int from, int to, float *max, double *sum, float *o, int hd) {
+  float block_max = -INFINITY;
+  for (int j = from; j <= to; j++) block_max = s[j] > block_max ? s[j] : block_max;
+  if (block_max > *max) {
+    if (*max != -INFINITY) { /* earlier blocks' terms, rescaled to the new max */
+      const float c = expf(*max - block_max);
+      row_scale(o, hd, c);
+      *sum *= c;
+    }
+    *max = block_max;
+  }
+  *sum += exp_sum(s, from, to, *max);
+}
+
 static void attention_job_fn(void *p, int thread) {
   attention_job *job = (attention_job *)p;
   const attention_args *a = job->a;
@@ -281,20 +297,19 @@ static void attention_job_fn(void *p, int thread) {
   const int hd = a->head_dim;
   const int q_dim = a->num_heads * hd;
   const int rows_max = job->tile * group;
-  const size_t bytes = sizeof(float) * ((size_t)rows_max * ATTN_BLOCK + (size_t)rows_max * hd + (size_t)rows_max + 2 * (size_t)ATTN_BLOCK * hd) +
-                       sizeof(double) * (size_t)rows_max + sizeof(const float *) * 2 * ATTN_BLOCK;
+  const size_t floats = (size_t)rows_max * ATTN_BLOCK + (size_t)rows_max * hd + (size_t)rows_max + hd;
+  const size_t bytes = sizeof(float) * floats + sizeof(double) * (size_t)rows_max + sizeof(int) * 3 * (size_t)rows_max;
   char *scratch = (char *)malloc(bytes);
   if (!scratch) return; /* the caller sees no output written; cannot happen at these sizes */
   for (size_t seen = atomic_load(&scratch_peak); bytes > seen && !atomic_compare_exchange_weak(&scratch_peak, &seen, bytes);) {
   }
   double *sum = (double *)scratch;                       /* [rows] running softmax denominators */
-  const float **krows = (const float **)(sum + rows_max); /* [ATTN_BLOCK] */
-  const float **vrows = krows + ATTN_BLOCK;
-  float *scores = (float *)(vrows + ATTN_BLOCK);          /* [rows][ATTN_BLOCK] */
+  float *scores = (float *)(sum + rows_max);              /* [rows][ATTN_BLOCK] */
   float *acc = scores + (size_t)rows_max * ATTN_BLOCK;    /* [rows][hd] running outputs */
   float *max = acc + (size_t)rows_max * hd;               /* [rows] running maxima */
-  float *kwide = max + rows_max;                          /* [ATTN_BLOCK][hd] 16-bit rows widened */
-  float *vwide = kwide + (size_t)ATTN_BLOCK * hd;
+  float *one = max + rows_max;                            /* [hd] a 16-bit cache row widened */
+  int *active = (int *)(one + hd);                        /* rows with keys in the block */
+  int *row_from = active + rows_max, *row_to = row_from + rows_max;
   int lo[ATTN_TILE], hi[ATTN_TILE];
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
   for (; item >= 0; item = pool_shares_next(&job->items, thread, &cursor)) {
@@ -312,39 +327,47 @@ static void attention_job_fn(void *p, int thread) {
       sum[x] = 0.0;
     }
     memset(acc, 0, sizeof(float) * (size_t)nq * group * hd);
+    /* Query row x = r * group + g: token t0 + r, head kvh * group + g (the group's heads are adjacent). */
+#define QROW(x) (a->q + (size_t)(t0 + (x) / group) * q_dim + ((size_t)kvh * group + (x) % group) * hd)
     for (int b0 = tile_lo - tile_lo % ATTN_BLOCK; b0 <= tile_hi; b0 += ATTN_BLOCK) {
       const int j0 = b0 > tile_lo ? b0 : tile_lo;
       const int j1 = b0 + ATTN_BLOCK - 1 < tile_hi ? b0 + ATTN_BLOCK - 1 : tile_hi;
-      block_rows(a, a->cache_k, a->k_chunk, kvh, j0, j1, krows, kwide);
-      block_rows(a, a->cache_v, a->v_chunk, kvh, j0, j1, vrows, vwide);
+      /* Each query's keys within the block; none: its state stays as it is. */
+      int n_active = 0;
       for (int r = 0; r < nq; r++) {
-        /* This query's keys within the block; none: its state stays as it is. */
         const int from = lo[r] > j0 ? lo[r] : j0, to = hi[r] < j1 ? hi[r] : j1;
         if (from > to) continue;
-        const float *q = a->q + (size_t)(t0 + r) * q_dim + (size_t)kvh * group * hd; /* the group's heads are adjacent */
         for (int g = 0; g < group; g++) {
           const int x = r * group + g;
-          float *s = scores + (size_t)x * ATTN_BLOCK; /* s[j - b0]: position j */
-          float block_max = -INFINITY;
-          for (int j = from; j <= to; j++) {
-            const float sc = dot(q + (size_t)g * hd, krows[j - j0], hd) * a->scale;
-            s[j - b0] = sc;
-            if (sc > block_max) block_max = sc;
-          }
-          float *o = acc + (size_t)x * hd;
-          if (block_max > max[x]) {
-            if (max[x] != -INFINITY) { /* earlier blocks' terms, rescaled to the new max */
-              const float c = expf(max[x] - block_max);
-              row_scale(o, hd, c);
-              sum[x] *= c;
-            }
-            max[x] = block_max;
-          }
-          sum[x] += exp_sum(s, from - b0, to - b0, max[x]);
-          for (int j = from; j <= to; j++) axpy(o, s[j - b0], vrows[j - j0], hd);
+          active[n_active++] = x;
+          row_from[x] = from;
+          row_to[x] = to;
+        }
+      }
+      /* Each key and value row is read (and widened) once for all the rows that see it. */
+      const int first_slot = a->ring > 0 ? j0 % a->ring : j0;
+      for (int j = j0, slot = first_slot; j <= j1; j++) {
+        const float *k = row_at(a, a->cache_k, a->k_chunk, kvh, j, slot, one);
+        if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
+        for (int i = 0; i < n_active; i++) {
+          const int x = active[i];
+          if (j >= row_from[x] && j <= row_to[x]) scores[(size_t)x * ATTN_BLOCK + (j - b0)] = dot(QROW(x), k, hd) * a->scale;
+        }
+      }
+      for (int i = 0; i < n_active; i++) {
+        const int x = active[i];
+        online_step(scores + (size_t)x * ATTN_BLOCK, row_from[x] - b0, row_to[x] - b0, &max[x], &sum[x], acc + (size_t)x * hd, hd);
+      }
+      for (int j = j0, slot = first_slot; j <= j1; j++) {
+        const float *v = row_at(a, a->cache_v, a->v_chunk, kvh, j, slot, one);
+        if (++slot == a->ring) slot = 0;
+        for (int i = 0; i < n_active; i++) {
+          const int x = active[i];
+          if (j >= row_from[x] && j <= row_to[x]) axpy(acc + (size_t)x * hd, scores[(size_t)x * ATTN_BLOCK + (j - b0)], v, hd);
         }
       }
     }
+#undef QROW
     for (int r = 0; r < nq; r++) {
       float *o = a->out + (size_t)(t0 + r) * q_dim + (size_t)kvh * group * hd;
       for (int g = 0; g < group; g++) {

@@ -169,16 +169,17 @@ function run(attention: Backend['attention'], c: LongCase): Float32Array {
 
 const cases = [{ window: 0, spans: false }, { window: 40, spans: false }, { window: 40, spans: true }, { window: 0, spans: true }];
 
-test('the TypeScript attention scratch is one tile by one block, the same for a 200- and a 1,100-token prompt', () => {
+test('the TypeScript attention scratch is a tile by a block, the same for a 200- and a 1,100-token prompt', () => {
   prefill(js, longPrompt(200));
   const short = attentionScratchBytes();
   prefill(js, longPrompt(1100));
   assert.equal(attentionScratchBytes(), short, 'scratch grows with the prompt');
-  // A tile of 16 queries x group 2 by a block of 64 keys (float64 scores), their outputs and
-  // running max and sum, and a block of widened key and value rows; a T x keys score matrix would
-  // be 1100² x 8 bytes.
+  // Run alone: a tile of 16 queries x group 2 by a block of 64 keys (float64 scores), their
+  // outputs and running max and sum, a block of widened key and value rows: 41,472 bytes. After
+  // other tests (head sizes up to 72) it is larger, never near a T x keys score matrix (1100² x 8
+  // bytes = 9.7 MB).
   const tileBytes = 16 * 2 * 64 * 8 + 16 * 2 * config.headDim * 8 + 2 * 16 * 2 * 8 + 2 * 64 * config.headDim * 4;
-  assert.equal(short, tileBytes);
+  assert.ok(short >= tileBytes && short < 256 * 1024, `scratch ${short} bytes`);
 });
 
 test('tiled attention equals the two-pass softmax over many key blocks and query tiles (window, image span, every KV type)', () => {
@@ -202,9 +203,11 @@ test('tiled attention equals the two-pass softmax over many key blocks and query
 test('tiled attention native equals TypeScript across many blocks and tiles', { skip }, () => {
   for (const opts of cases) {
     for (const type of KV_TYPES) {
-      const c = longCase(opts.window, opts.spans, type, 64);
-      const err = relErr(run(native!.attention.bind(native!), c), run(js.attention.bind(js), c));
-      assert.ok(err < 1e-5, `window ${opts.window} spans ${opts.spans} ${type}: ${err}`);
+      for (const headDim of [64, 256]) { // 256: Gemma 3's head size
+        const c = longCase(opts.window, opts.spans, type, headDim);
+        const err = relErr(run(native!.attention.bind(native!), c), run(js.attention.bind(js), c));
+        assert.ok(err < 1e-5, `window ${opts.window} spans ${opts.spans} ${type} head ${headDim}: ${err}`);
+      }
     }
   }
 });
