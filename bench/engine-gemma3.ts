@@ -1,16 +1,19 @@
 // One benchmark run of our engine in its own process (so peak RSS and load time are its own):
 // load a GGUF, answer the first token of a short prompt, then prompt-N and decode-M timings.
-// Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS
+// Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS [KV_TYPE]
+import { KV_TYPES, type KvType } from '../src/backend/backend.js';
 import { load } from '../src/index.js';
 import { benchPrompt, peakRssMb } from './common.js';
 
-const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
+const [model, promptArg, decodeArg, threadsArg, kvTypeArg] = process.argv.slice(2);
 const promptTokens = Number(promptArg);
 const decodeTokens = Number(decodeArg);
 const threads = Number(threadsArg);
 
 const t0 = performance.now();
-const m = await load(model!, { backend: 'native', threads, contextLength: promptTokens + decodeTokens + 32 });
+const kvType = (kvTypeArg ?? 'f32') as KvType;
+if (!KV_TYPES.includes(kvType)) throw new Error(`KV_TYPE takes ${KV_TYPES.join(', ')}, got ${kvTypeArg}`);
+const m = await load(model!, { backend: 'native', threads, contextLength: promptTokens + decodeTokens + 32, kvType });
 const decoder = m.decoder;
 // Time to the first token of a short prompt (what a user waits for after starting).
 const warm = decoder.createCache(64);
@@ -33,5 +36,5 @@ for (let i = 0; i < decodeTokens; i++) {
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
 const info = (decoder.backend as { info?: { kernels: string; x16: boolean } }).info;
 const isa = info ? `${info.kernels} kernels${info.x16 ? ', x16 layouts' : ''}` : 'unknown';
-console.log(JSON.stringify({ engine: 'gemma3', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
+console.log(JSON.stringify({ engine: 'gemma3', kv_type: kvType, prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
 m.dispose();

@@ -249,6 +249,20 @@ static napi_value kv_index_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* attentionScratchPeak(reset): the most scratch bytes one thread took in attention since the
+   last reset, then (reset true) back to 0: for the test that it does not grow with the prompt. */
+static napi_value attention_scratch_peak_fn(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "attentionScratchPeak");
+  bool reset = false;
+  if (napi_get_value_bool(env, argv[0], &reset) != napi_ok) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "attentionScratchPeak: reset must be a boolean");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, (double)attention_scratch_peak(reset), &result));
+  return result;
+}
+
 /* attentionFull(out, q, k, v, N, numHeads, headDim, scale): unmasked attention of N tokens. */
 static napi_value attention_full(napi_env env, napi_callback_info info) {
   GET_ARGS(8, "attentionFull");
@@ -463,6 +477,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"writeKv", NULL, write_kv, NULL, NULL, NULL, napi_default, NULL},
     {"roundKv", NULL, round_kv, NULL, NULL, NULL, napi_default, NULL},
     {"kvIndex", NULL, kv_index_fn, NULL, NULL, NULL, napi_default, NULL},
+    {"attentionScratchPeak", NULL, attention_scratch_peak_fn, NULL, NULL, NULL, napi_default, NULL},
     {"geluTanhMul", NULL, gelu_tanh_mul, NULL, NULL, NULL, napi_default, NULL},
     {"rmsNorm", NULL, rms_norm, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},

@@ -5,6 +5,7 @@
 #include "attention.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -213,12 +214,79 @@ void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, con
 /* Query heads that share a key/value head (grouped-query attention) are handled together, so
    each cached key and value row is read once for all of them. */
 #define MAX_GROUP 16
+/* Queries per tile (at most): every key and value row read serves this many tokens' group of
+   query heads. Keys per block: the unit of the online softmax, aligned to absolute positions. */
+#define ATTN_TILE 16
 #define ATTN_PREFETCH_ROWS 4
+#define ATTN_BLOCK 64
+
+/* The largest scratch one thread has taken for attention_run since the last reset (bytes). */
+static _Atomic size_t scratch_peak = 0;
+
+size_t attention_scratch_peak(int reset) {
+  const size_t peak = atomic_load(&scratch_peak);
+  if (reset) atomic_store(&scratch_peak, 0);
+  return peak;
+}
 
 typedef struct {
   const attention_args *a;
-  pool_shares items; /* (key/value head, token) pairs, head-major */
+  int tile;          /* queries per tile */
+  int tiles;         /* ceil(T / tile) */
+  pool_shares items; /* (key/value head, query tile) pairs, head-major */
 } attention_job;
+
+/* Keys [lo, hi] of token t: causal, the sliding window, widened to the token's image span. */
+static void key_range(const attention_args *a, int t, int *lo_out, int *hi_out) {
+  const int pos = a->start + t;
+  int lo = a->window > 0 ? (pos - a->window + 1 > 0 ? pos - a->window + 1 : 0) : 0;
+  int hi = pos;
+  if (a->span_start && a->span_start[t] >= 0) {
+    if (a->start + a->span_start[t] < lo) lo = a->start + a->span_start[t];
+    if (a->start + a->span_end[t] > hi) hi = a->start + a->span_end[t];
+  }
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+/* The key or value row of position j for head kvh: the chunk's own for positions from `start`,
+   else the cache's at `slot` (widened into `one` for a 16-bit type). */
+static inline const float *row_at(const attention_args *a, const void *cache, const float *chunk, int kvh, int j, int slot, float *one) {
+  const int hd = a->head_dim;
+  if (j >= a->start) {
+    const float *r = chunk + (size_t)(j - a->start) * a->num_kv_heads * hd + (size_t)kvh * hd;
+    for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)r + ATTN_PREFETCH_ROWS * hd * 4 + l);
+    return r;
+  }
+  const char *raw;
+  const float *r = kv_row(a, cache, slot, kvh, one, &raw);
+  /* Rows ahead of this one, in the order they will be read: keeps the stream going. */
+  const int row_bytes = hd * (int)kv_element_bytes(a->kv_type);
+  for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
+  return r;
+}
+
+/* Flash-attention style: a work item is one key/value head and a tile of queries; keys and
+   values stream once per tile, block by block (ATTN_BLOCK positions, aligned to absolute
+   positions), and each query row keeps a running max, sum and output (online softmax). Scratch
+   is O(tile x block + tile x head_dim) per thread, whatever the prompt length. A query's
+   arithmetic depends only on its own key range and the blocks' fixed boundaries, never on its
+   tile or on how the prompt was cut into chunks. */
+/* One query row's online-softmax step for the keys s[from..to] of a block (scores, replaced by
+   their exps): a larger max rescales the row's earlier output and sum; the block's exps join the sum. */
+static void online_step(float *s, int from, int to, float *max, double *sum, float *o, int hd) {
+  float block_max = -INFINITY;
+  for (int j = from; j <= to; j++) block_max = s[j] > block_max ? s[j] : block_max;
+  if (block_max > *max) {
+    if (*max != -INFINITY) { /* earlier blocks' terms, rescaled to the new max */
+      const float c = expf(*max - block_max);
+      row_scale(o, hd, c);
+      *sum *= c;
+    }
+    *max = block_max;
+  }
+  *sum += exp_sum(s, from, to, *max);
+}
 
 static void attention_job_fn(void *p, int thread) {
   attention_job *job = (attention_job *)p;
@@ -228,74 +296,101 @@ static void attention_job_fn(void *p, int thread) {
   if (item < 0) return; /* nothing left: no scratch to allocate */
   const int hd = a->head_dim;
   const int q_dim = a->num_heads * hd;
-  const int kv_dim = a->num_kv_heads * hd;
-  const size_t positions = (size_t)(a->start + a->T);
-  float *scores = (float *)malloc(sizeof(float) * positions * group);
-  float *acc = (float *)malloc(sizeof(float) * (size_t)hd * group);
-  float *row = (float *)malloc(sizeof(float) * (size_t)hd); /* a 16-bit cache row widened */
-  const int row_bytes = hd * (int)kv_element_bytes(a->kv_type);
+  const int rows_max = job->tile * group;
+  const size_t floats = (size_t)rows_max * ATTN_BLOCK + (size_t)rows_max * hd + (size_t)rows_max + hd;
+  const size_t bytes = sizeof(float) * floats + sizeof(double) * (size_t)rows_max + sizeof(int) * 3 * (size_t)rows_max;
+  char *scratch = (char *)malloc(bytes);
+  if (!scratch) return; /* the caller sees no output written; cannot happen at these sizes */
+  for (size_t seen = atomic_load(&scratch_peak); bytes > seen && !atomic_compare_exchange_weak(&scratch_peak, &seen, bytes);) {
+  }
+  double *sum = (double *)scratch;                       /* [rows] running softmax denominators */
+  float *scores = (float *)(sum + rows_max);              /* [rows][ATTN_BLOCK] */
+  float *acc = scores + (size_t)rows_max * ATTN_BLOCK;    /* [rows][hd] running outputs */
+  float *max = acc + (size_t)rows_max * hd;               /* [rows] running maxima */
+  float *one = max + rows_max;                            /* [hd] a 16-bit cache row widened */
+  int *active = (int *)(one + hd);                        /* rows with keys in the block */
+  int *row_from = active + rows_max, *row_to = row_from + rows_max;
+  int lo[ATTN_TILE], hi[ATTN_TILE];
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
   for (; item >= 0; item = pool_shares_next(&job->items, thread, &cursor)) {
-    const int kvh = item / a->T;
-    const int t = item % a->T;
-    const int pos = a->start + t;
-    int lo = a->window > 0 ? (pos - a->window + 1 > 0 ? pos - a->window + 1 : 0) : 0;
-    int hi = pos;
-    if (a->span_start && a->span_start[t] >= 0) {
-      if (a->start + a->span_start[t] < lo) lo = a->start + a->span_start[t];
-      if (a->start + a->span_end[t] > hi) hi = a->start + a->span_end[t];
+    const int kvh = item / job->tiles;
+    const int t0 = (item % job->tiles) * job->tile;
+    const int nq = a->T - t0 < job->tile ? a->T - t0 : job->tile;
+    int tile_lo = a->start + a->T, tile_hi = -1;
+    for (int r = 0; r < nq; r++) {
+      key_range(a, t0 + r, &lo[r], &hi[r]);
+      if (lo[r] < tile_lo) tile_lo = lo[r];
+      if (hi[r] > tile_hi) tile_hi = hi[r];
     }
-    const float *q = a->q + (size_t)t * q_dim + (size_t)kvh * group * hd; /* the group's heads are adjacent */
-    const int kvo = kvh * hd;
-    const int first_slot = a->ring > 0 ? lo % a->ring : lo;
-    float max[MAX_GROUP];
-    for (int g = 0; g < group; g++) max[g] = -INFINITY;
-    for (int j = lo, slot = first_slot; j <= hi; j++) {
-      const float *k;
-      if (j < a->start) {
-        const char *raw;
-        k = kv_row(a, a->cache_k, slot, kvh, row, &raw);
-        /* Rows ahead of the current key, in the order they will be read: keeps the stream going. */
-        for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
-      } else {
-        k = a->k_chunk + (size_t)(j - a->start) * kv_dim + kvo;
-        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)k + ATTN_PREFETCH_ROWS * hd * 4 + l);
+    for (int x = 0; x < nq * group; x++) {
+      max[x] = -INFINITY;
+      sum[x] = 0.0;
+    }
+    memset(acc, 0, sizeof(float) * (size_t)nq * group * hd);
+    /* Query row x = r * group + g: token t0 + r, head kvh * group + g (the group's heads are adjacent). */
+#define QROW(x) (a->q + (size_t)(t0 + (x) / group) * q_dim + ((size_t)kvh * group + (x) % group) * hd)
+    for (int b0 = tile_lo - tile_lo % ATTN_BLOCK; b0 <= tile_hi; b0 += ATTN_BLOCK) {
+      const int j0 = b0 > tile_lo ? b0 : tile_lo;
+      const int j1 = b0 + ATTN_BLOCK - 1 < tile_hi ? b0 + ATTN_BLOCK - 1 : tile_hi;
+      /* Each query's keys within the block; none: its state stays as it is. */
+      int n_active = 0;
+      for (int r = 0; r < nq; r++) {
+        const int from = lo[r] > j0 ? lo[r] : j0, to = hi[r] < j1 ? hi[r] : j1;
+        if (from > to) continue;
+        for (int g = 0; g < group; g++) {
+          const int x = r * group + g;
+          active[n_active++] = x;
+          row_from[x] = from;
+          row_to[x] = to;
+        }
       }
-      if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
+      /* Each key and value row is read (and widened) once for all the rows that see it. */
+      const int first_slot = a->ring > 0 ? j0 % a->ring : j0;
+      for (int j = j0, slot = first_slot; j <= j1; j++) {
+        const float *k = row_at(a, a->cache_k, a->k_chunk, kvh, j, slot, one);
+        if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
+        for (int i = 0; i < n_active; i++) {
+          const int x = active[i];
+          if (j >= row_from[x] && j <= row_to[x]) scores[(size_t)x * ATTN_BLOCK + (j - b0)] = dot(QROW(x), k, hd) * a->scale;
+        }
+      }
+      for (int i = 0; i < n_active; i++) {
+        const int x = active[i];
+        online_step(scores + (size_t)x * ATTN_BLOCK, row_from[x] - b0, row_to[x] - b0, &max[x], &sum[x], acc + (size_t)x * hd, hd);
+      }
+      for (int j = j0, slot = first_slot; j <= j1; j++) {
+        const float *v = row_at(a, a->cache_v, a->v_chunk, kvh, j, slot, one);
+        if (++slot == a->ring) slot = 0;
+        for (int i = 0; i < n_active; i++) {
+          const int x = active[i];
+          if (j >= row_from[x] && j <= row_to[x]) axpy(acc + (size_t)x * hd, scores[(size_t)x * ATTN_BLOCK + (j - b0)], v, hd);
+        }
+      }
+    }
+#undef QROW
+    for (int r = 0; r < nq; r++) {
+      float *o = a->out + (size_t)(t0 + r) * q_dim + (size_t)kvh * group * hd;
       for (int g = 0; g < group; g++) {
-        const float s = dot(q + (size_t)g * hd, k, hd) * a->scale;
-        scores[(size_t)g * positions + j] = s;
-        if (s > max[g]) max[g] = s;
+        const int x = r * group + g;
+        const float inv = (float)(1.0 / sum[x]);
+        for (int d = 0; d < hd; d++) o[(size_t)g * hd + d] = acc[(size_t)x * hd + d] * inv;
       }
     }
-    float inv[MAX_GROUP];
-    for (int g = 0; g < group; g++) inv[g] = (float)(1.0 / exp_sum(scores + (size_t)g * positions, lo, hi, max[g]));
-    for (int x = 0; x < hd * group; x++) acc[x] = 0.0f;
-    for (int j = lo, slot = first_slot; j <= hi; j++) {
-      const float *v;
-      if (j < a->start) {
-        const char *raw;
-        v = kv_row(a, a->cache_v, slot, kvh, row, &raw);
-        for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
-      } else {
-        v = a->v_chunk + (size_t)(j - a->start) * kv_dim + kvo;
-        for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)v + ATTN_PREFETCH_ROWS * hd * 4 + l);
-      }
-      if (++slot == a->ring) slot = 0;
-      for (int g = 0; g < group; g++) axpy(acc + (size_t)g * hd, scores[(size_t)g * positions + j] * inv[g], v, hd);
-    }
-    float *o = a->out + (size_t)t * q_dim + (size_t)kvh * group * hd;
-    for (int x = 0; x < hd * group; x++) o[x] = acc[x];
   }
-  free(scores);
-  free(acc);
-  free(row);
+  free(scratch);
 }
 
 void attention_run(const attention_args *a) {
   attention_job job; /* not zeroed: its shares are big */
   job.a = a;
-  pool_shares_init(&job.items, a->T * a->num_kv_heads);
+  /* Tiles as large as ATTN_TILE while every thread still gets two items; the size never changes
+     a result (see attention_job_fn). */
+  const int want = 2 * pool_threads();
+  int tile = ATTN_TILE;
+  while (tile > 1 && a->num_kv_heads * ((a->T + tile - 1) / tile) < want) tile /= 2;
+  job.tile = tile;
+  job.tiles = (a->T + tile - 1) / tile;
+  pool_shares_init(&job.items, job.tiles * a->num_kv_heads);
   pool_run(attention_job_fn, &job);
 }
 

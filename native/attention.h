@@ -36,6 +36,9 @@ typedef struct {
 /** Kernel level chosen by the addon: 0 generic C, 1 AVX2 + FMA, 2 AVX-512. */
 void attention_init(int level);
 void attention_run(const attention_args *a);
+/* The most scratch memory one thread took in attention_run since the last reset (bytes): a
+   tile of queries by a block of keys, independent of the prompt length. reset: start again at 0. */
+size_t attention_scratch_peak(int reset);
 
 /* Stores T positions' keys and values ([T, num_kv_heads * head_dim], positions start + t) into
    the blocked cache of kv_type (rounded to it); a sliding ring (ring > 0: slot = position % ring)

@@ -1,3 +1,5 @@
-// The same kernel comparisons with the avx2 kernels forced (the addon picks them at load).
+// The same kernel comparisons (and the long-prompt attention tests) with the avx2 kernels forced
+// (the addon picks them at load).
 process.env.GEMMA3_NATIVE_KERNELS = 'avx2';
 await import('./native-kernels.test.js');
+await import('./long-prompt.test.js');

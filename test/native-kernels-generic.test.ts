@@ -1,3 +1,5 @@
-// The same kernel comparisons with the generic kernels forced (the addon picks them at load).
+// The same kernel comparisons (and the long-prompt attention tests) with the generic kernels forced
+// (the addon picks them at load).
 process.env.GEMMA3_NATIVE_KERNELS = 'generic';
 await import('./native-kernels.test.js');
+await import('./long-prompt.test.js');

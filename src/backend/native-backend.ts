@@ -43,6 +43,8 @@ interface NativeBinding {
   roundKv(x: Float32Array, n: number, kvType: number): void;
   /** kv_index of native/attention.h: the C definition kvIndex (backend.ts) must agree with. */
   kvIndex(slot: number, head: number, numKvHeads: number, headDim: number, block: number): number;
+  /** The most scratch bytes one thread took in attention since the last reset (reset: back to 0). */
+  attentionScratchPeak(reset: boolean): number;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
