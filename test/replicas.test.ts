@@ -151,10 +151,16 @@ test('3 replicas behind HAProxy: spread, prefix routing, a replica killed mid-ru
 
     // Six concurrent streams (two per replica), then r2 dies while they run.
     const streams = Array.from({ length: 6 }, () => streamThrough(url, 900));
-    const holders = await Promise.all(streams.map((s) => s.first));
-    assert.ok(holders.includes('r2'), `some stream is on r2: ${holders}`);
+    // r2 dies as soon as one of its streams is under way: waiting for all six to start let a
+    // loaded machine finish r2's streams before the kill.
+    const r2Streaming = await new Promise<boolean>((resolve) => {
+      for (const s of streams) void s.first.then((model) => model === 'r2' && resolve(true));
+      void Promise.all(streams.map((s) => s.first)).then(() => resolve(false));
+    });
     const killedAt = Date.now();
     replicas[1]!.child.kill('SIGKILL');
+    const holders = await Promise.all(streams.map((s) => s.first));
+    assert.ok(r2Streaming, `some stream is on r2: ${holders}`);
     const results = await Promise.all(streams.map((s) => s.result));
     const onDead = results.filter((r) => r.model === 'r2');
     assert.ok(onDead.some((r) => !r.ok), `a stream on the killed replica was cut: ${JSON.stringify(results)}`);
