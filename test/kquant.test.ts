@@ -18,36 +18,12 @@ import { writeGguf } from '../src/formats/gguf-writer.js';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './st-writer.js';
-import { throwsGemma } from './helpers.js';
+import { referenceInput, throwsGemma } from './helpers.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const f32bytes = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
 const fr = Math.fround;
 
-/** test/quant.test.ts's harness input: xorshift32, blocks of 256 of eight kinds (zeros, outliers, ties, subnormals...). */
-export function referenceInput(n: number): Float32Array {
-  let s = 0x12345678;
-  const next = (): number => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s;
-  };
-  const x = new Float32Array(n);
-  for (let b = 0; b < n; b += 256) {
-    const kind = next() % 8;
-    const scale = 2 ** ((next() % 40) - 30);
-    for (let j = 0; j < 256; j++) {
-      const u = ((next() >>> 8) - 8388608) / 8388608;
-      let v = Math.fround(u * scale);
-      if (kind === 0) v = 0;
-      else if (kind === 1 && j % 32 === 5) v = scale * 64;
-      else if (kind === 2) v = ((next() % 17) - 8) * 0.5 * scale;
-      else if (kind === 3 && j >= 128) v = 0;
-      else if (kind === 4) v = Math.fround(u * 2 ** -140);
-      x[b + j] = v;
-    }
-  }
-  return x;
-}
 
 /** Random super-blocks: random bytes, with the f16 scales drawn from extremes (0, ±65504, subnormals, ±1) half the time. */
 function randomBlocks(rng: Rng, count: number, bytes: number, scaleOffsets: number[]): Uint8Array {

@@ -9,6 +9,7 @@ import { JsBackend } from '../src/backend/js-backend.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { GemmaError } from '../src/errors.js';
 import { ELEMENT_SIZE, f16ToF32, rowBytes, tensorBytes, toFloat32 } from '../src/formats/dtypes.js';
+import { referenceInput } from './helpers.js';
 import {
   BLOCK_LAYOUT, dequantizeRow, f32ToF16, quantizeRow, quantizeRowQ4_0, quantizeRowQ6_K, quantizeRowQ8_0, type BlockType,
 } from '../src/formats/quant.js';
@@ -16,30 +17,6 @@ import {
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const f32bytes = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
 
-/** The harness's input: xorshift32 from 0x12345678, blocks of 256 of eight kinds (zeros, outliers, ties, subnormals...). */
-function referenceInput(n: number): Float32Array {
-  let s = 0x12345678;
-  const next = (): number => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s;
-  };
-  const x = new Float32Array(n);
-  for (let b = 0; b < n; b += 256) {
-    const kind = next() % 8;
-    const scale = 2 ** ((next() % 40) - 30);
-    for (let j = 0; j < 256; j++) {
-      const u = ((next() >>> 8) - 8388608) / 8388608;
-      let v = Math.fround(u * scale);
-      if (kind === 0) v = 0;
-      else if (kind === 1 && j % 32 === 5) v = scale * 64;
-      else if (kind === 2) v = ((next() % 17) - 8) * 0.5 * scale;
-      else if (kind === 3 && j >= 128) v = 0;
-      else if (kind === 4) v = Math.fround(u * 2 ** -140);
-      x[b + j] = v;
-    }
-  }
-  return x;
-}
 
 describe('block layouts', () => {
   test('block sizes match ggml-common.h', () => {
