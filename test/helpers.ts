@@ -4,6 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GemmaError, type GemmaErrorCode } from '../src/errors.js';
+import { Rng } from '../src/generate/rng.js';
 
 /** Repository root (tests run from dist/test/, two levels below it). */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -90,6 +91,27 @@ export function referenceInput(n: number): Float32Array {
       else if (kind === 3 && j >= 128) v = 0;
       else if (kind === 4) v = Math.fround(u * 2 ** -140);
       x[b + j] = v;
+    }
+  }
+  return x;
+}
+
+/**
+ * The K-quant quantizers' hard input (48 super-blocks): scales over 30 decades, all-zero and
+ * subnormal super-blocks, ties, outliers x60 (where x³ overflows float32). ggml-quants.c run
+ * on it gave the digests the tests pin.
+ */
+export function extremeKquantInput(): Float32Array {
+  const rng = new Rng(12);
+  const x = new Float32Array(256 * 48);
+  for (let b = 0; b < 48; b++) {
+    const scale = 10 ** ((b % 16) * 2 - 16);
+    for (let j = 0; j < 256; j++) {
+      const i = b * 256 + j;
+      if (b % 6 === 1) x[i] = 0;
+      else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
+      else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
+      else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
     }
   }
   return x;

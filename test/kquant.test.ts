@@ -18,7 +18,7 @@ import { writeGguf } from '../src/formats/gguf-writer.js';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from './st-writer.js';
-import { referenceInput, throwsGemma } from './helpers.js';
+import { extremeKquantInput, referenceInput, throwsGemma } from './helpers.js';
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const f32bytes = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
@@ -219,18 +219,7 @@ describe('reference quantizers bit for bit with ggml-quants.c', () => {
   });
   test('extreme magnitudes (1e-16 to 1e14 · 60, where x³ overflows float32 and a scale becomes NaN): digests of ggml\'s output', () => {
     // The input of the native C-vs-TypeScript quantizer test; ggml-quants.c run on it gave these.
-    const rng = new Rng(12);
-    const x = new Float32Array(256 * 48);
-    for (let b = 0; b < 48; b++) {
-      const scale = 10 ** ((b % 16) * 2 - 16);
-      for (let j = 0; j < 256; j++) {
-        const i = b * 256 + j;
-        if (b % 6 === 1) x[i] = 0;
-        else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
-        else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
-        else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
-      }
-    }
+    const x = extremeKquantInput();
     assert.equal(sha256(quantizeRowQ4_K(x)), '97249af4b460b54604da79d030bd713f09535d312bb7d0beead016f7d5489b1e');
     assert.equal(sha256(quantizeRowQ6_K(x)), '080368d1e7df0a393a1cadc4b664643e97f78f245072710c7c9bc44b9bbbb7a2');
   });

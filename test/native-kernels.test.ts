@@ -20,6 +20,7 @@ import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { f32ToF16, quantizeRowQ4_0, quantizeRowQ4_K, quantizeRowQ6_K, quantizeRowQ8_0 } from '../src/formats/quant.js';
 import { Q8K_BLOCK_BYTES, quantizeQ8K } from '../src/backend/q8k-activations.js';
 import { Rng } from '../src/generate/rng.js';
+import { extremeKquantInput } from './helpers.js';
 
 const binding = loadNativeBinding();
 const skip = binding instanceof Error ? `native addon not built: ${binding.message.split('\n')[0]}` : false;
@@ -143,19 +144,7 @@ test('activation quantization to Q8_K is bit-identical in C and TypeScript (scal
 });
 
 test('the addon\'s K-quant quantizers write the bytes of the TypeScript ones (ggml\'s quantize_row_q4_K_ref / _q6_K_ref)', { skip }, () => {
-  // Scales over 30 decades, all-zero and subnormal super-blocks, ties, outliers.
-  const rng = new Rng(12);
-  const x = new Float32Array(256 * 48);
-  for (let b = 0; b < 48; b++) {
-    const scale = 10 ** ((b % 16) * 2 - 16);
-    for (let j = 0; j < 256; j++) {
-      const i = b * 256 + j;
-      if (b % 6 === 1) x[i] = 0;
-      else if (b % 6 === 2) x[i] = (rng.nextFloat() - 0.5) * 1e-40;
-      else if (b % 6 === 3) x[i] = (Math.floor(rng.nextFloat() * 17) - 8) * 0.5 * scale;
-      else x[i] = (rng.nextFloat() - 0.5) * scale * (j % 37 === 5 ? 60 : 1);
-    }
-  }
+  const x = extremeKquantInput();
   if (binding instanceof Error) return;
   assert.deepEqual(binding.quantizeKQuant(x, 7), quantizeRowQ4_K(x), 'q4_k');
   assert.deepEqual(binding.quantizeKQuant(x, 8), quantizeRowQ6_K(x), 'q6_k');
