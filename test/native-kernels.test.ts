@@ -9,77 +9,16 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import assert from 'node:assert/strict';
-import { KV_TYPES, kvIndex, type Backend, type KvType, type WeightMatrix } from '../src/backend/backend.js';
+import { KV_TYPES, kvIndex, type Backend, type KvType } from '../src/backend/backend.js';
 import { fromKvBits, toKvBits } from '../src/backend/kv-types.js';
-import { JsBackend } from '../src/backend/js-backend.js';
-import { NativeBackend, loadNativeBinding, nativeMapFile } from '../src/backend/native-backend.js';
+import { nativeMapFile } from '../src/backend/native-backend.js';
 import { quantizeQ8 } from '../src/backend/q8-activations.js';
-import { decodeRow } from '../src/backend/rows.js';
 import { geluTanhMul } from '../src/backend/js-ops.js';
-import { f32ToBf16 } from '../src/formats/dtypes.js';
-import { f32ToF16, quantizeRowQ4_0, quantizeRowQ4_K, quantizeRowQ6_K, quantizeRowQ8_0 } from '../src/formats/quant.js';
+import { quantizeRowQ4_K, quantizeRowQ6_K } from '../src/formats/quant.js';
 import { Q8K_BLOCK_BYTES, quantizeQ8K } from '../src/backend/q8k-activations.js';
 import { Rng } from '../src/generate/rng.js';
 import { extremeKquantInput } from './helpers.js';
-
-const binding = loadNativeBinding();
-const skip = binding instanceof Error ? `native addon not built: ${binding.message.split('\n')[0]}` : false;
-const js = new JsBackend();
-
-function randn(rng: Rng, n: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(rng.nextFloat(), 1e-12);
-    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng.nextFloat()) * scale;
-  }
-  return out;
-}
-
-function makeMatrix(dtype: WeightMatrix['dtype'], rows: number, cols: number, values: Float32Array): WeightMatrix {
-  switch (dtype) {
-    case 'f32':
-      return { dtype, rows, cols, data: new Uint8Array(values.buffer.slice(0)) };
-    case 'bf16':
-    case 'f16': {
-      const u16 = Uint16Array.from(values, (v) => (dtype === 'bf16' ? f32ToBf16(v) : f32ToF16(v)));
-      return { dtype, rows, cols, data: new Uint8Array(u16.buffer) };
-    }
-    case 'q8_0':
-    case 'q4_0':
-    case 'q4_k':
-    case 'q6_k': {
-      const quantize = { q8_0: quantizeRowQ8_0, q4_0: quantizeRowQ4_0, q4_k: quantizeRowQ4_K, q6_k: quantizeRowQ6_K }[dtype];
-      const parts: Uint8Array[] = [];
-      for (let r = 0; r < rows; r++) {
-        const row = values.subarray(r * cols, (r + 1) * cols);
-        parts.push(quantize(row));
-      }
-      const data = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-      let o = 0;
-      for (const p of parts) {
-        data.set(p, o);
-        o += p.length;
-      }
-      return { dtype, rows, cols, data };
-    }
-    default:
-      throw new Error(dtype);
-  }
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return num / Math.max(den, 1e-30);
-}
-
-const native = skip ? undefined : new NativeBackend(binding as Exclude<typeof binding, Error>, 2);
-
-const SHAPES: [number, number, number][] = [[2, 8, 96], [1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
+import { SHAPES, binding, js, makeMatrix, native, randn, relErr, skip } from './native-test-kit.js';
 for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
   test(`matMul ${dtype}: native equals TypeScript on odd sizes`, { skip }, () => {
     const rng = new Rng(42);
@@ -146,9 +85,10 @@ test('activation quantization to Q8_K is bit-identical in C and TypeScript (scal
 test('the addon\'s K-quant quantizers write the bytes of the TypeScript ones (ggml\'s quantize_row_q4_K_ref / _q6_K_ref)', { skip }, () => {
   const x = extremeKquantInput();
   if (binding instanceof Error) return;
-  assert.deepEqual(binding.quantizeKQuant(x, 7), quantizeRowQ4_K(x), 'q4_k');
-  assert.deepEqual(binding.quantizeKQuant(x, 8), quantizeRowQ6_K(x), 'q6_k');
-  assert.throws(() => binding.quantizeKQuant(x.subarray(0, 100), 7), RangeError);
+  const addon = binding;
+  assert.deepEqual(addon.quantizeKQuant(x, 7), quantizeRowQ4_K(x), 'q4_k');
+  assert.deepEqual(addon.quantizeKQuant(x, 8), quantizeRowQ6_K(x), 'q6_k');
+  assert.throws(() => addon.quantizeKQuant(x.subarray(0, 100), 7), RangeError);
 });
 
 // One activation row (decode) streams the weights with its own tile shapes and prefetches;
@@ -177,193 +117,6 @@ test('matMul with one or two activation rows equals the batched product of those
       }
       (binding as { setThreads(n: number): void }).setThreads(2);
     }
-  }
-});
-
-/**
- * Why the x16 kernels cannot run here, or false. They need AVX-512 VNNI (native/kernels-x16.c)
- * or AVX2 (native/kernels-x16-avx2.c) and are not chosen under GEMMA3_NATIVE_KERNELS=generic /
- * norepack: their tests then skip with this reason, visibly, instead of passing under their
- * names on other kernels.
- */
-const x16Skip = skip || (native!.info.x16 ? false
-  : `the x16 kernels did not run: the addon chose '${native!.info.kernels}' kernels without x16 ` +
-    `(${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX2'})`);
-if (!skip && native!.info.x16 && !native!.info.x16Views) {
-  console.warn(`SKIPPED: x16 kernels over the row layout (file-mapping views) need AVX-512 VNNI; the '${native!.info.kernels}' kernels repack instead`);
-}
-if (x16Skip && !skip) console.warn(`SKIPPED: ${x16Skip}`);
-
-/** The x16 layout of native/repack.c written in TypeScript: group g, block b: f16 d[16], then 4-byte lanes of quants. */
-function repackX16(w: WeightMatrix): WeightMatrix {
-  const nb = w.cols / 32;
-  const qbytes = w.dtype === 'q4_0' ? 16 : 32;
-  const block = qbytes + 2;
-  const groupBlock = 32 + 16 * qbytes;
-  const out = new Uint8Array(w.data.length);
-  for (let g = 0; g < w.rows / 16; g++) {
-    for (let b = 0; b < nb; b++) {
-      const d = (g * nb + b) * groupBlock;
-      for (let i = 0; i < 16; i++) {
-        const src = ((g * 16 + i) * nb + b) * block;
-        out[d + 2 * i] = w.data[src]!;
-        out[d + 2 * i + 1] = w.data[src + 1]!;
-        for (let c = 0; c < qbytes / 4; c++) out.set(w.data.subarray(src + 2 + 4 * c, src + 6 + 4 * c), d + 32 + 64 * c + 4 * i);
-      }
-    }
-  }
-  return { dtype: w.dtype, rows: w.rows, cols: w.cols, data: out, layout: 'x16' };
-}
-
-test('the x16 layout\'s TypeScript twins run on every CPU: repacked in TypeScript, every row decodes back; the addon\'s repack gives the same bytes where it has x16', () => {
-  const rng = new Rng(31);
-  for (const dtype of ['q8_0', 'q4_0'] as const) {
-    for (const [rows, cols] of [[16, 32], [48, 160], [32, 2592]] as const) {
-      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
-      const packed = repackX16(w);
-      const ref = new Float32Array(cols);
-      const got = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) {
-        decodeRow(w, r, ref);
-        decodeRow(packed, r, got);
-        assert.deepEqual(got, ref, `${dtype} ${rows}x${cols} row ${r}`);
-      }
-      if (native?.info.x16) assert.deepEqual(native.prepareMatrix(w).data, packed.data, `${dtype} ${rows}x${cols}: addon repack`);
-    }
-  }
-});
-
-test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_KERNELS call for, and an x16 matrix never reaches a CPU without x16', { skip }, () => {
-  const forced = process.env.GEMMA3_NATIVE_KERNELS;
-  const flags = (() => {
-    try {
-      return new Set(/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.split(/\s+/) ?? []);
-    } catch {
-      return undefined;
-    }
-  })();
-  const { kernels, x16 } = native!.info;
-  if (forced === 'generic') assert.equal(kernels, 'generic');
-  if (forced === 'avx2') assert.ok(kernels === 'avx2' || kernels === 'generic', kernels);
-  if (forced === 'generic' || forced === 'norepack') assert.equal(x16, false, `forced ${forced}`);
-  if (forced === 'avx2') assert.equal(x16, kernels === 'avx2', 'AVX2 has its own x16 kernels');
-  if (forced !== undefined) assert.equal(native!.info.x16Views, false, `forced ${forced}: views need AVX-512 VNNI`);
-  if (flags && flags.size > 0 && process.arch === 'x64' && forced === undefined) {
-    const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512_vnni', 'avx2', 'fma', 'f16c'].every((f) => flags.has(f));
-    const avx2 = ['avx2', 'fma', 'f16c'].every((f) => flags.has(f));
-    assert.equal(kernels, avx512 ? 'avx512' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
-    assert.equal(x16, avx2, 'x16 layouts on AVX-512 VNNI and on AVX2');
-    assert.equal(native!.info.x16Views, avx512, 'views in the row layout through the x16 kernel: AVX-512 VNNI only');
-  }
-  assert.equal(native!.servesQuantizedViews, native!.info.x16Views);
-  const rng = new Rng(32);
-  const w = makeMatrix('q8_0', 32, 64, randn(rng, 32 * 64, 0.1));
-  assert.equal(native!.prepareMatrix(w).layout ?? 'rows', x16 ? 'x16' : 'rows');
-  if (!x16) {
-    // A matrix in the x16 layout (made elsewhere) is refused, never multiplied as something else.
-    assert.throws(() => native!.matMul(new Float32Array(32), repackX16(w), new Float32Array(64), 1), /x16 layouts need AVX-512 VNNI/);
-  }
-});
-
-for (const dtype of ['q8_0', 'q4_0'] as const) {
-  test(`matMul ${dtype} in the interleaved x16 layout equals TypeScript on the row layout`, { skip: x16Skip }, () => {
-    const rng = new Rng(11);
-    // Batches 1..9 cover every tile width and a remainder; 70 crosses the 64-row activation chunk.
-    const x16Shapes: [number, number, number][] = [...SHAPES, [1, 16, 32], [3, 32, 96], [8, 48, 160], [9, 16, 64], [70, 32, 64], [5, 16, 2592]];
-    for (const [batch, rows, cols] of x16Shapes) {
-      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
-      const packed = native!.prepareMatrix(w);
-      const inPlace = native!.prepareMatrix({ ...w, data: w.data.slice() }, true);
-      if (packed.layout === 'x16') assert.deepEqual(inPlace.data, packed.data.subarray(0, inPlace.data.length));
-      assert.equal(packed.layout ?? 'rows', rows % 16 === 0 ? 'x16' : 'rows');
-      const x = randn(rng, batch * cols);
-      const a = new Float32Array(batch * rows);
-      const b = new Float32Array(batch * rows);
-      js.matMul(a, w, x, batch);
-      native!.matMul(b, packed, x, batch);
-      const err = relErr(b, a);
-      assert.ok(err < 1e-5, `${dtype} x16 batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
-      // The row layout (a matrix served from a file mapping) runs the same kernel, a group
-      // rearranged at a time: every bit equal.
-      const c = new Float32Array(batch * rows);
-      native!.matMul(c, w, x, batch);
-      if (packed.layout === 'x16' && native!.info.x16Views) assert.deepEqual(c, b, `${dtype} batch ${batch} rows ${rows}: row layout vs x16`);
-      // Embedding lookups read single rows of the packed matrix.
-      const r = rows - 1;
-      const ref = new Float32Array(cols);
-      const got = new Float32Array(cols);
-      decodeRow(w, r, ref);
-      decodeRow(packed, r, got);
-      assert.deepEqual(got, ref);
-    }
-    // Row ranges that start and end inside a group of sixteen: other outputs stay untouched.
-    for (const rows of [13, 48]) {
-      const range = { rowStart: 3, rowEnd: rows - 2, outStride: rows };
-      const w = makeMatrix(dtype, rows, 64, randn(rng, rows * 64, 0.1));
-      const x = randn(rng, 2 * 64);
-      const a = new Float32Array(2 * rows).fill(7);
-      const b = new Float32Array(2 * rows).fill(7);
-      js.matMul(a, w, x, 2, range);
-      native!.matMul(b, native!.prepareMatrix(w), x, 2, range);
-      assert.ok(relErr(b, a) < 1e-5, `rows ${rows}: relative error ${relErr(b, a)}`);
-      const c = new Float32Array(2 * rows).fill(7);
-      native!.matMul(c, w, x, 2, range);
-      if (rows % 16 === 0 && native!.info.x16Views) assert.deepEqual(c, b);
-    }
-  });
-}
-
-// One layout, two instruction sets: a model repacked on an AVX2 machine computes what it computes
-// on an AVX-512 one. A child process with the AVX2 kernels forced multiplies the same matrices.
-const crossIsaSkip = skip || (native!.info.kernels === 'avx512' && native!.info.x16 ? false
-  : `the AVX-512 VNNI x16 kernels are not chosen here ('${native!.info.kernels}' kernels${native!.info.x16 ? '' : ', no x16'}): nothing to compare the AVX2 ones with`);
-test('the AVX2 x16 kernels give the AVX-512 VNNI x16 kernels\' results bit for bit', { skip: crossIsaSkip, timeout: 60_000 }, async () => {
-  const rng = new Rng(77);
-  const cases: { dtype: 'q4_0' | 'q8_0'; rows: number; cols: number; batch: number; w: Uint8Array; x: Float32Array }[] = [];
-  for (const dtype of ['q4_0', 'q8_0'] as const) {
-    for (const [batch, rows, cols] of [[1, 48, 2592], [3, 32, 160], [8, 16, 64], [70, 32, 96], [5, 64, 1024]] as const) {
-      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
-      cases.push({ dtype, rows, cols, batch, w: w.data, x: randn(rng, batch * cols) });
-    }
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'gemma3-isa-'));
-  try {
-    const product = (be: NativeBackend, c: (typeof cases)[number]): Float32Array => {
-      const out = new Float32Array(c.batch * c.rows);
-      be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w.slice() }), c.x, c.batch);
-      return out;
-    };
-    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer).toString('base64') }))));
-    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
-    const child = `
-      import { readFileSync, writeFileSync } from 'node:fs';
-      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
-      const be = new NativeBackend(loadNativeBinding(), 2);
-      if (be.info.kernels !== 'avx2' || !be.info.x16) throw new Error('AVX2 x16 kernels not chosen: ' + JSON.stringify(be.info));
-      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
-      const outs = cases.map((c) => {
-        const w = new Uint8Array(Buffer.from(c.w, 'base64'));
-        const xb = Buffer.from(c.x, 'base64');
-        const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length));
-        const out = new Float32Array(c.batch * c.rows);
-        be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w }), x, c.batch);
-        return Buffer.from(out.buffer).toString('base64');
-      });
-      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
-    const code = await new Promise<number | null>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
-      p.on('exit', resolve);
-    });
-    assert.equal(code, 0, 'the AVX2 child ran');
-    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
-    for (const [i, c] of cases.entries()) {
-      const avx512 = product(native!, c);
-      const b = Buffer.from(outs[i]!, 'base64');
-      const avx2 = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-      assert.deepEqual(avx2, avx512, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 
