@@ -16,26 +16,7 @@
 #include <immintrin.h>
 #include "vecmath.h"
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
-/* Four independent accumulators: a head's dot product is latency-bound with one. */
-static float dot_f32(const float *a, const float *b, int n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
-  int d = 0;
-  for (; d + 32 <= n; d += 32) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), acc1);
-    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 16), _mm256_loadu_ps(b + d + 16), acc2);
-    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 24), _mm256_loadu_ps(b + d + 24), acc3);
-  }
-  for (; d + 8 <= n; d += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc0);
-  const __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_hadd_ps(s, s);
-  s = _mm_hadd_ps(s, s);
-  float r = _mm_cvtss_f32(s);
-  for (; d < n; d++) r += a[d] * b[d];
-  return r;
-}
+#pragma GCC target("avx2,fma,f16c")
 static void axpy_f32(float *y, float a, const float *x, int n) {
   __m256 av = _mm256_set1_ps(a);
   int d = 0;
@@ -77,24 +58,236 @@ static void scale_f32(float *s, int n, float f) {
   for (; j + 8 <= n; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), fv));
   for (; j < n; j++) s[j] *= f;
 }
+
+/* The AVX2 block kernels: as the AVX-512 ones with 8-lane chains (tree: lanes pairwise, then
+   pairs, then the two halves), two rows by four keys at a time. */
+static inline __attribute__((always_inline)) __m256 reduce8_256(const __m256 v[8]) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  /* Lane n holds the sum of v[n]. */
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+static inline __attribute__((always_inline)) __m256 load_kv_256(const void *row, int d, int type) {
+  if (type == KV_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + d)));
+  if (type == KV_BF16)
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + d))), 16));
+  return _mm256_loadu_ps((const float *)row + d);
+}
+
+static inline __attribute__((always_inline)) void scores_2x4_256(const float *const *q, int R, const void *const *k, int nk, int hd,
+                                                                 float scale, float *const *out, int type, size_t pf) {
+  __m256 acc[8];
+  for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; d += 8) {
+    const size_t at = (size_t)d * (type == KV_F32 ? 4 : 2) + pf;
+    if (d % 16 == 0)
+      for (int i = 0; i < 4; i++) _mm_prefetch((const char *)k[i] + at, _MM_HINT_T0);
+    const __m256 k0 = load_kv_256(k[0], d, type), k1 = load_kv_256(k[1], d, type), k2 = load_kv_256(k[2], d, type), k3 = load_kv_256(k[3], d, type);
+    for (int r = 0; r < R; r++) {
+      const __m256 qv = _mm256_loadu_ps(q[r] + d);
+      acc[4 * r] = _mm256_fmadd_ps(qv, k0, acc[4 * r]);
+      acc[4 * r + 1] = _mm256_fmadd_ps(qv, k1, acc[4 * r + 1]);
+      acc[4 * r + 2] = _mm256_fmadd_ps(qv, k2, acc[4 * r + 2]);
+      acc[4 * r + 3] = _mm256_fmadd_ps(qv, k3, acc[4 * r + 3]);
+    }
+  }
+  float sums[8];
+  _mm256_storeu_ps(sums, reduce8_256(acc));
+  for (int r = 0; r < R; r++)
+    for (int kk = 0; kk < nk; kk++) out[r][kk] = sums[4 * r + kk] * scale;
+}
+
+static inline __attribute__((always_inline)) void scores_typed_256(const float *const *q, int rows, const void *const *k, int nk, int hd,
+                                                                   float scale, float *const *out, int type, size_t pf) {
+  for (int r0 = 0; r0 < rows; r0 += 2) {
+    const int R = rows - r0 < 2 ? rows - r0 : 2;
+    for (int k0 = 0; k0 < nk; k0 += 4) {
+      const int n = nk - k0 < 4 ? nk - k0 : 4;
+      const void *kq[4];
+      for (int i = 0; i < 4; i++) kq[i] = k[k0 + (i < n ? i : n - 1)];
+      float *o[2];
+      for (int r = 0; r < R; r++) o[r] = out[r0 + r] + k0;
+      if (R == 2) scores_2x4_256(q + r0, 2, kq, n, hd, scale, o, type, pf);
+      else scores_2x4_256(q + r0, 1, kq, n, hd, scale, o, type, pf);
+    }
+  }
+}
+
+static void scores_block_256(const float *const *q, int rows, const void *const *k, int nk, int hd, float scale, float *const *out, int type, size_t pf) {
+  if (type == KV_F16) scores_typed_256(q, rows, k, nk, hd, scale, out, KV_F16, pf);
+  else if (type == KV_BF16) scores_typed_256(q, rows, k, nk, hd, scale, out, KV_BF16, pf);
+  else scores_typed_256(q, rows, k, nk, hd, scale, out, KV_F32, pf);
+}
+
+static inline __attribute__((always_inline)) void values_rows_256(float *const *acc, const float *const *p, int R, const void *const *v, int nk,
+                                                                  int d, int NV, int type, size_t pf) {
+  __m256 o[2][4];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) o[r][u] = _mm256_loadu_ps(acc[r] + d + 8 * u);
+  for (int j = 0; j < nk; j++) {
+    __m256 vv[4];
+    for (int u = 0; u < NV; u++) {
+      if ((d + 8 * u) % 16 == 0) _mm_prefetch((const char *)v[j] + (size_t)(d + 8 * u) * (type == KV_F32 ? 4 : 2) + pf, _MM_HINT_T0);
+      vv[u] = load_kv_256(v[j], d + 8 * u, type);
+    }
+    for (int r = 0; r < R; r++) {
+      const __m256 pr = _mm256_set1_ps(p[r][j]);
+      for (int u = 0; u < NV; u++) o[r][u] = _mm256_fmadd_ps(pr, vv[u], o[r][u]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) _mm256_storeu_ps(acc[r] + d + 8 * u, o[r][u]);
+}
+
+static inline __attribute__((always_inline)) void values_typed_256(float *const *acc, const float *const *p, int rows, const void *const *v, int nk,
+                                                                   int hd, int type, size_t pf) {
+  for (int r0 = 0; r0 < rows; r0 += 2) {
+    const int R = rows - r0 < 2 ? rows - r0 : 2;
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+      if (R == 2) values_rows_256(acc + r0, p + r0, 2, v, nk, d, 4, type, pf);
+      else values_rows_256(acc + r0, p + r0, 1, v, nk, d, 4, type, pf);
+    }
+    for (; d < hd; d += 8) values_rows_256(acc + r0, p + r0, R, v, nk, d, 1, type, pf);
+  }
+}
+
+static void values_block_256(float *const *acc, const float *const *p, int rows, const void *const *v, int nk, int hd, int type, size_t pf) {
+  if (type == KV_F16) values_typed_256(acc, p, rows, v, nk, hd, KV_F16, pf);
+  else if (type == KV_BF16) values_typed_256(acc, p, rows, v, nk, hd, KV_BF16, pf);
+  else values_typed_256(acc, p, rows, v, nk, hd, KV_F32, pf);
+}
 #pragma GCC pop_options
 
-/* AVX-512 forms of dot and axpy for head sizes that are a multiple of 64 (Gemma 3's 256). */
+/* AVX-512 axpy (head sizes that are a multiple of 16) and the attention block kernels. */
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx2,fma")
-static float dot_f32_512(const float *a, const float *b, int n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
-  for (int d = 0; d < n; d += 64) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d), _mm512_loadu_ps(b + d), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 16), _mm512_loadu_ps(b + d + 16), acc1);
-    acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 32), _mm512_loadu_ps(b + d + 32), acc2);
-    acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + d + 48), _mm512_loadu_ps(b + d + 48), acc3);
-  }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-}
+#pragma GCC target("avx512f,avx2,fma,f16c")
 static void axpy_f32_512(float *y, float a, const float *x, int n) {
   const __m512 av = _mm512_set1_ps(a);
   for (int d = 0; d < n; d += 16) _mm512_storeu_ps(y + d, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + d), _mm512_loadu_ps(y + d)));
+}
+
+/* The block kernels of attention_run. Every score is one 16-lane FMA chain over the head's
+   dimensions, summed by the same halving tree (lane i + i+8, + i+4, + i+2, + i+1) whichever
+   tile, row group or key quad it is computed in, so a query's bits never depend on how the
+   prompt was cut. Sixteen chains at once (four rows by four keys): each load serves four FMAs. */
+static inline __attribute__((always_inline)) __m512 reduce16_512(const __m512 v[16]) {
+  __m512 w[8], x[4], y[2];
+  for (int p = 0; p < 8; p++)
+    w[p] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(v[2 * p], v[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int p = 0; p < 4; p++)
+    x[p] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * p], w[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(w[2 * p], w[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int p = 0; p < 2; p++)
+    y[p] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * p], x[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(x[2 * p], x[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  /* Lane 4g + p holds the sum of v[4p + g]. */
+  return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(y[0], y[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* Sixteen elements from d of a key or value row stored as `type` (kv-types.h), as floats:
+   widening is exact, so converting as the row is read gives a widened row's results. */
+static inline __attribute__((always_inline)) __m512 load_kv_512(const void *row, int d, int type) {
+  if (type == KV_F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + d)));
+  if (type == KV_BF16)
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + d))), 16));
+  return _mm512_loadu_ps((const float *)row + d);
+}
+
+/* out[r][kk] = scale · q[r] · k[kk] for R rows and four keys (the first nk stored). */
+static inline __attribute__((always_inline)) void scores_4x4_512(const float *const *q, int R, const void *const *k, int nk, int hd,
+                                                                 float scale, float *const *out, int type, size_t pf) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+  for (int d = 0; d < hd; d += 16) {
+    const size_t at = (size_t)d * (type == KV_F32 ? 4 : 2) + pf; /* the same bytes of the rows a pass ahead */
+    for (int i = 0; i < 4; i++) _mm_prefetch((const char *)k[i] + at, _MM_HINT_T0);
+    const __m512 k0 = load_kv_512(k[0], d, type), k1 = load_kv_512(k[1], d, type), k2 = load_kv_512(k[2], d, type), k3 = load_kv_512(k[3], d, type);
+    for (int r = 0; r < R; r++) {
+      const __m512 qv = _mm512_loadu_ps(q[r] + d);
+      acc[4 * r] = _mm512_fmadd_ps(qv, k0, acc[4 * r]);
+      acc[4 * r + 1] = _mm512_fmadd_ps(qv, k1, acc[4 * r + 1]);
+      acc[4 * r + 2] = _mm512_fmadd_ps(qv, k2, acc[4 * r + 2]);
+      acc[4 * r + 3] = _mm512_fmadd_ps(qv, k3, acc[4 * r + 3]);
+    }
+  }
+  float sums[16];
+  _mm512_storeu_ps(sums, reduce16_512(acc));
+  for (int r = 0; r < R; r++)
+    for (int kk = 0; kk < nk; kk++) out[r][kk] = sums[4 * kk + r] * scale;
+}
+
+static inline __attribute__((always_inline)) void scores_typed_512(const float *const *q, int rows, const void *const *k, int nk, int hd,
+                                                                   float scale, float *const *out, int type, size_t pf) {
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const int R = rows - r0 < 4 ? rows - r0 : 4;
+    for (int k0 = 0; k0 < nk; k0 += 4) {
+      const int n = nk - k0 < 4 ? nk - k0 : 4;
+      const void *kq[4];
+      for (int i = 0; i < 4; i++) kq[i] = k[k0 + (i < n ? i : n - 1)];
+      float *o[4];
+      for (int r = 0; r < R; r++) o[r] = out[r0 + r] + k0;
+      switch (R) {
+        case 4: scores_4x4_512(q + r0, 4, kq, n, hd, scale, o, type, pf); break;
+        case 3: scores_4x4_512(q + r0, 3, kq, n, hd, scale, o, type, pf); break;
+        case 2: scores_4x4_512(q + r0, 2, kq, n, hd, scale, o, type, pf); break;
+        default: scores_4x4_512(q + r0, 1, kq, n, hd, scale, o, type, pf); break;
+      }
+    }
+  }
+}
+
+static void scores_block_512(const float *const *q, int rows, const void *const *k, int nk, int hd, float scale, float *const *out, int type, size_t pf) {
+  if (type == KV_F16) scores_typed_512(q, rows, k, nk, hd, scale, out, KV_F16, pf);
+  else if (type == KV_BF16) scores_typed_512(q, rows, k, nk, hd, scale, out, KV_BF16, pf);
+  else scores_typed_512(q, rows, k, nk, hd, scale, out, KV_F32, pf);
+}
+
+/* acc[r] += Σ_j p[r][j] · v[j], each element one FMA after another in key order (axpy's
+   arithmetic), for R rows and NV vectors of the head at a time, the sums held in registers. */
+static inline __attribute__((always_inline)) void values_rows_512(float *const *acc, const float *const *p, int R, const void *const *v, int nk,
+                                                                  int d, int NV, int type, size_t pf) {
+  __m512 o[4][4];
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) o[r][u] = _mm512_loadu_ps(acc[r] + d + 16 * u);
+  for (int j = 0; j < nk; j++) {
+    __m512 vv[4];
+    for (int u = 0; u < NV; u++) {
+      _mm_prefetch((const char *)v[j] + (size_t)(d + 16 * u) * (type == KV_F32 ? 4 : 2) + pf, _MM_HINT_T0);
+      vv[u] = load_kv_512(v[j], d + 16 * u, type);
+    }
+    for (int r = 0; r < R; r++) {
+      const __m512 pr = _mm512_set1_ps(p[r][j]);
+      for (int u = 0; u < NV; u++) o[r][u] = _mm512_fmadd_ps(pr, vv[u], o[r][u]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int u = 0; u < NV; u++) _mm512_storeu_ps(acc[r] + d + 16 * u, o[r][u]);
+}
+
+static inline __attribute__((always_inline)) void values_typed_512(float *const *acc, const float *const *p, int rows, const void *const *v, int nk,
+                                                                   int hd, int type, size_t pf) {
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const int R = rows - r0 < 4 ? rows - r0 : 4;
+    int d = 0;
+    for (; d + 64 <= hd; d += 64) {
+      switch (R) {
+        case 4: values_rows_512(acc + r0, p + r0, 4, v, nk, d, 4, type, pf); break;
+        case 3: values_rows_512(acc + r0, p + r0, 3, v, nk, d, 4, type, pf); break;
+        case 2: values_rows_512(acc + r0, p + r0, 2, v, nk, d, 4, type, pf); break;
+        default: values_rows_512(acc + r0, p + r0, 1, v, nk, d, 4, type, pf); break;
+      }
+    }
+    for (; d < hd; d += 16) values_rows_512(acc + r0, p + r0, R, v, nk, d, 1, type, pf);
+  }
+}
+
+static void values_block_512(float *const *acc, const float *const *p, int rows, const void *const *v, int nk, int hd, int type, size_t pf) {
+  if (type == KV_F16) values_typed_512(acc, p, rows, v, nk, hd, KV_F16, pf);
+  else if (type == KV_BF16) values_typed_512(acc, p, rows, v, nk, hd, KV_BF16, pf);
+  else values_typed_512(acc, p, rows, v, nk, hd, KV_F32, pf);
 }
 #pragma GCC pop_options
 #endif
@@ -131,13 +324,6 @@ static double exp_sum_generic(float *scores, int lo, int hi, float max) {
   return sum;
 }
 
-static float dot(const float *a, const float *b, int n) {
-#if defined(__x86_64__)
-  if (have_avx512 && n % 64 == 0) return dot_f32_512(a, b, n);
-  if (have_avx2) return dot_f32(a, b, n);
-#endif
-  return dot_generic(a, b, n);
-}
 static void axpy(float *y, float a, const float *x, int n) {
 #if defined(__x86_64__)
   if (have_avx512 && n % 16 == 0) {
@@ -176,21 +362,6 @@ static void row_scale(float *s, int n, float f) {
   for (int j = 0; j < n; j++) s[j] *= f;
 }
 
-/* Row of `slot` for key/value head `kvh` in the blocked cache layout (attention.h), as floats:
-   the cache's own memory for KV_F32, else `scratch` with the row widened into it. `raw` is
-   where the stored row lies (for prefetching). */
-static inline const float *kv_row(const attention_args *a, const void *base, int slot, int kvh, float *scratch, const char **raw) {
-  const size_t at = kv_index((size_t)slot, kvh, a->num_kv_heads, a->head_dim, a->block_shift);
-  if (a->kv_type == KV_F32) {
-    *raw = (const char *)((const float *)base + at);
-    return (const float *)base + at;
-  }
-  const uint16_t *row = (const uint16_t *)base + at;
-  *raw = (const char *)row;
-  kv_widen(scratch, row, a->head_dim, a->kv_type);
-  return scratch;
-}
-
 void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, const float *v, int ring, int block_shift, int start, int T,
                   int num_kv_heads, int head_dim) {
   const size_t kv_dim = (size_t)num_kv_heads * head_dim, row = (size_t)head_dim * 4;
@@ -217,7 +388,6 @@ void write_kv_run(void *cache_k, void *cache_v, int kv_type, const float *k, con
 /* Queries per tile (at most): every key and value row read serves this many tokens' group of
    query heads. Keys per block: the unit of the online softmax, aligned to absolute positions. */
 #define ATTN_TILE 16
-#define ATTN_PREFETCH_ROWS 4
 #define ATTN_BLOCK 64
 
 /* The largest scratch one thread has taken for attention_run since the last reset (bytes). */
@@ -249,29 +419,70 @@ static void key_range(const attention_args *a, int t, int *lo_out, int *hi_out) 
   *hi_out = hi;
 }
 
-/* The key or value row of position j for head kvh: the chunk's own for positions from `start`,
-   else the cache's at `slot` (widened into `one` for a 16-bit type). */
-static inline const float *row_at(const attention_args *a, const void *cache, const float *chunk, int kvh, int j, int slot, float *one) {
-  const int hd = a->head_dim;
-  if (j >= a->start) {
-    const float *r = chunk + (size_t)(j - a->start) * a->num_kv_heads * hd + (size_t)kvh * hd;
-    for (int l = 0; l < hd * 4; l += 64) __builtin_prefetch((const char *)r + ATTN_PREFETCH_ROWS * hd * 4 + l);
-    return r;
-  }
-  const char *raw;
-  const float *r = kv_row(a, cache, slot, kvh, one, &raw);
-  /* Rows ahead of this one, in the order they will be read: keeps the stream going. */
-  const int row_bytes = hd * (int)kv_element_bytes(a->kv_type);
-  for (int l = 0; l < row_bytes; l += 64) __builtin_prefetch(raw + ATTN_PREFETCH_ROWS * row_bytes + l);
-  return r;
+/* The kernel family for a head size: 2 AVX-512, 1 AVX2, 0 generic C. Fixed per model and CPU,
+   so the prompt and decode paths always share their arithmetic. */
+static int block_level(int hd) {
+#if defined(__x86_64__)
+  if (have_avx512 && hd % 16 == 0) return 2;
+  if (have_avx2 && hd % 8 == 0) return 1;
+#endif
+  (void)hd;
+  return 0;
 }
+
+/* out[r][kk] = scale · q[r] · k[kk], rows r < rows, keys kk < nk. */
+/* Key rows k[kk] are stored as `type`; generic C reads them widened to floats (type KV_F32). */
+/* pf: how far ahead (bytes) the rows of the next pass lie, for prefetching as the kernels read. */
+static void scores_block(int level, const float *const *q, int rows, const void *const *k, int nk, int hd, float scale, float *const *out, int type,
+                         size_t pf) {
+#if defined(__x86_64__)
+  if (level == 2) {
+    scores_block_512(q, rows, k, nk, hd, scale, out, type, pf);
+    return;
+  }
+  if (level == 1) {
+    scores_block_256(q, rows, k, nk, hd, scale, out, type, pf);
+    return;
+  }
+#endif
+  (void)level;
+  (void)type;
+  (void)pf;
+  for (int r = 0; r < rows; r++)
+    for (int kk = 0; kk < nk; kk++) out[r][kk] = dot_generic(q[r], (const float *)k[kk], hd) * scale;
+}
+
+/* acc[r] += Σ_j p[r][j] · v[j], keys in order. */
+static void values_block(int level, float *const *acc, const float *const *p, int rows, const void *const *v, int nk, int hd, int type, size_t pf) {
+#if defined(__x86_64__)
+  if (level == 2) {
+    values_block_512(acc, p, rows, v, nk, hd, type, pf);
+    return;
+  }
+  if (level == 1) {
+    values_block_256(acc, p, rows, v, nk, hd, type, pf);
+    return;
+  }
+#endif
+  (void)level;
+  (void)type;
+  (void)pf;
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < nk; j++) axpy_generic(acc[r], p[r][j], (const float *)v[j], hd);
+}
+
+/* Keys (or values) handled per pass: their float rows (widened for a 16-bit cache) stay in L1
+   while every row of the tile uses them. */
+#define ATTN_PASS 16
 
 /* Flash-attention style: a work item is one key/value head and a tile of queries; keys and
    values stream once per tile, block by block (ATTN_BLOCK positions, aligned to absolute
    positions), and each query row keeps a running max, sum and output (online softmax). Scratch
    is O(tile x block + tile x head_dim) per thread, whatever the prompt length. A query's
    arithmetic depends only on its own key range and the blocks' fixed boundaries, never on its
-   tile or on how the prompt was cut into chunks. */
+   tile or on how the prompt was cut into chunks: the block kernels compute each score and each
+   output element the same way in every row group, and a key outside a row's range adds
+   0 · v (exactly nothing) to its output. */
 /* One query row's online-softmax step for the keys s[from..to] of a block (scores, replaced by
    their exps): a larger max rescales the row's earlier output and sum; the block's exps join the sum. */
 static void online_step(float *s, int from, int to, float *max, double *sum, float *o, int hd) {
@@ -288,6 +499,44 @@ static void online_step(float *s, int from, int to, float *max, double *sum, flo
   *sum += exp_sum(s, from, to, *max);
 }
 
+/* Rows of positions j0..j0+n-1 for head kvh (keys or values), all from the chunk (floats) or
+   all from the cache: as stored for the SIMD kernels (which convert as they read), widened
+   into `buf` (n rows) for generic C. Returns the rows' type. */
+static int pass_rows(const attention_args *a, const void *cache, const float *chunk, int kvh, int j0, int n, int slot, int level, float *buf,
+                     const void **rows) {
+  const int hd = a->head_dim;
+  if (j0 >= a->start) {
+    for (int i = 0; i < n; i++) rows[i] = chunk + (size_t)(j0 + i - a->start) * a->num_kv_heads * hd + (size_t)kvh * hd;
+    return KV_F32;
+  }
+  const size_t element = kv_element_bytes(a->kv_type);
+  for (int i = 0; i < n; i++) {
+    const char *raw = (const char *)cache + kv_index((size_t)slot, kvh, a->num_kv_heads, hd, a->block_shift) * element;
+    if (level > 0 || a->kv_type == KV_F32) rows[i] = raw;
+    else {
+      kv_widen(buf + (size_t)i * hd, (const uint16_t *)raw, hd, a->kv_type);
+      rows[i] = buf + (size_t)i * hd;
+    }
+    if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
+  }
+  return level > 0 ? a->kv_type : KV_F32;
+}
+
+/* Keys of the pass from js (at most ATTN_PASS, up to j1): never across the chunk's start, so a
+   pass reads one kind of row. */
+/* Bytes from a row of the pass at js to the same row a pass later (within a cache block or the
+   chunk; elsewhere a prefetch that misses does no harm). */
+static size_t pass_ahead(const attention_args *a, int js) {
+  const size_t hd = (size_t)a->head_dim;
+  return js >= a->start ? ATTN_PASS * (size_t)a->num_kv_heads * hd * 4 : ATTN_PASS * hd * kv_element_bytes(a->kv_type);
+}
+
+static int pass_length(const attention_args *a, int js, int j1) {
+  int n = j1 - js + 1 < ATTN_PASS ? j1 - js + 1 : ATTN_PASS;
+  if (js < a->start && js + n > a->start) n = a->start - js;
+  return n;
+}
+
 static void attention_job_fn(void *p, int thread) {
   attention_job *job = (attention_job *)p;
   const attention_args *a = job->a;
@@ -296,19 +545,26 @@ static void attention_job_fn(void *p, int thread) {
   if (item < 0) return; /* nothing left: no scratch to allocate */
   const int hd = a->head_dim;
   const int q_dim = a->num_heads * hd;
+  const int level = block_level(hd);
   const int rows_max = job->tile * group;
-  const size_t floats = (size_t)rows_max * ATTN_BLOCK + (size_t)rows_max * hd + (size_t)rows_max + hd;
-  const size_t bytes = sizeof(float) * floats + sizeof(double) * (size_t)rows_max + sizeof(int) * 3 * (size_t)rows_max;
+  const size_t floats = (size_t)rows_max * ATTN_BLOCK + (size_t)rows_max * hd + (size_t)rows_max + (size_t)ATTN_PASS * hd;
+  const size_t pointers = (size_t)4 * rows_max + 2 * ATTN_PASS;
+  const size_t bytes = sizeof(double) * (size_t)rows_max + sizeof(void *) * pointers + sizeof(float) * floats + sizeof(int) * 3 * (size_t)rows_max;
   char *scratch = (char *)malloc(bytes);
   if (!scratch) return; /* the caller sees no output written; cannot happen at these sizes */
   for (size_t seen = atomic_load(&scratch_peak); bytes > seen && !atomic_compare_exchange_weak(&scratch_peak, &seen, bytes);) {
   }
-  double *sum = (double *)scratch;                       /* [rows] running softmax denominators */
-  float *scores = (float *)(sum + rows_max);              /* [rows][ATTN_BLOCK] */
+  double *sum = (double *)scratch;                        /* [rows] running softmax denominators */
+  const float **q_of = (const float **)(sum + rows_max);  /* [rows] each active row's query */
+  float **score_of = (float **)(q_of + rows_max);         /* [rows] where its scores for this pass go */
+  float **acc_of = score_of + rows_max;                   /* [rows] its running output */
+  const float **p_of = (const float **)(acc_of + rows_max); /* [rows] its exps for this pass */
+  const void **kv_rows = (const void **)(p_of + rows_max); /* [ATTN_PASS] key or value rows of a pass */
+  float *scores = (float *)(kv_rows + 2 * ATTN_PASS);    /* [rows][ATTN_BLOCK] */
   float *acc = scores + (size_t)rows_max * ATTN_BLOCK;    /* [rows][hd] running outputs */
   float *max = acc + (size_t)rows_max * hd;               /* [rows] running maxima */
-  float *one = max + rows_max;                            /* [hd] a 16-bit cache row widened */
-  int *active = (int *)(one + hd);                        /* rows with keys in the block */
+  float *widened = max + rows_max;                        /* [ATTN_PASS][hd] 16-bit cache rows widened */
+  int *active = (int *)(widened + (size_t)ATTN_PASS * hd); /* rows with keys in the block */
   int *row_from = active + rows_max, *row_to = row_from + rows_max;
   int lo[ATTN_TILE], hi[ATTN_TILE];
   /* Head-major order: consecutive items read the same head's keys and values, which stay in cache. */
@@ -327,47 +583,52 @@ static void attention_job_fn(void *p, int thread) {
       sum[x] = 0.0;
     }
     memset(acc, 0, sizeof(float) * (size_t)nq * group * hd);
-    /* Query row x = r * group + g: token t0 + r, head kvh * group + g (the group's heads are adjacent). */
-#define QROW(x) (a->q + (size_t)(t0 + (x) / group) * q_dim + ((size_t)kvh * group + (x) % group) * hd)
     for (int b0 = tile_lo - tile_lo % ATTN_BLOCK; b0 <= tile_hi; b0 += ATTN_BLOCK) {
       const int j0 = b0 > tile_lo ? b0 : tile_lo;
       const int j1 = b0 + ATTN_BLOCK - 1 < tile_hi ? b0 + ATTN_BLOCK - 1 : tile_hi;
-      /* Each query's keys within the block; none: its state stays as it is. */
+      /* Each query's keys within the block; none: its state stays as it is. Row x = r * group + g
+         is token t0 + r, head kvh * group + g (the group's heads are adjacent). */
       int n_active = 0;
       for (int r = 0; r < nq; r++) {
         const int from = lo[r] > j0 ? lo[r] : j0, to = hi[r] < j1 ? hi[r] : j1;
         if (from > to) continue;
         for (int g = 0; g < group; g++) {
           const int x = r * group + g;
+          q_of[n_active] = a->q + (size_t)(t0 + r) * q_dim + ((size_t)kvh * group + g) * hd;
+          acc_of[n_active] = acc + (size_t)x * hd;
           active[n_active++] = x;
           row_from[x] = from;
           row_to[x] = to;
         }
       }
-      /* Each key and value row is read (and widened) once for all the rows that see it. */
+      if (n_active == 0) continue;
       const int first_slot = a->ring > 0 ? j0 % a->ring : j0;
-      for (int j = j0, slot = first_slot; j <= j1; j++) {
-        const float *k = row_at(a, a->cache_k, a->k_chunk, kvh, j, slot, one);
-        if (++slot == a->ring) slot = 0; /* slots advance with positions, no division per key */
-        for (int i = 0; i < n_active; i++) {
-          const int x = active[i];
-          if (j >= row_from[x] && j <= row_to[x]) scores[(size_t)x * ATTN_BLOCK + (j - b0)] = dot(QROW(x), k, hd) * a->scale;
-        }
+      /* Scores of every active row for the block's keys, a pass of keys at a time; each key row
+         is read (and widened) once for all the rows. Keys outside a row's range are computed
+         and never used. */
+      for (int js = j0, n; js <= j1; js += n) {
+        n = pass_length(a, js, j1);
+        const int slot = a->ring > 0 ? (first_slot + (js - j0)) % a->ring : js;
+        const int type = pass_rows(a, a->cache_k, a->k_chunk, kvh, js, n, slot, level, widened, kv_rows);
+        for (int i = 0; i < n_active; i++) score_of[i] = scores + (size_t)active[i] * ATTN_BLOCK + (js - b0);
+        scores_block(level, q_of, n_active, kv_rows, n, hd, a->scale, score_of, type, pass_ahead(a, js));
       }
       for (int i = 0; i < n_active; i++) {
         const int x = active[i];
-        online_step(scores + (size_t)x * ATTN_BLOCK, row_from[x] - b0, row_to[x] - b0, &max[x], &sum[x], acc + (size_t)x * hd, hd);
+        float *s = scores + (size_t)x * ATTN_BLOCK;
+        online_step(s, row_from[x] - b0, row_to[x] - b0, &max[x], &sum[x], acc + (size_t)x * hd, hd);
+        /* Keys outside the row's range weigh nothing in the values pass. */
+        for (int j = j0; j < row_from[x]; j++) s[j - b0] = 0.0f;
+        for (int j = row_to[x] + 1; j <= j1; j++) s[j - b0] = 0.0f;
       }
-      for (int j = j0, slot = first_slot; j <= j1; j++) {
-        const float *v = row_at(a, a->cache_v, a->v_chunk, kvh, j, slot, one);
-        if (++slot == a->ring) slot = 0;
-        for (int i = 0; i < n_active; i++) {
-          const int x = active[i];
-          if (j >= row_from[x] && j <= row_to[x]) axpy(acc + (size_t)x * hd, scores[(size_t)x * ATTN_BLOCK + (j - b0)], v, hd);
-        }
+      for (int js = j0, n; js <= j1; js += n) {
+        n = pass_length(a, js, j1);
+        const int slot = a->ring > 0 ? (first_slot + (js - j0)) % a->ring : js;
+        const int type = pass_rows(a, a->cache_v, a->v_chunk, kvh, js, n, slot, level, widened, kv_rows);
+        for (int i = 0; i < n_active; i++) p_of[i] = scores + (size_t)active[i] * ATTN_BLOCK + (js - b0);
+        values_block(level, acc_of, p_of, n_active, kv_rows, n, hd, type, pass_ahead(a, js));
       }
     }
-#undef QROW
     for (int r = 0; r < nq; r++) {
       float *o = a->out + (size_t)(t0 + r) * q_dim + (size_t)kvh * group * hd;
       for (int g = 0; g < group; g++) {
