@@ -1,8 +1,9 @@
 // Continuous batching. Each active sequence owns a KvCache and a Reply; every step
 //   1. admits waiting sequences while fewer than `parallel` are active,
 //   2. runs ONE decoder step (the weights are read once for all of it) holding the next token of
-//      every decoding sequence and prompt chunks of newly admitted ones (up to `prefillBudget`
-//      prompt tokens a step), and feeds each logits row to that sequence's Reply.
+//      every decoding sequence and prompt chunks of newly admitted ones (up to the work of
+//      `prefillBudget` prompt tokens at depth 0 a step: fewer tokens deep in a long prompt,
+//      prefill-cost.ts), and feeds each logits row to that sequence's Reply.
 // New sequences join between steps; a cancelled one leaves at once and its cache goes back to
 // the pool. Synchronous math, driven by an async loop that yields to the event loop between
 // steps so that submissions and cancellations arrive.
@@ -14,6 +15,7 @@ import type { Gemma3TextDecoder, Segment } from '../model/gemma3-text.js';
 import { Prompt } from '../model/prompt.js';
 import type { KvCache, RingSnapshot } from '../model/kv-cache.js';
 import { imageKeysOf, MIN_CHECKPOINT_TOKENS, PromptCache, type ImageKey } from './prompt-cache.js';
+import { prefillTokensAt } from './prefill-cost.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { DoneData } from './protocol.js';
 
@@ -242,11 +244,15 @@ export class Scheduler {
       if (budget <= 0) break;
       if (seq.next >= 0 || !seq.cache) continue;
       const begin = seq.prefilled;
+      // Deep in a long prompt a token costs more (attention): the chunk shrinks so the step, which
+      // every decoding stream waits for, takes about as long as at the start.
+      const atDepth = prefillTokensAt(this.decoder.config, begin, this.prefillBudget);
+      const tokens = Math.max(1, Math.floor((budget * atDepth) / this.prefillBudget));
       // A chunk ends where a ring snapshot is due, so the snapshot holds exactly that prefix.
-      const end = seq.checkpointAt > begin ? Math.min(seq.checkpointAt, seq.prompt.chunkEnd(begin, budget)) : seq.prompt.chunkEnd(begin, budget);
+      const end = seq.checkpointAt > begin ? Math.min(seq.checkpointAt, seq.prompt.chunkEnd(begin, tokens)) : seq.prompt.chunkEnd(begin, tokens);
       const last = end === seq.prompt.length;
       work.push({ seq, segment: { cache: seq.cache, input: seq.prompt.slice(begin, end), logits: last ? 'last' : 'none' }, end });
-      budget -= end - begin;
+      budget -= ((end - begin) * this.prefillBudget) / atDepth; // the budget counts work, in tokens at depth 0
     }
     if (work.length === 0) return;
     const started = performance.now();
