@@ -1,11 +1,13 @@
 // One benchmark run of our engine in its own process (so peak RSS and load time are its own):
 // load a GGUF, answer the first token of a short prompt, then prompt-N and decode-M timings.
-// Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS [KV_TYPE]
+// Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS [KV_TYPE] [CONTEXT]
+// CONTEXT: the context to load with (default: the prompt and decode tokens, and a little room).
+import { statSync } from 'node:fs';
 import { KV_TYPES, type KvType } from '../src/backend/backend.js';
 import { load } from '../src/index.js';
 import { benchPrompt, peakRssMb } from './common.js';
 
-const [model, promptArg, decodeArg, threadsArg, kvTypeArg] = process.argv.slice(2);
+const [model, promptArg, decodeArg, threadsArg, kvTypeArg, contextArg] = process.argv.slice(2);
 const promptTokens = Number(promptArg);
 const decodeTokens = Number(decodeArg);
 const threads = Number(threadsArg);
@@ -13,14 +15,15 @@ const threads = Number(threadsArg);
 const t0 = performance.now();
 const kvType = (kvTypeArg ?? 'f32') as KvType;
 if (!KV_TYPES.includes(kvType)) throw new Error(`KV_TYPE takes ${KV_TYPES.join(', ')}, got ${kvTypeArg}`);
-const m = await load(model!, { backend: 'native', threads, contextLength: promptTokens + decodeTokens + 32, kvType });
+const contextLength = contextArg ? Number(contextArg) : promptTokens + decodeTokens + 32;
+const m = await load(model!, { backend: 'native', threads, contextLength, kvType });
 const decoder = m.decoder;
 // Time to the first token of a short prompt (what a user waits for after starting).
 const warm = decoder.createCache(64);
 decoder.forward({ ids: benchPrompt(16) }, warm, { logits: 'last' });
 const loadS = (performance.now() - t0) / 1000;
 
-const cache = decoder.createCache(promptTokens + decodeTokens + 1);
+const cache = decoder.createCache(contextArg ? contextLength : promptTokens + decodeTokens + 1);
 const prompt = benchPrompt(promptTokens);
 let t = performance.now();
 let logits = decoder.forward({ ids: prompt }, cache, { logits: 'last' });
@@ -36,5 +39,14 @@ for (let i = 0; i < decodeTokens; i++) {
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
 const info = (decoder.backend as { info?: { kernels: string; x16: boolean } }).info;
 const isa = info ? `${info.kernels} kernels${info.x16 ? ', x16 layouts' : ''}` : 'unknown';
-console.log(JSON.stringify({ engine: 'gemma3', kv_type: kvType, prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
+// What one decode step reads at the end: every weight once (the tied embedding is the output
+// head) and the cached keys and values each layer sees (the window on sliding layers).
+const depth = promptTokens + decodeTokens;
+const text = m.config.text;
+const kvBytesPerToken = text.layerTypes.reduce((sum, type) => sum + (type === 'sliding' ? Math.min(depth, text.slidingWindow) : depth), 0) *
+  text.numKvHeads * text.headDim * 2 * (kvType === 'f32' ? 4 : 2);
+console.log(JSON.stringify({
+  engine: 'gemma3', kv_type: kvType, context: contextLength, prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa,
+  weight_bytes_per_token: statSync(model!).size, kv_bytes_per_token: kvBytesPerToken,
+}));
 m.dispose();

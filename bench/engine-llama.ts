@@ -1,10 +1,10 @@
 // One benchmark run of llama.cpp through node-llama-cpp (CPU only) in its own process, with the
-// same measurements as engine-gemma3.ts. Usage: node engine-llama.js MODEL PROMPT DECODE THREADS
+// same measurements as engine-gemma3.ts. Usage: node engine-llama.js MODEL PROMPT DECODE THREADS [CONTEXT]
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { benchPrompt, peakRssMb } from './common.js';
 import { getAvx2Llama } from './llama-avx2.js';
 
-const [model, promptArg, decodeArg, threadsArg] = process.argv.slice(2);
+const [model, promptArg, decodeArg, threadsArg, contextArg] = process.argv.slice(2);
 const promptTokens = Number(promptArg);
 const decodeTokens = Number(decodeArg);
 const threads = Number(threadsArg);
@@ -23,7 +23,10 @@ for await (const _ of warmSeq.evaluate(warmTokens, { temperature: 0 })) break;
 const loadS = (performance.now() - t0) / 1000;
 await warmCtx.dispose();
 
-const ctx = await loaded.createContext({ contextSize: promptTokens + decodeTokens + 32, threads, batchSize: promptTokens });
+// Batches of at most 512 tokens, llama.cpp's default micro-batch (node-llama-cpp makes the
+// micro-batch the batch: a 32K batch would hold 32K tokens' activations at once).
+const contextSize = contextArg ? Number(contextArg) : promptTokens + decodeTokens + 32;
+const ctx = await loaded.createContext({ contextSize, threads, batchSize: Math.min(promptTokens, 512) });
 const seq = ctx.getSequence();
 const prompt = benchPrompt(promptTokens) as any[];
 let t = performance.now();
@@ -36,6 +39,6 @@ t = performance.now();
 for (let i = 0; i < decodeTokens; i++) await iterator.next();
 const decodeTps = decodeTokens / ((performance.now() - t) / 1000);
 await iterator.return?.(undefined);
-console.log(JSON.stringify({ engine: 'node-llama-cpp', prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
+console.log(JSON.stringify({ engine: 'node-llama-cpp', context: contextSize, prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa }));
 await ctx.dispose();
 await loaded.dispose();

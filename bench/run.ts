@@ -1,6 +1,9 @@
-// npm run bench [-- --json] [--weights bf16,q8_0,q4_0] [--rounds N] [--threads N] [--prompt N] [--decode N]
+// npm run bench [-- --json] [--weights bf16,q8_0,q4_0 | none] [--rounds N] [--threads N] [--prompt N] [--decode N]
 //               [--skip-llama] [--skip-vision] [--vision-backend native|js] [--vision-layers N] [--cache DIR]
-//               [--isa avx2]
+//               [--isa avx2] [--long 8192,32768] [--max-context 131072] [--follow-up]
+// --long, --max-context, --follow-up (on the Q4_0 file): prompts of those lengths with decode
+// right after them (bench/long-prompt.ts), both engines loaded with that context and a 512-token
+// prompt, and the server's follow-up turn over a 4,000-token conversation (bench/prompt-cache.ts).
 // --isa avx2: our AVX2 kernels forced (GEMMA3_NATIVE_KERNELS=avx2) against llama.cpp built without
 // AVX-512 (bench/llama-avx2.ts builds it once), to measure the AVX2 class on an AVX-512 machine.
 // Our engine against llama.cpp (node-llama-cpp) on the same synthetic 4B-shaped GGUFs, each run
@@ -21,11 +24,12 @@ const { values } = parseArgs({
     json: { type: 'boolean' }, weights: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' },
     prompt: { type: 'string' }, decode: { type: 'string' }, 'skip-llama': { type: 'boolean' }, 'skip-vision': { type: 'boolean' },
     cache: { type: 'string' }, 'vision-backend': { type: 'string' }, 'vision-layers': { type: 'string' }, isa: { type: 'string' },
+    long: { type: 'string' }, 'max-context': { type: 'string' }, 'follow-up': { type: 'boolean' },
   },
 });
 if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa takes avx2 (the only class that can be forced), got ${values.isa}`);
 const forceAvx2 = values.isa === 'avx2';
-const weights = (values.weights ?? 'bf16,q8_0,q4_0').split(',') as BenchWeights[];
+const weights = (values.weights === 'none' ? [] : (values.weights ?? 'bf16,q8_0,q4_0').split(',')) as BenchWeights[];
 const rounds = Number(values.rounds ?? 3);
 const threads = Number(values.threads ?? 2);
 const promptTokens = Number(values.prompt ?? 512);
@@ -33,7 +37,7 @@ const decodeTokens = Number(values.decode ?? 128);
 const cacheDir = values.cache ?? join(REPO_ROOT, 'bench', '.cache');
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
-interface Row { weights: string; engine: string; prompt_tps: number; decode_tps: number; peak_rss_mb: number; load_s: number; isa?: string }
+interface Row { weights: string; engine: string; prompt_tps: number; decode_tps: number; peak_rss_mb: number; load_s: number; isa?: string; [more: string]: unknown }
 
 function runEngine(engine: 'gemma3' | 'node-llama-cpp', model: string): Row | null {
   const script = join(REPO_ROOT, 'dist', 'bench', engine === 'gemma3' ? 'engine-gemma3.js' : 'engine-llama.js');
@@ -135,4 +139,40 @@ if (!values['skip-vision']) {
   const visionBackend = values['vision-backend'] === 'js' ? 'js' : 'native';
   await benchVision(threads, log, visionBackend, values['vision-layers'] ? Number(values['vision-layers']) : undefined);
 }
+rows.push(...deepRows());
 if (values.json) console.log(JSON.stringify({ rows }));
+
+/** Runs a bench script with --json and returns its JSON lines. */
+function jsonLines(script: string, args: string[]): Record<string, unknown>[] {
+  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'bench', script), ...args, '--json'], {
+    encoding: 'utf8', timeout: 4 * 3600_000, maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'],
+    env: forceAvx2 ? { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2', LLAMA_AVX2: '1' } : process.env,
+  });
+  const lines = r.stdout.split('\n');
+  process.stdout.write(lines.filter((l) => !l.startsWith('{')).join('\n'));
+  if (r.status !== 0) log(`${script} exited with ${r.status}${r.signal ? ` (${r.signal})` : ''}`);
+  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The long-context rows (issue 12): long prompts and deep decode, a large context, the follow-up turn. */
+function deepRows(): Row[] {
+  if (!values.long && !values['max-context'] && !values['follow-up']) return [];
+  const model = ensureSynthetic4b('q4_0', cacheDir, log);
+  const out: Row[] = [];
+  const asRow = (kind: string, r: Record<string, unknown>): Row => ({ ...(r as unknown as Row), kind, weights: 'Q4_0' });
+  if (values.long) {
+    console.log(`\nLong prompts on the Q4_0 file, then ${32} tokens of decode at that depth (our KV f16, llama.cpp's F16):`);
+    out.push(...jsonLines('long-prompt.js', [model, '--prompts', values.long, '--threads', String(threads), '--kv-type', 'f16']).map((r) => asRow('long', r)));
+  }
+  if (values['max-context']) {
+    console.log(`\nBoth engines loaded with a ${values['max-context']}-token context (KV f16 / F16), a 512-token prompt:`);
+    out.push(...jsonLines('long-prompt.js', [model, '--prompts', '512', '--decode', '16', '--context', values['max-context'], '--threads', String(threads), '--kv-type', 'f16'])
+      .map((r) => asRow('context', r)));
+  }
+  if (values['follow-up']) {
+    console.log('\nThe server\'s prompt cache on the Q4_0 file: a follow-up turn after a 4,000-token conversation (openai client, HTTP):');
+    out.push(...jsonLines('prompt-cache.js', ['--model', model, '--history', '4000', '--rounds', String(rounds)])
+      .map((r) => ({ ...asRow('follow_up', r), engine: 'gemma3', prompt_tps: 0, decode_tps: 0, peak_rss_mb: 0, load_s: 0 })));
+  }
+  return out;
+}
