@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { collect, load, type GenerationResult } from '../src/index.js';
 import { Scheduler } from '../src/server/scheduler.js';
+import { prefillTokensAt } from '../src/server/prefill-cost.js';
 import type { DoneData } from '../src/server/protocol.js';
 import { fixturePath } from './helpers.js';
 
@@ -122,4 +123,41 @@ test('generation ends with length when the context is full', async () => {
   assert.equal(done.finishReason, 'length');
   assert.equal(done.promptTokens + done.completionTokens, 17); // the last token needs no cache slot
   assert.throws(() => h.scheduler.add(2, Array(16).fill(1000), greedy(4)), RangeError);
+});
+
+test('a long prompt is read in chunks that shrink with depth while another stream gets a token every step', async () => {
+  const steps: { decode: number; chunks: { depth: number; tokens: number }[] }[] = [];
+  const decoder = model.decoder;
+  const step = decoder.step.bind(decoder);
+  decoder.step = (segments, into) => {
+    steps.push({
+      decode: segments.filter((s) => s.input.ids.length === 1 && s.cache.length > 0 && s.logits === 'last').length,
+      chunks: segments.filter((s) => s.input.ids.length > 1).map((s) => ({ depth: s.cache.length, tokens: s.input.ids.length })),
+    });
+    return step(segments, into);
+  };
+  try {
+    const budget = 48;
+    const h = harness({ parallel: 2, context: 512, prefillBudget: budget });
+    h.scheduler.add(1, model.chatIds([{ role: 'user', content: 'Hello!' }]), greedy(60));
+    await new Promise((r) => setTimeout(r, 50)); // the first stream is decoding
+    const longIds = [2, ...Array.from({ length: 399 }, (_, i) => 1000 + ((i * 7919) % 5000))];
+    h.scheduler.add(2, longIds, greedy(2));
+    await h.finished([1, 2]);
+    const prefill = steps.filter((s) => s.chunks.some((c) => c.depth > 0 || c.tokens > 20));
+    const longChunks = prefill.flatMap((s) => s.chunks).filter((c) => c.tokens > 1);
+    assert.equal(longChunks.reduce((n, c) => n + c.tokens, 0) >= 399, true, 'the long prompt was read');
+    // Each chunk is what the work budget allows at its depth, so chunks shrink as the prompt deepens.
+    for (const c of longChunks) {
+      if (c.depth + c.tokens < longIds.length) assert.equal(c.tokens, prefillTokensAt(decoder.config, c.depth, budget), `chunk at depth ${c.depth}`);
+    }
+    assert.ok(longChunks.at(-2)!.tokens < longChunks[0]!.tokens, `chunks ${longChunks.map((c) => c.tokens)}`);
+    // The other stream was never held back: every step that read the long prompt also decoded it, while it ran.
+    const doneAt = h.out.get(1)!.tokens;
+    assert.ok(doneAt >= 20, 'the first stream kept generating');
+    const whileBoth = prefill.filter((s) => s.chunks.some((c) => c.depth > 0)).slice(0, Math.min(prefill.length, doneAt) - 1);
+    for (const s of whileBoth) assert.equal(s.decode, 1, 'a step read the prompt without decoding the stream');
+  } finally {
+    decoder.step = step;
+  }
 });
