@@ -103,6 +103,13 @@ export function writeSyntheticGguf(path: string, config: Gemma3Config, type: Ben
   log(`wrote ${path} (${(statSync(path).size / 1e9).toFixed(2)} GB) in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
+/** A [rows, cols] matrix of `dtype` with the benchmark's random weights (for kernel timings). */
+export function randomMatrixBytes(dtype: DType, rows: number, cols: number, seed = 0x9e3779b9): Uint8Array {
+  const out = new Uint8Array(rows * rowBytes(dtype, cols));
+  fillRandom(out, dtype, seed);
+  return out;
+}
+
 /** Random but well-scaled weights (|w| ~ 0.02) in each storage format; returns the PRNG state. */
 function fillRandom(out: Uint8Array, dtype: DType, state: number): number {
   const u32 = new Uint32Array(out.buffer, out.byteOffset, out.length >> 2);
