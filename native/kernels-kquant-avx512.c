@@ -66,12 +66,14 @@ static inline __attribute__((always_inline)) void unpack_q4k(const uint8_t *blk,
   const uint32_t sc_hi = (s[2] & 0x0f0f0f0f) | (((s[0] >> 6) & 0x03030303) << 4);
   const uint32_t mn_hi = ((s[2] >> 4) & 0x0f0f0f0f) | (((s[1] >> 6) & 0x03030303) << 4);
   const __m512i scmn = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo)));
+  #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) u->sc[k] = _mm512_permutexvar_epi16(index_vector(value_order ? Q4K_SCALE_INDEX[k] : Q4K_NIBBLE_SCALE_INDEX[k]), scmn);
   u->per16 = _mm512_castsi512_si256(_mm512_permutexvar_epi16(index_vector(Q4K_MIN_INDEX), scmn));
   /* Bytes 32j..32j+31 hold values 64j..+31 (low nibbles) and 64j+32..+63 (high): a 64-byte load
      gives sub-blocks (2j, 2j+2) in its low nibbles and (2j+1, 2j+3) in its high ones; in value
      order two 128-bit-lane shuffles put them in order. */
   const __m512i m4 = _mm512_set1_epi8(0x0f);
+  #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     const __m512i v = _mm512_loadu_si512((const void *)(blk + 16 + 64 * h));
     const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
@@ -87,6 +89,7 @@ static inline __attribute__((always_inline)) void unpack_q4k(const uint8_t *blk,
 static inline void nibble_order_activations(const q8k_block *x, int nb, int8_t *out) {
   for (int b = 0; b < nb; b++) {
     const int8_t *q = x[b].qs;
+    #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
       for (int k = 0; k < 2; k++) {
         const __m256i a = _mm256_loadu_si256((const __m256i *)(q + 128 * h + 32 * k));
@@ -99,6 +102,7 @@ static inline void nibble_order_activations(const q8k_block *x, int nb, int8_t *
 
 static inline __attribute__((always_inline)) void unpack_q6k(const uint8_t *blk, kq_superblock *u) {
   const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(blk + 192))));
+  #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) u->sc[k] = _mm512_permutexvar_epi16(index_vector(Q6K_SCALE_INDEX[k]), scales);
   u->per16 = _mm256_mullo_epi16(_mm512_castsi512_si256(scales), _mm256_set1_epi16(-32));
   /* Half h: ql (64 bytes) low nibbles are values 128h..+63 in order, high nibbles 128h+64..+127;
@@ -107,6 +111,7 @@ static inline __attribute__((always_inline)) void unpack_q6k(const uint8_t *blk,
      (16-bit shifts: bits crossing into the next byte never reach bits 4-5 there). */
   const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
   const __mmask32 upper = 0xffff0000u; /* the int16 lanes of bytes 32-63 */
+  #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     const __m512i ql = _mm512_loadu_si512((const void *)(blk + 64 * h));
     const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h)));
@@ -130,6 +135,7 @@ static inline __attribute__((always_inline)) __m512i superblock_dot(const kq_sup
   } else {
     acc = _mm512_zextsi256_si512(per16);
   }
+  #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {
     const __m512i p = _mm512_maddubs_epi16(u->q[k], _mm512_loadu_si512((const void *)(qs + 64 * k)));
     acc = _mm512_dpwssd_epi32(acc, p, u->sc[k]);
@@ -164,6 +170,7 @@ static inline __attribute__((always_inline)) void kq_tile(const uint8_t *w, size
     __m512i acc[8];
     __m256i mins[8];
     float d[8], dmin[8];
+    #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
       const uint8_t *blk = w + (size_t)r * rb + (size_t)b * block;
       if (prefetch) {
@@ -172,12 +179,14 @@ static inline __attribute__((always_inline)) void kq_tile(const uint8_t *w, size
       kq_superblock u;
       if (q4) unpack_q4k(blk, &u, 1);
       else unpack_q6k(blk, &u);
+      #pragma GCC unroll 8
       for (int n = 0; n < N; n++) {
         acc[r * N + n] = superblock_dot(&u, &x[(size_t)n * nb + b], x[(size_t)n * nb + b].qs, q4, &mins[r * N + n]);
         d[r * N + n] = u.d;
         dmin[r * N + n] = u.dmin;
       }
     }
+    #pragma GCC unroll 2
     for (int g = 0; g < G; g++) {
       /* Lanes past the last pair are zeros (and discarded). */
 #define LANE(arr, i, zero) (4 * g + (i) < P ? (arr)[4 * g + (i)] : (zero))
@@ -217,11 +226,13 @@ static inline __attribute__((always_inline)) void kq_group(const uint8_t *w, con
   __m512i acc[4];
   __m256i mins[4];
   float d[4], dmin[4], dx[4];
+  #pragma GCC unroll 4
   for (int i = 0; i < 4; i++) {
     acc[i] = _mm512_setzero_si512();
     mins[i] = _mm256_setzero_si256();
     d[i] = dmin[i] = dx[i] = 0.0f;
   }
+  #pragma GCC unroll 4
   for (int i = 0; i < LIVE; i++) {
     const uint8_t *blk = w + (size_t)(b0 + i) * block;
     for (size_t l = 0; l < block; l += 64) _mm_prefetch((const char *)blk + KQ_PREFETCH_AHEAD + l, _MM_HINT_T0);
@@ -241,6 +252,7 @@ static inline __attribute__((always_inline)) void kq_group(const uint8_t *w, con
   }
   double terms[4];
   _mm256_storeu_pd(terms, t);
+  #pragma GCC unroll 4
   for (int i = 0; i < LIVE; i++) *s += terms[i];
 }
 
