@@ -1,6 +1,6 @@
 // Q4_K and Q6_K weights as stored times Q8_K activations with AVX-512 VNNI (BW, VL). Every weight
-// super-block is unpacked once into four registers of 64 unsigned quants in value order, plus the
-// int16 sub-block scale of every lane; then per activation row four maddubs (u8 quants × s8
+// super-block is unpacked once into four registers of 64 unsigned quants (in value order, or for
+// Q4_K decode in the stored nibble order), plus the int16 sub-block scale of every lane; then per activation row four maddubs (u8 quants × s8
 // activations → int16 pairs, at most 63·127·2: never saturates) and four dpwssd (× the sub-block
 // scale, summed into int32) give the super-block's exact integer sum, the same integers as
 // kernels-kquant.c and src/backend/q8k-activations.ts. Four (row, activation row) sums are then
@@ -9,9 +9,9 @@
 // separate mul/sub/add intrinsics), so the results are the twins' bit for bit.
 // Decode (one activation row) reads the weights as one sequential stream, a row at a time, four
 // super-blocks reduced together, with Q4_K's activations rearranged once per call to the
-// stored nibble order (no weight shuffles) and a prefetch ahead: four weight rows per pass,
-// sharing each activation load, measured slower here (four interleaved streams, most for
-// Q6_K's 2100-byte rows, 10-12 against 15 GB/CPU-s). Prompts (several activation rows) unpack
+// stored nibble order (no weight shuffles) and a prefetch ahead. (Four weight rows per pass,
+// sharing each activation load, measured slower here: four interleaved streams, worst for
+// Q6_K's 2100-byte rows, 10-12 against 15 GB/CPU-s.) Prompts (several activation rows) unpack
 // each weight super-block once for up to eight activation rows.
 #include "kernels.h"
 
@@ -273,7 +273,8 @@ static inline __attribute__((always_inline)) float kq_row(const uint8_t *w, cons
 /* Super-blocks of rearranged activations kept on the stack for decode (longer rows: value order). */
 #define KQ_NIBBLE_ORDER_MAX_BLOCKS 96
 
-/* Constant R and N per call site, so each tile is unrolled with its accumulators in registers. */
+/* Decode one row at a time; prompts in tiles with a constant N per call site, so each tile is
+   unrolled with its accumulators in registers. */
 static inline __attribute__((always_inline)) void kq_rows(const matmul_args *a, int r0, int r1, int q4) {
   const size_t rb = row_bytes(a->dtype, a->cols);
   const int nb = a->cols / QK_K;
