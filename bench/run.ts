@@ -1,4 +1,4 @@
-// npm run bench [-- --json] [--weights bf16,q8_0,q4_0 | none] [--rounds N] [--threads N] [--prompt N] [--decode N]
+// npm run bench [-- --json] [--weights bf16,q8_0,q4_0,q4_k_m,q6_k | none] [--rounds N] [--threads N] [--prompt N] [--decode N]
 //               [--skip-llama] [--skip-vision] [--vision-backend native|js] [--vision-layers N] [--cache DIR]
 //               [--isa avx2] [--long 8192,32768] [--max-context 131072] [--follow-up]
 // --long, --max-context, --follow-up (on the Q4_0 file): prompts of those lengths with decode
@@ -15,7 +15,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { nativeMapFile } from '../src/backend/native-backend.js';
-import { ensureSynthetic4b, type BenchWeights } from './synthetic.js';
+import { ensureSynthetic4b, parseBenchWeights } from './synthetic.js';
 import { REPO_ROOT } from './paths.js';
 import { benchVision } from './vision.js';
 
@@ -29,7 +29,7 @@ const { values } = parseArgs({
 });
 if (values.isa !== undefined && values.isa !== 'avx2') throw new Error(`--isa takes avx2 (the only class that can be forced), got ${values.isa}`);
 const forceAvx2 = values.isa === 'avx2';
-const weights = (values.weights === 'none' ? [] : (values.weights ?? 'bf16,q8_0,q4_0').split(',')) as BenchWeights[];
+const weights = values.weights === 'none' ? [] : parseBenchWeights(values.weights ?? 'bf16,q8_0,q4_0');
 const rounds = Number(values.rounds ?? 3);
 const threads = Number(values.threads ?? 2);
 const promptTokens = Number(values.prompt ?? 512);

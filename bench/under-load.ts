@@ -12,7 +12,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureSynthetic4b, type BenchWeights } from './synthetic.js';
+import { ensureSynthetic4b, parseBenchWeights } from './synthetic.js';
 import { REPO_ROOT } from './paths.js';
 
 const { values } = parseArgs({
@@ -22,7 +22,9 @@ const { values } = parseArgs({
     json: { type: 'boolean' },
   },
 });
-const weights = (values.weights ?? 'q4_0') as BenchWeights;
+const weightList = parseBenchWeights(values.weights ?? 'q4_0');
+if (weightList.length !== 1) throw new Error(`--weights takes one weight type here, got ${values.weights}`);
+const weights = weightList[0]!;
 const rounds = Number(values.rounds ?? 3);
 const decodeTokens = Number(values.decode ?? 64);
 // A short prompt: this measures decoding, and prompts under load only make the run longer.

@@ -20,6 +20,7 @@
 #include "repack.h"
 
 static const char *kernel_name = "generic";
+static const char *kquant_kernel_name = "generic"; /* the K-quant kernel chosen with the others */
 
 /* Checks one product's sizes against its arrays (so the kernels never read or write outside
    them) and fills in its part of the job; 0 with a JS exception pending otherwise. */
@@ -427,6 +428,8 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, obj, "x16", v));
   CHECK(napi_get_boolean(env, have_x16_views, &v));
   CHECK(napi_set_named_property(env, obj, "x16Views", v));
+  CHECK(napi_create_string_utf8(env, kquant_kernel_name, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_named_property(env, obj, "kquantKernels", v));
   return obj;
 }
 
@@ -464,8 +467,9 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = "avx2";
     level = 1;
   }
-  /* The K-quants have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
-  matmul_plan_set_kquant_kernel(level >= 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
+  /* The K-quants: AVX-512 VNNI, AVX2 and generic kernels, following the same level. */
+  matmul_plan_set_kquant_kernel(level == 2 ? matmul_rows_kquant_avx512 : level == 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
+  kquant_kernel_name = level == 2 ? "avx512" : level == 1 ? "avx2" : "generic";
   ops_init(level >= 1);
   set_quantize_simd(level == 2);
   attention_init(level);

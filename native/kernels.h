@@ -69,6 +69,8 @@ void quantize_row_q8k(const float *x, q8k_block *y, int cols);
 /** Q4_K / Q6_K rows times Q8_K activations (a->x is q8k_block*). */
 void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1);
+/** AVX-512 VNNI (kernels-kquant-avx512.c), bit for bit the AVX2 / generic results; other K-quant types go to the AVX2 kernel. */
+void matmul_rows_kquant_avx512(const matmul_args *a, int r0, int r1);
 uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);

@@ -44,17 +44,25 @@ static void matmul_job_fn(void *p, int thread) {
 typedef struct {
   const float *x;
   q8_block *y;
+  q8k_block *yk; /* K-quant products: Q8_K super-blocks instead (blocks counts them) */
   size_t blocks;
   pool_shares items;
 } quantize_job;
 
-/* Blocks per item of a pooled quantization (a prompt's activations). */
+/* Blocks per item of a pooled quantization (a prompt's activations); Q8_K: the same 8192 values. */
 #define QUANTIZE_ITEM_BLOCKS 256
+#define QUANTIZE_ITEM_SUPERBLOCKS 32
 
 /* Rows are whole blocks back to back, so the batch is one long row, quantized an item at a time. */
 static void quantize_job_fn(void *p, int thread) {
   quantize_job *j = (quantize_job *)p;
   for (int cursor = 0, item; (item = pool_shares_next(&j->items, thread, &cursor)) >= 0;) {
+    if (j->yk) {
+      const size_t b0 = (size_t)item * QUANTIZE_ITEM_SUPERBLOCKS;
+      const size_t b1 = b0 + QUANTIZE_ITEM_SUPERBLOCKS < j->blocks ? b0 + QUANTIZE_ITEM_SUPERBLOCKS : j->blocks;
+      quantize_row_q8k(j->x + b0 * QK_K, j->yk + b0, (int)((b1 - b0) * QK_K));
+      continue;
+    }
     const size_t b0 = (size_t)item * QUANTIZE_ITEM_BLOCKS;
     const size_t b1 = b0 + QUANTIZE_ITEM_BLOCKS < j->blocks ? b0 + QUANTIZE_ITEM_BLOCKS : j->blocks;
     quantize_row_q8(j->x + b0 * 32, j->y + b0, (int)((b1 - b0) * 32));
@@ -111,7 +119,17 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
       q8k_capacity = q8k_scratch ? need : 0;
       if (!q8k_scratch) return 0;
     }
-    quantize_row_q8k(x, q8k_scratch, (int)(need * QK_K));
+    if (need < 128) {
+      quantize_row_q8k(x, q8k_scratch, (int)(need * QK_K)); /* a decode step: not worth waking the pool */
+    } else {
+      quantize_job qj; /* a prompt's activations, shared out like the Q8_0 ones */
+      qj.x = x;
+      qj.y = NULL;
+      qj.yk = q8k_scratch;
+      qj.blocks = need;
+      pool_shares_init(&qj.items, (int)((need + QUANTIZE_ITEM_SUPERBLOCKS - 1) / QUANTIZE_ITEM_SUPERBLOCKS));
+      pool_run(quantize_job_fn, &qj);
+    }
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8k_scratch;
   } else if (is_quant(job->parts[0].m.dtype)) {
     const size_t need = (size_t)batch * (cols / 32);
@@ -127,6 +145,7 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
       quantize_job qj; /* not zeroed: its shares are big, and set here */
       qj.x = x;
       qj.y = q8_scratch;
+      qj.yk = NULL;
       qj.blocks = need;
       pool_shares_init(&qj.items, (int)((need + QUANTIZE_ITEM_BLOCKS - 1) / QUANTIZE_ITEM_BLOCKS));
       pool_run(quantize_job_fn, &qj);

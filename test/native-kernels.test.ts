@@ -36,32 +36,100 @@ for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
   });
 }
 
-// K-quants (Q4_K, Q6_K) as stored, activations in Q8_K: rows that fill no tile, 1 to 10 super-blocks.
-const KQUANT_SHAPES: [number, number, number][] = [[1, 13, 256], [2, 8, 512], [5, 7, 768], [3, 17, 2560], [9, 1, 256], [1, 35, 2560]];
+// K-quants (Q4_K, Q6_K) as stored, activations in Q8_K: rows that fill no tile, 1 to 97 super-blocks
+// (the AVX-512 decode path takes four at a time, and rows over 96 with activations as stored),
+// batches 1 to 13 (prompts: tiles of eight activation rows and a remainder; 13 × 10 super-blocks
+// and more are quantized by the pool).
+const KQUANT_SHAPES: [number, number, number][] = [
+  [1, 13, 256], [2, 8, 512], [5, 7, 768], [3, 17, 2560], [9, 1, 256], [1, 35, 2560], [13, 11, 2560], [1, 9, 10240], [1, 3, 24832], [64, 3, 512],
+];
+
+/** Native K-quant products equal the TypeScript twin bit for bit, whole and over row ranges. */
+function checkKquantTwin(dtype: 'q4_k' | 'q6_k', seed: number): void {
+  const rng = new Rng(seed);
+  for (const [batch, rows, cols] of KQUANT_SHAPES) {
+    const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+    const x = randn(rng, batch * cols);
+    if (batch === 5) x.fill(0, 0, 256); // an all-zero super-block: d = 0
+    const a = new Float32Array(batch * rows);
+    const b = new Float32Array(batch * rows);
+    js.matMul(a, w, x, batch);
+    native!.matMul(b, w, x, batch);
+    const err = relErr(b, a);
+    assert.ok(err < 1e-5, `${dtype} batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
+    assert.deepEqual(b, a, `${dtype} batch ${batch} rows ${rows} cols ${cols}: not bit for bit`);
+    // A row range at a stride, as the decoder's split products use.
+    const c = new Float32Array(batch * rows).fill(7);
+    const range = { rowStart: Math.floor(rows / 3), rowEnd: rows, outStride: rows };
+    native!.matMul(c, w, x, batch, range);
+    for (let n = 0; n < batch; n++) {
+      for (let r = range.rowStart; r < rows; r++) assert.equal(c[n * rows + r - range.rowStart], a[n * rows + r]);
+    }
+  }
+}
+
 for (const dtype of ['q4_k', 'q6_k'] as const) {
   test(`matMul ${dtype}: native equals TypeScript on odd sizes (the same integer sums: bit for bit)`, { skip }, () => {
-    const rng = new Rng(dtype === 'q4_k' ? 44 : 66);
-    for (const [batch, rows, cols] of KQUANT_SHAPES) {
-      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
-      const x = randn(rng, batch * cols);
-      if (batch === 5) x.fill(0, 0, 256); // an all-zero super-block: d = 0
-      const a = new Float32Array(batch * rows);
-      const b = new Float32Array(batch * rows);
-      js.matMul(a, w, x, batch);
-      native!.matMul(b, w, x, batch);
-      const err = relErr(b, a);
-      assert.ok(err < 1e-5, `${dtype} batch ${batch} rows ${rows} cols ${cols}: relative error ${err}`);
-      assert.deepEqual(b, a, `${dtype} batch ${batch} rows ${rows} cols ${cols}: not bit for bit`);
-      // A row range at a stride, as the decoder's split products use.
-      const c = new Float32Array(batch * rows).fill(7);
-      const range = { rowStart: Math.floor(rows / 3), rowEnd: rows, outStride: rows };
-      native!.matMul(c, w, x, batch, range);
-      for (let n = 0; n < batch; n++) {
-        for (let r = range.rowStart; r < rows; r++) assert.equal(c[n * rows + r - range.rowStart], a[n * rows + r]);
-      }
-    }
+    checkKquantTwin(dtype, dtype === 'q4_k' ? 44 : 66);
   });
 }
+
+// The AVX-512 VNNI K-quant kernels (native/kernels-kquant-avx512.c) run only where the addon
+// chose them: elsewhere (no AVX-512 VNNI, or GEMMA3_NATIVE_KERNELS forcing a lower class) these
+// tests skip, visibly, with the reason.
+const kquantAvx512Skip = skip || (native!.info.kquantKernels === 'avx512' ? false
+  : `the AVX-512 VNNI K-quant kernels are not chosen here ('${native!.info.kquantKernels}' K-quant kernels, ` +
+    `${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX-512 VNNI'})`);
+if (kquantAvx512Skip && !skip) console.warn(`SKIPPED: ${kquantAvx512Skip}`);
+
+for (const dtype of ['q4_k', 'q6_k'] as const) {
+  test(`matMul ${dtype} with the AVX-512 VNNI kernel equals TypeScript bit for bit (odd sizes, row ranges, batch 1 and prompts)`, { skip: kquantAvx512Skip }, () => {
+    checkKquantTwin(dtype, dtype === 'q4_k' ? 45 : 67);
+  });
+}
+
+test('the AVX-512 VNNI K-quant kernels give the AVX2 ones\' results bit for bit (a child process with AVX2 forced)', { skip: kquantAvx512Skip, timeout: 60_000 }, async () => {
+  const rng = new Rng(78);
+  const cases: { dtype: 'q4_k' | 'q6_k'; rows: number; cols: number; batch: number; w: Uint8Array; x: Float32Array }[] = [];
+  for (const dtype of ['q4_k', 'q6_k'] as const) {
+    for (const [batch, rows, cols] of [[1, 37, 2560], [1, 5, 24832], [3, 9, 768], [8, 6, 512], [19, 5, 1280]] as const) {
+      cases.push({ dtype, rows, cols, batch, w: makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1)).data, x: randn(rng, batch * cols) });
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-kquant-isa-'));
+  try {
+    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer).toString('base64') }))));
+    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
+    const child = `
+      import { readFileSync, writeFileSync } from 'node:fs';
+      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
+      const be = new NativeBackend(loadNativeBinding(), 2);
+      if (be.info.kquantKernels !== 'avx2') throw new Error('AVX2 K-quant kernels not chosen: ' + JSON.stringify(be.info));
+      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
+      const outs = cases.map((c) => {
+        const xb = Buffer.from(c.x, 'base64');
+        const out = new Float32Array(c.batch * c.rows);
+        be.matMul(out, { dtype: c.dtype, rows: c.rows, cols: c.cols, data: new Uint8Array(Buffer.from(c.w, 'base64')) },
+          new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length)), c.batch);
+        return Buffer.from(out.buffer).toString('base64');
+      });
+      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
+    const code = await new Promise<number | null>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
+      p.on('exit', resolve);
+    });
+    assert.equal(code, 0, 'the AVX2 child ran');
+    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
+    for (const [i, c] of cases.entries()) {
+      const out = new Float32Array(c.batch * c.rows);
+      native!.matMul(out, { dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w }, c.x, c.batch);
+      const b = Buffer.from(outs[i]!, 'base64');
+      assert.deepEqual(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), out, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('activation quantization to Q8_K is bit-identical in C and TypeScript (scales over 14 decades, zero and subnormal blocks)', { skip }, () => {
   const rng = new Rng(8);
@@ -375,9 +443,10 @@ test('the addon rejects sizes that do not match the arrays instead of reading ou
 
 test('the addon reports the kernels it selected', { skip }, () => {
   const expected = process.env.GEMMA3_NATIVE_KERNELS;
-  const { kernels, threads } = native!.info;
+  const { kernels, threads, kquantKernels } = native!.info;
   assert.ok(['avx512', 'avx2', 'generic'].includes(kernels));
   if (expected) assert.equal(kernels, expected);
+  assert.equal(kquantKernels, kernels, 'the K-quant kernels follow the same class');
   assert.equal(threads, 2);
 });
 

@@ -20,6 +20,8 @@ export interface NativeInfo {
   x16: boolean;
   /** Q4_0 / Q8_0 matrices in the row layout (file-mapping views) run through the x16 kernel (AVX-512 VNNI). */
   x16Views: boolean;
+  /** The Q4_K / Q6_K kernel: 'avx512' (VNNI), 'avx2' or 'generic' (the same results bit for bit). */
+  kquantKernels: string;
 }
 
 interface NativeBinding {
