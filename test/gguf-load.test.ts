@@ -400,12 +400,12 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
   test('clear errors', () => {
     const cases: [string[], RegExp][] = [
       [['convert', CKPT], /needs --out/],
-      [['convert', CKPT, '--out', join(out, 'x.gguf'), '--type', 'q5_1'], /--type must be one of bf16, q8_0, q4_0, q4_k_m, q6_k, f16, f32/],
+      [['convert', CKPT, '--out', join(out, 'x.gguf'), '--type', 'q5_1'], /--type must be one of bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, f16, f32/],
       [['convert', join(tmp.dir, 'nope'), '--out', join(out, 'x.gguf')], /checkpoint folder .*nope does not exist/],
       [['convert', CKPT, '--out', join(tmp.dir, 'no-such-dir', 'x.gguf')], /output folder .*no-such-dir does not exist/],
       [['convert', fixturePath('tiny-text'), '--out', join(out, 'x.gguf'), '--mmproj-out', join(out, 'm.gguf')], /text-only checkpoint/],
       [['convert', CKPT, 'extra', '--out', join(out, 'x.gguf')], /one checkpoint folder/],
-      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0, q4_0, q4_k_m or q6_k/],
+      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0, q4_0, q4_k_m, q5_k_m or q6_k/],
       [['run', '--model', BF16, '--mmap', 'yes', 'hi'], /--mmap must be auto, on or off/],
       [['run', '--model', MMPROJ, 'hi'], /vision projector \(mmproj\) file/],
     ];
