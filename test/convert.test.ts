@@ -4,7 +4,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { JsBackend } from '../src/backend/js-backend.js';
-import { convertCheckpoint, textTensorType, type ConvertType } from '../src/convert/convert.js';
+import { convertCheckpoint, llamaQuantizeOrder, textTensorType, type ConvertType } from '../src/convert/convert.js';
 import { TokenType } from '../src/convert/vocab.js';
 import { toFloat32 } from '../src/formats/dtypes.js';
 import { openGguf, type GgufSource, type GgufValue } from '../src/formats/gguf.js';
@@ -168,6 +168,25 @@ describe('text GGUF written like convert_hf_to_gguf.py', () => {
     assert.equal(type('blk.4.ffn_down.weight', [1152, 6912], 'q4_k_m'), 'q4_k'); // 6912 = 27 super-blocks
     assert.equal(type('blk.3.ffn_norm.weight', [2560], 'q4_k_m'), 'f32');
     throwsGemma(() => type('blk.4.attn_q.weight', [1024, 1000], 'q4_k_m'), 'UNSUPPORTED_MODEL', 'blk.4.attn_q.weight');
+  });
+
+  test('q4_0 / q4_k_m / q5_k_m / q6_k files list their tensors in llama-quantize\'s order (by layer, then by name); bf16 in convert_hf_to_gguf.py\'s', () => {
+    const q = openGguf(gguf('q4_k_m'));
+    const names = q.names();
+    q.close();
+    assert.deepEqual(names.slice(0, 15), [
+      'output_norm.weight', 'token_embd.weight',
+      'blk.0.attn_k.weight', 'blk.0.attn_k_norm.weight', 'blk.0.attn_norm.weight', 'blk.0.attn_output.weight', 'blk.0.attn_q.weight',
+      'blk.0.attn_q_norm.weight', 'blk.0.attn_v.weight', 'blk.0.ffn_down.weight', 'blk.0.ffn_gate.weight', 'blk.0.ffn_norm.weight',
+      'blk.0.ffn_up.weight', 'blk.0.post_attention_norm.weight', 'blk.0.post_ffw_norm.weight',
+    ]);
+    assert.equal(names[15], 'blk.1.attn_k.weight');
+    assert.deepEqual([...names].sort((a, b) => llamaQuantizeOrder(a, b)), names);
+    // blk.10 after blk.9 (numbers, not strings), names within a layer by their bytes.
+    assert.deepEqual(['blk.10.a', 'blk.9.b', 'token_embd.weight', 'blk.9.a'].sort(llamaQuantizeOrder), ['token_embd.weight', 'blk.9.a', 'blk.9.b', 'blk.10.a']);
+    const bf = openGguf(gguf('bf16'));
+    assert.equal(bf.names()[0], 'token_embd.weight');
+    bf.close();
   });
 
   test('q5_k_m follows llama-quantize\'s Q5_K_M recipe on the 4B (34 layers) and the 1B (26 layers, 1152-wide rows)', () => {

@@ -13,6 +13,7 @@
 //   ffn_down of the layers use_more_bits picks (the first and last eighth, and every third
 //   between: Q6_K); q6_k: every 2-D weight Q6_K. Rows that are not whole 256-blocks (the 1B's
 //   1152) take tensor_type_fallback's type: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0;
+// * q4_0 / q4_k_m / q5_k_m / q6_k: tensors in llama-quantize's order (by layer, then by name);
 // * mmproj: patch and position embeddings F32, mm.input_projection F16, biases/norms F32,
 //   only mm.soft_emb_norm gets +1; other matrices in the file type (a q4_0 conversion writes an
 //   F16 mmproj: llama-quantize does not quantise mmproj files).
@@ -58,6 +59,8 @@ export interface ConvertResult {
 /** llama_ftype values written as general.file_type. */
 export const FILE_TYPE: Readonly<Record<ConvertType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, bf16: 32 };
 const QK = 32;
+/** The types made by llama-quantize from convert_hf_to_gguf.py's file (its tensor order; mmproj files left F16). */
+const BY_LLAMA_QUANTIZE: ReadonlySet<ConvertType> = new Set<ConvertType>(['q4_0', 'q4_k_m', 'q5_k_m', 'q6_k']);
 /** Rows widened to float32 at a time (bounds memory for multi-GB tensors). */
 const CHUNK_VALUES = 1 << 24;
 
@@ -89,6 +92,8 @@ export function convertCheckpoint(dir: string, outPath: string, options: Convert
       const plusOne = spec.canonical.endsWith('norm.weight');
       tensors.push({ name: spec.canonical, dtype, shape, data: () => encode(source.read(hfName), shape, dtype, plusOne) });
     }
+    // llama-quantize writes its file in its own tensor order.
+    if (BY_LLAMA_QUANTIZE.has(options.type)) tensors.sort((a, b) => llamaQuantizeOrder(a.name, b.name));
     const metadata: GgufMetadataEntry[] = [
       ['general.architecture', 'string', 'gemma3'],
       ['general.type', 'string', 'model'],
@@ -148,6 +153,20 @@ export function textTensorType(spec: WeightSpec, shape: readonly number[], type:
       return KQUANT_FALLBACK[wanted];
     }
   }
+}
+
+/**
+ * The order llama-quantize writes tensors in (llama_model_loader's weights_map,
+ * weight_name_comparer): by the layer number of `blk.N.` (-1 for the others), then by name.
+ */
+export function llamaQuantizeOrder(a: string, b: string): number {
+  const layer = (name: string): number => {
+    const m = /^blk\.(\d+)\./.exec(name);
+    return m === null ? -1 : Number(m[1]);
+  };
+  const la = layer(a), lb = layer(b);
+  if (la !== lb) return la - lb;
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** llama-quantize's tensor_type_fallback for rows that are not whole 256-value super-blocks. */
@@ -257,15 +276,7 @@ let kQuantizer: ((dtype: 'q4_k' | 'q5_k' | 'q6_k', values: Float32Array) => Uint
 
 /** llama-quantize leaves mmproj files alone: a q4_0 / q4_k_m / q5_k_m / q6_k conversion writes an F16 one. */
 function mmprojType(type: ConvertType): 'bf16' | 'f16' | 'f32' | 'q8_0' {
-  switch (type) {
-    case 'q4_0':
-    case 'q4_k_m':
-    case 'q5_k_m':
-    case 'q6_k':
-      return 'f16';
-    default:
-      return type;
-  }
+  return type === 'bf16' || type === 'f32' || type === 'q8_0' ? type : 'f16';
 }
 
 /** Writes the SigLIP tower + projector as llama.cpp's mmproj file (Gemma3VisionModel). */
