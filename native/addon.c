@@ -13,6 +13,7 @@
 #include "kv-types.h"
 #include "background-repack.h"
 #include "kernels.h"
+#include "kernels-q5.h"
 #include "matmul-plan.h"
 #include "ops.h"
 #include "pool.h"
@@ -33,7 +34,7 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI or AVX2");
     return 0;
   }
-  if (dtype < DT_F32 || dtype > DT_Q6_K || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+  if (dtype < DT_F32 || dtype > DT_Q5_K || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
       row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
       (is_kquant(dtype) && cols % QK_K != 0) ||
       w_bytes < (x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols) : row_bytes(dtype, cols) * (size_t)rows) ||
@@ -109,7 +110,7 @@ static napi_value mat_mul_shared(napi_env env, napi_callback_info info) {
       return NULL;
     }
     if (i > 0 && activation_kind(dtype) != activation_kind(job.parts[0].m.dtype)) {
-      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: the matrices must all be K-quants, all other quantized types or all float");
+      napi_throw_type_error(env, "GEMMA3_NATIVE", "matMulShared: the matrices must all be K-quants, all Q5_1, all other quantized types or all float");
       return NULL;
     }
     if (!matmul_part_of(env, &job.parts[i], out, out_bytes, wd, w_bytes, dtype, rows, cols, x, x_bytes, batch, 0, rows, rows)) {
@@ -389,15 +390,16 @@ static napi_value quantize_kquant(napi_env env, napi_callback_info info) {
   size_t xb;
   const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
   int32_t dtype;
-  if (!x || !get_i32(env, argv[1], &dtype) || (dtype != DT_Q4_K && dtype != DT_Q6_K) || xb % (QK_K * 4) != 0) {
-    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeKQuant: x must be whole 256-value super-blocks, dtype 7 (Q4_K) or 8 (Q6_K)");
+  if (!x || !get_i32(env, argv[1], &dtype) || (dtype != DT_Q4_K && dtype != DT_Q6_K && dtype != DT_Q5_K) || xb % (QK_K * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeKQuant: x must be whole 256-value super-blocks, dtype 7 (Q4_K), 8 (Q6_K) or 11 (Q5_K)");
     return NULL;
   }
-  const size_t n = xb / 4, bytes = n / QK_K * (dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  const size_t n = xb / 4, bytes = n / QK_K * (dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : dtype == DT_Q5_K ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
   void *data;
   napi_value ab, result;
   CHECK(napi_create_arraybuffer(env, bytes, &data, &ab));
   if (dtype == DT_Q4_K) quantize_q4_k_ref(x, (uint8_t *)data, n);
+  else if (dtype == DT_Q5_K) quantize_q5_k_ref(x, (uint8_t *)data, n);
   else quantize_q6_k_ref(x, (uint8_t *)data, n);
   CHECK(napi_create_typedarray(env, napi_uint8_array, bytes, ab, 0, &result));
   return result;
@@ -467,9 +469,11 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = "avx2";
     level = 1;
   }
-  /* The K-quants: AVX-512 VNNI, AVX2 and generic kernels, following the same level. */
+  /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level;
+     Q5_0/Q5_1/Q5_K have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
   matmul_plan_set_kquant_kernel(level == 2 ? matmul_rows_kquant_avx512 : level == 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
   kquant_kernel_name = level == 2 ? "avx512" : level == 1 ? "avx2" : "generic";
+  matmul_plan_set_q5_kernel(level >= 1 ? matmul_rows_q5_avx2 : matmul_rows_q5_generic);
   ops_init(level >= 1);
   set_quantize_simd(level == 2);
   attention_init(level);

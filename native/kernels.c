@@ -29,6 +29,9 @@ size_t row_bytes(int dtype, int cols) {
     case DT_Q4_0: return (size_t)(cols / 32) * 18;
     case DT_Q4_K: return (size_t)(cols / QK_K) * Q4_K_BLOCK_BYTES;
     case DT_Q6_K: return (size_t)(cols / QK_K) * Q6_K_BLOCK_BYTES;
+    case DT_Q5_0: return (size_t)(cols / 32) * Q5_0_BLOCK_BYTES;
+    case DT_Q5_1: return (size_t)(cols / 32) * Q5_1_BLOCK_BYTES;
+    case DT_Q5_K: return (size_t)(cols / QK_K) * Q5_K_BLOCK_BYTES;
   }
   return 0;
 }

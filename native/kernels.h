@@ -9,12 +9,16 @@
 #include <stdint.h>
 
 /* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
-enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8 };
+enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8,
+       DT_Q5_0 = 9, DT_Q5_1 = 10, DT_Q5_K = 11 /* kernels-q5.c */ };
 
 /* The K-quants (kernels-kquant.c): 256-value super-blocks, multiplied against activations in Q8_K. */
 #define QK_K 256
 #define Q4_K_BLOCK_BYTES 144 /* f16 d, f16 dmin, 6-bit scales/mins[12], qs[128] */
 #define Q6_K_BLOCK_BYTES 210 /* ql[128], qh[64], int8 scales[16], f16 d */
+#define Q5_K_BLOCK_BYTES 176 /* f16 d, f16 dmin, 6-bit scales/mins[12], qh[32], qs[128] */
+#define Q5_0_BLOCK_BYTES 22  /* f16 d, qh[4], qs[16] */
+#define Q5_1_BLOCK_BYTES 24  /* f16 d, f16 m, qh[4], qs[16] */
 
 /** 32 activations quantized like llama.cpp's quantize_row_q8_0_ref, plus their sum. */
 typedef struct {

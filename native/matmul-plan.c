@@ -3,15 +3,22 @@
 
 #include <stdlib.h>
 
+#include "kernels-q5.h"
+
 static matmul_rows_fn best_kernel = matmul_rows_generic, x16_kernel = NULL, x16_from_rows_kernel = NULL;
 static matmul_rows_fn kquant_kernel = matmul_rows_kquant_generic;
 int have_x16 = 0, have_x16_views = 0;
 
 void matmul_plan_set_kquant_kernel(matmul_rows_fn kernel) { kquant_kernel = kernel; }
 
-int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K; }
+/* Q5_0 / Q5_1 / Q5_K (kernels-q5.c): their own kernel, whatever the other families run. */
+static matmul_rows_fn q5_kernel = matmul_rows_q5_generic;
+void matmul_plan_set_q5_kernel(matmul_rows_fn kernel) { q5_kernel = kernel; }
+static int is_q5(int dtype) { return dtype == DT_Q5_0 || dtype == DT_Q5_1 || dtype == DT_Q5_K; }
 
-int activation_kind(int dtype) { return is_kquant(dtype) ? 2 : is_quant(dtype) ? 1 : 0; }
+int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q5_K; }
+
+int activation_kind(int dtype) { return is_kquant(dtype) ? 2 : dtype == DT_Q5_1 ? 3 : is_quant(dtype) ? 1 : 0; }
 
 void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16, matmul_rows_fn x16_from_rows) {
   best_kernel = row_kernel;
@@ -21,7 +28,9 @@ void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16, matm
   have_x16_views = x16_from_rows != NULL;
 }
 
-int is_quant(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16; }
+int is_quant(int dtype) {
+  return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16 || dtype == DT_Q5_0 || dtype == DT_Q5_1;
+}
 
 static void run_chunk(const matmul_job *j, int c) {
   int i = 0;
@@ -77,6 +86,9 @@ static _Thread_local size_t q8_capacity = 0;
 static _Thread_local q8k_block *q8k_scratch = NULL;
 static _Thread_local size_t q8k_capacity = 0;
 
+static _Thread_local q8_1_block *q8_1_scratch = NULL;
+static _Thread_local size_t q8_1_capacity = 0;
+
 void matmul_plan_thread_cleanup(void) {
   free(q8_scratch);
   q8_scratch = NULL;
@@ -84,6 +96,9 @@ void matmul_plan_thread_cleanup(void) {
   free(q8k_scratch);
   q8k_scratch = NULL;
   q8k_capacity = 0;
+  free(q8_1_scratch);
+  q8_1_scratch = NULL;
+  q8_1_capacity = 0;
 }
 
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end) {
@@ -101,7 +116,7 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   part->m = *m;
-  part->kernel = is_kquant(dtype) ? kquant_kernel : x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
+  part->kernel = is_q5(dtype) ? q5_kernel : is_kquant(dtype) ? kquant_kernel : x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
   part->r0 = row_start;
   part->r1 = row_end;
   part->unit = unit;
@@ -131,6 +146,17 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
       pool_run(quantize_job_fn, &qj);
     }
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8k_scratch;
+  } else if (activation_kind(job->parts[0].m.dtype) == 3) {
+    /* Q5_1: x in Q8_1 blocks (with s = d·Σqs), once for every part. */
+    const size_t need = (size_t)batch * (cols / 32);
+    if (need > q8_1_capacity) {
+      free(q8_1_scratch);
+      q8_1_scratch = (q8_1_block *)malloc(need * sizeof(q8_1_block));
+      q8_1_capacity = q8_1_scratch ? need : 0;
+      if (!q8_1_scratch) return 0;
+    }
+    quantize_row_q8_1(x, q8_1_scratch, (int)(need * 32));
+    for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_1_scratch;
   } else if (is_quant(job->parts[0].m.dtype)) {
     const size_t need = (size_t)batch * (cols / 32);
     if (need > q8_capacity) {

@@ -33,10 +33,12 @@ void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16_kerne
 int is_quant(int dtype);
 /** Q4_K / Q6_K: activations in Q8_K super-blocks, kernels-kquant.c. */
 int is_kquant(int dtype);
-/** What a product's activations become: 0 float, 1 Q8 blocks, 2 Q8_K super-blocks (parts of one job must agree). */
+/** What a product's activations become: 0 float, 1 Q8 blocks, 2 Q8_K super-blocks, 3 Q8_1 blocks (Q5_1; parts of one job must agree). */
 int activation_kind(int dtype);
 /** The K-quant kernel (generic or AVX2), chosen with the others when the addon loads. */
 void matmul_plan_set_kquant_kernel(matmul_rows_fn kernel);
+/** The Q5_0 / Q5_1 / Q5_K kernel (kernels-q5.c, generic or AVX2). */
+void matmul_plan_set_q5_kernel(matmul_rows_fn kernel);
 
 /** Fills in one part: rows [row_start, row_end) of the product m with a matrix of `rows` rows (arguments already checked). */
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end);

@@ -1,5 +1,5 @@
-// ggml's reference K-quant quantizers (quantize_row_q4_K_ref, quantize_row_q6_K_ref, no importance
-// matrix) in C, for `gemma3 convert --type q4_k_m | q6_k`: the TypeScript twins in
+// ggml's reference K-quant quantizers (quantize_row_q4_K_ref, quantize_row_q5_K_ref,
+// quantize_row_q6_K_ref, no importance matrix) in C, for `gemma3 convert --type q4_k_m | q5_k_m | q6_k`: the TypeScript twins in
 // src/formats/quant.ts write the same bytes (test/native-kernels.test.ts) but run at 1-2 M values
 // per second, an hour for a 4B model. Built with -ffp-contract=off, like ggml's reference build,
 // so every float operation rounds where the C source says.
@@ -102,17 +102,20 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
   }
 }
 
-void quantize_q4_k_ref(const float *x, uint8_t *y, size_t n) {
+/* quantize_row_q4_K_ref, or with five quantize_row_q5_K_ref (5-bit quants, the fit searching 16 scales from −0.5). */
+static void quantize_scale_min_k(const float *x, uint8_t *y, size_t n, int five) {
   uint8_t L[QK_K], Laux[32];
   float weights[32], mins[8], scales[8];
-  for (size_t b = 0; b < n / QK_K; b++, x += QK_K, y += Q4_K_BLOCK_BYTES) {
+  const int nmax = five ? 31 : 15;
+  for (size_t b = 0; b < n / QK_K; b++, x += QK_K, y += five ? Q5_K_BLOCK_BYTES : Q4_K_BLOCK_BYTES) {
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
       float sum_x2 = 0;
       for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
       const float av_x = sqrtf(sum_x2 / 32);
       for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-      scales[j] = fit_scale_min(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+      scales[j] = five ? fit_scale_min(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15)
+                       : fit_scale_min(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
       if (scales[j] > max_scale) max_scale = scales[j];
       if (mins[j] > max_min) max_min = mins[j];
     }
@@ -146,15 +149,40 @@ void quantize_q4_k_ref(const float *x, uint8_t *y, size_t n) {
       const float dm = dmin_all * m;
       for (int ii = 0; ii < 32; ii++) {
         const int l = nearest_int((x[32 * j + ii] + dm) / d);
-        L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > 15 ? 15 : l);
+        L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
       }
     }
-    uint8_t *q = y + 16;
-    for (int j = 0; j < QK_K; j += 64, q += 32) {
-      for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    if (!five) {
+      uint8_t *q = y + 16;
+      for (int j = 0; j < QK_K; j += 64, q += 32) {
+        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+      }
+      continue;
+    }
+    /* Q5_K: bit 4 of value 64k + j at bit 2k of qh[j], of value 64k + 32 + j at bit 2k + 1. */
+    uint8_t *qh = y + 16, *ql = y + 48;
+    memset(qh, 0, 32);
+    uint8_t m1 = 1, m2 = 2;
+    for (int k = 0; k < QK_K; k += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+      for (int j = 0; j < 32; j++) {
+        int l1 = L[k + j], l2 = L[k + j + 32];
+        if (l1 > 15) {
+          l1 -= 16;
+          qh[j] |= m1;
+        }
+        if (l2 > 15) {
+          l2 -= 16;
+          qh[j] |= m2;
+        }
+        ql[j] = (uint8_t)(l1 | (l2 << 4));
+      }
     }
   }
 }
+
+void quantize_q4_k_ref(const float *x, uint8_t *y, size_t n) { quantize_scale_min_k(x, y, n, 0); }
+
+void quantize_q5_k_ref(const float *x, uint8_t *y, size_t n) { quantize_scale_min_k(x, y, n, 1); }
 
 /* make_qx_quants(n, nmax, x, L, rmse_type 1, no weights): symmetric, weights x², 19 candidate scales. */
 static float fit_scale_symmetric(int n, int nmax, const float *x, int8_t *L) {

@@ -50,12 +50,12 @@ export interface LoadOptions {
   mmproj?: string | false;
   /**
    * Quantise the float weights as they load, with the tensor types `gemma3 convert --type` gives
-   * (q8_0: every matrix Q8_0; q4_0: Q4_0, the tied embedding / output head Q8_0; q4_k_m and q6_k:
-   * llama-quantize's Q4_K_M / Q6_K recipes, matrices whose rows are not 256-blocks kept as
-   * stored in q4_k_m, Q8_0 in q6_k). Norms and 1-D
+   * (q8_0: every matrix Q8_0; q4_0: Q4_0, the tied embedding / output head Q8_0; q4_k_m, q5_k_m
+   * and q6_k: llama-quantize's Q4_K_M / Q5_K_M / Q6_K recipes, with its fallbacks for matrices
+   * whose rows are not 256-blocks: Q5_0, Q5_1, Q8_0). Norms and 1-D
    * tensors stay float; already-quantised GGUF tensors are kept. Default: weights as stored.
    */
-  quant?: 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k';
+  quant?: 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k';
   /**
    * GGUF models on the native backend: serve the weights from a memory mapping of the file
    * instead of copies made at load (Q4_0 / Q8_0 are then used in the file's row layout).
@@ -134,8 +134,8 @@ function settle(options: LoadOptions, env: NodeJS.ProcessEnv): AssemblyOptions {
   if (options.mmproj !== undefined && options.mmproj !== false && (typeof options.mmproj !== 'string' || options.mmproj === '')) {
     throw invalidArgument('mmproj', 'the path of an mmproj GGUF file, or false', options.mmproj);
   }
-  if (options.quant !== undefined && !['q8_0', 'q4_0', 'q4_k_m', 'q6_k'].includes(options.quant)) {
-    throw invalidArgument('quant', "'q8_0', 'q4_0', 'q4_k_m' or 'q6_k'", options.quant);
+  if (options.quant !== undefined && !['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k'].includes(options.quant)) {
+    throw invalidArgument('quant', "'q8_0', 'q4_0', 'q4_k_m', 'q5_k_m' or 'q6_k'", options.quant);
   }
   if (options.kvType !== undefined && !KV_TYPES.includes(options.kvType)) {
     throw invalidArgument('kvType', KV_TYPES.map((t) => `'${t}'`).join(', '), options.kvType);

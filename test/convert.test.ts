@@ -4,7 +4,7 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { JsBackend } from '../src/backend/js-backend.js';
-import { convertCheckpoint, textTensorType, type ConvertType } from '../src/convert/convert.js';
+import { convertCheckpoint, llamaQuantizeOrder, textTensorType, type ConvertType } from '../src/convert/convert.js';
 import { TokenType } from '../src/convert/vocab.js';
 import { toFloat32 } from '../src/formats/dtypes.js';
 import { openGguf, type GgufSource, type GgufValue } from '../src/formats/gguf.js';
@@ -114,15 +114,16 @@ describe('text GGUF written like convert_hf_to_gguf.py', () => {
 
   test('tensors: llama.cpp names, norms +1 in F32, embedding cut to the tokenizer, types per conversion', () => {
     const st = openCheckpoint(TEXT);
-    const expected: Record<ConvertType, [string, string]> = { bf16: ['bf16', 'bf16'], f32: ['f32', 'f32'], f16: ['f16', 'f16'], q8_0: ['q8_0', 'q8_0'], q4_0: ['q4_0', 'q8_0'], q6_k: ['q8_0', 'q8_0'], q4_k_m: ['', ''] };
-    for (const type of ['bf16', 'q8_0', 'q4_0', 'q6_k'] as const) {
+    const expected: Record<ConvertType, [string, string]> = { bf16: ['bf16', 'bf16'], f32: ['f32', 'f32'], f16: ['f16', 'f16'], q8_0: ['q8_0', 'q8_0'], q4_0: ['q4_0', 'q8_0'], q6_k: ['q8_0', 'q8_0'], q4_k_m: ['q5_0', 'q8_0'], q5_k_m: ['q5_1', 'q8_0'] };
+    for (const type of ['bf16', 'q8_0', 'q4_0', 'q6_k', 'q4_k_m', 'q5_k_m'] as const) {
       const g = openGguf(gguf(type));
       assert.equal(g.names().length, 2 + 13 * 8);
       assert.deepEqual(g.info('token_embd.weight').shape, [262144, 64]);
       assert.equal(g.info('token_embd.weight').dtype, expected[type][1], `${type} token_embd`);
-      assert.equal(g.info('blk.3.ffn_down.weight').dtype, expected[type][0]);
+      // blk.2.ffn_down: not among use_more_bits(i, 8)'s layers (0, 3, 6, 7), so the mix's base type (Q4_K / Q5_K → its 32-block fallback).
+      assert.equal(g.info('blk.2.ffn_down.weight').dtype, expected[type][0], `${type} blk.2.ffn_down`);
       assert.equal(g.info('blk.3.ffn_norm.weight').dtype, 'f32');
-      assert.equal(g.metadata.get('general.file_type'), { bf16: 32, q8_0: 7, q4_0: 2, q6_k: 18 }[type]);
+      assert.equal(g.metadata.get('general.file_type'), { bf16: 32, q8_0: 7, q4_0: 2, q6_k: 18, q4_k_m: 15, q5_k_m: 17 }[type]);
       const norm = toFloat32(g.read('blk.3.ffn_norm.weight'));
       const hf = toFloat32(st.read('model.layers.3.pre_feedforward_layernorm.weight'));
       assert.deepEqual(norm, hf.map((w) => Math.fround(1 + w)));
@@ -162,9 +163,52 @@ describe('text GGUF written like convert_hf_to_gguf.py', () => {
     assert.equal(type('blk.0.attn_v.weight', [256, 1152], 'q4_k_m'), 'q8_0'); // Q6_K's fallback
     assert.equal(type('blk.0.ffn_down.weight', [1152, 6912], 'q6_k'), 'q6_k');
     assert.equal(type('blk.0.attn_q.weight', [1024, 1152], 'q6_k'), 'q8_0');
-    // Q4_K's fallback would be Q5_0, which this engine lacks: refused, naming the tensor.
-    throwsGemma(() => type('blk.4.attn_q.weight', [1024, 1152], 'q4_k_m'), 'UNSUPPORTED_MODEL', 'blk.4.attn_q.weight', 'Q5_0');
+    // tensor_type_fallback: Q4_K → Q5_0 on the 1B's 1152-wide rows.
+    assert.equal(type('blk.4.attn_q.weight', [1024, 1152], 'q4_k_m'), 'q5_0');
+    assert.equal(type('blk.4.ffn_down.weight', [1152, 6912], 'q4_k_m'), 'q4_k'); // 6912 = 27 super-blocks
     assert.equal(type('blk.3.ffn_norm.weight', [2560], 'q4_k_m'), 'f32');
+    throwsGemma(() => type('blk.4.attn_q.weight', [1024, 1000], 'q4_k_m'), 'UNSUPPORTED_MODEL', 'blk.4.attn_q.weight');
+  });
+
+  test('q4_0 / q4_k_m / q5_k_m / q6_k files list their tensors in llama-quantize\'s order (by layer, then by name); bf16 in convert_hf_to_gguf.py\'s', () => {
+    const q = openGguf(gguf('q4_k_m'));
+    const names = q.names();
+    q.close();
+    assert.deepEqual(names.slice(0, 15), [
+      'output_norm.weight', 'token_embd.weight',
+      'blk.0.attn_k.weight', 'blk.0.attn_k_norm.weight', 'blk.0.attn_norm.weight', 'blk.0.attn_output.weight', 'blk.0.attn_q.weight',
+      'blk.0.attn_q_norm.weight', 'blk.0.attn_v.weight', 'blk.0.ffn_down.weight', 'blk.0.ffn_gate.weight', 'blk.0.ffn_norm.weight',
+      'blk.0.ffn_up.weight', 'blk.0.post_attention_norm.weight', 'blk.0.post_ffw_norm.weight',
+    ]);
+    assert.equal(names[15], 'blk.1.attn_k.weight');
+    assert.deepEqual([...names].sort((a, b) => llamaQuantizeOrder(a, b)), names);
+    // blk.10 after blk.9 (numbers, not strings), names within a layer by their bytes.
+    assert.deepEqual(['blk.10.a', 'blk.9.b', 'token_embd.weight', 'blk.9.a'].sort(llamaQuantizeOrder), ['token_embd.weight', 'blk.9.a', 'blk.9.b', 'blk.10.a']);
+    const bf = openGguf(gguf('bf16'));
+    assert.equal(bf.names()[0], 'token_embd.weight');
+    bf.close();
+  });
+
+  test('q5_k_m follows llama-quantize\'s Q5_K_M recipe on the 4B (34 layers) and the 1B (26 layers, 1152-wide rows)', () => {
+    const spec = (canonical: string, shape: number[]) => ({ canonical, part: 'text' as const, local: '', shape });
+    const type = (canonical: string, shape: number[], layers: number, head = false) => textTensorType(spec(canonical, shape), shape, 'q5_k_m', head, layers);
+    const more = [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29, 30, 31, 32, 33];
+    for (let i = 0; i < 34; i++) {
+      const want = more.includes(i) ? 'q6_k' : 'q5_k';
+      assert.equal(type(`blk.${i}.attn_v.weight`, [1024, 2560], 34), want, `attn_v ${i}`);
+      assert.equal(type(`blk.${i}.ffn_down.weight`, [2560, 10240], 34), want, `ffn_down ${i}`);
+      for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(type(`blk.${i}.${t}.weight`, [2048, 2560], 34), 'q5_k');
+    }
+    assert.equal(type('token_embd.weight', [262144, 2560], 34, true), 'q6_k');
+    // The 1B: use_more_bits(i, 26): i < 3, i >= 22, or (i - 3) % 3 == 2.
+    const more1b = [0, 1, 2, 5, 8, 11, 14, 17, 20, 22, 23, 24, 25];
+    for (let i = 0; i < 26; i++) {
+      const more = more1b.includes(i);
+      assert.equal(type(`blk.${i}.attn_v.weight`, [256, 1152], 26), more ? 'q8_0' : 'q5_1', `1B attn_v ${i}`); // Q6_K → Q8_0, Q5_K → Q5_1
+      assert.equal(type(`blk.${i}.ffn_down.weight`, [1152, 6912], 26), more ? 'q6_k' : 'q5_k', `1B ffn_down ${i}`); // 6912-wide rows: no fallback
+      assert.equal(type(`blk.${i}.ffn_gate.weight`, [6912, 1152], 26), 'q5_1');
+    }
+    assert.equal(type('token_embd.weight', [262144, 1152], 26, true), 'q8_0');
   });
 
   test('config from the metadata follows llama.cpp, which ignores query_pre_attn_scalar', () => {

@@ -326,6 +326,22 @@ describe('load() of a GGUF model', () => {
     for (const m of [fromGguf, quantised, q8]) m.dispose();
   });
 
+  test('quant q5_k_m on load: llama-quantize\'s fallbacks for 64-wide rows (Q5_1, Q8_0 for Q6_K), and the converted GGUF\'s logits', async () => {
+    const file = join(tmp.dir, 'tiny-q5_k_m.gguf');
+    convertCheckpoint(CKPT, file, { type: 'q5_k_m' });
+    const fromGguf = await load(file, { ...OPTS, mmproj: false });
+    const quantised = await load(CKPT, { ...OPTS, quant: 'q5_k_m' });
+    const w = quantised.decoder.weights;
+    assert.equal(w.tokenEmbd.dtype, 'q8_0'); // tied head: Q6_K → Q8_0
+    assert.equal(w.layers[1]!.attnQ.dtype, 'q5_1');
+    assert.equal(w.layers[1]!.ffnDown.dtype, 'q5_1');
+    assert.equal(w.layers[0]!.attnV.dtype, 'q8_0'); // use_more_bits(0, 8): Q6_K → Q8_0
+    assert.equal(fromGguf.decoder.weights.layers[1]!.attnQ.dtype, 'q5_1');
+    const ids = quantised.chatIds(messages);
+    assertSameLogits(quantised.logits(ids, 8), fromGguf.logits(ids, 8), 1e-4);
+    for (const m of [fromGguf, quantised]) m.dispose();
+  });
+
   test('corrupt and unsupported files are clear GemmaErrors', async () => {
     const bad = (name: string, bytes: Uint8Array | string) => tmp.write(name, bytes);
     await rejects(load(bad('junk.gguf', 'definitely not a gguf file')), 'BAD_FORMAT', /junk\.gguf.*not a GGUF file/);
@@ -400,12 +416,12 @@ describe('CLI: gemma3 convert, --model FILE.gguf, --mmproj, --quant', () => {
   test('clear errors', () => {
     const cases: [string[], RegExp][] = [
       [['convert', CKPT], /needs --out/],
-      [['convert', CKPT, '--out', join(out, 'x.gguf'), '--type', 'q5_1'], /--type must be one of bf16, q8_0, q4_0, q4_k_m, q6_k, f16, f32/],
+      [['convert', CKPT, '--out', join(out, 'x.gguf'), '--type', 'q5_1'], /--type must be one of bf16, q8_0, q4_0, q4_k_m, q5_k_m, q6_k, f16, f32/],
       [['convert', join(tmp.dir, 'nope'), '--out', join(out, 'x.gguf')], /checkpoint folder .*nope does not exist/],
       [['convert', CKPT, '--out', join(tmp.dir, 'no-such-dir', 'x.gguf')], /output folder .*no-such-dir does not exist/],
       [['convert', fixturePath('tiny-text'), '--out', join(out, 'x.gguf'), '--mmproj-out', join(out, 'm.gguf')], /text-only checkpoint/],
       [['convert', CKPT, 'extra', '--out', join(out, 'x.gguf')], /one checkpoint folder/],
-      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0, q4_0, q4_k_m or q6_k/],
+      [['run', '--model', BF16, '--quant', 'q2', 'hi'], /--quant must be q8_0, q4_0, q4_k_m, q5_k_m or q6_k/],
       [['run', '--model', BF16, '--mmap', 'yes', 'hi'], /--mmap must be auto, on or off/],
       [['run', '--model', MMPROJ, 'hi'], /vision projector \(mmproj\) file/],
     ];

@@ -209,7 +209,7 @@ describe('corrupt GGUF files', () => {
     bad(rawFile({ kv: (b) => b.str('k').u32(13).u32(0) }), 'unknown metadata value type 13', 'key k');
     bad(rawFile({ kv: (b) => b.str('k').u32(9).u32(42).u64(1).u32(0) }), 'unknown metadata value type 42');
     bad(rawFile({ tensors: [{ name: 'w', ne: [4], type: 99, offset: 0 }], data: 32 }), 'unknown ggml type 99', 'tensor w');
-    throwsGemma(open(rawFile({ tensors: [{ name: 'w', ne: [256], type: 13, offset: 0 }], data: 256 })), 'UNSUPPORTED_MODEL', 'Q5_K', 'tensor w');
+    throwsGemma(open(rawFile({ tensors: [{ name: 'w', ne: [256], type: 11, offset: 0 }], data: 256 })), 'UNSUPPORTED_MODEL', 'Q3_K', 'tensor w');
   });
 
   test('absurd counts and lengths never allocate', () => {

@@ -1,6 +1,8 @@
-// K-quant interop with llama.cpp (node-llama-cpp, CPU only): a Q4_K_M GGUF and a Q6_K GGUF written
+// K-quant interop with llama.cpp (node-llama-cpp, CPU only): Q4_K_M, Q5_K_M and Q6_K GGUFs written
 // by `convertCheckpoint` load in llama.cpp, whose greedy continuation equals ours, with both
-// engines multiplying the K-quant weights as stored against activations in Q8_K.
+// engines multiplying the K-quant weights as stored against activations in Q8_K. And tiny-text
+// itself (64-wide rows, like the 1B's 1152 not whole super-blocks) through q4_k_m and q5_k_m,
+// where llama-quantize falls back to Q5_0 / Q5_1 (activations in Q8_0 / Q8_1) and Q8_0.
 //
 // The checkpoint: tiny-text's architecture widened so that every matrix row is whole 256-value
 // super-blocks (hidden 256, intermediate 512, head_dim 64; tiny-text's 64-wide rows would all fall
@@ -103,6 +105,21 @@ function writeRandomCheckpoint(dir: string, seed: number): void {
 const SEED = 7;
 /** Every llama.cpp choice must be within this of our best logit on the same history. */
 const MAX_SHORTFALL = 0.02;
+/**
+ * The files whose 16 greedy tokens are pinned equal (measured for SEED). q5_k_m agrees up to its
+ * first near-tie, token 1, where our top-2 gap is 0.0072 and llama.cpp's choice 0.0074 below our
+ * best (with an F16 KV cache on our side too, as llama.cpp's, q5_k_m agreed on all 16 tokens and
+ * q4_k_m split at a 0.0005 gap instead: upstream rounding, not the products).
+ */
+const EXACT: ReadonlySet<string> = new Set(['q4_k_m', 'q6_k']);
+/**
+ * tiny-text (64-wide rows, 262144 flat random logits) runs every product with quantized
+ * activations (Q8_0 / Q8_1), which amplify the upstream differences: as llama-interop.test.ts
+ * holds its Q8_0 file, llama.cpp's choices must be within 0.15 of our best logit and at least 8
+ * of 16 tokens agree. Measured: tiny-q4_k_m agrees on the first 14 tokens (then a 0.0011 gap,
+ * and llama.cpp's next choice 0.044 below ours), tiny-q5_k_m on the first 15 (0.0122).
+ */
+const TINY_MAX_SHORTFALL = 0.15;
 
 const runtime = await startLlama();
 const skip = 'reason' in runtime ? runtime.reason : false;
@@ -114,9 +131,27 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
 
   before(() => {
     writeRandomCheckpoint(tmp.dir, SEED);
-    for (const type of ['q4_k_m', 'q6_k'] as const) convertCheckpoint(tmp.dir, gguf(type), { type });
+    for (const type of ['q4_k_m', 'q5_k_m', 'q6_k'] as const) convertCheckpoint(tmp.dir, gguf(type), { type });
   });
   after(() => tmp.cleanup());
+
+  test('tiny-text (64-wide rows) through q4_k_m and q5_k_m: llama-quantize\'s fallbacks Q5_0 / Q5_1, Q8_0 for Q6_K', () => {
+    for (const [type, base] of [['q4_k_m', 'q5_0'], ['q5_k_m', 'q5_1']] as const) {
+      convertCheckpoint(TEXT, gguf(`tiny-${type}`), { type });
+      const g = openGguf(gguf(`tiny-${type}`));
+      try {
+        assert.equal(g.info('token_embd.weight').dtype, 'q8_0');
+        for (let l = 0; l < 8; l++) {
+          const more = [0, 3, 6, 7].includes(l) ? 'q8_0' : base;
+          assert.equal(g.info(`blk.${l}.attn_v.weight`).dtype, more, `${type} attn_v ${l}`);
+          assert.equal(g.info(`blk.${l}.ffn_down.weight`).dtype, more, `${type} ffn_down ${l}`);
+          for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(g.info(`blk.${l}.${t}.weight`).dtype, base);
+        }
+      } finally {
+        g.close();
+      }
+    }
+  });
 
   async function llamaGreedy(file: string): Promise<number[]> {
     const model = await llama.loadModel({ modelPath: file });
@@ -138,26 +173,28 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     return (await collect(model.complete({ ids: PROMPT }, { temperature: 0, maxTokens: STEPS, stopTokenIds: [] }))).tokenIds;
   }
 
-  test('the Q4_K_M file has llama-quantize\'s tensor types', () => {
-    const g = openGguf(gguf('q4_k_m'));
-    try {
-      assert.equal(g.metadata.get('general.file_type'), 15);
-      assert.equal(g.info('token_embd.weight').dtype, 'q6_k');
-      for (let l = 0; l < LAYERS; l++) {
-        const more = [0, 3, 6, 7].includes(l) ? 'q6_k' : 'q4_k';
-        assert.equal(g.info(`blk.${l}.attn_v.weight`).dtype, more, `attn_v ${l}`);
-        assert.equal(g.info(`blk.${l}.ffn_down.weight`).dtype, more, `ffn_down ${l}`);
-        for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(g.info(`blk.${l}.${t}.weight`).dtype, 'q4_k');
-        assert.equal(g.info(`blk.${l}.attn_norm.weight`).dtype, 'f32');
+  for (const [type, base, fileType] of [['q4_k_m', 'q4_k', 15], ['q5_k_m', 'q5_k', 17]] as const) {
+    test(`the ${type.toUpperCase()} file has llama-quantize's tensor types`, () => {
+      const g = openGguf(gguf(type));
+      try {
+        assert.equal(g.metadata.get('general.file_type'), fileType);
+        assert.equal(g.info('token_embd.weight').dtype, 'q6_k');
+        for (let l = 0; l < LAYERS; l++) {
+          const more = [0, 3, 6, 7].includes(l) ? 'q6_k' : base;
+          assert.equal(g.info(`blk.${l}.attn_v.weight`).dtype, more, `attn_v ${l}`);
+          assert.equal(g.info(`blk.${l}.ffn_down.weight`).dtype, more, `ffn_down ${l}`);
+          for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.equal(g.info(`blk.${l}.${t}.weight`).dtype, base);
+          assert.equal(g.info(`blk.${l}.attn_norm.weight`).dtype, 'f32');
+        }
+      } finally {
+        g.close();
       }
-    } finally {
-      g.close();
-    }
-  });
+    });
+  }
 
   test('load({ quant }) of the checkpoint runs the weights of the converted file: the same logits', async () => {
     const opts = { contextLength: 64, threads: 1 };
-    for (const quant of ['q4_k_m', 'q6_k'] as const) {
+    for (const quant of ['q4_k_m', 'q5_k_m', 'q6_k'] as const) {
       const file = await load(gguf(quant), opts);
       const onLoad = await load(tmp.dir, { ...opts, quant });
       try {
@@ -171,8 +208,8 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     }
   });
 
-  for (const type of ['q4_k_m', 'q6_k'] as const) {
-    test(`${type}: llama.cpp loads our GGUF and greedy-generates the same ${STEPS} tokens`, async (t) => {
+  for (const type of ['q4_k_m', 'q5_k_m', 'q6_k', 'tiny-q4_k_m', 'tiny-q5_k_m'] as const) {
+    test(`${type}: llama.cpp loads our GGUF and greedy-generates ${EXACT.has(type) ? `the same ${STEPS} tokens` : 'the same tokens up to a near-tie'}`, async (t) => {
       const ours = await load(gguf(type), { contextLength: 64, threads: 1 });
       try {
         const mine = await ourGreedy(ours);
@@ -180,16 +217,27 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
         const margins = ours.logits([...PROMPT, ...mine.slice(0, -1)], 2).positions.slice(PROMPT.length - 1).map((p) => p.top[0]![1] - p.top[1]![1]);
         t.diagnostic(`${type} (${ours.backend} backend): ours ${JSON.stringify(mine)}, llama.cpp ${JSON.stringify(theirs)}; smallest top-2 gap ${Math.min(...margins).toFixed(4)}`);
         assert.equal(mine.length, STEPS);
-        assert.ok(mine.every((id) => id < LIVE_ROWS || PROMPT.includes(id)), 'every greedy token has a live embedding row');
+        const tiny = type.startsWith('tiny');
+        if (!tiny) assert.ok(mine.every((id) => id < LIVE_ROWS || PROMPT.includes(id)), 'every greedy token has a live embedding row');
         // Teacher-forced: our logits on llama.cpp's history, our best minus our logit of its choice.
         const positions = ours.logits([...PROMPT, ...theirs.slice(0, -1)], 64).positions.slice(PROMPT.length - 1);
         const shortfall = Math.max(...theirs.map((id, j) => {
           const hit = positions[j]!.top.find(([tok]) => tok === id);
           return hit === undefined ? Infinity : positions[j]!.top[0]![1] - hit[1];
         }));
-        assert.ok(shortfall <= MAX_SHORTFALL, `llama.cpp chose a token ${shortfall} below our best logit`);
+        const bound = tiny ? TINY_MAX_SHORTFALL : MAX_SHORTFALL;
+        assert.ok(shortfall <= bound, `llama.cpp chose a token ${shortfall} below our best logit`);
         assert.ok(new Set(mine).size >= 5, `a varied greedy path (${new Set(mine).size} distinct tokens)`);
-        assert.deepEqual(theirs, mine, `teacher-forced shortfall ${shortfall.toFixed(4)}`);
+        if (EXACT.has(type)) assert.deepEqual(theirs, mine, `teacher-forced shortfall ${shortfall.toFixed(4)}`);
+        // The same tokens before our first near-tie (a top-2 gap within the bound), where either engine's rounding may tip it.
+        const firstTie = margins.findIndex((m) => m < bound);
+        const before = firstTie < 0 ? STEPS : firstTie;
+        assert.deepEqual(theirs.slice(0, before), mine.slice(0, before), `before the first near-tie (token ${firstTie})`);
+        if (tiny) {
+          let agree = 0;
+          while (agree < STEPS && theirs[agree] === mine[agree]) agree++;
+          assert.ok(agree >= 8, `only the first ${agree} of ${STEPS} greedy tokens agree`);
+        }
       } finally {
         ours.dispose();
       }

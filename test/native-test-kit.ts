@@ -4,7 +4,7 @@ import type { WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
-import { f32ToF16, quantizeRowQ4_0, quantizeRowQ4_K, quantizeRowQ6_K, quantizeRowQ8_0 } from '../src/formats/quant.js';
+import { f32ToF16, quantizeRow } from '../src/formats/quant.js';
 import type { Rng } from '../src/generate/rng.js';
 
 export const binding: ReturnType<typeof loadNativeBinding> = loadNativeBinding();
@@ -31,13 +31,15 @@ export function makeMatrix(dtype: WeightMatrix['dtype'], rows: number, cols: num
     }
     case 'q8_0':
     case 'q4_0':
+    case 'q5_0':
+    case 'q5_1':
     case 'q4_k':
+    case 'q5_k':
     case 'q6_k': {
-      const quantize = { q8_0: quantizeRowQ8_0, q4_0: quantizeRowQ4_0, q4_k: quantizeRowQ4_K, q6_k: quantizeRowQ6_K }[dtype];
       const parts: Uint8Array[] = [];
       for (let r = 0; r < rows; r++) {
         const row = values.subarray(r * cols, (r + 1) * cols);
-        parts.push(quantize(row));
+        parts.push(quantizeRow(dtype, row));
       }
       const data = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
       let o = 0;

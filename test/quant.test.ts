@@ -21,7 +21,8 @@ const f32bytes = (f: Float32Array): Uint8Array => new Uint8Array(f.buffer, f.byt
 describe('block layouts', () => {
   test('block sizes match ggml-common.h', () => {
     assert.deepEqual(BLOCK_LAYOUT, {
-      q8_0: { blockSize: 32, blockBytes: 34 }, q4_0: { blockSize: 32, blockBytes: 18 },
+      q8_0: { blockSize: 32, blockBytes: 34 }, q4_0: { blockSize: 32, blockBytes: 18 }, q5_0: { blockSize: 32, blockBytes: 22 },
+      q5_1: { blockSize: 32, blockBytes: 24 }, q5_k: { blockSize: 256, blockBytes: 176 },
       q4_k: { blockSize: 256, blockBytes: 144 }, q6_k: { blockSize: 256, blockBytes: 210 },
     });
     assert.equal(ELEMENT_SIZE.q8_0 * 32, 34);

@@ -124,8 +124,9 @@ export interface Backend {
   /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.
-   * Q8_0/Q4_0 weights multiply activations quantized to Q8 blocks, Q4_K/Q6_K weights activations
-   * quantized to Q8_K super-blocks (llama.cpp's schemes).
+   * Q8_0/Q4_0/Q5_0 weights multiply activations quantized to Q8 blocks, Q5_1 weights Q8_1 blocks
+   * (Q8 blocks with s = d·Σq), Q4_K/Q5_K/Q6_K weights activations quantized to Q8_K
+   * super-blocks (llama.cpp's schemes).
    */
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, rows?: RowRange): void;
   /**

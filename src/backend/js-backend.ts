@@ -6,6 +6,7 @@ import { roundToKvType } from './kv-types.js';
 import { dotQuantRow, quantizeQ8, type Q8Rows } from './q8-activations.js';
 import { dotKQuantRow, quantizeQ8K, type Q8KRows } from './q8k-activations.js';
 import { decodeRow } from './rows.js';
+import { BLOCK_LAYOUT } from '../formats/quant.js';
 import { geluTanh, geluTanhMul, rmsNorm, rmsNormAdd } from './js-ops.js';
 
 export class JsBackend implements Backend {
@@ -21,9 +22,9 @@ export class JsBackend implements Backend {
     const rowStart = range?.rowStart ?? 0;
     const rowEnd = range?.rowEnd ?? w.rows;
     const outStride = range?.outStride ?? w.rows;
-    if (w.dtype === 'q8_0' || w.dtype === 'q4_0') {
+    if (w.dtype === 'q8_0' || w.dtype === 'q4_0' || w.dtype === 'q5_0' || w.dtype === 'q5_1') {
       const q8 = (this.q8 = quantizeQ8(x, batch, cols, this.q8));
-      const rowBytes = (cols / 32) * (w.dtype === 'q8_0' ? 34 : 18);
+      const rowBytes = (cols / 32) * BLOCK_LAYOUT[w.dtype].blockBytes;
       for (let r = rowStart; r < rowEnd; r++) {
         for (let n = 0; n < batch; n++) {
           out[n * outStride + r - rowStart] = dotQuantRow(w.data, r * rowBytes, w.dtype, q8, n, cols);
@@ -31,10 +32,10 @@ export class JsBackend implements Backend {
       }
       return;
     }
-    if (w.dtype === 'q4_k' || w.dtype === 'q6_k') {
+    if (w.dtype === 'q4_k' || w.dtype === 'q5_k' || w.dtype === 'q6_k') {
       // K-quants multiply activations quantized to Q8_K super-blocks (llama.cpp's scheme).
       const q8k = (this.q8k = quantizeQ8K(x, batch, cols, this.q8k));
-      const rowBytes = (cols / 256) * (w.dtype === 'q4_k' ? 144 : 210);
+      const rowBytes = (cols / 256) * BLOCK_LAYOUT[w.dtype].blockBytes;
       for (let r = rowStart; r < rowEnd; r++) {
         for (let n = 0; n < batch; n++) {
           out[n * outStride + r - rowStart] = dotKQuantRow(w.data, r * rowBytes, w.dtype, q8k, n, cols);

@@ -1,6 +1,6 @@
 // The native addon (native/*.c, built by node-gyp on install) behind the Backend interface.
 // Checks happen in the addon once per call (sizes vs arrays); every stored type has a kernel
-// (the K-quants Q4_K / Q6_K in native/kernels-kquant.c).
+// (the K-quants Q4_K / Q6_K in native/kernels-kquant.c, Q5_0 / Q5_1 / Q5_K in native/kernels-q5.c).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +61,10 @@ interface NativeBinding {
   info(): NativeInfo;
 }
 
-const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 7, q6_k: 8 };
+const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_k: 7, q6_k: 8, q5_0: 9, q5_1: 10, q5_k: 11 };
+
+/** What a product's activations become (native/matmul-plan.c activation_kind): one job shares one kind. */
+const ACTIVATION_KIND: Readonly<Record<string, number>> = { q8_0: 1, q4_0: 1, q5_0: 1, q4_k: 2, q5_k: 2, q6_k: 2, q5_1: 3 };
 const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
 /** The addon's codes of the KV cache types (native/kv-types.h). */
 const KV_TYPE_CODES: Readonly<Record<KvType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -187,8 +190,7 @@ export class NativeBackend implements Backend {
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
     const codes = ws.map(nativeCode);
-    // What the activations become (float, Q8 blocks, Q8_K super-blocks): one job shares one kind.
-    const quantized = ws.map((w) => (w.dtype === 'q4_0' || w.dtype === 'q8_0' ? 1 : w.dtype === 'q4_k' || w.dtype === 'q6_k' ? 2 : 0));
+    const quantized = ws.map((w) => ACTIVATION_KIND[w.dtype] ?? 0);
     const cols = ws[0]!.cols;
     if (ws.length > 4 || codes.some((c) => c === undefined) || quantized.some((q) => q !== quantized[0]) || ws.some((w) => w.cols !== cols)) {
       for (let i = 0; i < ws.length; i++) this.matMul(outs[i]!, ws[i]!, x, batch);
@@ -251,10 +253,10 @@ export function nativeMapFile(path: string, populate: boolean): FileMapping | nu
 }
 
 /**
- * The addon's reference K-quant quantizers (the same bytes as quantizeRowQ4_K / quantizeRowQ6_K
+ * The addon's reference K-quant quantizers (the same bytes as quantizeRowQ4_K / quantizeRowQ5_K / quantizeRowQ6_K
  * in formats/quant.ts, tens of times faster), or undefined without the addon.
  */
-export function nativeKQuantizer(): ((dtype: 'q4_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined {
+export function nativeKQuantizer(): ((dtype: 'q4_k' | 'q5_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined {
   const binding = loadNativeBinding();
   return binding instanceof Error ? undefined : (dtype, values) => binding.quantizeKQuant(values, NATIVE_DTYPES[dtype]!);
 }

@@ -1,4 +1,4 @@
-// Activations quantized to Q8_K super-blocks for Q4_K / Q6_K weights, as llama.cpp does
+// Activations quantized to Q8_K super-blocks for Q4_K / Q5_K / Q6_K weights, as llama.cpp does
 // (quantize_row_q8_K_ref: a float scale per 256 values, int8 quants, and the sum of every 16
 // quants): each super-block's dot product is then exact integer arithmetic under one or two
 // float scales. native/kernels-kquant.c computes the same integers in the same order, so both
@@ -54,7 +54,7 @@ export function quantizeQ8K(x: Float32Array, rows: number, cols: number, into?: 
   return out;
 }
 
-/** One Q4_K or Q6_K super-block's quants, unpacked in value order (q4: 0..15, q6: −32..31). */
+/** One Q4_K, Q5_K or Q6_K super-block's quants, unpacked in value order (q4: 0..15, q5: 0..31, q6: −32..31). */
 const unpacked = new Int8Array(QK_K);
 
 function unpackQ4K(w: Uint8Array, o: number): void {
@@ -62,6 +62,16 @@ function unpackQ4K(w: Uint8Array, o: number): void {
     for (let l = 0; l < 32; l++) {
       unpacked[j + l] = w[q + l]! & 0xf;
       unpacked[j + l + 32] = w[q + l]! >> 4;
+    }
+  }
+}
+
+function unpackQ5K(w: Uint8Array, o: number): void {
+  for (let j = 0, q = o + 48, bit = 0; j < QK_K; j += 64, q += 32, bit += 2) {
+    for (let l = 0; l < 32; l++) {
+      const h = w[o + 16 + l]!;
+      unpacked[j + l] = (w[q + l]! & 0xf) | (((h >> bit) & 1) << 4);
+      unpacked[j + l + 32] = (w[q + l]! >> 4) | (((h >> (bit + 1)) & 1) << 4);
     }
   }
 }
@@ -86,21 +96,22 @@ function scaleMin(w: Uint8Array, s: number, j: number, k: 0 | 1): number {
 }
 
 /**
- * Σ over super-blocks of one weight row (Q4_K or Q6_K) against activation row xRow:
- *   Q4_K: (d·dx)·Σ_j sc_j Σ q·q8 − (dmin·dx)·Σ_j m_j (bsum_2j + bsum_2j+1)
+ * Σ over super-blocks of one weight row (Q4_K, Q5_K or Q6_K) against activation row xRow:
+ *   Q4_K, Q5_K: (d·dx)·Σ_j sc_j Σ q·q8 − (dmin·dx)·Σ_j m_j (bsum_2j + bsum_2j+1)
  *   Q6_K: (d·dx)·Σ_j sc_j Σ (q − 32)·q8
  * with exact integer sums and the float products d·dx rounded to float32, accumulated in float64.
  */
-export function dotKQuantRow(w: Uint8Array, rowOffset: number, dtype: 'q4_k' | 'q6_k', x: Q8KRows, xRow: number, cols: number): number {
+export function dotKQuantRow(w: Uint8Array, rowOffset: number, dtype: 'q4_k' | 'q5_k' | 'q6_k', x: Q8KRows, xRow: number, cols: number): number {
   const nb = cols / QK_K;
   let s = 0;
   for (let b = 0; b < nb; b++) {
     const xb = xRow * nb + b;
     const dx = x.d[xb]!;
     const q8 = xb * QK_K;
-    if (dtype === 'q4_k') {
-      const o = rowOffset + b * 144;
-      unpackQ4K(w, o);
+    if (dtype === 'q4_k' || dtype === 'q5_k') {
+      const o = rowOffset + b * (dtype === 'q4_k' ? 144 : 176);
+      if (dtype === 'q4_k') unpackQ4K(w, o);
+      else unpackQ5K(w, o);
       let isum = 0;
       let msum = 0;
       for (let j = 0; j < 8; j++) {

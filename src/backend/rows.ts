@@ -27,7 +27,10 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
       if (w.layout === 'x16') decodeX16Row(w, r, out);
       else dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
+    case 'q5_0':
+    case 'q5_1':
     case 'q4_k':
+    case 'q5_k':
     case 'q6_k':
       // Rows are whole blocks back to back, so row r starts at r · rowBytes.
       dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);

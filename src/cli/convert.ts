@@ -6,15 +6,16 @@ import { convertCheckpoint, loadConfig, type ConvertProgress, type ConvertType }
 import { GemmaError } from '../index.js';
 import { parse } from './options.js';
 
-const TYPES: readonly ConvertType[] = ['bf16', 'q8_0', 'q4_0', 'q4_k_m', 'q6_k', 'f16', 'f32'];
+const TYPES: readonly ConvertType[] = ['bf16', 'q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k', 'f16', 'f32'];
 
-export const CONVERT_HELP = `gemma3 convert DIR --out FILE.gguf [--type bf16|q8_0|q4_0|q4_k_m|q6_k|f16|f32] [--mmproj-out FILE.gguf] [--name NAME]
+export const CONVERT_HELP = `gemma3 convert DIR --out FILE.gguf [--type bf16|q8_0|q4_0|q4_k_m|q5_k_m|q6_k|f16|f32] [--mmproj-out FILE.gguf] [--name NAME]
 
 Writes the Hugging Face Gemma 3 checkpoint in DIR (config.json, *.safetensors, tokenizer.json) as a
-llama.cpp GGUF file, the way convert_hf_to_gguf.py (and, for q4_0 / q4_k_m / q6_k, llama-quantize) would:
+llama.cpp GGUF file, the way convert_hf_to_gguf.py (and, for q4_0 / q4_k_m / q5_k_m / q6_k, llama-quantize) would:
   --type          tensor type of the weights (default bf16; norms and vectors stay f32;
                   q4_0 stores the tied embedding as Q6_K, or Q8_0 when its rows are not 256-blocks;
-                  q4_k_m: Q4_K, with Q6_K for the embedding and some layers' attn_v / ffn_down)
+                  q4_k_m / q5_k_m: Q4_K / Q5_K, with Q6_K for the embedding and some layers'
+                  attn_v / ffn_down; rows that are not 256-blocks: Q5_0 / Q5_1, Q8_0 for Q6_K)
   --mmproj-out    where the vision tower + projector go for a multimodal checkpoint (4B, 12B, 27B);
                   default: mmproj-<name of --out>.gguf next to --out (found there by gemma3 and load())
   --name          general.name (default: the folder name)

@@ -25,7 +25,7 @@ export const MODEL_HELP = `Model options:
                        shows the pipeline working without a download)
   --context N          KV cache size in tokens (default 8192, or the model's limit if lower)
   --mmproj FILE        (GGUF) the vision projector file; default: the one mmproj*.gguf next to the model
-  --quant q8_0|q4_0|q4_k_m|q6_k  quantise the weights as they load (as gemma3 convert --type would)
+  --quant q8_0|q4_0|q4_k_m|q5_k_m|q6_k  quantise the weights as they load (as gemma3 convert --type would)
   --mmap auto|on|off   (GGUF, native backend) serve the weights from a mapping of the file instead of
                        copies made at load; auto (default): float weights when the page cache holds
                        the file in 2 MiB pages (Q4_0/Q8_0 are copied into the kernels' layout)
@@ -275,8 +275,8 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
     throw new GemmaError('INVALID_ARGUMENT', `--backend must be auto, native or js, got ${JSON.stringify(backend)}`);
   }
   const quant = values.quant as string | undefined;
-  if (quant !== undefined && !['q8_0', 'q4_0', 'q4_k_m', 'q6_k'].includes(quant)) {
-    throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0, q4_0, q4_k_m or q6_k, got ${JSON.stringify(quant)}`);
+  if (quant !== undefined && !['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k'].includes(quant)) {
+    throw new GemmaError('INVALID_ARGUMENT', `--quant must be q8_0, q4_0, q4_k_m, q5_k_m or q6_k, got ${JSON.stringify(quant)}`);
   }
   const mmap = mmapFlag(values.mmap as string | undefined);
   const mmproj = values.mmproj as string | undefined;
@@ -286,7 +286,7 @@ export async function loadFromFlags(values: Record<string, unknown>): Promise<Ge
   let shown = -1;
   const started = Date.now();
   const model = await inFlagTerms(() => load(dir, {
-    ...(quant !== undefined ? { quant: quant as 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k' } : {}),
+    ...(quant !== undefined ? { quant: quant as 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' } : {}),
     ...(mmap !== undefined ? { mmap } : {}),
     ...(kvType !== undefined ? { kvType } : {}),
     ...(mmproj !== undefined ? { mmproj } : {}),

@@ -39,7 +39,7 @@ OpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and Ollama
   --drain-timeout S       on SIGTERM or Ctrl+C: stop taking requests (/ready answers 503), let running
                           ones finish for up to S seconds, then cut the rest and exit 0 (default 30;
                           a second signal stops at once)
-  --backend auto|native|js  --threads N  --quant q8_0|q4_0|q4_k_m|q6_k  --mmproj FILE  --mmap auto|on|off
+  --backend auto|native|js  --threads N  --quant q8_0|q4_0|q4_k_m|q5_k_m|q6_k  --mmproj FILE  --mmap auto|on|off
   --kv-type f32|f16|bf16  as for gemma3 run
 
 Ollama's keep_alive: the model stays loaded while the server runs; requests asking to unload it

@@ -1,7 +1,7 @@
 // Hugging Face Gemma 3 checkpoint → llama.cpp GGUF (+ mmproj GGUF for multimodal checkpoints),
 // with the metadata, tensor names and types llama.cpp's tools produce:
 //   bf16 / f16 / f32 / q8_0: convert_hf_to_gguf.py --outtype <type> (Gemma3Model, Gemma3VisionModel)
-//   q4_0 / q4_k_m / q6_k: that bf16 file then `llama-quantize … Q4_0 | Q4_K_M | Q6_K` without an
+//   q4_0 / q4_k_m / q5_k_m / q6_k: that bf16 file then `llama-quantize … Q4_0 | Q4_K_M | Q5_K_M | Q6_K` without an
 //   importance matrix (quantize_row_*_ref, llama_tensor_get_type's per-tensor recipe).
 // Rules followed (conversion/base.py prepare_tensors, conversion/gemma.py, src/llama-quant.cpp):
 // * every `*norm.weight` gets +1 (in float32) and is stored F32, as is every 1-D tensor;
@@ -9,11 +9,11 @@
 // * q8_0: every 2-D weight, token_embd included, is Q8_0 (F16 if a row is not whole blocks);
 // * q4_0: every 2-D weight is Q4_0 except the tied token_embd (also the output head), which
 //   llama-quantize makes Q6_K, or Q8_0 when its rows are not whole 256-blocks (the 1B's 1152);
-// * q4_k_m: every 2-D weight Q4_K, except the tied token_embd (Q6_K), attn_v and ffn_down of the
-//   layers use_more_bits picks (the first and last eighth, and every third between: Q6_K);
-//   q6_k: every 2-D weight Q6_K. Rows that are not whole 256-blocks: Q6_K falls back to Q8_0 as
-//   in llama-quantize; Q4_K would fall back to Q5_0, which this engine does not have, so such a
-//   checkpoint (the 1B: 1152) is refused for q4_k_m;
+// * q4_k_m / q5_k_m: every 2-D weight Q4_K / Q5_K, except the tied token_embd (Q6_K), attn_v and
+//   ffn_down of the layers use_more_bits picks (the first and last eighth, and every third
+//   between: Q6_K); q6_k: every 2-D weight Q6_K. Rows that are not whole 256-blocks (the 1B's
+//   1152) take tensor_type_fallback's type: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0;
+// * q4_0 / q4_k_m / q5_k_m / q6_k: tensors in llama-quantize's order (by layer, then by name);
 // * mmproj: patch and position embeddings F32, mm.input_projection F16, biases/norms F32,
 //   only mm.soft_emb_norm gets +1; other matrices in the file type (a q4_0 conversion writes an
 //   F16 mmproj: llama-quantize does not quantise mmproj files).
@@ -32,7 +32,7 @@ import { loadConfig, type Gemma3Config } from '../model/config.js';
 import { resolveTextTensors, resolveVisionTensors, textWeightSpecs, visionWeightSpecs, type WeightSpec } from '../model/weight-names.js';
 import { readGgufVocab } from './vocab.js';
 
-export type ConvertType = 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k' | 'f16' | 'f32';
+export type ConvertType = 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' | 'f16' | 'f32';
 
 export interface ConvertProgress {
   file: string;
@@ -57,13 +57,15 @@ export interface ConvertResult {
 }
 
 /** llama_ftype values written as general.file_type. */
-export const FILE_TYPE: Readonly<Record<ConvertType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, q6_k: 18, bf16: 32 };
+export const FILE_TYPE: Readonly<Record<ConvertType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, bf16: 32 };
 const QK = 32;
+/** The types made by llama-quantize from convert_hf_to_gguf.py's file (its tensor order; mmproj files left F16). */
+const BY_LLAMA_QUANTIZE: ReadonlySet<ConvertType> = new Set<ConvertType>(['q4_0', 'q4_k_m', 'q5_k_m', 'q6_k']);
 /** Rows widened to float32 at a time (bounds memory for multi-GB tensors). */
 const CHUNK_VALUES = 1 << 24;
 
 export function convertCheckpoint(dir: string, outPath: string, options: ConvertOptions): ConvertResult {
-  if (!(options.type in FILE_TYPE)) throw invalidArgument('type', 'one of bf16, f16, f32, q8_0, q4_0, q4_k_m, q6_k', options.type);
+  if (!(options.type in FILE_TYPE)) throw invalidArgument('type', 'one of bf16, f16, f32, q8_0, q4_0, q4_k_m, q5_k_m, q6_k', options.type);
   const config = loadConfig(dir);
   if (options.mmprojOut !== undefined && config.vision === null) {
     throw new GemmaError('INVALID_ARGUMENT', `mmprojOut given, but ${dir} is a text-only checkpoint (model_type gemma3_text)`);
@@ -90,6 +92,8 @@ export function convertCheckpoint(dir: string, outPath: string, options: Convert
       const plusOne = spec.canonical.endsWith('norm.weight');
       tensors.push({ name: spec.canonical, dtype, shape, data: () => encode(source.read(hfName), shape, dtype, plusOne) });
     }
+    // llama-quantize writes its file in its own tensor order.
+    if (BY_LLAMA_QUANTIZE.has(options.type)) tensors.sort((a, b) => llamaQuantizeOrder(a.name, b.name));
     const metadata: GgufMetadataEntry[] = [
       ['general.architecture', 'string', 'gemma3'],
       ['general.type', 'string', 'model'],
@@ -115,8 +119,8 @@ function progress(file: string, options: ConvertOptions): ((i: number, n: number
 
 /**
  * The stored type of one text tensor under a conversion type (see the header): what
- * convert_hf_to_gguf.py, and for q4_0 / q4_k_m / q6_k then llama-quantize, would write.
- * `numLayers` (q4_k_m only) places a layer among use_more_bits's. Exported for tests.
+ * convert_hf_to_gguf.py, and for q4_0 / q4_k_m / q5_k_m / q6_k then llama-quantize, would write.
+ * `numLayers` (q4_k_m / q5_k_m) places a layer among use_more_bits's. Exported for tests.
  */
 export function textTensorType(spec: WeightSpec, shape: readonly number[], type: ConvertType, outputHead: boolean, numLayers = 0): DType {
   if (shape.length <= 1 || spec.canonical.endsWith('_norm.weight')) return 'f32';
@@ -137,26 +141,44 @@ export function textTensorType(spec: WeightSpec, shape: readonly number[], type:
       if (outputHead) return cols % 256 === 0 ? 'q6_k' : 'q8_0';
       return 'q4_0';
     case 'q4_k_m':
+    case 'q5_k_m':
     case 'q6_k': {
       if (cols % QK !== 0) {
         throw new GemmaError('UNSUPPORTED_MODEL', `${spec.canonical}: rows of ${cols} values are not whole 32-value blocks (llama-quantize would write F16 here)`);
       }
-      const wanted = type === 'q6_k' || outputHead || moreBitsQ4KM(spec.canonical, numLayers) ? 'q6_k' : 'q4_k';
+      const base = type === 'q4_k_m' ? 'q4_k' : type === 'q5_k_m' ? 'q5_k' : 'q6_k';
+      const wanted = outputHead || moreBitsKM(spec.canonical, numLayers) ? 'q6_k' : base;
       if (cols % 256 === 0) return wanted;
-      // tensor_type_fallback: Q6_K → Q8_0 (the output head's own rule gives the same), Q4_K → Q5_0.
-      if (wanted === 'q6_k') return 'q8_0';
-      throw new GemmaError('UNSUPPORTED_MODEL',
-        `${spec.canonical}: rows of ${cols} values are not whole 256-value super-blocks; llama-quantize writes Q5_0 there, which this engine does not support (use --type q4_0 or q8_0)`);
+      // tensor_type_fallback (the output head's own rule gives the same Q8_0).
+      return KQUANT_FALLBACK[wanted];
     }
   }
 }
 
 /**
- * llama_tensor_get_type_impl for LLAMA_FTYPE_MOSTLY_Q4_K_M (not Falcon, no experts): attn_v and
- * ffn_down of layer i become Q6_K when use_more_bits(i, n): i < n/8, i ≥ 7n/8, or (i − n/8) % 3 == 2
- * (C integer division; attn_v counts its tensors in file order, which is layer order here).
+ * The order llama-quantize writes tensors in (llama_model_loader's weights_map,
+ * weight_name_comparer): by the layer number of `blk.N.` (-1 for the others), then by name.
  */
-function moreBitsQ4KM(canonical: string, numLayers: number): boolean {
+export function llamaQuantizeOrder(a: string, b: string): number {
+  const layer = (name: string): number => {
+    const m = /^blk\.(\d+)\./.exec(name);
+    return m === null ? -1 : Number(m[1]);
+  };
+  const la = layer(a), lb = layer(b);
+  if (la !== lb) return la - lb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** llama-quantize's tensor_type_fallback for rows that are not whole 256-value super-blocks. */
+const KQUANT_FALLBACK: Readonly<Record<'q4_k' | 'q5_k' | 'q6_k', DType>> = { q4_k: 'q5_0', q5_k: 'q5_1', q6_k: 'q8_0' };
+
+/**
+ * llama_tensor_get_type_impl for LLAMA_FTYPE_MOSTLY_Q4_K_M and _Q5_K_M (not Falcon, no experts):
+ * attn_v and ffn_down of layer i become Q6_K when use_more_bits(i, n): i < n/8, i ≥ 7n/8, or
+ * (i − n/8) % 3 == 2 (C integer division; attn_v counts its tensors in llama-quantize's order,
+ * which is layer order). For q6_k every tensor is Q6_K anyway.
+ */
+function moreBitsKM(canonical: string, numLayers: number): boolean {
   const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(canonical);
   if (m === null) return false;
   const i = Number(m[1]);
@@ -241,22 +263,27 @@ function encodeValues(v: Float32Array, dtype: DType): Uint8Array {
       return new Uint8Array(out.buffer);
     }
     case 'q4_k':
+    case 'q5_k':
     case 'q6_k':
-      // The addon's C twins write the same bytes (test/native-kernels.test.ts) ~30x faster.
+      // The addon's C twins write the same bytes (test/native-kernels.test.ts, q5-kernels.test.ts) ~30x faster.
       return (kQuantizer ??= nativeKQuantizer() ?? ((t, x) => quantizeRow(t, x)))(dtype, v);
     default:
       return quantizeRow(dtype, v);
   }
 }
 
-let kQuantizer: ((dtype: 'q4_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined;
+let kQuantizer: ((dtype: 'q4_k' | 'q5_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined;
+
+/** llama-quantize leaves mmproj files alone: a q4_0 / q4_k_m / q5_k_m / q6_k conversion writes an F16 one. */
+function mmprojType(type: ConvertType): 'bf16' | 'f16' | 'f32' | 'q8_0' {
+  return type === 'bf16' || type === 'f32' || type === 'q8_0' ? type : 'f16';
+}
 
 /** Writes the SigLIP tower + projector as llama.cpp's mmproj file (Gemma3VisionModel). */
 function writeMmproj(dir: string, source: TensorSource, config: Gemma3Config, path: string, name: string, options: ConvertOptions): number {
   const v = config.vision!;
   const names = resolveVisionTensors(source, config);
-  // llama-quantize leaves mmproj files alone: a q4_0 / q4_k_m / q6_k conversion writes an F16 one.
-  const type: ConvertType = options.type === 'q4_0' || options.type === 'q4_k_m' || options.type === 'q6_k' ? 'f16' : options.type;
+  const type = mmprojType(options.type);
   const tensors: GgufTensorInput[] = visionWeightSpecs(config).map((spec) => {
     const cols = spec.shape[spec.shape.length - 1]!;
     let dtype: DType;

@@ -1,5 +1,5 @@
-// load({ quant: 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k' }): float weights quantised as they are read, with
-// the tensor types `gemma3 convert --type q8_0 | q4_0 | q4_k_m | q6_k` writes (convert.ts textTensorType and the mmproj rules), so a
+// load({ quant: 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k' }): float weights quantised as they are read, with
+// the tensor types `gemma3 convert --type q8_0 | q4_0 | q4_k_m | q5_k_m | q6_k` writes (convert.ts textTensorType and the mmproj rules), so a
 // checkpoint loaded with `quant` runs the same weights as its converted GGUF. Norms and every 1-D
 // tensor stay float (the decoder keeps them as float32 scales anyway). Differences, on purpose:
 //   * q4_0: the tied embedding / output head, which convert writes as Q6_K (llama-quantize's
@@ -7,17 +7,14 @@
 //     as stored; kept so `--quant q4_0` keeps its results);
 //   * a matrix whose rows are not whole 32-value blocks keeps its stored type (convert writes F16
 //     for q8_0 and refuses q4_0);
-//   * q4_k_m: a matrix whose rows are not whole 256-value super-blocks (the 1B's 1152) keeps its
-//     stored type where convert refuses (llama-quantize's fallback there is Q5_0, not supported);
 //   * the embedding keeps all its rows (convert cuts the 4B+ checkpoints' 64 padding rows).
 // Tensors already quantised (a Q8_0 GGUF) are left alone.
-import { GemmaError } from '../errors.js';
 import type { RawTensor, TensorInfo, TensorSource, DType } from '../formats/tensor-source.js';
 import type { Gemma3Config } from '../model/config.js';
 import { textWeightSpecs, visionWeightSpecs } from '../model/weight-names.js';
 import { encodeTensor, textTensorType } from './convert.js';
 
-export type LoadQuant = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q6_k';
+export type LoadQuant = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k';
 
 const FLOAT: ReadonlySet<DType> = new Set(['f32', 'f16', 'bf16']);
 
@@ -39,14 +36,7 @@ export function quantPlan(source: TensorSource, config: Gemma3Config, quant: Loa
       plan.set(stored, type === 'q6_k' ? 'q8_0' : type);
       continue;
     }
-    let type: DType;
-    try {
-      type = textTensorType(spec, spec.shape, quant, head, text.numLayers);
-    } catch (e) {
-      if (e instanceof GemmaError && e.code === 'UNSUPPORTED_MODEL') continue; // Q4_K's Q5_0 fallback: kept as stored
-      throw e;
-    }
-    plan.set(stored, type);
+    plan.set(stored, textTensorType(spec, spec.shape, quant, head, text.numLayers));
   }
   if (visionNames !== undefined && quant === 'q8_0') {
     // convert's mmproj: patch / position embeddings F32 and the projection F16 (kept as stored

@@ -17,7 +17,10 @@ export const ELEMENT_SIZE: Readonly<Record<DType, number>> = {
   bf16: 2,
   q8_0: BLOCK_LAYOUT.q8_0.blockBytes / BLOCK_LAYOUT.q8_0.blockSize,
   q4_0: BLOCK_LAYOUT.q4_0.blockBytes / BLOCK_LAYOUT.q4_0.blockSize,
+  q5_0: BLOCK_LAYOUT.q5_0.blockBytes / BLOCK_LAYOUT.q5_0.blockSize,
+  q5_1: BLOCK_LAYOUT.q5_1.blockBytes / BLOCK_LAYOUT.q5_1.blockSize,
   q4_k: BLOCK_LAYOUT.q4_k.blockBytes / BLOCK_LAYOUT.q4_k.blockSize,
+  q5_k: BLOCK_LAYOUT.q5_k.blockBytes / BLOCK_LAYOUT.q5_k.blockSize,
   q6_k: BLOCK_LAYOUT.q6_k.blockBytes / BLOCK_LAYOUT.q6_k.blockSize,
 };
 
@@ -25,7 +28,7 @@ export function elementSize(dtype: DType): number {
   return ELEMENT_SIZE[dtype];
 }
 
-/** Values per block: 1 for plain types, 32 (q8_0, q4_0) or 256 (q4_k, q6_k). */
+/** Values per block: 1 for plain types, 32 (q8_0, q4_0, q5_0, q5_1) or 256 (q4_k, q5_k, q6_k). */
 export function blockSize(dtype: DType): number {
   return isBlockType(dtype) ? BLOCK_LAYOUT[dtype].blockSize : 1;
 }

@@ -25,11 +25,11 @@ export const GGUF_VALUE_TYPE_IDS: readonly (GgufScalarType | 'array')[] =
   ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'];
 
 /** ggml_type ids of the tensor types this engine runs. */
-export const GGML_TYPE_IDS: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q6_k: 14, bf16: 30 };
+export const GGML_TYPE_IDS: Readonly<Record<DType, number>> = { f32: 0, f16: 1, q4_0: 2, q5_0: 6, q5_1: 7, q8_0: 8, q4_k: 12, q5_k: 13, q6_k: 14, bf16: 30 };
 const DTYPE_BY_ID = new Map<number, DType>(Object.entries(GGML_TYPE_IDS).map(([d, id]) => [id, d as DType]));
 /** Valid ggml types this engine does not run (named in the error instead of "unknown"). */
-const OTHER_GGML_TYPES = new Map<number, string>([[3, 'Q4_1'], [6, 'Q5_0'], [7, 'Q5_1'], [9, 'Q8_1'], [10, 'Q2_K'], [11, 'Q3_K'],
-  [13, 'Q5_K'], [15, 'Q8_K'], [16, 'IQ2_XXS'], [17, 'IQ2_XS'], [18, 'IQ3_XXS'], [19, 'IQ1_S'], [20, 'IQ4_NL'], [21, 'IQ3_S'],
+const OTHER_GGML_TYPES = new Map<number, string>([[3, 'Q4_1'], [9, 'Q8_1'], [10, 'Q2_K'], [11, 'Q3_K'],
+  [15, 'Q8_K'], [16, 'IQ2_XXS'], [17, 'IQ2_XS'], [18, 'IQ3_XXS'], [19, 'IQ1_S'], [20, 'IQ4_NL'], [21, 'IQ3_S'],
   [22, 'IQ2_S'], [23, 'IQ4_XS'], [24, 'I8'], [25, 'I16'], [26, 'I32'], [27, 'I64'], [28, 'F64'], [29, 'IQ1_M'], [34, 'TQ1_0'],
   [35, 'TQ2_0'], [39, 'MXFP4']]);
 
@@ -293,7 +293,7 @@ function parse(r: HeaderReader): GgufFile {
       const known = OTHER_GGML_TYPES.get(ggmlType);
       if (known === undefined) throw r.bad(`${where}: unknown ggml type ${ggmlType}`);
       throw new GemmaError('UNSUPPORTED_MODEL',
-        `${r.path}: ${where} has type ${known}, which this engine does not run (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)`);
+        `${r.path}: ${where} has type ${known}, which this engine does not run (supported: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)`);
     }
     const shape = [...ne].reverse();
     let sizeBytes: number;

@@ -1,6 +1,6 @@
 // ggml block-quantised formats: layouts, dequantisation, and the reference quantisers llama.cpp
 // uses to create model files. Everything here is a port of ggml/src/ggml-quants.c and
-// ggml-common.h (block_q8_0, block_q4_0, block_q4_K, block_q6_K).
+// ggml-common.h (block_q8_0, block_q4_0, block_q5_0, block_q5_1, block_q4_K, block_q5_K, block_q6_K).
 //
 // Bit-exactness: the C reference works in float32. Every float operation below is rounded with
 // Math.fround exactly where C rounds (products, quotients, sums), so results are identical to a
@@ -10,7 +10,7 @@
 // (gguf-py Q8_0) has no such contraction and matches this file exactly.
 import { GemmaError } from '../errors.js';
 
-export type BlockType = 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type BlockType = 'q8_0' | 'q4_0' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
 
 export const QK8_0 = 32; // values per q8_0 block
 export const QK4_0 = 32; // values per q4_0 block
@@ -20,12 +20,15 @@ export const QK_K = 256; // values per k-quant super-block
 export const BLOCK_LAYOUT: Readonly<Record<BlockType, { readonly blockSize: number; readonly blockBytes: number }>> = {
   q8_0: { blockSize: QK8_0, blockBytes: 2 + QK8_0 }, // f16 d, int8 qs[32]
   q4_0: { blockSize: QK4_0, blockBytes: 2 + QK4_0 / 2 }, // f16 d, uint8 qs[16]: value j low nibble, j+16 high
+  q5_0: { blockSize: 32, blockBytes: 2 + 4 + 16 }, // f16 d, qh[4] (bit 4 of value j at bit j), qs[16] as q4_0
+  q5_1: { blockSize: 32, blockBytes: 2 + 2 + 4 + 16 }, // f16 d, f16 m, qh[4], qs[16]
   q4_k: { blockSize: QK_K, blockBytes: 2 + 2 + 12 + QK_K / 2 }, // f16 d, f16 dmin, 6-bit scales/mins[12], qs[128]
+  q5_k: { blockSize: QK_K, blockBytes: 2 + 2 + 12 + QK_K / 8 + QK_K / 2 }, // q4_k's fields with qh[32] before qs[128]
   q6_k: { blockSize: QK_K, blockBytes: QK_K / 2 + QK_K / 4 + QK_K / 16 + 2 }, // ql[128], qh[64], int8 scales[16], f16 d
 };
 
 export function isBlockType(dtype: string): dtype is BlockType {
-  return dtype === 'q8_0' || dtype === 'q4_0' || dtype === 'q4_k' || dtype === 'q6_k';
+  return dtype in BLOCK_LAYOUT;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +131,36 @@ export function dequantizeRowQ4_0(src: Uint8Array, srcOffset: number, out: Float
   }
 }
 
+/** The 32 high bits of a q5_0 / q5_1 block (little-endian uint32 at o). */
+function readQh(src: Uint8Array, o: number): number {
+  return (src[o]! | (src[o + 1]! << 8) | (src[o + 2]! << 16) | (src[o + 3]! << 24)) >>> 0;
+}
+
+export function dequantizeRowQ5_0(src: Uint8Array, srcOffset: number, out: Float32Array, outOffset: number, n: number): void {
+  for (let b = 0, o = srcOffset, y = outOffset; b < n; b += 32, o += 22, y += 32) {
+    const d = readHalf(src, o);
+    const qh = readQh(src, o + 2);
+    for (let j = 0; j < 16; j++) {
+      const q = src[o + 6 + j]!;
+      out[y + j] = (((q & 0x0f) | (((qh >>> j) << 4) & 0x10)) - 16) * d;
+      out[y + j + 16] = (((q >> 4) | ((qh >>> (j + 12)) & 0x10)) - 16) * d;
+    }
+  }
+}
+
+export function dequantizeRowQ5_1(src: Uint8Array, srcOffset: number, out: Float32Array, outOffset: number, n: number): void {
+  for (let b = 0, o = srcOffset, y = outOffset; b < n; b += 32, o += 24, y += 32) {
+    const d = readHalf(src, o);
+    const m = readHalf(src, o + 2);
+    const qh = readQh(src, o + 4);
+    for (let j = 0; j < 16; j++) {
+      const q = src[o + 8 + j]!;
+      out[y + j] = fr(((q & 0x0f) | (((qh >>> j) << 4) & 0x10)) * d) + m;
+      out[y + j + 16] = fr(((q >> 4) | ((qh >>> (j + 12)) & 0x10)) * d) + m;
+    }
+  }
+}
+
 /** get_scale_min_k4: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes at s. */
 function scaleMinK4(j: number, q: Uint8Array, s: number): [number, number] {
   if (j < 4) return [q[s + j]! & 63, q[s + j + 4]! & 63];
@@ -146,6 +179,23 @@ export function dequantizeRowQ4_K(src: Uint8Array, srcOffset: number, out: Float
       const d2 = fr(d * sc2), m2 = fr(min * m2q);
       for (let l = 0; l < 32; l++) out[y++] = fr(d1 * (src[q + l]! & 0xf)) - m1;
       for (let l = 0; l < 32; l++) out[y++] = fr(d2 * (src[q + l]! >> 4)) - m2;
+    }
+  }
+}
+
+export function dequantizeRowQ5_K(src: Uint8Array, srcOffset: number, out: Float32Array, outOffset: number, n: number): void {
+  for (let b = 0, o = srcOffset, y = outOffset; b < n; b += QK_K, o += 176) {
+    const d = readHalf(src, o);
+    const min = readHalf(src, o + 2);
+    const qh = o + 16;
+    let ql = o + 48;
+    for (let j = 0, is = 0, u1 = 1, u2 = 2; j < QK_K; j += 64, is += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
+      const [sc1, m1q] = scaleMinK4(is, src, o + 4);
+      const [sc2, m2q] = scaleMinK4(is + 1, src, o + 4);
+      const d1 = fr(d * sc1), m1 = fr(min * m1q);
+      const d2 = fr(d * sc2), m2 = fr(min * m2q);
+      for (let l = 0; l < 32; l++) out[y++] = fr(d1 * ((src[ql + l]! & 0xf) + (src[qh + l]! & u1 ? 16 : 0))) - m1;
+      for (let l = 0; l < 32; l++) out[y++] = fr(d2 * ((src[ql + l]! >> 4) + (src[qh + l]! & u2 ? 16 : 0))) - m2;
     }
   }
 }
@@ -174,19 +224,30 @@ export function dequantizeRowQ6_K(src: Uint8Array, srcOffset: number, out: Float
   }
 }
 
+/** The f16 scale fields (name, byte offset in the block) checked by kQuantScaleProblem. */
+const SCALE_FIELDS: Readonly<Partial<Record<BlockType, readonly [string, number][]>>> = {
+  q5_0: [['d', 0]],
+  q5_1: [['d', 0], ['m', 2]],
+  q4_k: [['d', 0], ['dmin', 2]],
+  q5_k: [['d', 0], ['dmin', 2]],
+  q6_k: [['d', 208]],
+};
+
 /**
- * The first super-block of Q4_K / Q6_K data whose f16 scale (d, or Q4_K's dmin) is NaN or
- * infinite, as a sentence naming it; null when all are finite (and for other types). Such a
- * scale turns every product it touches into NaN: a file carrying one is corrupt.
+ * The first block of Q5_0 / Q5_1 / Q4_K / Q5_K / Q6_K data whose f16 scale (d, Q5_1's m, the
+ * K-quants' dmin) is NaN or infinite, as a sentence naming it; null when all are finite (and
+ * for other types). Such a scale turns every product it touches into NaN: a file carrying one
+ * is corrupt.
  */
 export function kQuantScaleProblem(dtype: string, data: Uint8Array): string | null {
-  if (dtype !== 'q4_k' && dtype !== 'q6_k') return null;
-  const { blockBytes } = BLOCK_LAYOUT[dtype];
-  const fields: [string, number][] = dtype === 'q4_k' ? [['d', 0], ['dmin', 2]] : [['d', 208]];
+  const fields = SCALE_FIELDS[dtype as BlockType];
+  if (fields === undefined) return null;
+  const { blockBytes, blockSize } = BLOCK_LAYOUT[dtype as BlockType];
+  const unit = blockSize === QK_K ? 'super-block' : 'block';
   for (let o = 0, b = 0; o + blockBytes <= data.length; o += blockBytes, b++) {
     for (const [field, at] of fields) {
       // Exponent bits all ones: ±Infinity or NaN.
-      if ((data[o + at + 1]! & 0x7c) === 0x7c) return `super-block ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
+      if ((data[o + at + 1]! & 0x7c) === 0x7c) return `${unit} ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
     }
   }
   return null;
@@ -195,7 +256,10 @@ export function kQuantScaleProblem(dtype: string, data: Uint8Array): string | nu
 const DEQUANTIZE: Readonly<Record<BlockType, typeof dequantizeRowQ8_0>> = {
   q8_0: dequantizeRowQ8_0,
   q4_0: dequantizeRowQ4_0,
+  q5_0: dequantizeRowQ5_0,
+  q5_1: dequantizeRowQ5_1,
   q4_k: dequantizeRowQ4_K,
+  q5_k: dequantizeRowQ5_K,
   q6_k: dequantizeRowQ6_K,
 };
 
@@ -259,6 +323,68 @@ export function quantizeRowQ4_0(values: ArrayLike<number>, out?: Uint8Array, out
       const xi1 = Math.min(15, toInt8(fr(fr(x[i + 16 + j]! * id) + 8.5))) & 0xff;
       dst[o + 2 + j] = (xi0 | (xi1 << 4)) & 0xff;
     }
+  }
+  return dst;
+}
+
+/** Writes a q5_0 / q5_1 block's 32 five-bit quants: low nibbles in qs (value j, j+16 high), bit 4 of value j at bit j of qh. */
+function packQ5(dst: Uint8Array, qhAt: number, q: Uint8Array): void {
+  let qh = 0;
+  for (let j = 0; j < 16; j++) {
+    dst[qhAt + 4 + j] = (q[j]! & 0x0f) | ((q[j + 16]! & 0x0f) << 4);
+    qh |= ((q[j]! & 0x10) >> 4) << j;
+    qh |= ((q[j + 16]! & 0x10) >> 4) << (j + 16);
+  }
+  dst[qhAt] = qh & 0xff;
+  dst[qhAt + 1] = (qh >>> 8) & 0xff;
+  dst[qhAt + 2] = (qh >>> 16) & 0xff;
+  dst[qhAt + 3] = qh >>> 24;
+}
+
+/** quantize_row_q5_0_ref: d = max/-16 (max = the value of largest magnitude), q = min(31, (int8)(x/d + 16.5)). */
+export function quantizeRowQ5_0(values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
+  const [x, dst] = prepare('q5_0', values, out, outOffset);
+  const q = new Uint8Array(32);
+  for (let i = 0, o = outOffset; i < x.length; i += 32, o += 22) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[i + j]!;
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = fr(max / -16);
+    const id = d !== 0 ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    // uint8_t xi = MIN(31, (int8_t)(x·id + 16.5f))
+    for (let j = 0; j < 32; j++) q[j] = Math.min(31, toInt8(fr(fr(x[i + j]! * id) + 16.5))) & 0xff;
+    packQ5(dst, o + 2, q);
+  }
+  return dst;
+}
+
+const FLT_MAX = fr(3.4028234663852886e38);
+
+/** quantize_row_q5_1_ref: m = min, d = (max − min)/31, q = (uint8)((x − min)/d + 0.5). */
+export function quantizeRowQ5_1(values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
+  const [x, dst] = prepare('q5_1', values, out, outOffset);
+  const q = new Uint8Array(32);
+  for (let i = 0, o = outOffset; i < x.length; i += 32, o += 24) {
+    let min = FLT_MAX;
+    let max = -FLT_MAX;
+    for (let j = 0; j < 32; j++) {
+      const v = x[i + j]!;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    const d = fr(fr(max - min) / 31);
+    const id = d !== 0 ? fr(1 / d) : 0;
+    writeHalf(dst, o, d);
+    writeHalf(dst, o + 2, min);
+    for (let j = 0; j < 32; j++) q[j] = toInt8(fr(fr(fr(x[i + j]! - min) * id) + 0.5)) & 0xff;
+    packQ5(dst, o + 4, q);
   }
   return dst;
 }
@@ -434,12 +560,27 @@ function makeQkx2Quants(n: number, nmax: number, x: Float32Array, xo: number, we
  */
 export function quantizeRowQ4_K(values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
   const [x, dst] = prepare('q4_k', values, out, outOffset);
+  quantizeScaleMinK(x, dst, outOffset, false);
+  return dst;
+}
+
+/** quantize_row_q5_K_ref: q4_K's scheme with 5-bit quants (0..31), the fit searching 16 scales from −0.5. */
+export function quantizeRowQ5_K(values: ArrayLike<number>, out?: Uint8Array, outOffset = 0): Uint8Array {
+  const [x, dst] = prepare('q5_k', values, out, outOffset);
+  quantizeScaleMinK(x, dst, outOffset, true);
+  return dst;
+}
+
+/** The common body of quantize_row_q4_K_ref and quantize_row_q5_K_ref (five: the q5_K one). */
+function quantizeScaleMinK(x: Float32Array, dst: Uint8Array, outOffset: number, five: boolean): void {
+  const nmax = five ? 31 : 15;
+  const blockBytes = five ? 176 : 144;
   const L = new Uint8Array(QK_K);
   const Laux = new Uint8Array(32);
   const weights = new Float32Array(32);
   const mins = new Float32Array(8);
   const scales = new Float32Array(8);
-  for (let i = 0, o = outOffset; i < x.length; i += QK_K, o += 144) {
+  for (let i = 0, o = outOffset; i < x.length; i += QK_K, o += blockBytes) {
     let maxScale = 0;
     let maxMin = 0;
     for (let j = 0; j < 8; j++) {
@@ -447,7 +588,9 @@ export function quantizeRowQ4_K(values: ArrayLike<number>, out?: Uint8Array, out
       for (let l = 0; l < 32; l++) sumX2 = fr(sumX2 + fr(x[i + 32 * j + l]! * x[i + 32 * j + l]!));
       const avX = fr(Math.sqrt(fr(sumX2 / 32)));
       for (let l = 0; l < 32; l++) weights[l] = fr(avX + Math.abs(x[i + 32 * j + l]!));
-      const [scale, min] = makeQkx2Quants(32, 15, x, i + 32 * j, weights, L, 32 * j, Laux, -1, TENTH, 20, false);
+      const [scale, min] = five
+        ? makeQkx2Quants(32, 31, x, i + 32 * j, weights, L, 32 * j, Laux, -0.5, TENTH, 15, false)
+        : makeQkx2Quants(32, 15, x, i + 32 * j, weights, L, 32 * j, Laux, -1, TENTH, 20, false);
       scales[j] = scale;
       mins[j] = min;
       if (scale > maxScale) maxScale = scale;
@@ -481,14 +624,34 @@ export function quantizeRowQ4_K(values: ArrayLike<number>, out?: Uint8Array, out
       const dm = fr(dminAll * m);
       for (let ii = 0; ii < 32; ii++) {
         const l = nearestIntBits(fr(fr(x[i + 32 * j + ii]! + dm) / d));
-        L[32 * j + ii] = Math.max(0, Math.min(15, l));
+        L[32 * j + ii] = Math.max(0, Math.min(nmax, l));
       }
     }
-    for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
-      for (let l = 0; l < 32; l++) dst[q + l] = L[j + l]! | (L[j + l + 32]! << 4);
+    if (!five) {
+      for (let j = 0, q = o + 16; j < QK_K; j += 64, q += 32) {
+        for (let l = 0; l < 32; l++) dst[q + l] = L[j + l]! | (L[j + l + 32]! << 4);
+      }
+      continue;
+    }
+    // q5_K: the low nibbles as q4_K's, bit 4 of value n + j (n = 64k) at bit 2k of qh[j], of value n + j + 32 at bit 2k + 1.
+    const qh = o + 16;
+    dst.fill(0, qh, qh + 32);
+    for (let n = 0, ql = o + 48, m1 = 1, m2 = 2; n < QK_K; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+      for (let j = 0; j < 32; j++) {
+        let l1 = L[n + j]!;
+        if (l1 > 15) {
+          l1 -= 16;
+          dst[qh + j]! |= m1;
+        }
+        let l2 = L[n + j + 32]!;
+        if (l2 > 15) {
+          l2 -= 16;
+          dst[qh + j]! |= m2;
+        }
+        dst[ql + j] = l1 | (l2 << 4);
+      }
     }
   }
-  return dst;
 }
 
 /** The reference quantiser of a type. */
@@ -497,6 +660,9 @@ export function quantizeRow(type: BlockType, values: ArrayLike<number>, out?: Ui
     case 'q8_0': return quantizeRowQ8_0(values, out, outOffset);
     case 'q4_0': return quantizeRowQ4_0(values, out, outOffset);
     case 'q6_k': return quantizeRowQ6_K(values, out, outOffset);
+    case 'q5_0': return quantizeRowQ5_0(values, out, outOffset);
+    case 'q5_1': return quantizeRowQ5_1(values, out, outOffset);
     case 'q4_k': return quantizeRowQ4_K(values, out, outOffset);
+    case 'q5_k': return quantizeRowQ5_K(values, out, outOffset);
   }
 }

@@ -4,9 +4,9 @@
 /**
  * Storage types a tensor may have on disk: plain floats (safetensors and GGUF), and the ggml
  * block-quantised types of GGUF files (layouts in quant.ts). A block type's rows are whole blocks:
- * 32 values for q8_0 / q4_0, 256 for the k-quants q4_k / q6_k.
+ * 32 values for q8_0 / q4_0 / q5_0 / q5_1, 256 for the k-quants q4_k / q5_k / q6_k.
  */
-export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q6_k';
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
 
 export interface RawTensor {
   readonly name: string;

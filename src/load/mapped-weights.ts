@@ -8,9 +8,10 @@ import type { DType } from '../formats/tensor-source.js';
 
 /**
  * Tensor types the native kernels read exactly as stored, in any memory (Q4_0 / Q8_0: see
- * placeWeights). The K-quants have no other layout: their kernels always read the row layout.
+ * placeWeights). The K-quants and Q5_0 / Q5_1 have no other layout: their kernels always read
+ * the row layout.
  */
-const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16', 'q4_k', 'q6_k']);
+const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1']);
 
 const HUGE_PAGE = 2 << 20;
 
@@ -27,7 +28,7 @@ export interface WeightPlacement {
  * parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB folios,
  * tensors are views of that mapping: nothing is copied before the first token, loading needs no
  * fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the kernels
- * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q4_K / Q6_K are views. Q4_0 / Q8_0 are views only with
+ * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q4_K / Q5_K / Q6_K / Q5_0 / Q5_1 are views. Q4_0 / Q8_0 are views only with
  * `mode` true (where the backend servesQuantizedViews): 'auto' reads them into x16 copies,
  * because the x16 kernel over the file's row layout ran at half the copies' speed on some
  * machines (4B Q4_0 decode 8.3 vs 14-19 tokens/s; a 10240x2560 product 17 vs 33 GB/s), and

@@ -1,5 +1,5 @@
 // Typed weight records for the text decoder, built once from a TensorSource. Matrices stay in
-// their stored dtype (the K-quants Q4_K / Q6_K too: both backends multiply them as stored);
+// their stored dtype (Q4_K / Q5_K / Q6_K / Q5_0 / Q5_1 too: both backends multiply them as stored);
 // norm vectors become float32 effective scales (1 + w) so the forward pass never needs to know
 // which format the weights came from.
 import type { WeightMatrix } from '../backend/backend.js';
