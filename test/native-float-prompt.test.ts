@@ -1,6 +1,6 @@
 // Float weights (F32, F16, BF16) times prompt-sized batches: on AVX2 these go through packed
 // float32 panels (native/kernels-packed-avx2.c: 16 weight rows × 256 columns, register tiles of 6
-// activation rows, blocks of 256 rows and 384 activation rows). The shapes below reach every
+// activation rows, blocks of 256 rows and 256 activation rows). The shapes below reach every
 // edge of that blocking: columns past one block and not a multiple of 8, panels cut short by the
 // end of a row range, activation rows past one block and not a multiple of 6.
 import { test } from 'node:test';
