@@ -91,9 +91,53 @@ static inline void transpose8x8_ps(__m256 r[8]) {
   }
 }
 
+/* Sixteen 16-bit columns of eight rows (from `rows`, column c) to dst + j·16 (column j, the eight
+   rows in order), in both 128-bit lanes at once (columns 0-7 low, 8-15 high): two rounds of
+   interleaves, then BF16 widens by interleaving zeros below (no third round: each half-column
+   goes straight to its place) and F16 pairs the halves for F16C. 48 shuffles for 128 values
+   against 80 in 128-bit registers (0.26 -> 0.20 cycles a value, hot in cache). */
+static inline void pack_16_columns(const uint8_t *rows, size_t rb, int dtype, int c, float *dst) {
+  __m256i a[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) a[i] = _mm256_loadu_si256((const __m256i *)(rows + (size_t)i * rb + (size_t)c * 2));
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_epi16(a[2 * i], a[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi16(a[2 * i], a[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; h++) {
+    /* u[4h + p]: rows 0-3 of columns 4h + 2p and 4h + 2p + 1 (and 8 on, high lane); u[4h + 2 + p]: rows 4-7 */
+    u[4 * h + 0] = _mm256_unpacklo_epi32(t[h], t[2 + h]);
+    u[4 * h + 1] = _mm256_unpackhi_epi32(t[h], t[2 + h]);
+    u[4 * h + 2] = _mm256_unpacklo_epi32(t[4 + h], t[6 + h]);
+    u[4 * h + 3] = _mm256_unpackhi_epi32(t[4 + h], t[6 + h]);
+  }
+  const __m256i zero = _mm256_setzero_si256();
+  for (int h = 0; h < 2; h++)
+    for (int p = 0; p < 2; p++) {
+      const int j = 4 * h + 2 * p;
+      const __m256i top = u[4 * h + p], bottom = u[4 * h + 2 + p];
+      if (dtype == DT_BF16) {
+        const __m256 top0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, top)), top1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, top));
+        const __m256 bot0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, bottom)), bot1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, bottom));
+        _mm256_store_ps(dst + j * PANEL_ROWS, _mm256_permute2f128_ps(top0, bot0, 0x20));
+        _mm256_store_ps(dst + (j + 8) * PANEL_ROWS, _mm256_permute2f128_ps(top0, bot0, 0x31));
+        _mm256_store_ps(dst + (j + 1) * PANEL_ROWS, _mm256_permute2f128_ps(top1, bot1, 0x20));
+        _mm256_store_ps(dst + (j + 9) * PANEL_ROWS, _mm256_permute2f128_ps(top1, bot1, 0x31));
+      } else {
+        const __m256i v0 = _mm256_unpacklo_epi64(top, bottom), v1 = _mm256_unpackhi_epi64(top, bottom);
+        _mm256_store_ps(dst + j * PANEL_ROWS, _mm256_cvtph_ps(_mm256_castsi256_si128(v0)));
+        _mm256_store_ps(dst + (j + 8) * PANEL_ROWS, _mm256_cvtph_ps(_mm256_extracti128_si256(v0, 1)));
+        _mm256_store_ps(dst + (j + 1) * PANEL_ROWS, _mm256_cvtph_ps(_mm256_castsi256_si128(v1)));
+        _mm256_store_ps(dst + (j + 9) * PANEL_ROWS, _mm256_cvtph_ps(_mm256_extracti128_si256(v1, 1)));
+      }
+    }
+}
+
 /* panel[k * 16 + i] = weight (row i, column c0 + k) as float32, k < kc; rows from R on are zero. */
 static void pack_panel(const uint8_t *w, size_t rb, int dtype, int R, int c0, int kc, float *panel) {
   int k = 0;
+  if (R == PANEL_ROWS && dtype != DT_F32)
+    for (; k + 16 <= kc; k += 16)
+      for (int half = 0; half < 2; half++) pack_16_columns(w + (size_t)(8 * half) * rb, rb, dtype, c0 + k, panel + (size_t)k * PANEL_ROWS + 8 * half);
   if (R == PANEL_ROWS) {
     for (; k + 8 <= kc; k += 8)
       for (int half = 0; half < 2; half++) {
