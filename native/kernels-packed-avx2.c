@@ -9,7 +9,8 @@
 // Rounding: every output is one float32 FMA chain over its columns in order (kept across the
 // column blocks: the chain restarts from the stored partial sum), whatever the batch, the tile
 // or the thread split. It is not the chain of the 8-lane dot products in kernels-x86.c (decoding
-// and small batches), so the low bits differ from those by rounding.
+// and small batches), so the low bits differ from those by rounding; that is why this path is
+// the opt-in GEMMA3_NATIVE_KERNELS=avx2-packed (matmul_rows_avx2_packed), not the default.
 #include "kernels.h"
 
 #if defined(__x86_64__)

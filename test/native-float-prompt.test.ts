@@ -1,8 +1,9 @@
-// Float weights (F32, F16, BF16) times prompt-sized batches: on AVX2 these go through packed
-// float32 panels (native/kernels-packed-avx2.c: 16 weight rows × 256 columns, register tiles of 6
-// activation rows, blocks of 256 rows and 256 activation rows). The shapes below reach every
-// edge of that blocking: columns past one block and not a multiple of 8, panels cut short by the
-// end of a row range, activation rows past one block and not a multiple of 6.
+// Float weights (F32, F16, BF16) times prompt-sized batches. With GEMMA3_NATIVE_KERNELS=avx2-packed
+// (native-kernels-avx2-packed.test.ts) these go through packed float32 panels
+// (native/kernels-packed-avx2.c: 16 weight rows × 256 columns, register tiles of 6 activation
+// rows, blocks of 256 rows and 256 activation rows); the shapes below reach every edge of that
+// blocking: columns past one block and not a multiple of 8, panels cut short by the end of a row
+// range, activation rows past one block and not a multiple of 6. Every other kernel runs them too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/generate/rng.js';
