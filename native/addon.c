@@ -458,15 +458,16 @@ static napi_value init(napi_env env, napi_value exports) {
   if (force && strcmp(force, "generic") == 0) {
     matmul_plan_set_kernels(matmul_rows_generic, NULL, NULL);
     kernel_name = "generic";
-  } else if (cpu_has_avx512() && !(force && strcmp(force, "avx2") == 0)) {
+  } else if (cpu_has_avx512() && !(force && (strcmp(force, "avx2") == 0 || strcmp(force, "avx2-packed") == 0))) {
     if (force && strcmp(force, "norepack") == 0) matmul_plan_set_kernels(matmul_rows_avx512, NULL, NULL);
     else matmul_plan_set_kernels(matmul_rows_avx512, matmul_rows_x16, matmul_rows_x16_from_rows);
     kernel_name = "avx512";
     level = 2;
   } else if (cpu_has_avx2()) {
     if (force && strcmp(force, "norepack") == 0) matmul_plan_set_kernels(matmul_rows_avx2, NULL, NULL);
+    else if (force && strcmp(force, "avx2-packed") == 0) matmul_plan_set_kernels(matmul_rows_avx2_packed, matmul_rows_x16_avx2, NULL);
     else matmul_plan_set_kernels(matmul_rows_avx2, matmul_rows_x16_avx2, NULL);
-    kernel_name = "avx2";
+    kernel_name = force && strcmp(force, "avx2-packed") == 0 ? "avx2-packed" : "avx2";
     level = 1;
   }
   /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level;

@@ -51,6 +51,12 @@ typedef void (*matmul_rows_fn)(const matmul_args *a, int r0, int r1);
 
 void matmul_rows_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx2(const matmul_args *a, int r0, int r1);
+/** Float weights (F32, F16, BF16) times many activation rows with AVX2, through packed float32
+    panels (kernels-packed-avx2.c). */
+void matmul_float_packed_avx2(const matmul_args *a, int r0, int r1);
+/** matmul_rows_avx2 with float prompts (16+ rows) through matmul_float_packed_avx2: the opt-in
+    GEMMA3_NATIVE_KERNELS=avx2-packed (their low bits depend on the batch; see kernels-x86.c). */
+void matmul_rows_avx2_packed(const matmul_args *a, int r0, int r1);
 void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_x16(const matmul_args *a, int r0, int r1);
 /** The x16 layouts with AVX2 (kernels-x16-avx2.c): every result bit the same as matmul_rows_x16's. */

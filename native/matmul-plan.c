@@ -110,7 +110,10 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   /* About eight chunks per thread, each a whole number of the kernel's row tiles (8 rows at most),
      and at most 4 MiB of weights: the thread that takes the last chunk of a big matrix (the
      262144-row output head) otherwise leaves the other idle for milliseconds. */
-  const int group = x16 || from_rows ? 16 : 8;
+  /* Float prompts on AVX2 may go through panels of 16 rows (kernels-packed-avx2.c, opt-in): a chunk of 72
+     rows (1B's 1152 rows over 2 threads) would end in a half-empty panel that costs a full one. */
+  const int float_prompt = activation_kind(dtype) == 0 && m->batch > 1;
+  const int group = x16 || from_rows || float_prompt ? 16 : 8;
   const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, m->cols);
   int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
