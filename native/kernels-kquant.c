@@ -4,6 +4,7 @@
 // TypeScript twin (src/backend/q8k-activations.ts), s += (double)(d·dx)·isum − (double)(dmin·dx)·msum,
 // so the three agree bit for bit: integer sums do not depend on the order they are added in.
 #include "kernels.h"
+#include "kquant-scales.h"
 
 #include <math.h>
 #include <string.h>
@@ -45,24 +46,6 @@ void quantize_row_q8k(const float *x, q8k_block *y, int cols) {
   }
 }
 
-/* get_scale_min_k4 for all eight sub-blocks: 6-bit scales and mins from the 12 packed bytes. */
-static inline void q4k_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
-  for (int j = 0; j < 4; j++) {
-    sc[j] = q[j] & 63;
-    mn[j] = q[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; j++) {
-    sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-    mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-/* Σ_j m_j · (bsum_2j + bsum_2j+1): the mins' share of a Q4_K super-block. */
-static inline int32_t q4k_min_sum(const uint8_t mn[8], const q8k_block *x) {
-  int32_t msum = 0;
-  for (int j = 0; j < 8; j++) msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-  return msum;
-}
 
 static float dot_q4k_generic(const uint8_t *row, const q8k_block *x, int nb) {
   double s = 0.0;

@@ -4,6 +4,7 @@
 // the same float products as the TypeScript twins (dotQuantRow in src/backend/q8-activations.ts,
 // dotKQuantRow in q8k-activations.ts), so the three agree bit for bit.
 #include "kernels-q5.h"
+#include "kquant-scales.h"
 
 #include <math.h>
 #include <string.h>
@@ -39,23 +40,6 @@ static inline int32_t q5_block_sum_generic(const uint8_t *p, const int8_t *x) {
   return s;
 }
 
-/* get_scale_min_k4 for all eight sub-blocks (as kernels-kquant.c's q4k_scales). */
-static inline void scale_min_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
-  for (int j = 0; j < 4; j++) {
-    sc[j] = q[j] & 63;
-    mn[j] = q[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; j++) {
-    sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-    mn[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-static inline int32_t q5k_min_sum(const uint8_t mn[8], const q8k_block *x) {
-  int32_t msum = 0;
-  for (int j = 0; j < 8; j++) msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
-  return msum;
-}
 
 static inline float half(const uint8_t *p) { return f16_table[p[0] | (p[1] << 8)]; }
 
@@ -87,7 +71,7 @@ static float dot_q5k_generic(const uint8_t *row, const void *xv, int nb) {
   for (int b = 0; b < nb; b++) {
     const uint8_t *blk = row + (size_t)b * Q5_K_BLOCK_BYTES;
     uint8_t sc[8], mn[8];
-    scale_min_k4(blk + 4, sc, mn);
+    q4k_scales(blk + 4, sc, mn);
     const uint8_t *qh = blk + 16, *ql = blk + 48;
     const int8_t *q8 = x[b].qs;
     int32_t isum = 0;
@@ -99,7 +83,7 @@ static float dot_q5k_generic(const uint8_t *row, const void *xv, int nb) {
       }
       isum += sc[2 * j] * lo + sc[2 * j + 1] * hi;
     }
-    s += (double)(half(blk) * x[b].d) * isum - (double)(half(blk + 2) * x[b].d) * q5k_min_sum(mn, &x[b]);
+    s += (double)(half(blk) * x[b].d) * isum - (double)(half(blk + 2) * x[b].d) * q4k_min_sum(mn, &x[b]);
   }
   return (float)s;
 }
@@ -189,7 +173,7 @@ static float dot_q5k_avx2(const uint8_t *row, const void *xv, int nb) {
   for (int b = 0; b < nb; b++) {
     const uint8_t *blk = row + (size_t)b * Q5_K_BLOCK_BYTES;
     uint8_t sc[8], mn[8];
-    scale_min_k4(blk + 4, sc, mn);
+    q4k_scales(blk + 4, sc, mn);
     const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 16));
     const int8_t *q8 = x[b].qs;
     __m256i acc = _mm256_setzero_si256();
@@ -205,7 +189,7 @@ static float dot_q5k_avx2(const uint8_t *row, const void *xv, int nb) {
       acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
     }
     const int32_t isum = hsum_epi32(acc);
-    s += (double)(half(blk) * x[b].d) * isum - (double)(half(blk + 2) * x[b].d) * q5k_min_sum(mn, &x[b]);
+    s += (double)(half(blk) * x[b].d) * isum - (double)(half(blk + 2) * x[b].d) * q4k_min_sum(mn, &x[b]);
   }
   return (float)s;
 }
