@@ -18,7 +18,7 @@ import { quantizeRowQ4_K, quantizeRowQ6_K } from '../src/formats/quant.js';
 import { Q8K_BLOCK_BYTES, quantizeQ8K } from '../src/backend/q8k-activations.js';
 import { Rng } from '../src/generate/rng.js';
 import { extremeKquantInput } from './helpers.js';
-import { SHAPES, binding, js, makeMatrix, native, randn, relErr, skip } from './native-test-kit.js';
+import { SHAPES, binding, js, makeMatrix, native, productsWithAvx2, randn, relErr, skip } from './native-test-kit.js';
 for (const dtype of ['f32', 'bf16', 'f16', 'q8_0', 'q4_0'] as const) {
   test(`matMul ${dtype}: native equals TypeScript on odd sizes`, { skip }, () => {
     const rng = new Rng(42);
@@ -96,38 +96,11 @@ test('the AVX-512 VNNI K-quant kernels give the AVX2 ones\' results bit for bit 
       cases.push({ dtype, rows, cols, batch, w: makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1)).data, x: randn(rng, batch * cols) });
     }
   }
-  const dir = mkdtempSync(join(tmpdir(), 'gemma3-kquant-isa-'));
-  try {
-    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer).toString('base64') }))));
-    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
-    const child = `
-      import { readFileSync, writeFileSync } from 'node:fs';
-      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
-      const be = new NativeBackend(loadNativeBinding(), 2);
-      if (be.info.kquantKernels !== 'avx2') throw new Error('AVX2 K-quant kernels not chosen: ' + JSON.stringify(be.info));
-      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
-      const outs = cases.map((c) => {
-        const xb = Buffer.from(c.x, 'base64');
-        const out = new Float32Array(c.batch * c.rows);
-        be.matMul(out, { dtype: c.dtype, rows: c.rows, cols: c.cols, data: new Uint8Array(Buffer.from(c.w, 'base64')) },
-          new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length)), c.batch);
-        return Buffer.from(out.buffer).toString('base64');
-      });
-      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
-    const code = await new Promise<number | null>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
-      p.on('exit', resolve);
-    });
-    assert.equal(code, 0, 'the AVX2 child ran');
-    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
-    for (const [i, c] of cases.entries()) {
-      const out = new Float32Array(c.batch * c.rows);
-      native!.matMul(out, { dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w }, c.x, c.batch);
-      const b = Buffer.from(outs[i]!, 'base64');
-      assert.deepEqual(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), out, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const outs = await productsWithAvx2(cases, 'kquant');
+  for (const [i, c] of cases.entries()) {
+    const out = new Float32Array(c.batch * c.rows);
+    native!.matMul(out, { dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w }, c.x, c.batch);
+    assert.deepEqual(outs[i], out, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
   }
 });
 

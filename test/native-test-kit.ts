@@ -1,5 +1,10 @@
 // What the native kernel tests share: the addon (or why it is missing), the two backends, random
 // matrices of every weight type and the error measure.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
@@ -67,3 +72,48 @@ export function relErr(a: Float32Array, b: Float32Array): number {
 export const native = skip ? undefined : new NativeBackend(binding as Exclude<typeof binding, Error>, 2);
 
 export const SHAPES: [number, number, number][] = [[2, 8, 96], [1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
+
+/** A product for productsWithAvx2: weights as stored, activations [batch, cols]. */
+export interface ProductCase { dtype: WeightMatrix['dtype']; rows: number; cols: number; batch: number; w: Uint8Array; x: Float32Array }
+
+/**
+ * The outputs of `cases` computed in a child process with the AVX2 kernels forced
+ * (GEMMA3_NATIVE_KERNELS=avx2), each matrix through prepareMatrix as a model's would be. `expect`
+ * is checked against the child's backend info first (e.g. that the x16 or K-quant kernels it
+ * should run are the ones chosen), so a comparison never passes for code that did not run.
+ */
+export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x16' | 'kquant'): Promise<Float32Array[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'gemma3-avx2-child-'));
+  try {
+    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer, c.x.byteOffset, c.x.byteLength).toString('base64') }))));
+    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
+    const check = expect === 'x16' ? "be.info.kernels === 'avx2' && be.info.x16" : "be.info.kquantKernels === 'avx2'";
+    const child = `
+      import { readFileSync, writeFileSync } from 'node:fs';
+      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
+      const be = new NativeBackend(loadNativeBinding(), 2);
+      if (!(${check})) throw new Error('the AVX2 ${expect} kernels were not chosen: ' + JSON.stringify(be.info));
+      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
+      const outs = cases.map((c) => {
+        const w = new Uint8Array(Buffer.from(c.w, 'base64'));
+        const xb = Buffer.from(c.x, 'base64');
+        const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length));
+        const out = new Float32Array(c.batch * c.rows);
+        be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w }), x, c.batch);
+        return Buffer.from(out.buffer).toString('base64');
+      });
+      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
+    const code = await new Promise<number | null>((resolve) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
+      p.on('exit', resolve);
+    });
+    assert.equal(code, 0, 'the AVX2 child ran');
+    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
+    return outs.map((o) => {
+      const b = Buffer.from(o, 'base64');
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -2,16 +2,12 @@
 // AVX2: native/kernels-x16-avx2.c) against the TypeScript twins, the dispatch each CPU gets, and
 // the two widths' results compared bit for bit.
 import { test } from 'node:test';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import type { WeightMatrix } from '../src/backend/backend.js';
-import { NativeBackend } from '../src/backend/native-backend.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { Rng } from '../src/generate/rng.js';
-import { SHAPES, js, makeMatrix, native, randn, relErr, skip } from './native-test-kit.js';
+import { SHAPES, js, makeMatrix, native, productsWithAvx2, randn, relErr, skip } from './native-test-kit.js';
 
 /**
  * Why the x16 kernels cannot run here, or false. They need AVX-512 VNNI (native/kernels-x16.c)
@@ -159,44 +155,11 @@ test('the AVX2 x16 kernels give the AVX-512 VNNI x16 kernels\' results bit for b
       cases.push({ dtype, rows, cols, batch, w: w.data, x: randn(rng, batch * cols) });
     }
   }
-  const dir = mkdtempSync(join(tmpdir(), 'gemma3-isa-'));
-  try {
-    const product = (be: NativeBackend, c: (typeof cases)[number]): Float32Array => {
-      const out = new Float32Array(c.batch * c.rows);
-      be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w.slice() }), c.x, c.batch);
-      return out;
-    };
-    writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer).toString('base64') }))));
-    const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
-    const child = `
-      import { readFileSync, writeFileSync } from 'node:fs';
-      const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
-      const be = new NativeBackend(loadNativeBinding(), 2);
-      if (be.info.kernels !== 'avx2' || !be.info.x16) throw new Error('AVX2 x16 kernels not chosen: ' + JSON.stringify(be.info));
-      const cases = JSON.parse(readFileSync(${JSON.stringify(join(dir, 'cases.json'))}, 'utf8'));
-      const outs = cases.map((c) => {
-        const w = new Uint8Array(Buffer.from(c.w, 'base64'));
-        const xb = Buffer.from(c.x, 'base64');
-        const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length));
-        const out = new Float32Array(c.batch * c.rows);
-        be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w }), x, c.batch);
-        return Buffer.from(out.buffer).toString('base64');
-      });
-      writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
-    const code = await new Promise<number | null>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
-      p.on('exit', resolve);
-    });
-    assert.equal(code, 0, 'the AVX2 child ran');
-    const outs = JSON.parse(readFileSync(join(dir, 'outs.json'), 'utf8')) as string[];
-    for (const [i, c] of cases.entries()) {
-      const avx512 = product(native!, c);
-      const b = Buffer.from(outs[i]!, 'base64');
-      const avx2 = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-      assert.deepEqual(avx2, avx512, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const outs = await productsWithAvx2(cases, 'x16');
+  for (const [i, c] of cases.entries()) {
+    const out = new Float32Array(c.batch * c.rows);
+    native!.matMul(out, native!.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w.slice() }), c.x, c.batch);
+    assert.deepEqual(outs[i], out, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
   }
 });
 
