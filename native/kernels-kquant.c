@@ -127,12 +127,6 @@ void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1) {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-static inline int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
 
 /* maddubs: unsigned weight bytes (0..15 or 0..63) times signed activations, pairs summed into
    int16 (at most 63·128·2 = 16128: never saturates); madd by the sub-block scale widens to int32. */

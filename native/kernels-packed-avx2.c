@@ -35,16 +35,6 @@
 #define MC 256 /* weight rows per block: the block's partial sums (NC x MC floats, 256 KiB) stay in L2 */
 #endif
 
-static inline float weight_scalar(const uint8_t *row, int dtype, int c) {
-  if (dtype == DT_BF16) {
-    uint32_t u = (uint32_t)((const uint16_t *)row)[c] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-  }
-  if (dtype == DT_F16) return f16_table[((const uint16_t *)row)[c]];
-  return ((const float *)row)[c];
-}
 
 /* Eight 16-bit values of each of eight rows (a[i]: row i) → eight vectors of one column each,
    the rows in order: the 8 × 8 transpose in three rounds of interleaves. */

@@ -118,12 +118,6 @@ void matmul_rows_q5_generic(const matmul_args *a, int r0, int r1) {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-static inline int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(s);
-}
 
 /* A Q5_0 / Q5_1 block's 32 unsigned quants (qh at p, qs at p + 4) as bytes 0..31 in value order:
    the nibbles (low ones first), or'ed with 0x10 where qh has the value's bit (ggml's bytes_from_bits_32). */

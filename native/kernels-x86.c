@@ -285,16 +285,6 @@ static inline __m256 w8_256(const uint8_t *row, int dtype, int c) {
   return _mm256_loadu_ps((const float *)row + c);
 }
 
-static inline float wscalar(const uint8_t *row, int dtype, int c) {
-  if (dtype == DT_BF16) {
-    uint32_t u = (uint32_t)((const uint16_t *)row)[c] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-  }
-  if (dtype == DT_F16) return f16_table[((const uint16_t *)row)[c]];
-  return ((const float *)row)[c];
-}
 
 /* As tile_float_512. Not written once for both widths as the quantized tiles are: the vector
    widths differ (16 floats there, 8 here), and with them the column tail (a masked load there,
@@ -319,7 +309,7 @@ static inline __attribute__((always_inline)) void tile_float_256(const uint8_t *
   for (int i = 0; i < R; i++)
     for (int j = 0; j < N; j++) {
       float s = hsum256(acc[i][j]);
-      for (int cc = c; cc < cols; cc++) s += wscalar(w + (size_t)i * rb, dtype, cc) * x[(size_t)j * cols + cc];
+      for (int cc = c; cc < cols; cc++) s += weight_scalar(w + (size_t)i * rb, dtype, cc) * x[(size_t)j * cols + cc];
       out[i][j] = s;
     }
 }
@@ -342,7 +332,7 @@ static inline __attribute__((always_inline)) void tile_float_256_stream(const ui
     for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(w8_256(w + (size_t)i * rb, dtype, c), _mm256_loadu_ps(x + c), acc[i]);
   for (int i = 0; i < R; i++) {
     float s = hsum256(acc[i]);
-    for (int cc = c; cc < cols; cc++) s += wscalar(w + (size_t)i * rb, dtype, cc) * x[cc];
+    for (int cc = c; cc < cols; cc++) s += weight_scalar(w + (size_t)i * rb, dtype, cc) * x[cc];
     out[i][0] = s;
   }
 }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
 enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8,
@@ -68,6 +69,18 @@ void repack_x16_simd(const uint8_t *src, uint8_t *dst, int dtype, int rows, int 
 
 extern float f16_table[65536];
 void init_f16_table(void);
+
+/* Element c of a float weight row (BF16, F16 or F32) as a float: the scalar tails of the float kernels. */
+static inline float weight_scalar(const uint8_t *row, int dtype, int c) {
+  if (dtype == DT_BF16) {
+    uint32_t u = (uint32_t)((const uint16_t *)row)[c] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+  }
+  if (dtype == DT_F16) return f16_table[((const uint16_t *)row)[c]];
+  return ((const float *)row)[c];
+}
 size_t row_bytes(int dtype, int cols);
 /** Quantizes one row of `cols` floats (cols % 32 == 0) into cols / 32 blocks. */
 void quantize_row_q8(const float *x, q8_block *y, int cols);

@@ -1,5 +1,5 @@
-/* The 6-bit sub-block scales and mins of a Q4_K / Q5_K super-block, shared by the K-quant and Q5
-   kernels (kernels-kquant.c, kernels-q5.c). */
+/* What the K-quant and Q5 kernels share (kernels-kquant.c, kernels-q5.c): the 6-bit sub-block
+   scales and mins of a Q4_K / Q5_K super-block, and an AVX2 lane sum. */
 #ifndef GEMMA3_KQUANT_SCALES_H
 #define GEMMA3_KQUANT_SCALES_H
 #include <stdint.h>
@@ -24,4 +24,15 @@ static inline int32_t q4k_min_sum(const uint8_t mn[8], const q8k_block *x) {
   for (int j = 0; j < 8; j++) msum += mn[j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
   return msum;
 }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The sum of a vector's eight int32 lanes (the AVX2 K-quant and Q5 kernels' per-row totals). */
+static inline __attribute__((target("avx2"))) int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+#endif
 #endif
