@@ -339,46 +339,42 @@ static napi_value rms_norm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* quantizeQ8(x: Float32Array, cols) → Uint8Array of 40-byte blocks (qs[32], f32 d, i32 sum), for tests. */
-static napi_value quantize_q8(napi_env env, napi_callback_info info) {
+/* Activations quantized by `quantize` (blocks of block_values floats, block_bytes each) for the
+   tests that compare them with the TypeScript twins: x is rows of `cols` values. */
+static napi_value quantized_activations(napi_env env, napi_callback_info info, const char *error, int block_values, size_t block_bytes,
+                                        void (*quantize)(const float *x, void *y, int n)) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   size_t xb;
   const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
   int32_t cols;
-  if (!x || !get_i32(env, argv[1], &cols) || cols <= 0 || cols % 32 != 0 || xb % ((size_t)cols * 4) != 0) {
-    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeQ8: cols must be a positive multiple of 32 dividing x");
+  if (!x || !get_i32(env, argv[1], &cols) || cols <= 0 || cols % block_values != 0 || xb % ((size_t)cols * 4) != 0) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", error);
     return NULL;
   }
-  const size_t rows = xb / ((size_t)cols * 4), blocks = rows * (cols / 32);
+  /* Blocks never cross a row (cols is a multiple of the block), so the rows quantize as one run. */
+  const size_t blocks = xb / 4 / block_values;
   void *data;
   napi_value ab, result;
-  CHECK(napi_create_arraybuffer(env, blocks * sizeof(q8_block), &data, &ab));
-  for (size_t r = 0; r < rows; r++) quantize_row_q8(x + r * cols, (q8_block *)data + r * (cols / 32), cols);
-  CHECK(napi_create_typedarray(env, napi_uint8_array, blocks * sizeof(q8_block), ab, 0, &result));
+  CHECK(napi_create_arraybuffer(env, blocks * block_bytes, &data, &ab));
+  quantize(x, data, (int)(blocks * block_values));
+  CHECK(napi_create_typedarray(env, napi_uint8_array, blocks * block_bytes, ab, 0, &result));
   return result;
+}
+
+static void quantize_q8_run(const float *x, void *y, int n) { quantize_row_q8(x, (q8_block *)y, n); }
+static void quantize_q8k_run(const float *x, void *y, int n) { quantize_row_q8k(x, (q8k_block *)y, n); }
+
+/* quantizeQ8(x: Float32Array, cols) → Uint8Array of 40-byte blocks (qs[32], f32 d, i32 sum), for tests. */
+static napi_value quantize_q8(napi_env env, napi_callback_info info) {
+  return quantized_activations(env, info, "quantizeQ8: cols must be a positive multiple of 32 dividing x", 32, sizeof(q8_block), quantize_q8_run);
 }
 
 /* quantizeQ8K(x: Float32Array, cols) → Uint8Array of 292-byte block_q8_K (f32 d, qs[256], i16 bsums[16]), for tests. */
 static napi_value quantize_q8k(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  size_t xb;
-  const float *x = (const float *)typed_data(env, argv[0], &xb, 0);
-  int32_t cols;
-  if (!x || !get_i32(env, argv[1], &cols) || cols <= 0 || cols % QK_K != 0 || xb % ((size_t)cols * 4) != 0) {
-    napi_throw_range_error(env, "GEMMA3_NATIVE", "quantizeQ8K: cols must be a positive multiple of 256 dividing x");
-    return NULL;
-  }
-  const size_t blocks = xb / 4 / QK_K;
-  void *data;
-  napi_value ab, result;
-  CHECK(napi_create_arraybuffer(env, blocks * sizeof(q8k_block), &data, &ab));
-  quantize_row_q8k(x, (q8k_block *)data, (int)(blocks * QK_K));
-  CHECK(napi_create_typedarray(env, napi_uint8_array, blocks * sizeof(q8k_block), ab, 0, &result));
-  return result;
+  return quantized_activations(env, info, "quantizeQ8K: cols must be a positive multiple of 256 dividing x", QK_K, sizeof(q8k_block),
+                               quantize_q8k_run);
 }
 
 /* quantizeKQuant(x: Float32Array, dtype 7 (Q4_K) | 8 (Q6_K)) → Uint8Array of the blocks ggml's
