@@ -20,37 +20,13 @@ import { convertCheckpoint } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { collect, load, type Gemma3 } from '../src/index.js';
-import { fixturePath, readJson } from './helpers.js';
+import { readJson } from './helpers.js';
+import { PROMPT, STEPS, TEXT, rng, startLlama, type Token } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
 
-const TEXT = fixturePath('tiny-text');
-/** <bos><start_of_turn>user\nHello world, how are you?<end_of_turn>\n<start_of_turn>model\n */
-const PROMPT = [2, 105, 2364, 107, 9259, 1902, 236764, 1217, 659, 611, 236881, 106, 107, 105, 4368, 107];
-const STEPS = 16;
 const LIVE_ROWS = 4096;
 const H = 256, I = 512, HEADS = 4, KV = 2, HD = 64, LAYERS = 8, VOCAB = 262144;
 
-type Llama = Awaited<ReturnType<typeof import('node-llama-cpp').getLlama>>;
-type Token = import('node-llama-cpp').Token;
-
-async function startLlama(): Promise<{ llama: Llama } | { reason: string }> {
-  try {
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    return { llama: await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, build: 'never' }) };
-  } catch (e) {
-    return { reason: `node-llama-cpp cannot run on this machine: ${(e as Error).message.split('\n')[0]}` };
-  }
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The Hugging Face tensors of the widened model: name → shape. */
 function shapes(): [string, number[]][] {

@@ -21,43 +21,17 @@
 // 0.15 of our best logit at that step, far below what a real discrepancy gives).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertCheckpoint, type ConvertType } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
 import { collect, load, type Gemma3, type LogitsResult } from '../src/index.js';
 import { fixturePath, readJson } from './helpers.js';
+import { PROMPT, STEPS, TEXT, rng, startLlama, type Token } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
 
-const TEXT = fixturePath('tiny-text');
-/** <bos><start_of_turn>user\nHello world, how are you?<end_of_turn>\n<start_of_turn>model\n */
-const PROMPT = [2, 105, 2364, 107, 9259, 1902, 236764, 1217, 659, 611, 236881, 106, 107, 105, 4368, 107];
-const STEPS = 16;
 
-type Llama = Awaited<ReturnType<typeof import('node-llama-cpp').getLlama>>;
-type Token = import('node-llama-cpp').Token;
-
-/** node-llama-cpp's runtime, or why it cannot run on this machine (the only reason to skip). */
-async function startLlama(): Promise<{ llama: Llama } | { reason: string }> {
-  try {
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    return { llama: await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, build: 'never' }) };
-  } catch (e) {
-    return { reason: `node-llama-cpp cannot run on this machine: ${(e as Error).message.split('\n')[0]}` };
-  }
-}
-
-/** mulberry32: a small seeded PRNG, so the checkpoint (and the expected agreement) is reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = 5;
 /** Smallest top-2 logit gap along our greedy path for SEED (measured 0.0614). */

@@ -1,0 +1,33 @@
+// What the node-llama-cpp interop tests share (test/llama-interop*.test.ts): the chat prompt they
+// generate from, node-llama-cpp's runtime (or why it cannot run here) and a seeded PRNG for their
+// random checkpoints.
+import { fixturePath } from './helpers.js';
+
+export const TEXT = fixturePath('tiny-text');
+/** <bos><start_of_turn>user\nHello world, how are you?<end_of_turn>\n<start_of_turn>model\n */
+export const PROMPT = [2, 105, 2364, 107, 9259, 1902, 236764, 1217, 659, 611, 236881, 106, 107, 105, 4368, 107];
+export const STEPS = 16;
+
+export type Llama = Awaited<ReturnType<typeof import('node-llama-cpp').getLlama>>;
+export type Token = import('node-llama-cpp').Token;
+
+/** node-llama-cpp's runtime, or why it cannot run on this machine (the only reason to skip). */
+export async function startLlama(): Promise<{ llama: Llama } | { reason: string }> {
+  try {
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    return { llama: await getLlama({ gpu: false, logLevel: LlamaLogLevel.error, build: 'never' }) };
+  } catch (e) {
+    return { reason: `node-llama-cpp cannot run on this machine: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** mulberry32: a small seeded PRNG, so a checkpoint (and the expected agreement) is reproducible. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
