@@ -1,6 +1,7 @@
 // What the node-llama-cpp interop tests share (test/llama-interop*.test.ts): the chat prompt they
-// generate from, node-llama-cpp's runtime (or why it cannot run here) and a seeded PRNG for their
-// random checkpoints.
+// generate from, node-llama-cpp's runtime (or why it cannot run here), both engines' greedy
+// continuations of it, and a seeded PRNG for their random checkpoints.
+import { collect, type Gemma3 } from '../src/index.js';
 import { fixturePath } from './helpers.js';
 
 export const TEXT = fixturePath('tiny-text');
@@ -9,7 +10,7 @@ export const PROMPT = [2, 105, 2364, 107, 9259, 1902, 236764, 1217, 659, 611, 23
 export const STEPS = 16;
 
 export type Llama = Awaited<ReturnType<typeof import('node-llama-cpp').getLlama>>;
-export type Token = import('node-llama-cpp').Token;
+type Token = import('node-llama-cpp').Token;
 
 /** node-llama-cpp's runtime, or why it cannot run on this machine (the only reason to skip). */
 export async function startLlama(): Promise<{ llama: Llama } | { reason: string }> {
@@ -30,4 +31,27 @@ export function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** llama.cpp's greedy continuation of PROMPT: temperature 0 is its plain argmax sampler (llama_sampler_init_greedy). */
+export async function llamaGreedy(llama: Llama, file: string): Promise<number[]> {
+  // One thread: on a busy machine ggml's spinning worker threads are slower than one.
+  const model = await llama.loadModel({ modelPath: file });
+  try {
+    const context = await model.createContext({ contextSize: 64, threads: 1 });
+    const out: number[] = [];
+    for await (const token of context.getSequence().evaluate(PROMPT as Token[], { temperature: 0 })) {
+      out.push(token);
+      if (out.length === STEPS) break;
+    }
+    await context.dispose();
+    return out;
+  } finally {
+    await model.dispose();
+  }
+}
+
+/** Our greedy continuation of PROMPT (no stop tokens, STEPS of them). */
+export async function ourGreedy(model: Gemma3): Promise<number[]> {
+  return (await collect(model.complete({ ids: PROMPT }, { temperature: 0, maxTokens: STEPS, stopTokenIds: [] }))).tokenIds;
 }

@@ -19,9 +19,9 @@ import { join } from 'node:path';
 import { convertCheckpoint } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openGguf } from '../src/formats/gguf.js';
-import { collect, load, type Gemma3 } from '../src/index.js';
+import { load } from '../src/index.js';
 import { readJson } from './helpers.js';
-import { PROMPT, STEPS, TEXT, rng, startLlama, type Token } from './llama-interop-kit.js';
+import { PROMPT, STEPS, TEXT, llamaGreedy, ourGreedy, rng, startLlama } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
 
 const LIVE_ROWS = 4096;
@@ -129,26 +129,6 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     }
   });
 
-  async function llamaGreedy(file: string): Promise<number[]> {
-    const model = await llama.loadModel({ modelPath: file });
-    try {
-      const context = await model.createContext({ contextSize: 64, threads: 1 });
-      const out: number[] = [];
-      for await (const token of context.getSequence().evaluate(PROMPT as Token[], { temperature: 0 })) {
-        out.push(token);
-        if (out.length === STEPS) break;
-      }
-      await context.dispose();
-      return out;
-    } finally {
-      await model.dispose();
-    }
-  }
-
-  async function ourGreedy(model: Gemma3): Promise<number[]> {
-    return (await collect(model.complete({ ids: PROMPT }, { temperature: 0, maxTokens: STEPS, stopTokenIds: [] }))).tokenIds;
-  }
-
   for (const [type, base, fileType] of [['q4_k_m', 'q4_k', 15], ['q5_k_m', 'q5_k', 17]] as const) {
     test(`the ${type.toUpperCase()} file has llama-quantize's tensor types`, () => {
       const g = openGguf(gguf(type));
@@ -189,7 +169,7 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
       const ours = await load(gguf(type), { contextLength: 64, threads: 1 });
       try {
         const mine = await ourGreedy(ours);
-        const theirs = await llamaGreedy(gguf(type));
+        const theirs = await llamaGreedy(llama, gguf(type));
         const margins = ours.logits([...PROMPT, ...mine.slice(0, -1)], 2).positions.slice(PROMPT.length - 1).map((p) => p.top[0]![1] - p.top[1]![1]);
         t.diagnostic(`${type} (${ours.backend} backend): ours ${JSON.stringify(mine)}, llama.cpp ${JSON.stringify(theirs)}; smallest top-2 gap ${Math.min(...margins).toFixed(4)}`);
         assert.equal(mine.length, STEPS);

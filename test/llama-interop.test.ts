@@ -26,9 +26,9 @@ import { join } from 'node:path';
 import { convertCheckpoint, type ConvertType } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openCheckpoint } from '../src/formats/safetensors.js';
-import { collect, load, type Gemma3, type LogitsResult } from '../src/index.js';
+import { load, type Gemma3, type LogitsResult } from '../src/index.js';
 import { fixturePath, readJson } from './helpers.js';
-import { PROMPT, STEPS, TEXT, rng, startLlama, type Token } from './llama-interop-kit.js';
+import { PROMPT, STEPS, TEXT, llamaGreedy, ourGreedy, rng, startLlama } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
 
 
@@ -83,29 +83,6 @@ describe('llama.cpp interop (node-llama-cpp, CPU)', { skip }, () => {
   });
   after(() => tmp.cleanup());
 
-  /** llama.cpp's greedy continuation: temperature 0 is its plain argmax sampler (llama_sampler_init_greedy). */
-  async function llamaGreedy(file: string): Promise<number[]> {
-    // One thread: on a busy machine ggml's spinning worker threads are slower than one.
-    const model = await llama.loadModel({ modelPath: file });
-    try {
-      const context = await model.createContext({ contextSize: 64, threads: 1 });
-      const out: number[] = [];
-      for await (const token of context.getSequence().evaluate(PROMPT as Token[], { temperature: 0 })) {
-        out.push(token);
-        if (out.length === STEPS) break;
-      }
-      await context.dispose();
-      return out;
-    } finally {
-      await model.dispose();
-    }
-  }
-
-  async function ourGreedy(model: Gemma3): Promise<number[]> {
-    const result = await collect(model.complete({ ids: PROMPT }, { temperature: 0, maxTokens: STEPS, stopTokenIds: [] }));
-    return result.tokenIds;
-  }
-
   const agreement = (a: number[], b: number[]): number => {
     let n = 0;
     while (n < Math.min(a.length, b.length) && a[n] === b[n]) n++;
@@ -128,7 +105,7 @@ describe('llama.cpp interop (node-llama-cpp, CPU)', { skip }, () => {
   test('llama.cpp loads our bf16 GGUF and greedy-generates the same 16 tokens', async (t) => {
     const ours = await load(gguf('bf16'), { contextLength: 64, threads: 1 });
     const mine = await ourGreedy(ours);
-    const theirs = await llamaGreedy(gguf('bf16'));
+    const theirs = await llamaGreedy(llama, gguf('bf16'));
     const margins = ours.logits([...PROMPT, ...mine.slice(0, -1)], 2).positions.slice(PROMPT.length - 1).map((p) => p.top[0]![1] - p.top[1]![1]);
     t.diagnostic(`${ours.backend} backend: ${JSON.stringify(mine)}; smallest top-2 gap ${Math.min(...margins).toFixed(4)}`);
     assert.equal(mine.length, STEPS);
@@ -140,7 +117,7 @@ describe('llama.cpp interop (node-llama-cpp, CPU)', { skip }, () => {
   test('q8_0: llama.cpp and this engine (both with Q8_0 activations) agree', async (t) => {
     const ours = await load(gguf('q8_0'), { contextLength: 64, threads: 1 });
     const mine = await ourGreedy(ours);
-    const theirs = await llamaGreedy(gguf('q8_0'));
+    const theirs = await llamaGreedy(llama, gguf('q8_0'));
     const n = agreement(mine, theirs);
     const worst = Math.max(...shortfalls(ours, theirs));
     t.diagnostic(`q8_0: ${n} of ${STEPS} greedy tokens agree (${ours.backend} backend); ` +
