@@ -46,7 +46,6 @@ void quantize_row_q8k(const float *x, q8k_block *y, int cols) {
   }
 }
 
-
 static float dot_q4k_generic(const uint8_t *row, const q8k_block *x, int nb) {
   double s = 0.0;
   for (int b = 0; b < nb; b++) {
@@ -126,7 +125,6 @@ void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1) {
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-
 
 /* maddubs: unsigned weight bytes (0..15 or 0..63) times signed activations, pairs summed into
    int16 (at most 63·128·2 = 16128: never saturates); madd by the sub-block scale widens to int32. */

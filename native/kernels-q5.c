@@ -40,7 +40,6 @@ static inline int32_t q5_block_sum_generic(const uint8_t *p, const int8_t *x) {
   return s;
 }
 
-
 static inline float half(const uint8_t *p) { return f16_table[p[0] | (p[1] << 8)]; }
 
 static float dot_q5_0_generic(const uint8_t *row, const void *xv, int nb) {
@@ -117,7 +116,6 @@ void matmul_rows_q5_generic(const matmul_args *a, int r0, int r1) {
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-
 
 /* A Q5_0 / Q5_1 block's 32 unsigned quants (qh at p, qs at p + 4) as bytes 0..31 in value order:
    the nibbles (low ones first), or'ed with 0x10 where qh has the value's bit (ggml's bytes_from_bits_32). */
