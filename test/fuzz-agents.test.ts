@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { RunningServer } from '../src/server/server.js';
 import { startTestServer, waitFor } from './server-helpers.js';
+import { mulberry32 } from './fuzz-mutate.js';
 
 const SEED = Number(process.env.GEMMA3_FUZZ_SEED ?? 13);
 const ITERATIONS = Number(process.env.GEMMA3_FUZZ_ITERATIONS ?? 90);
@@ -16,17 +17,6 @@ before(async () => {
   server = await startTestServer({ parallel: 2, context: 256 });
 });
 after(async () => server?.close());
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SCHEMA = {
   type: 'object',

@@ -22,16 +22,8 @@ export async function startLlama(): Promise<{ llama: Llama } | { reason: string 
   }
 }
 
-/** mulberry32: a small seeded PRNG, so a checkpoint (and the expected agreement) is reproducible. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, so a checkpoint (and the expected agreement) is reproducible. */
+export { mulberry32 as rng } from './fuzz-mutate.js';
 
 /** llama.cpp's greedy continuation of PROMPT: temperature 0 is its plain argmax sampler (llama_sampler_init_greedy). */
 export async function llamaGreedy(llama: Llama, file: string): Promise<number[]> {
