@@ -2,8 +2,10 @@
 // Q6_K matrices of the 4B's FFN shapes, one activation row (decode: GB of weights per
 // CPU-second) and 64 (a prompt: GFLOP per CPU-second). CPU seconds (process.cpuUsage), not wall
 // time, so a busy shared machine still gives comparable numbers. The kernel is the one the addon
-// picks; compare classes by running it again with GEMMA3_NATIVE_KERNELS=avx2 (or generic).
+// picks; compare classes by running it again with GEMMA3_NATIVE_KERNELS=avx2 (or generic). Each
+// matrix runs as stored ('rows') and, where the addon repacks K-quants, in the x16 layout.
 // Usage: node dist/bench/kquant-kernels.js [MIN_CPU_SECONDS]
+import type { WeightMatrix } from '../src/backend/backend.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { randomMatrixBytes } from './synthetic.js';
 
@@ -20,8 +22,9 @@ const cpuSeconds = (): number => {
 
 for (const dtype of ['q4_k', 'q6_k'] as const) {
   for (const [rows, cols] of [[10240, 2560], [2560, 10240]] as const) {
-    const w = { dtype, rows, cols, data: randomMatrixBytes(dtype, rows, cols) };
-    for (const batch of [1, 64]) {
+    const stored: WeightMatrix = { dtype, rows, cols, data: randomMatrixBytes(dtype, rows, cols) };
+    const layouts = be.repacksKQuants ? [stored, be.prepareMatrix(stored)] : [stored];
+    for (const w of layouts) for (const batch of [1, 64]) {
       const x = Float32Array.from({ length: batch * cols }, (_, i) => Math.sin(i * 0.37) * 2);
       const out = new Float32Array(batch * rows);
       be.matMul(out, w, x, batch); // warm: pages touched, scratch allocated
@@ -36,7 +39,7 @@ for (const dtype of ['q4_k', 'q6_k'] as const) {
       const perCall = (t - t0) / calls;
       const rate = batch === 1 ? `${(w.data.length / perCall / 1e9).toFixed(2)} GB/CPU-s`
         : `${((2 * rows * cols * batch) / perCall / 1e9).toFixed(1)} GFLOP/CPU-s`;
-      console.log(`${dtype} ${rows}x${cols} batch ${batch}: ${(perCall * 1e3).toFixed(2)} ms CPU per product, ${rate}`);
+      console.log(`${dtype} ${w.layout ?? 'rows'} ${rows}x${cols} batch ${batch}: ${(perCall * 1e3).toFixed(2)} ms CPU per product, ${rate}`);
     }
   }
 }

@@ -32,7 +32,9 @@ napi_value repack(napi_env env, napi_callback_info info) {
     if (w) napi_throw_type_error(env, "GEMMA3_NATIVE", "repack: bad arguments");
     return NULL;
   }
-  if (!have_x16 || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 32 != 0 ||
+  const int kquant = dtype == DT_Q4_K || dtype == DT_Q6_K;
+  if (!(kquant ? have_kquant_x16 : have_x16) || (dtype != DT_Q4_0 && dtype != DT_Q8_0 && !kquant) || rows <= 0 || rows % 16 != 0 ||
+      cols <= 0 || cols % (kquant ? QK_K : 32) != 0 ||
       w_bytes < row_bytes(dtype, cols) * (size_t)rows) {
     CHECK(napi_get_null(env, &result));
     return result;

@@ -5,7 +5,7 @@
 
 /** Whether the x16 layouts are in use (AVX-512 VNNI or AVX2, not forced off), and whether views in
     the row layout are served through them (AVX-512 VNNI): set once by addon.c's init. */
-extern int have_x16, have_x16_views;
+extern int have_x16, have_x16_views, have_kquant_x16;
 
 napi_value repack(napi_env env, napi_callback_info info);
 napi_value repack_later(napi_env env, napi_callback_info info);

@@ -30,11 +30,11 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
                           int out_stride) {
   const int x16 = dtype == DT_Q4_0_X16 || dtype == DT_Q8_0_X16;
   const int quant = is_quant(dtype);
-  if (x16 && !have_x16) {
+  if ((x16 && !have_x16) || (is_kquant_x16(dtype) && !have_kquant_x16)) {
     napi_throw_error(env, "GEMMA3_NATIVE", "matMul: x16 layouts need AVX-512 VNNI or AVX2");
     return 0;
   }
-  if (dtype < DT_F32 || dtype > DT_Q5_K || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
+  if (dtype < DT_F32 || dtype > DT_Q6_K_X16 || (is_kquant_x16(dtype) && rows % 16 != 0) || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
       row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
       (is_kquant(dtype) && cols % QK_K != 0) ||
       w_bytes < (x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols) : row_bytes(dtype, cols) * (size_t)rows) ||
@@ -42,7 +42,7 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return 0;
   }
-  matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride};
+  matmul_args m = {w, dtype, cols, x, batch, row_start, out, out_stride, NULL};
   matmul_plan_part(part, &m, rows, row_start, row_end);
   return 1;
 }
@@ -428,6 +428,8 @@ static napi_value info_fn(napi_env env, napi_callback_info info) {
   CHECK(napi_set_named_property(env, obj, "x16Views", v));
   CHECK(napi_create_string_utf8(env, kquant_kernel_name, NAPI_AUTO_LENGTH, &v));
   CHECK(napi_set_named_property(env, obj, "kquantKernels", v));
+  CHECK(napi_get_boolean(env, have_kquant_x16, &v));
+  CHECK(napi_set_named_property(env, obj, "kquantX16", v));
   return obj;
 }
 
@@ -469,6 +471,7 @@ static napi_value init(napi_env env, napi_value exports) {
   /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level;
      Q5_0/Q5_1/Q5_K have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
   matmul_plan_set_kquant_kernel(level == 2 ? matmul_rows_kquant_avx512 : level == 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
+  if (!(force && strcmp(force, "norepack") == 0)) matmul_plan_set_kquant_x16_kernel(level == 2 ? matmul_rows_kquant_x16_avx512 : NULL);
   kquant_kernel_name = level == 2 ? "avx512" : level == 1 ? "avx2" : "generic";
   matmul_plan_set_q5_kernel(level >= 1 ? matmul_rows_q5_avx2 : matmul_rows_q5_generic);
   ops_init(level >= 1);

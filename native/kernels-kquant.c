@@ -46,6 +46,24 @@ void quantize_row_q8k(const float *x, q8k_block *y, int cols) {
   }
 }
 
+static inline int32_t pair16(int a, int b) { return (int32_t)((uint32_t)(uint16_t)a | ((uint32_t)(uint16_t)b << 16)); }
+
+void kquant_x16_words(const q8k_block *x, size_t blocks, int32_t *words) {
+  for (size_t b = 0; b < blocks; b++, words += KX16_WORDS) {
+    const int16_t *bs = x[b].bsums;
+    int ps[8];
+    for (int j = 0; j < 8; j++) ps[j] = bs[2 * j] + bs[2 * j + 1];
+    words[0] = pair16(ps[0], ps[2]);
+    words[1] = pair16(ps[1], ps[3]);
+    words[2] = pair16(ps[4], ps[6]);
+    words[3] = pair16(ps[5], ps[7]);
+    for (int w = 0; w < 4; w++) {
+      words[4 + 2 * w] = pair16(bs[4 * w], bs[4 * w + 2]);
+      words[5 + 2 * w] = pair16(bs[4 * w + 1], bs[4 * w + 3]);
+    }
+  }
+}
+
 static float dot_q4k_generic(const uint8_t *row, const q8k_block *x, int nb) {
   double s = 0.0;
   for (int b = 0; b < nb; b++) {

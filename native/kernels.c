@@ -27,8 +27,10 @@ size_t row_bytes(int dtype, int cols) {
     case DT_BF16: return (size_t)cols * 2;
     case DT_Q8_0: return (size_t)(cols / 32) * 34;
     case DT_Q4_0: return (size_t)(cols / 32) * 18;
-    case DT_Q4_K: return (size_t)(cols / QK_K) * Q4_K_BLOCK_BYTES;
-    case DT_Q6_K: return (size_t)(cols / QK_K) * Q6_K_BLOCK_BYTES;
+    case DT_Q4_K:
+    case DT_Q4_K_X16: return (size_t)(cols / QK_K) * Q4_K_BLOCK_BYTES;
+    case DT_Q6_K:
+    case DT_Q6_K_X16: return (size_t)(cols / QK_K) * Q6_K_BLOCK_BYTES;
     case DT_Q5_0: return (size_t)(cols / 32) * Q5_0_BLOCK_BYTES;
     case DT_Q5_1: return (size_t)(cols / 32) * Q5_1_BLOCK_BYTES;
     case DT_Q5_K: return (size_t)(cols / QK_K) * Q5_K_BLOCK_BYTES;

@@ -11,7 +11,7 @@
 
 /* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
 enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8,
-       DT_Q5_0 = 9, DT_Q5_1 = 10, DT_Q5_K = 11 /* kernels-q5.c */ };
+       DT_Q5_0 = 9, DT_Q5_1 = 10, DT_Q5_K = 11 /* kernels-q5.c */, DT_Q4_K_X16 = 12, DT_Q6_K_X16 = 13 };
 
 /* The K-quants (kernels-kquant.c): 256-value super-blocks, multiplied against activations in Q8_K. */
 #define QK_K 256
@@ -45,6 +45,7 @@ typedef struct {
   int row_start; /* first row of the requested range (out column 0) */
   float *out;
   int out_stride;
+  const int32_t *kx_words; /* K-quant x16 products: KX16_WORDS per activation super-block (kquant_x16_words) */
 } matmul_args;
 
 /** Computes rows [r0, r1) of the product for every batch row. */
@@ -94,6 +95,16 @@ void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1);
 /** AVX-512 VNNI (kernels-kquant-avx512.c), bit for bit the AVX2 / generic results; other K-quant types go to the AVX2 kernel. */
 void matmul_rows_kquant_avx512(const matmul_args *a, int r0, int r1);
+/** Q4_K / Q6_K in the K-quant x16 layout (repack.c; rows % 16 == 0, r0 and r1 too) times Q8_K
+    activations, bit for bit the row kernels' results: AVX-512 VNNI (kernels-kquant-x16.c) and AVX2
+    (kernels-kquant-x16-avx2.c). */
+/* Int16-pair words per Q8_K super-block that the x16 K-quant kernels multiply (dpwssd / madd) with
+   the weights' sub-block int16 pairs: [0, 4) Q4_K's bsum sums of sub-blocks (0, 2), (1, 3), (4, 6),
+   (5, 7); [4, 12) Q6_K's bsums (4w, 4w+2), (4w+1, 4w+3) for w = 0..3. */
+#define KX16_WORDS 12
+void kquant_x16_words(const q8k_block *x, size_t blocks, int32_t *words);
+void matmul_rows_kquant_x16_avx512(const matmul_args *a, int r0, int r1);
+void matmul_rows_kquant_x16_avx2(const matmul_args *a, int r0, int r1);
 uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);

@@ -16,7 +16,15 @@ static matmul_rows_fn q5_kernel = matmul_rows_q5_generic;
 void matmul_plan_set_q5_kernel(matmul_rows_fn kernel) { q5_kernel = kernel; }
 static int is_q5(int dtype) { return dtype == DT_Q5_0 || dtype == DT_Q5_1 || dtype == DT_Q5_K; }
 
-int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q5_K; }
+static matmul_rows_fn kquant_x16_kernel = NULL;
+int have_kquant_x16 = 0;
+void matmul_plan_set_kquant_x16_kernel(matmul_rows_fn kernel) {
+  kquant_x16_kernel = kernel;
+  have_kquant_x16 = kernel != NULL;
+}
+int is_kquant_x16(int dtype) { return dtype == DT_Q4_K_X16 || dtype == DT_Q6_K_X16; }
+
+int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q5_K || is_kquant_x16(dtype); }
 
 int activation_kind(int dtype) { return is_kquant(dtype) ? 2 : dtype == DT_Q5_1 ? 3 : is_quant(dtype) ? 1 : 0; }
 
@@ -89,6 +97,9 @@ static _Thread_local size_t q8k_capacity = 0;
 static _Thread_local q8_1_block *q8_1_scratch = NULL;
 static _Thread_local size_t q8_1_capacity = 0;
 
+static _Thread_local int32_t *kx_words_scratch = NULL;
+static _Thread_local size_t kx_words_capacity = 0;
+
 void matmul_plan_thread_cleanup(void) {
   free(q8_scratch);
   q8_scratch = NULL;
@@ -99,6 +110,9 @@ void matmul_plan_thread_cleanup(void) {
   free(q8_1_scratch);
   q8_1_scratch = NULL;
   q8_1_capacity = 0;
+  free(kx_words_scratch);
+  kx_words_scratch = NULL;
+  kx_words_capacity = 0;
 }
 
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end) {
@@ -113,13 +127,13 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
   /* Float prompts on AVX2 may go through panels of 16 rows (kernels-packed-avx2.c, opt-in): a chunk of 72
      rows (1B's 1152 rows over 2 threads) would end in a half-empty panel that costs a full one. */
   const int float_prompt = activation_kind(dtype) == 0 && m->batch > 1;
-  const int group = x16 || from_rows || float_prompt ? 16 : 8;
+  const int group = x16 || from_rows || float_prompt || is_kquant_x16(dtype) ? 16 : 8;
   const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, m->cols);
   int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
   part->m = *m;
-  part->kernel = is_q5(dtype) ? q5_kernel : is_kquant(dtype) ? kquant_kernel : x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
+  part->kernel = is_q5(dtype) ? q5_kernel : is_kquant_x16(dtype) ? kquant_x16_kernel : is_kquant(dtype) ? kquant_kernel : x16 ? x16_kernel : from_rows ? x16_from_rows_kernel : best_kernel;
   part->r0 = row_start;
   part->r1 = row_end;
   part->unit = unit;
@@ -149,6 +163,19 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
       pool_run(quantize_job_fn, &qj);
     }
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8k_scratch;
+    int x16_parts = 0;
+    for (int i = 0; i < job->n; i++) x16_parts += is_kquant_x16(job->parts[i].m.dtype);
+    if (x16_parts) {
+      /* The bsum words of the x16 kernels, once for every part. */
+      if (need * KX16_WORDS > kx_words_capacity) {
+        free(kx_words_scratch);
+        kx_words_scratch = (int32_t *)malloc(need * KX16_WORDS * sizeof(int32_t));
+        kx_words_capacity = kx_words_scratch ? need * KX16_WORDS : 0;
+        if (!kx_words_scratch) return 0;
+      }
+      kquant_x16_words(q8k_scratch, need, kx_words_scratch);
+      for (int i = 0; i < job->n; i++) job->parts[i].m.kx_words = kx_words_scratch;
+    }
   } else if (activation_kind(job->parts[0].m.dtype) == 3) {
     /* Q5_1: x in Q8_1 blocks (with s = d·Σqs), once for every part. */
     const size_t need = (size_t)batch * (cols / 32);

@@ -31,12 +31,17 @@ extern int have_x16, have_x16_views;
 void matmul_plan_set_kernels(matmul_rows_fn row_kernel, matmul_rows_fn x16_kernel, matmul_rows_fn x16_from_rows_kernel);
 
 int is_quant(int dtype);
-/** Q4_K / Q6_K: activations in Q8_K super-blocks, kernels-kquant.c. */
+/** Q4_K / Q5_K / Q6_K (either layout): activations in Q8_K super-blocks, kernels-kquant.c. */
 int is_kquant(int dtype);
 /** What a product's activations become: 0 float, 1 Q8 blocks, 2 Q8_K super-blocks, 3 Q8_1 blocks (Q5_1; parts of one job must agree). */
 int activation_kind(int dtype);
 /** The K-quant kernel (generic or AVX2), chosen with the others when the addon loads. */
 void matmul_plan_set_kquant_kernel(matmul_rows_fn kernel);
+/** The kernel of Q4_K / Q6_K in the x16 layout (AVX-512 VNNI or AVX2), or NULL: they are not repacked. */
+void matmul_plan_set_kquant_x16_kernel(matmul_rows_fn kernel);
+extern int have_kquant_x16;
+/** Q4_K / Q6_K in the K-quant x16 layout (repack.c). */
+int is_kquant_x16(int dtype);
 /** The Q5_0 / Q5_1 / Q5_K kernel (kernels-q5.c, generic or AVX2). */
 void matmul_plan_set_q5_kernel(matmul_rows_fn kernel);
 

@@ -8,6 +8,15 @@
 //   Q8_0x16: chunk c = 0..7 of 64 bytes: lane i = quants 4c..4c+3 of row i
 // A group block is exactly as large as the sixteen blocks it holds (288 / 544 bytes), so a
 // matrix can be rewritten in place; only matrices with rows % 16 == 0 are repacked.
+//
+// Q4_K / Q6_K ("K-quant x16", kernels-kquant-x16*.c): the same idea per 256-value super-block.
+// Each field of the stored super-block becomes chunks of sixteen lanes, lane i holding row i's
+// next `lane` bytes of that field (2 for the f16 scales, 4 otherwise), the fields one after the
+// other in the order of the tables below. A group super-block is as large as its sixteen
+// super-blocks (2304 / 3360 bytes):
+//   Q4_K: d[16] | dmin[16] | scales: 3 chunks | qs: 32 chunks (chunk c: qs bytes 4c..4c+3, whose
+//         low nibbles are values 64(c/8) + 4(c%8).. and high nibbles the same + 32)
+//   Q6_K: d[16] | scales: 4 chunks (int8, four per lane) | ql: 32 chunks | qh: 16 chunks
 #include "repack.h"
 
 #include <stdlib.h>
@@ -34,17 +43,54 @@ static void repack_group(const uint8_t *rows16, uint8_t *dst, int qbytes, int nb
   }
 }
 
+/* One field of a stored super-block: where it starts and how long it is there, and the bytes per lane. */
+typedef struct {
+  int offset, bytes, lane;
+} kquant_field;
+
+static const kquant_field Q4K_FIELDS[] = {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}};
+static const kquant_field Q6K_FIELDS[] = {{208, 2, 2}, {192, 16, 4}, {0, 128, 4}, {128, 64, 4}};
+
+static const kquant_field *kquant_fields(int dtype, int *count) {
+  *count = 4;
+  return dtype == DT_Q4_K ? Q4K_FIELDS : Q6K_FIELDS;
+}
+
+/* Sixteen rows' super-block b (rows rb bytes apart, from `rows16`) into the group super-block at dst. */
+static void repack_kquant_superblock(const uint8_t *rows16, size_t rb, int b, size_t block, const kquant_field *f, int nf, uint8_t *dst) {
+  for (int k = 0; k < nf; k++) {
+    for (int i = 0; i < GROUP_ROWS; i++) {
+      const uint8_t *s = rows16 + (size_t)i * rb + (size_t)b * block + f[k].offset;
+      for (int c = 0; c < f[k].bytes / f[k].lane; c++) memcpy(dst + c * GROUP_ROWS * f[k].lane + i * f[k].lane, s + c * f[k].lane, f[k].lane);
+    }
+    dst += GROUP_ROWS * f[k].bytes;
+  }
+}
+
+static void repack_kquant_group(const uint8_t *rows16, uint8_t *dst, int dtype, int cols) {
+  int nf;
+  const kquant_field *f = kquant_fields(dtype, &nf);
+  const size_t block = dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES, rb = row_bytes(dtype, cols);
+  for (int b = 0; b < cols / QK_K; b++) repack_kquant_superblock(rows16, rb, b, block, f, nf, dst + (size_t)b * GROUP_ROWS * block);
+}
+
+static int is_x16_source(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K; }
+
+/* Group g's sixteen rows (`src`) into `dst`, whichever family the type belongs to. */
+static void repack_any_group(const uint8_t *src, uint8_t *dst, int dtype, int cols) {
+  if (dtype == DT_Q4_K || dtype == DT_Q6_K) repack_kquant_group(src, dst, dtype, cols);
+  else repack_group(src, dst, dtype == DT_Q4_0 ? 16 : 32, cols / 32);
+}
+
 int repack_x16(const uint8_t *src, uint8_t *dst, int dtype, int rows, int cols) {
-  if (rows % GROUP_ROWS != 0) return 0;
-  const int nb = cols / 32, qbytes = dtype == DT_Q4_0 ? 16 : 32;
+  if (rows % GROUP_ROWS != 0 || !is_x16_source(dtype)) return 0;
   const size_t group_bytes = GROUP_ROWS * row_bytes(dtype, cols);
-  for (int g = 0; g < rows / GROUP_ROWS; g++) repack_group(src + g * group_bytes, dst + g * group_bytes, qbytes, nb);
+  for (int g = 0; g < rows / GROUP_ROWS; g++) repack_any_group(src + g * group_bytes, dst + g * group_bytes, dtype, cols);
   return 1;
 }
 
 int repack_x16_in_place(uint8_t *w, int dtype, int rows, int cols) {
-  if (rows % GROUP_ROWS != 0) return 0;
-  const int nb = cols / 32, qbytes = dtype == DT_Q4_0 ? 16 : 32;
+  if (rows % GROUP_ROWS != 0 || !is_x16_source(dtype)) return 0;
   const size_t group_bytes = GROUP_ROWS * row_bytes(dtype, cols);
   uint8_t *tmp = (uint8_t *)malloc(group_bytes);
   if (!tmp) return 0;
@@ -52,7 +98,7 @@ int repack_x16_in_place(uint8_t *w, int dtype, int rows, int cols) {
   for (int g = 0; g < rows / GROUP_ROWS; g++) {
     uint8_t *group = w + (size_t)g * group_bytes;
     memcpy(tmp, group, group_bytes);
-    repack_group(tmp, group, qbytes, nb);
+    repack_any_group(tmp, group, dtype, cols);
   }
   free(tmp);
   return 1;

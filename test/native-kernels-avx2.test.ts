@@ -4,5 +4,6 @@ process.env.GEMMA3_NATIVE_KERNELS = 'avx2';
 await import('./native-kernels.test.js');
 await import('./q5-kernels.test.js');
 await import('./native-x16.test.js');
+await import('./kquant-x16.test.js');
 await import('./native-float-prompt.test.js');
 await import('./long-prompt.test.js');

@@ -22,6 +22,8 @@ export interface NativeInfo {
   x16Views: boolean;
   /** The Q4_K / Q6_K kernel: 'avx512' (VNNI), 'avx2' or 'generic' (the same results bit for bit). */
   kquantKernels: string;
+  /** Q4_K / Q6_K matrices are repacked into the K-quant x16 layout (AVX-512 VNNI or AVX2 kernels). */
+  kquantX16: boolean;
 }
 
 interface NativeBinding {
@@ -65,7 +67,7 @@ const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 
 
 /** What a product's activations become (native/matmul-plan.c activation_kind): one job shares one kind. */
 const ACTIVATION_KIND: Readonly<Record<string, number>> = { q8_0: 1, q4_0: 1, q5_0: 1, q4_k: 2, q5_k: 2, q6_k: 2, q5_1: 3 };
-const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6 };
+const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6, q4_k: 12, q6_k: 13 };
 /** The addon's codes of the KV cache types (native/kv-types.h). */
 const KV_TYPE_CODES: Readonly<Record<KvType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
@@ -132,13 +134,18 @@ export class NativeBackend implements Backend {
     this.mappedCopies.prepareForStreams(streams);
   }
 
+  /** Whether Q4_K / Q6_K matrices (rows % 16 == 0) move to the K-quant x16 layout in prepareMatrix. */
+  get repacksKQuants(): boolean {
+    return this.binding.info().kquantX16;
+  }
+
   /**
-   * Q4_0 / Q8_0 matrices with rows % 16 == 0 move to the interleaved x16 layout where the CPU
-   * has kernels for it.
+   * Q4_0 / Q8_0 (and Q4_K / Q6_K) matrices with rows % 16 == 0 move to the interleaved x16
+   * layouts where the CPU has kernels for them.
    * With `inPlace` the bytes of `w` are rewritten (no second copy; `w` must not be used after).
    */
   prepareMatrix(w: WeightMatrix, inPlace = false): WeightMatrix {
-    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16') return w;
+    if (X16_DTYPES[w.dtype] === undefined || w.layout === 'x16') return w;
     const packed = this.binding.repack(w.data, NATIVE_DTYPES[w.dtype]!, w.rows, w.cols, inPlace);
     return packed ? { dtype: w.dtype, rows: w.rows, cols: w.cols, data: packed, layout: 'x16' } : w;
   }

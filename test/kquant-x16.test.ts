@@ -1,0 +1,134 @@
+// The K-quant x16 layout (native/repack.c) of Q4_K / Q6_K matrices and its kernels (AVX-512 VNNI:
+// native/kernels-kquant-x16.c; AVX2: native/kernels-kquant-x16-avx2.c) against the TypeScript
+// twins on the row layout, bit for bit: odd batches, row ranges inside a group, shared products.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { WeightMatrix } from '../src/backend/backend.js';
+import { decodeRow } from '../src/backend/rows.js';
+import { Rng } from '../src/generate/rng.js';
+import { js, makeMatrix, native, randn, skip } from './native-test-kit.js';
+
+/**
+ * Why the x16 K-quant kernels cannot run here, or false: they need AVX-512 VNNI or AVX2 and are
+ * not chosen under GEMMA3_NATIVE_KERNELS=generic / norepack. The tests then skip with this
+ * reason, visibly, instead of passing for the row kernels under their names.
+ */
+const kx16Skip = skip || (native!.info.kquantX16 ? false
+  : `the x16 K-quant kernels did not run: the addon chose '${native!.info.kquantKernels}' K-quant kernels without the x16 layout ` +
+    `(${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'no x16 K-quant kernel for this CPU'})`);
+if (kx16Skip && !skip) console.warn(`SKIPPED: ${kx16Skip}`);
+
+/** The stored super-block's fields in the layout's order: [offset, bytes, bytes per lane]. */
+const FIELDS = {
+  q4_k: { block: 144, fields: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 128, 4]] },
+  q6_k: { block: 210, fields: [[208, 2, 2], [192, 16, 4], [0, 128, 4], [128, 64, 4]] },
+} as const;
+
+/** The K-quant x16 layout written independently in TypeScript: per group of sixteen rows and super-block, each field as chunks of sixteen lanes. */
+function repackKquantX16(w: WeightMatrix): WeightMatrix {
+  const { block, fields } = FIELDS[w.dtype as 'q4_k' | 'q6_k'];
+  const nb = w.cols / 256;
+  const out = new Uint8Array(w.data.length);
+  for (let g = 0; g < w.rows / 16; g++) {
+    for (let b = 0; b < nb; b++) {
+      let o = (g * nb + b) * 16 * block;
+      for (const [offset, bytes, lane] of fields) {
+        for (let i = 0; i < 16; i++) {
+          const src = ((g * 16 + i) * nb + b) * block + offset;
+          for (let c = 0; c < bytes / lane; c++) out.set(w.data.subarray(src + c * lane, src + (c + 1) * lane), o + c * 16 * lane + i * lane);
+        }
+        o += 16 * bytes;
+      }
+    }
+  }
+  return { dtype: w.dtype, rows: w.rows, cols: w.cols, data: out, layout: 'x16' };
+}
+
+test('the K-quant x16 layout\'s TypeScript twin runs on every CPU: every row decodes back as stored; the addon\'s repack writes the same bytes where it has the kernels', () => {
+  const rng = new Rng(91);
+  for (const dtype of ['q4_k', 'q6_k'] as const) {
+    for (const [rows, cols] of [[16, 256], [48, 768], [32, 2560]] as const) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const packed = repackKquantX16(w);
+      const ref = new Float32Array(cols);
+      const got = new Float32Array(cols);
+      for (let r = 0; r < rows; r++) {
+        decodeRow(w, r, ref);
+        decodeRow(packed, r, got);
+        assert.deepEqual(got, ref, `${dtype} ${rows}x${cols} row ${r}`);
+      }
+      if (native?.info.kquantX16) {
+        assert.deepEqual(native.prepareMatrix(w).data, packed.data, `${dtype} ${rows}x${cols}: addon repack`);
+        assert.deepEqual(native.prepareMatrix({ ...w, data: w.data.slice() }, true).data, packed.data, `${dtype} ${rows}x${cols}: in place`);
+      }
+    }
+  }
+});
+
+test('Q4_K / Q6_K matrices whose rows are not a multiple of 16 stay in the row layout; on a CPU without the kernels an x16 matrix is refused', { skip }, () => {
+  const rng = new Rng(92);
+  const odd = makeMatrix('q4_k', 17, 256, randn(rng, 17 * 256, 0.1));
+  assert.equal(native!.prepareMatrix(odd).layout ?? 'rows', 'rows');
+  const w = makeMatrix('q6_k', 16, 256, randn(rng, 16 * 256, 0.1));
+  assert.equal(native!.prepareMatrix(w).layout ?? 'rows', native!.info.kquantX16 ? 'x16' : 'rows');
+  assert.equal(native!.repacksKQuants, native!.info.kquantX16);
+  if (!native!.info.kquantX16) {
+    assert.throws(() => native!.matMul(new Float32Array(16), repackKquantX16(w), new Float32Array(256), 1), /x16 layouts need/);
+  }
+});
+
+// Batches 1-5 and 9 cover every tile width (four activation rows) and remainders; 70 crosses the
+// 64-row activation chunk; 97 super-blocks (24832 columns) a long row.
+const SHAPES: [number, number, number][] = [
+  [1, 16, 256], [1, 48, 2560], [2, 32, 512], [3, 32, 768], [4, 16, 1280], [5, 16, 512], [9, 64, 2560], [70, 16, 512], [1, 16, 10240], [2, 16, 24832],
+];
+
+for (const dtype of ['q4_k', 'q6_k'] as const) {
+  test(`matMul ${dtype} in the K-quant x16 layout equals the TypeScript twin on the row layout, bit for bit (batches, row ranges)`, { skip: kx16Skip }, () => {
+    const rng = new Rng(dtype === 'q4_k' ? 93 : 94);
+    for (const [batch, rows, cols] of SHAPES) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      const packed = native!.prepareMatrix(w);
+      assert.equal(packed.layout, 'x16');
+      const x = randn(rng, batch * cols);
+      if (batch === 5) x.fill(0, 256, 512); // an all-zero activation super-block: d = 0
+      const a = new Float32Array(batch * rows);
+      const b = new Float32Array(batch * rows);
+      js.matMul(a, w, x, batch);
+      native!.matMul(b, packed, x, batch);
+      assert.deepEqual(b, a, `${dtype} batch ${batch} ${rows}x${cols}`);
+      // A row range that starts and ends inside a group of sixteen, at a wider stride: the rows
+      // outside it stay untouched.
+      const range = { rowStart: 5, rowEnd: rows - 3, outStride: rows + 2 };
+      const c = new Float32Array(batch * range.outStride).fill(7);
+      native!.matMul(c, packed, x, batch, range);
+      for (let n = 0; n < batch; n++) {
+        for (let j = 0; j < range.outStride; j++) {
+          const r = range.rowStart + j;
+          const want = j < range.rowEnd - range.rowStart ? a[n * rows + r]! : 7;
+          assert.equal(c[n * range.outStride + j], want, `${dtype} batch ${batch} ${rows}x${cols}: range row ${r}`);
+        }
+      }
+    }
+  });
+}
+
+test('products sharing their activations mix x16 K-quants with the row layout and other types, each equal to its TypeScript product', { skip: kx16Skip }, () => {
+  const rng = new Rng(95);
+  const cols = 512;
+  for (const mix of [['q4_k', 'q6_k', 'q4_k'], ['q6_k', 'q4_k']] as const) {
+    for (const batch of [1, 6]) {
+      const ws = mix.map((dtype, i) => makeMatrix(dtype, i === 2 ? 17 : 32, cols, randn(rng, (i === 2 ? 17 : 32) * cols, 0.1)));
+      const prepared = ws.map((w) => native!.prepareMatrix(w));
+      assert.deepEqual(prepared.map((w) => w.layout ?? 'rows'), ws.map((w) => (w.rows % 16 === 0 ? 'x16' : 'rows')));
+      const x = randn(rng, batch * cols);
+      const outs = ws.map((w) => new Float32Array(batch * w.rows));
+      native!.matMulShared(outs, prepared, x, batch);
+      ws.forEach((w, i) => {
+        const want = new Float32Array(batch * w.rows);
+        js.matMul(want, w, x, batch);
+        assert.deepEqual(outs[i], want, `${mix.join('+')} batch ${batch}: part ${i}`);
+      });
+    }
+  }
+});
