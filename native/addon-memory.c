@@ -389,8 +389,9 @@ napi_value repack_later(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK(napi_get_null(env, &result));
   if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) return NULL;
-  if (!have_x16_views || (dtype != DT_Q4_0 && dtype != DT_Q8_0) || rows <= 0 || rows % 16 != 0 || cols <= 0 || cols % 32 != 0 ||
-      bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
+  const int kquant = dtype == DT_Q4_K || dtype == DT_Q6_K;
+  if (!(kquant ? have_kquant_x16 : have_x16_views) || (dtype != DT_Q4_0 && dtype != DT_Q8_0 && !kquant) || rows <= 0 || rows % 16 != 0 ||
+      cols <= 0 || cols % (kquant ? QK_K : 32) != 0 || bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
   file_mapping *m = file_mapping_pin(w, bytes);
   if (!m) return result;
   repack_handle *h = (repack_handle *)malloc(sizeof(repack_handle));

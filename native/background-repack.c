@@ -1,6 +1,7 @@
 // Background x16 repacking: Q4_0 / Q8_0 matrices that are being served from a file mapping
-// (through the x16 kernel's per-group rearrangement, same results) become repacked copies in
-// huge-page memory while the model already runs. Two threads take the jobs in the order given:
+// (through the x16 kernel's per-group rearrangement, same results), and Q4_K / Q6_K ones (through
+// the row kernels, same results), become repacked copies in huge-page memory while the model
+// already runs. Two threads take the jobs in the order given:
 // on a machine whose fresh memory is slow to touch, the copies then finish during the first
 // prompt rather than trailing into the decoding after it.
 #include "background-repack.h"
@@ -53,7 +54,8 @@ static void run_job(repack_job *j) {
       return;
     }
     const int n = groups - g < per_slice ? groups - g : per_slice;
-    repack_x16_simd(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
+    if (j->dtype == DT_Q4_K || j->dtype == DT_Q6_K) repack_x16(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
+    else repack_x16_simd(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
     /* Source pages already rearranged leave this process's memory as the copy grows; a kernel
        still reading them faults them back in, unchanged. */
     drop_whole_pages(j->src, (size_t)(g + n) * group_bytes);

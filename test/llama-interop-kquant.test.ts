@@ -20,6 +20,7 @@ import { convertCheckpoint } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { load } from '../src/index.js';
+import type { NativeBackend } from '../src/backend/native-backend.js';
 import { readJson } from './helpers.js';
 import { PROMPT, STEPS, TEXT, llamaGreedy, ourGreedy, rng, startLlama } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
@@ -160,6 +161,35 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
       } finally {
         file.dispose();
         onLoad.dispose();
+      }
+    }
+  });
+
+  test('mapped Q4_K / Q6_K tensors are served at once and replaced by x16 copies made in the background: the same logits throughout', async (t) => {
+    const opts = { contextLength: 64, threads: 1, backend: 'native' } as const;
+    for (const quant of ['q4_k_m', 'q6_k'] as const) {
+      const read = await load(gguf(quant), { ...opts, mmap: false });
+      const mapped = await load(gguf(quant), { ...opts, mmap: true });
+      try {
+        const backend = mapped.decoder.backend as NativeBackend;
+        if (!backend.repacksKQuants) {
+          t.skip(`no x16 K-quant kernels here ('${backend.info.kquantKernels}' K-quant kernels): the views stay in the row layout`);
+          return;
+        }
+        // Only the tied embedding (262144 x 256, Q6_K: 55 MB) is large enough to be a view here;
+        // the smaller tensors are read and repacked at load.
+        const head = mapped.decoder.weights.tokenEmbd;
+        assert.equal(head.dtype, 'q6_k');
+        assert.equal(read.decoder.weights.layers[0]!.attnQ.layout, 'x16', `${quant}: a tensor read at load is repacked`);
+        const expected = read.logits(PROMPT, 8).positions;
+        assert.deepEqual(mapped.logits(PROMPT, 8).positions, expected, `${quant}: view (row kernels) or copy, the same logits`);
+        for (let i = 0; i < 400 && backend.copiesInProgress() > 0; i++) await new Promise((r) => setTimeout(r, 25));
+        assert.equal(backend.copiesInProgress(), 0, `${quant}: the background copies finish with one stream`);
+        assert.deepEqual(mapped.logits(PROMPT, 8).positions, expected, `${quant}: after the copies`);
+        assert.equal(head.layout, 'x16', `${quant}: the copy replaced the mapped view`);
+      } finally {
+        read.dispose();
+        mapped.dispose();
       }
     }
   });

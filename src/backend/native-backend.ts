@@ -116,12 +116,15 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * For a Q4_0 / Q8_0 matrix that is a view of a file mapping: served as it is, in the row layout,
-   * until prepareForStreams has an x16 copy made (native-mapped-copies.ts says when and why).
+   * For a Q4_0 / Q8_0 / Q4_K / Q6_K matrix that is a view of a file mapping: served as it is, in
+   * the row layout, until its x16 copy is made in the background (native-mapped-copies.ts says
+   * when and why).
    */
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
-    if ((w.dtype !== 'q4_0' && w.dtype !== 'q8_0') || w.layout === 'x16' || w.rows % 16 !== 0) return w;
-    return this.mappedCopies.serve(w);
+    if (w.layout === 'x16' || w.rows % 16 !== 0) return w;
+    if (w.dtype === 'q4_0' || w.dtype === 'q8_0') return this.mappedCopies.serve(w);
+    if ((w.dtype === 'q4_k' || w.dtype === 'q6_k') && this.repacksKQuants) return this.mappedCopies.serve(w, true);
+    return w;
   }
 
   /** How many mapped matrices are not served from their x16 copies yet. */
@@ -177,6 +180,7 @@ export class NativeBackend implements Backend {
   }
 
   matMul(out: Float32Array, w: WeightMatrix, x: Float32Array, batch: number, range?: RowRange): void {
+    this.mappedCopies.refresh(w);
     const code = nativeCode(w);
     if (code === undefined) {
       this.fallback.matMul(out, w, x, batch, range);
@@ -196,6 +200,7 @@ export class NativeBackend implements Backend {
   }
 
   matMulShared(outs: readonly Float32Array[], ws: readonly WeightMatrix[], x: Float32Array, batch: number): void {
+    for (const w of ws) this.mappedCopies.refresh(w);
     const codes = ws.map(nativeCode);
     const quantized = ws.map((w) => ACTIVATION_KIND[w.dtype] ?? 0);
     const cols = ws[0]!.cols;

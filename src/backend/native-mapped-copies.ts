@@ -1,6 +1,6 @@
-// Q4_0 / Q8_0 matrices served straight from a memory mapping of the model file, and the x16
-// copies of them that the native backend makes in the background once several streams decode
-// together. Kept apart from the kernel adapter (native-backend.ts): this is weight placement
+// Q4_0 / Q8_0 / Q4_K / Q6_K matrices served straight from a memory mapping of the model file,
+// and the x16 copies of them that the native backend makes in the background (Q4_0 / Q8_0 once
+// several streams decode together, Q4_K / Q6_K at once). Kept apart from the kernel adapter (native-backend.ts): this is weight placement
 // over time, not a kernel call.
 import type { WeightMatrix } from './backend.js';
 
@@ -11,77 +11,99 @@ export interface BackgroundCopyBinding {
   releaseView(view: Uint8Array): void;
 }
 
-/** A Q4_0 / Q8_0 matrix served from a file mapping in the row layout, and its x16 copy's job. */
+/** A matrix served from a file mapping in the row layout, and its x16 copy's job. */
 interface MappedMatrix {
   matrix: { -readonly [K in keyof WeightMatrix]: WeightMatrix[K] };
   handle: object | null;
 }
 
 /**
- * One decoding stream over a mapped matrix (each row prefetched ahead, blocks rearranged in
- * registers) runs as fast as over an x16 copy, and prompts about 8% slower; so loading needs no
- * fresh memory and nothing competes with the first tokens. Several streams decoding together
- * (products with a few activation rows) are compute-bound, and about 25% faster over copies:
- * the first prepareForStreams with several streams starts background copies of every mapped
- * matrix (in huge-page memory, the mapping's pages dropped behind), and every call (each pass,
- * one stream or several) swaps the finished ones in. The model's matrix objects are updated in
- * place (data and layout), between passes only.
+ * Q4_0 / Q8_0: one decoding stream over a mapped matrix (each row prefetched ahead, blocks
+ * rearranged in registers) runs as fast as over an x16 copy, and prompts about 8% slower; so
+ * loading needs no fresh memory and nothing competes with the first tokens. Several streams
+ * decoding together (products with a few activation rows) are compute-bound, and about 25% faster
+ * over copies: the first prepareForStreams with several streams starts background copies of
+ * every such matrix (in huge-page memory, the mapping's pages dropped behind).
+ * Q4_K / Q6_K ('eager'): their row kernels run at half the speed of the x16 ones
+ * (bench/kquant-kernels.ts), so their copies start as soon as they are served: the model answers
+ * from the mapping at once (no fresh memory to touch before the first token, whose first touch
+ * ran at 0.2-10 GB/s on this virtual machine) and moves to the copies as they finish.
+ * Every call of prepareForStreams (each pass, one stream or several) swaps the finished copies
+ * in, and so does refresh right before a product reads the matrix. The model's matrix objects are
+ * updated in place (data and layout): the results are the same bits in either layout.
  */
 export class MappedMatrixCopies {
   /** Mapped matrices still in the row layout, in load order (their copies, once started). */
   private readonly mapped: MappedMatrix[] = [];
+  /** The same entries by the matrix the model holds (refresh). */
+  private readonly byMatrix = new Map<WeightMatrix, MappedMatrix>();
   private copiesStarted = false;
 
   constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number) {}
 
-  /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later. */
-  serve(w: WeightMatrix): WeightMatrix {
-    const matrix: MappedMatrix['matrix'] = { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' };
-    this.mapped.push({ matrix, handle: null });
-    if (this.copiesStarted) this.startCopies();
-    return matrix;
+  /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later; `eager`: the copy starts now. */
+  serve(w: WeightMatrix, eager = false): WeightMatrix {
+    const entry: MappedMatrix = { matrix: { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' }, handle: null };
+    this.mapped.push(entry);
+    this.byMatrix.set(entry.matrix, entry);
+    if (eager || this.copiesStarted) this.startCopy(entry);
+    return entry.matrix;
   }
 
-  /** How many mapped matrices are not served from their x16 copies yet (finished ones are taken first). */
+  /**
+   * Swaps in `w`'s copy if it has just been finished, right before a product reads it: a view
+   * read while its copy is made faults back the pages the copy drops, so an eager copy adopted
+   * only at the end of a long pass (a prompt) would hold the file's pages and the copies at once.
+   */
+  refresh(w: WeightMatrix): void {
+    if (this.byMatrix.size === 0) return;
+    const entry = this.byMatrix.get(w);
+    if (entry?.handle && this.adopt(entry)) this.mapped.splice(this.mapped.indexOf(entry), 1);
+  }
+
+  /** How many mapped matrices are not served from their x16 copies yet, of those whose copies started (finished ones are taken first). */
   inProgress(): number {
     this.adoptCopies();
-    return this.copiesStarted ? this.mapped.length : 0;
+    return this.mapped.filter((m) => m.handle !== null).length;
   }
 
   /** Several streams start the copies (the first time); every call serves the finished ones from then on. */
   prepareForStreams(streams: number): void {
-    if (streams > 1 && !this.copiesStarted && this.mapped.length > 0) this.startCopies();
+    if (streams > 1 && !this.copiesStarted && this.mapped.length > 0) {
+      this.copiesStarted = true;
+      for (const m of [...this.mapped]) if (m.handle === null) this.startCopy(m);
+    }
     this.adoptCopies();
   }
 
-  /** The copies of the matrices mapped so far, and of later ones. */
-  private startCopies(): void {
-    this.copiesStarted = true;
-    for (let i = 0; i < this.mapped.length; i++) {
-      const m = this.mapped[i]!;
-      if (m.handle !== null) continue;
-      const { dtype, data, rows, cols } = m.matrix;
-      m.handle = this.binding.repackLater(data, this.dtypeCode(dtype), rows, cols);
-      if (m.handle === null) this.mapped.splice(i--, 1); // stays in the row layout
+  private startCopy(m: MappedMatrix): void {
+    const { dtype, data, rows, cols } = m.matrix;
+    m.handle = this.binding.repackLater(data, this.dtypeCode(dtype), rows, cols);
+    if (m.handle === null) { // stays in the row layout
+      this.mapped.splice(this.mapped.indexOf(m), 1);
+      this.byMatrix.delete(m.matrix);
     }
   }
 
-  /**
-   * Takes the finished background copies in the order they were queued, up to the first one
-   * still being made (two threads make them, so a later one may wait a moment for its turn).
-   */
+  /** Serves m's copy if it is finished (or drops the entry if it failed); false while it is being made. */
+  private adopt(m: MappedMatrix): boolean {
+    const copy = this.binding.repackResult(m.handle!);
+    if (copy === null) return false;
+    if (copy !== false) {
+      const view = m.matrix.data;
+      m.matrix.data = copy;
+      m.matrix.layout = 'x16';
+      this.binding.releaseView(view);
+    }
+    this.byMatrix.delete(m.matrix);
+    return true;
+  }
+
+  /** Takes every finished background copy (two threads make them, in the order they were queued). */
   private adoptCopies(): void {
-    while (this.copiesStarted && this.mapped.length > 0) {
-      const { matrix, handle } = this.mapped[0]!;
-      const copy = this.binding.repackResult(handle!);
-      if (copy === null) return;
-      if (copy !== false) {
-        const view = matrix.data;
-        matrix.data = copy;
-        matrix.layout = 'x16';
-        this.binding.releaseView(view);
-      }
-      this.mapped.shift();
+    for (let i = 0; i < this.mapped.length; i++) {
+      const m = this.mapped[i]!;
+      if (m.handle !== null && this.adopt(m)) this.mapped.splice(i--, 1);
     }
   }
 }

@@ -7,12 +7,11 @@ import type { GgufSource } from '../formats/gguf.js';
 import type { DType } from '../formats/tensor-source.js';
 
 /**
- * Tensor types the native kernels read exactly as stored, in any memory (Q4_0 / Q8_0: see
- * placeWeights). Q5_K and Q5_0 / Q5_1 have no other layout: their kernels always read the row
- * layout; so do Q4_K / Q6_K where the backend does not repack them (repacksKQuants).
+ * Tensor types served as views of the mapping in 'auto' (Q4_0 / Q8_0: see placeWeights). Q5_K and
+ * Q5_0 / Q5_1 have no other layout; Q4_K / Q6_K views are replaced by x16 copies made in the
+ * background where the backend has kernels for them (native-mapped-copies.ts).
  */
-const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16', 'q5_k', 'q5_0', 'q5_1']);
-const REPACKABLE_KQUANTS: ReadonlySet<DType> = new Set<DType>(['q4_k', 'q6_k']);
+const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1']);
 
 const HUGE_PAGE = 2 << 20;
 
@@ -29,8 +28,8 @@ export interface WeightPlacement {
  * parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB folios,
  * tensors are views of that mapping: nothing is copied before the first token, loading needs no
  * fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the kernels
- * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q5_K / Q5_0 / Q5_1 are views (Q4_K / Q6_K too where the backend does
- * not repack them). Q4_0 / Q8_0 are views only with
+ * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q4_K / Q5_K / Q6_K / Q5_0 / Q5_1 are views (Q4_K / Q6_K until their
+ * x16 copies, made in the background, replace them). Q4_0 / Q8_0 are views only with
  * `mode` true (where the backend servesQuantizedViews): 'auto' reads them into x16 copies,
  * because the x16 kernel over the file's row layout ran at half the copies' speed on some
  * machines (4B Q4_0 decode 8.3 vs 14-19 tokens/s; a 10240x2560 product 17 vs 33 GB/s), and
@@ -49,11 +48,7 @@ export function placeWeights(file: GgufSource, backend: Backend, mode: 'auto' | 
   if (allocate) file.useAllocator(allocate);
   if (mode === false) return readOnly;
   const quantViews = mode === true && (backend.servesQuantizedViews ?? false);
-  // Q4_K / Q6_K are read and repacked into the x16 layout where the backend can (as Q4_0 / Q8_0
-  // in 'auto'): its kernels ran 1.3-2x faster than over the row layout (bench/kquant-kernels.ts).
-  const kquantViews = mode === true || !(backend.repacksKQuants ?? false);
-  const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (quantViews && (dtype === 'q4_0' || dtype === 'q8_0')) ||
-    (kquantViews && REPACKABLE_KQUANTS.has(dtype));
+  const viewable = (dtype: DType) => READ_AS_STORED.has(dtype) || (quantViews && (dtype === 'q4_0' || dtype === 'q8_0'));
   let asViews = 0;
   let total = 0;
   for (const name of file.names()) {
