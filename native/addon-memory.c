@@ -32,7 +32,7 @@ napi_value repack(napi_env env, napi_callback_info info) {
     if (w) napi_throw_type_error(env, "GEMMA3_NATIVE", "repack: bad arguments");
     return NULL;
   }
-  const int kquant = dtype == DT_Q4_K || dtype == DT_Q6_K;
+  const int kquant = dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
   if (!(kquant ? have_kquant_x16 : have_x16) || (dtype != DT_Q4_0 && dtype != DT_Q8_0 && !kquant) || rows <= 0 || rows % 16 != 0 ||
       cols <= 0 || cols % (kquant ? QK_K : 32) != 0 ||
       w_bytes < row_bytes(dtype, cols) * (size_t)rows) {
@@ -389,7 +389,7 @@ napi_value repack_later(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK(napi_get_null(env, &result));
   if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) return NULL;
-  const int kquant = dtype == DT_Q4_K || dtype == DT_Q6_K;
+  const int kquant = dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
   if (!(kquant ? have_kquant_x16 : have_x16_views) || (dtype != DT_Q4_0 && dtype != DT_Q8_0 && !kquant) || rows <= 0 || rows % 16 != 0 ||
       cols <= 0 || cols % (kquant ? QK_K : 32) != 0 || bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
   file_mapping *m = file_mapping_pin(w, bytes);

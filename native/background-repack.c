@@ -54,7 +54,7 @@ static void run_job(repack_job *j) {
       return;
     }
     const int n = groups - g < per_slice ? groups - g : per_slice;
-    if (j->dtype == DT_Q4_K || j->dtype == DT_Q6_K) repack_x16(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
+    if (j->dtype == DT_Q4_K || j->dtype == DT_Q5_K || j->dtype == DT_Q6_K) repack_x16(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
     else repack_x16_simd(j->src + (size_t)g * group_bytes, (uint8_t *)p + (size_t)g * group_bytes, j->dtype, n * 16, j->cols);
     /* Source pages already rearranged leave this process's memory as the copy grows; a kernel
        still reading them faults them back in, unchanged. */

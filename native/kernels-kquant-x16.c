@@ -1,4 +1,4 @@
-// Q4_K and Q6_K in the K-quant x16 layout (repack.c) times Q8_K activations with AVX-512 VNNI.
+// Q4_K, Q5_K and Q6_K in the K-quant x16 layout (repack.c) times Q8_K activations with AVX-512 VNNI.
 // Each int32 lane of a zmm is one of a group's sixteen weight rows, so nothing is reduced across
 // lanes: per four quants of every row, one dpbusd with the activation's four bytes broadcast;
 // per sub-block (Q4_K, 32 values) or 16-value group (Q6_K), one multiply by the sixteen rows'
@@ -53,8 +53,8 @@ static inline __attribute__((always_inline)) void float_step(__m512 d, __m512 dm
   }
 }
 
-/* One Q4_K group super-block (gb) against N activation super-blocks x[n] (words[n]: their min words). */
-static inline __attribute__((always_inline)) void q4k_superblock(const uint8_t *gb, const q8k_block *const x[KX_MAXN],
+/* One Q4_K (q5: Q5_K) group super-block (gb) against N activation super-blocks x[n] (words[n]: their min words). */
+static inline __attribute__((always_inline)) void q4k_superblock(const uint8_t *gb, int q5, const q8k_block *const x[KX_MAXN],
                                                                   const int32_t *const words[KX_MAXN], int N, __m512d s[KX_MAXN][2]) {
   /* get_scale_min_k4 for every lane's eight sub-blocks, four bytes per int32 (llama.cpp's masks). */
   const __m512i w0 = _mm512_loadu_si512((const void *)(gb + 64)), w1 = _mm512_loadu_si512((const void *)(gb + 128));
@@ -70,7 +70,11 @@ static inline __attribute__((always_inline)) void q4k_superblock(const uint8_t *
   __m512i isum[KX_MAXN];
   #pragma GCC unroll 4
   for (int n = 0; n < N; n++) isum[n] = _mm512_setzero_si512();
-  const uint8_t *qs = gb + 256;
+  /* Q5_K: the fifth bits, chunk k holding values l = 4k..4k+3 of every 64-value pair p, bit 2p
+     (low nibbles) and 2p+1 (high), moved to bit 4 by a 16-bit shift (bits crossing into the other
+     byte never land on bit 4 there) and merged by ternarylogic. */
+  const uint8_t *qh = gb + 256, *qs = gb + (q5 ? 768 : 256);
+  const __m512i m10 = _mm512_set1_epi8(0x10);
   #pragma GCC unroll 4
   for (int p = 0; p < 4; p++) {
     __m512i lo[KX_MAXN], hi[KX_MAXN];
@@ -79,7 +83,14 @@ static inline __attribute__((always_inline)) void q4k_superblock(const uint8_t *
     #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
       const __m512i v = _mm512_loadu_si512((const void *)(qs + 64 * (8 * p + k)));
-      const __m512i l = _mm512_and_si512(v, m4), h = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      __m512i l = _mm512_and_si512(v, m4), h = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+      if (q5) {
+        const __m512i b = _mm512_loadu_si512((const void *)(qh + 64 * k));
+        const __m512i bl = 2 * p <= 4 ? _mm512_slli_epi16(b, 4 - 2 * p) : _mm512_srli_epi16(b, 2 * p - 4);
+        const __m512i bh = 2 * p + 1 <= 4 ? _mm512_slli_epi16(b, 3 - 2 * p) : _mm512_srli_epi16(b, 2 * p - 3);
+        l = _mm512_ternarylogic_epi32(l, bl, m10, 0xF8); /* l | (bl & 0x10) */
+        h = _mm512_ternarylogic_epi32(h, bh, m10, 0xF8);
+      }
       #pragma GCC unroll 4
       for (int n = 0; n < N; n++) {
         lo[n] = _mm512_dpbusd_epi32(lo[n], l, bcast4(x[n]->qs + 64 * p + 4 * k));
@@ -170,15 +181,17 @@ static inline __attribute__((always_inline)) void q6k_superblock(const uint8_t *
 }
 
 /* Group `gp` (nb super-blocks) against activation rows xn[0..N) (words: theirs, KX16_WORDS per super-block, at this type's offset). */
-static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int nb, int q4, const q8k_block *xn, const int32_t *words, int N,
+enum { KX_Q4_K, KX_Q5_K, KX_Q6_K };
+
+static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int nb, int kind, const q8k_block *xn, const int32_t *words, int N,
                                                            __m512d s[KX_MAXN][2]) {
-  const size_t group_block = 16 * (size_t)(q4 ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  const size_t group_block = 16 * (size_t)(kind == KX_Q4_K ? Q4_K_BLOCK_BYTES : kind == KX_Q5_K ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
   #pragma GCC unroll 4
   for (int n = 0; n < N; n++) s[n][0] = s[n][1] = _mm512_setzero_pd();
   for (int b = 0; b < nb; b++) {
     const uint8_t *gb = gp + (size_t)b * group_block;
     /* With several activation rows the loop is compute-heavy and the hardware prefetcher falls behind. */
-    if (N > 1 || !q4) for (size_t l = 0; l < group_block; l += 64) _mm_prefetch((const char *)gb + KX_PREFETCH_BLOCKS * group_block + l, _MM_HINT_T0);
+    if (N > 1 || kind != KX_Q4_K) for (size_t l = 0; l < group_block; l += 64) _mm_prefetch((const char *)gb + KX_PREFETCH_BLOCKS * group_block + l, _MM_HINT_T0);
     const q8k_block *x[KX_MAXN];
     const int32_t *w[KX_MAXN];
     #pragma GCC unroll 4
@@ -186,14 +199,14 @@ static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int
       x[n] = xn + (size_t)n * nb + b;
       w[n] = words + ((size_t)n * nb + b) * KX16_WORDS;
     }
-    if (q4) q4k_superblock(gb, x, w, N, s);
-    else q6k_superblock(gb, x, w, N, s);
+    if (kind == KX_Q6_K) q6k_superblock(gb, x, w, N, s);
+    else q4k_superblock(gb, kind == KX_Q5_K, x, w, N, s);
   }
 }
 
-static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
+static void kx_rows(const matmul_args *a, int r0, int r1, int kind) {
   const int nb = a->cols / QK_K;
-  const size_t group_bytes = (size_t)nb * 16 * (q4 ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  const size_t group_bytes = 16 * row_bytes(a->dtype, a->cols);
   const q8k_block *x = (const q8k_block *)a->x;
   __m512d s[KX_MAXN][2];
   for (int c0 = 0; c0 < a->batch; c0 += X16_ACT_CHUNK) {
@@ -206,12 +219,12 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
       for (int n = c0; n < c1; n += KX_MAXN) {
         const int N = c1 - n < KX_MAXN ? c1 - n : KX_MAXN;
         const q8k_block *xn = x + (size_t)n * nb;
-        const int32_t *wn = a->kx_words + (size_t)n * nb * KX16_WORDS + (q4 ? 0 : 4);
+        const int32_t *wn = a->kx_words + (size_t)n * nb * KX16_WORDS + (kind == KX_Q6_K ? 4 : 0);
         switch (N) {
-          case 1: kx_tile(gp, nb, q4, xn, wn, 1, s); break;
-          case 2: kx_tile(gp, nb, q4, xn, wn, 2, s); break;
-          case 3: kx_tile(gp, nb, q4, xn, wn, 3, s); break;
-          default: kx_tile(gp, nb, q4, xn, wn, 4, s); break;
+          case 1: kx_tile(gp, nb, kind, xn, wn, 1, s); break;
+          case 2: kx_tile(gp, nb, kind, xn, wn, 2, s); break;
+          case 3: kx_tile(gp, nb, kind, xn, wn, 3, s); break;
+          default: kx_tile(gp, nb, kind, xn, wn, 4, s); break;
         }
         float *o = a->out + (g * 16 - a->row_start);
         for (int j = 0; j < N; j++) {
@@ -224,8 +237,7 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
 }
 
 void matmul_rows_kquant_x16_avx512(const matmul_args *a, int r0, int r1) {
-  if (a->dtype == DT_Q4_K_X16) kx_rows(a, r0, r1, 1);
-  else kx_rows(a, r0, r1, 0);
+  kx_rows(a, r0, r1, a->dtype == DT_Q4_K_X16 ? KX_Q4_K : a->dtype == DT_Q5_K_X16 ? KX_Q5_K : KX_Q6_K);
 }
 
 #pragma GCC pop_options

@@ -33,7 +33,8 @@ size_t row_bytes(int dtype, int cols) {
     case DT_Q6_K_X16: return (size_t)(cols / QK_K) * Q6_K_BLOCK_BYTES;
     case DT_Q5_0: return (size_t)(cols / 32) * Q5_0_BLOCK_BYTES;
     case DT_Q5_1: return (size_t)(cols / 32) * Q5_1_BLOCK_BYTES;
-    case DT_Q5_K: return (size_t)(cols / QK_K) * Q5_K_BLOCK_BYTES;
+    case DT_Q5_K:
+    case DT_Q5_K_X16: return (size_t)(cols / QK_K) * Q5_K_BLOCK_BYTES;
   }
   return 0;
 }

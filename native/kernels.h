@@ -11,7 +11,7 @@
 
 /* *_X16: the interleaved layouts of repack.c (machines with AVX-512 VNNI or AVX2). */
 enum { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_0_X16 = 5, DT_Q8_0_X16 = 6, DT_Q4_K = 7, DT_Q6_K = 8,
-       DT_Q5_0 = 9, DT_Q5_1 = 10, DT_Q5_K = 11 /* kernels-q5.c */, DT_Q4_K_X16 = 12, DT_Q6_K_X16 = 13 };
+       DT_Q5_0 = 9, DT_Q5_1 = 10, DT_Q5_K = 11 /* kernels-q5.c */, DT_Q4_K_X16 = 12, DT_Q6_K_X16 = 13, DT_Q5_K_X16 = 14 };
 
 /* The K-quants (kernels-kquant.c): 256-value super-blocks, multiplied against activations in Q8_K. */
 #define QK_K 256
@@ -95,7 +95,7 @@ void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1);
 void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1);
 /** AVX-512 VNNI (kernels-kquant-avx512.c), bit for bit the AVX2 / generic results; other K-quant types go to the AVX2 kernel. */
 void matmul_rows_kquant_avx512(const matmul_args *a, int r0, int r1);
-/** Q4_K / Q6_K in the K-quant x16 layout (repack.c; rows % 16 == 0, r0 and r1 too) times Q8_K
+/** Q4_K / Q5_K / Q6_K in the K-quant x16 layout (repack.c; rows % 16 == 0) times Q8_K
     activations, bit for bit the row kernels' results: AVX-512 VNNI (kernels-kquant-x16.c) and AVX2
     (kernels-kquant-x16-avx2.c). */
 /* Int16-pair words per Q8_K super-block that the x16 K-quant kernels multiply (dpwssd / madd) with

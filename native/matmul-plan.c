@@ -22,7 +22,7 @@ void matmul_plan_set_kquant_x16_kernel(matmul_rows_fn kernel) {
   kquant_x16_kernel = kernel;
   have_kquant_x16 = kernel != NULL;
 }
-int is_kquant_x16(int dtype) { return dtype == DT_Q4_K_X16 || dtype == DT_Q6_K_X16; }
+int is_kquant_x16(int dtype) { return dtype == DT_Q4_K_X16 || dtype == DT_Q5_K_X16 || dtype == DT_Q6_K_X16; }
 
 int is_kquant(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q5_K || is_kquant_x16(dtype); }
 

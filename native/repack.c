@@ -9,13 +9,15 @@
 // A group block is exactly as large as the sixteen blocks it holds (288 / 544 bytes), so a
 // matrix can be rewritten in place; only matrices with rows % 16 == 0 are repacked.
 //
-// Q4_K / Q6_K ("K-quant x16", kernels-kquant-x16*.c): the same idea per 256-value super-block.
+// Q4_K / Q5_K / Q6_K ("K-quant x16", kernels-kquant-x16*.c): the same idea per 256-value super-block.
 // Each field of the stored super-block becomes chunks of sixteen lanes, lane i holding row i's
 // next `lane` bytes of that field (2 for the f16 scales, 4 otherwise), the fields one after the
 // other in the order of the tables below. A group super-block is as large as its sixteen
-// super-blocks (2304 / 3360 bytes):
+// super-blocks (2304 / 2816 / 3360 bytes):
 //   Q4_K: d[16] | dmin[16] | scales: 3 chunks | qs: 32 chunks (chunk c: qs bytes 4c..4c+3, whose
 //         low nibbles are values 64(c/8) + 4(c%8).. and high nibbles the same + 32)
+//   Q5_K: Q4_K's fields with qh: 8 chunks (chunk c: qh bytes 4c..4c+3, the fifth bits of values
+//         l = 4c..4c+3 in each 64-value pair of sub-blocks) between scales and qs
 //   Q6_K: d[16] | scales: 4 chunks (int8, four per lane) | ql: 32 chunks | qh: 16 chunks
 #include "repack.h"
 
@@ -50,10 +52,11 @@ typedef struct {
 
 static const kquant_field Q4K_FIELDS[] = {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}};
 static const kquant_field Q6K_FIELDS[] = {{208, 2, 2}, {192, 16, 4}, {0, 128, 4}, {128, 64, 4}};
+static const kquant_field Q5K_FIELDS[] = {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 32, 4}, {48, 128, 4}};
 
 static const kquant_field *kquant_fields(int dtype, int *count) {
-  *count = 4;
-  return dtype == DT_Q4_K ? Q4K_FIELDS : Q6K_FIELDS;
+  *count = dtype == DT_Q5_K ? 5 : 4;
+  return dtype == DT_Q4_K ? Q4K_FIELDS : dtype == DT_Q5_K ? Q5K_FIELDS : Q6K_FIELDS;
 }
 
 /* Sixteen rows' super-block b (rows rb bytes apart, from `rows16`) into the group super-block at dst. */
@@ -75,15 +78,16 @@ static void repack_kquant_superblock(const uint8_t *rows16, size_t rb, int b, si
 static void repack_kquant_group(const uint8_t *rows16, uint8_t *dst, int dtype, int cols) {
   int nf;
   const kquant_field *f = kquant_fields(dtype, &nf);
-  const size_t block = dtype == DT_Q4_K ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES, rb = row_bytes(dtype, cols);
+  const size_t block = row_bytes(dtype, QK_K), rb = row_bytes(dtype, cols);
   for (int b = 0; b < cols / QK_K; b++) repack_kquant_superblock(rows16, rb, b, block, f, nf, dst + (size_t)b * GROUP_ROWS * block);
 }
 
-static int is_x16_source(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K; }
+static int is_kquant_source(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K; }
+static int is_x16_source(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || is_kquant_source(dtype); }
 
 /* Group g's sixteen rows (`src`) into `dst`, whichever family the type belongs to. */
 static void repack_any_group(const uint8_t *src, uint8_t *dst, int dtype, int cols) {
-  if (dtype == DT_Q4_K || dtype == DT_Q6_K) repack_kquant_group(src, dst, dtype, cols);
+  if (is_kquant_source(dtype)) repack_kquant_group(src, dst, dtype, cols);
   else repack_group(src, dst, dtype == DT_Q4_0 ? 16 : 32, cols / 32);
 }
 

@@ -22,7 +22,7 @@ export interface NativeInfo {
   x16Views: boolean;
   /** The Q4_K / Q6_K kernel: 'avx512' (VNNI), 'avx2' or 'generic' (the same results bit for bit). */
   kquantKernels: string;
-  /** Q4_K / Q6_K matrices are repacked into the K-quant x16 layout (AVX-512 VNNI or AVX2 kernels). */
+  /** Q4_K / Q5_K / Q6_K matrices are repacked into the K-quant x16 layout (AVX-512 VNNI or AVX2 kernels). */
   kquantX16: boolean;
 }
 
@@ -67,7 +67,7 @@ const NATIVE_DTYPES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 
 
 /** What a product's activations become (native/matmul-plan.c activation_kind): one job shares one kind. */
 const ACTIVATION_KIND: Readonly<Record<string, number>> = { q8_0: 1, q4_0: 1, q5_0: 1, q4_k: 2, q5_k: 2, q6_k: 2, q5_1: 3 };
-const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6, q4_k: 12, q6_k: 13 };
+const X16_DTYPES: Readonly<Record<string, number>> = { q4_0: 5, q8_0: 6, q4_k: 12, q6_k: 13, q5_k: 14 };
 /** The addon's codes of the KV cache types (native/kv-types.h). */
 const KV_TYPE_CODES: Readonly<Record<KvType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
@@ -123,7 +123,7 @@ export class NativeBackend implements Backend {
   prepareMappedMatrix(w: WeightMatrix): WeightMatrix {
     if (w.layout === 'x16' || w.rows % 16 !== 0) return w;
     if (w.dtype === 'q4_0' || w.dtype === 'q8_0') return this.mappedCopies.serve(w);
-    if ((w.dtype === 'q4_k' || w.dtype === 'q6_k') && this.repacksKQuants) return this.mappedCopies.serve(w, true);
+    if ((w.dtype === 'q4_k' || w.dtype === 'q5_k' || w.dtype === 'q6_k') && this.repacksKQuants) return this.mappedCopies.serve(w, true);
     return w;
   }
 
@@ -137,7 +137,7 @@ export class NativeBackend implements Backend {
     this.mappedCopies.prepareForStreams(streams);
   }
 
-  /** Whether Q4_K / Q6_K matrices (rows % 16 == 0) move to the K-quant x16 layout in prepareMatrix. */
+  /** Whether Q4_K / Q5_K / Q6_K matrices (rows % 16 == 0) move to the K-quant x16 layout in prepareMatrix. */
   get repacksKQuants(): boolean {
     return this.binding.info().kquantX16;
   }

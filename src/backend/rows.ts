@@ -28,13 +28,13 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
       else dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
     case 'q4_k':
+    case 'q5_k':
     case 'q6_k':
       if (w.layout === 'x16') dequantizeRow(w.dtype, kquantX16RowBytes(w, r), 0, out, 0, cols);
       else dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
     case 'q5_0':
     case 'q5_1':
-    case 'q5_k':
       // Rows are whole blocks back to back, so row r starts at r · rowBytes.
       dequantizeRow(w.dtype, data, r * rowBytes(w.dtype, cols), out, 0, cols);
       return;
@@ -42,20 +42,21 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
 }
 
 /**
- * The fields of a stored Q4_K / Q6_K super-block in the order the K-quant x16 layout keeps them
+ * The fields of a stored Q4_K / Q5_K / Q6_K super-block in the order the K-quant x16 layout keeps them
  * (native/repack.c): offset and length in the super-block, and bytes per lane.
  */
-const KQUANT_X16_FIELDS: Readonly<Record<'q4_k' | 'q6_k', readonly (readonly [number, number, number])[]>> = {
+const KQUANT_X16_FIELDS: Readonly<Record<'q4_k' | 'q5_k' | 'q6_k', readonly (readonly [number, number, number])[]>> = {
   q4_k: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 128, 4]],
+  q5_k: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 32, 4], [48, 128, 4]],
   q6_k: [[208, 2, 2], [192, 16, 4], [0, 128, 4], [128, 64, 4]],
 };
 
 /**
- * Row r of a Q4_K / Q6_K matrix in the K-quant x16 layout, back in the row layout's bytes: each
+ * Row r of a Q4_K / Q5_K / Q6_K matrix in the K-quant x16 layout, back in the row layout's bytes: each
  * field of group super-block b is chunks of sixteen lanes, lane i holding row i's next bytes.
  */
 export function kquantX16RowBytes(w: WeightMatrix, r: number): Uint8Array {
-  const dtype = w.dtype as 'q4_k' | 'q6_k';
+  const dtype = w.dtype as 'q4_k' | 'q5_k' | 'q6_k';
   const block = rowBytes(dtype, 256);
   const nb = w.cols / 256;
   const out = new Uint8Array(nb * block);

@@ -7,8 +7,8 @@ import type { GgufSource } from '../formats/gguf.js';
 import type { DType } from '../formats/tensor-source.js';
 
 /**
- * Tensor types served as views of the mapping in 'auto' (Q4_0 / Q8_0: see placeWeights). Q5_K and
- * Q5_0 / Q5_1 have no other layout; Q4_K / Q6_K views are replaced by x16 copies made in the
+ * Tensor types served as views of the mapping in 'auto' (Q4_0 / Q8_0: see placeWeights). Q5_0 /
+ * Q5_1 have no other layout; Q4_K / Q5_K / Q6_K views are replaced by x16 copies made in the
  * background where the backend has kernels for them (native-mapped-copies.ts).
  */
 const READ_AS_STORED: ReadonlySet<DType> = new Set<DType>(['f32', 'f16', 'bf16', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1']);
@@ -28,7 +28,7 @@ export interface WeightPlacement {
  * parallel, as llama.cpp's MAP_POPULATE does). Where the page cache holds it in 2 MiB folios,
  * tensors are views of that mapping: nothing is copied before the first token, loading needs no
  * fresh memory (whose first touch runs at 0.3-3 GB/s on some virtual machines) and the kernels
- * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q4_K / Q5_K / Q6_K / Q5_0 / Q5_1 are views (Q4_K / Q6_K until their
+ * stream through 2 MiB TLB entries. BF16 / F16 / F32 / Q4_K / Q5_K / Q6_K / Q5_0 / Q5_1 are views (the K-quants until their
  * x16 copies, made in the background, replace them). Q4_0 / Q8_0 are views only with
  * `mode` true (where the backend servesQuantizedViews): 'auto' reads them into x16 copies,
  * because the x16 kernel over the file's row layout ran at half the copies' speed on some
