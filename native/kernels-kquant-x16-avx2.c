@@ -186,8 +186,8 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
 }
 
 /* Group `gp` (nb super-blocks) against activation rows xn[0..N) (words: theirs, KX16_WORDS per
-   super-block, at this type's offset); `prefetch` on the first pass over the group (it comes from
-   memory then; later passes find it in cache). */
+   super-block, at this type's offset); `prefetch`: software prefetch KX_PREFETCH_BLOCKS
+   super-blocks ahead. */
 static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int nb, int q4, const q8k_block *xn, const int32_t *words, int N,
                                                            int prefetch, __m256d s[KX_MAXN][4]) {
   const size_t group_block = 16 * (size_t)(q4 ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
@@ -206,8 +206,17 @@ static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int
     /* Two halves of eight rows; each row's doubles still see the super-blocks in order. */
     #pragma GCC unroll 1
     for (int h = 0; h < 2; h++) {
-      if (q4) q4k_half(gb, h, x, w, N, s);
-      else q6k_half(gb, h, x, w, N, s);
+      /* Opaque to the compiler: otherwise it hoists both halves' activation broadcasts out of this
+         loop, and with no registers left for them they go through the stack (Q4_K, 64 rows:
+         107 -> 125 GFLOP/CPU-s without that). */
+      const q8k_block *xh[KX_MAXN];
+      #pragma GCC unroll 4
+      for (int n = 0; n < N; n++) {
+        xh[n] = x[n];
+        __asm__("" : "+r"(xh[n]));
+      }
+      if (q4) q4k_half(gb, h, xh, w, N, s);
+      else q6k_half(gb, h, xh, w, N, s);
     }
   }
 }
@@ -228,12 +237,15 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
         const int N = c1 - n < KX_MAXN ? c1 - n : KX_MAXN;
         const q8k_block *xn = x + (size_t)n * nb;
         const int32_t *wn = a->kx_words + (size_t)n * nb * KX16_WORDS + (q4 ? 0 : 4);
-        const int first = n == c0;
+        /* The first pass over a group reads it from memory. A single Q4_K activation row streams
+           fast enough for the hardware prefetcher (software prefetch lowered it, 28 -> 24
+           GB/CPU-s); Q6_K's heavier unpacking and several rows fall behind it (18 -> 20). */
+        const int prefetch = n == c0 && (!q4 || N > 1);
         switch (N) {
-          case 1: kx_tile(gp, nb, q4, xn, wn, 1, first, s); break;
-          case 2: kx_tile(gp, nb, q4, xn, wn, 2, first, s); break;
-          case 3: kx_tile(gp, nb, q4, xn, wn, 3, first, s); break;
-          default: kx_tile(gp, nb, q4, xn, wn, 4, first, s); break;
+          case 1: kx_tile(gp, nb, q4, xn, wn, 1, prefetch, s); break;
+          case 2: kx_tile(gp, nb, q4, xn, wn, 2, prefetch, s); break;
+          case 3: kx_tile(gp, nb, q4, xn, wn, 3, prefetch, s); break;
+          default: kx_tile(gp, nb, q4, xn, wn, 4, prefetch, s); break;
         }
         float *o = a->out + (g * 16 - a->row_start);
         for (int j = 0; j < N; j++) {
