@@ -468,10 +468,11 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = force && strcmp(force, "avx2-packed") == 0 ? "avx2-packed" : "avx2";
     level = 1;
   }
-  /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level;
+  /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level (the
+     K-quant x16 layout on AVX-512 VNNI and AVX2);
      Q5_0/Q5_1/Q5_K have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
   matmul_plan_set_kquant_kernel(level == 2 ? matmul_rows_kquant_avx512 : level == 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
-  if (!(force && strcmp(force, "norepack") == 0)) matmul_plan_set_kquant_x16_kernel(level == 2 ? matmul_rows_kquant_x16_avx512 : NULL);
+  if (!(force && strcmp(force, "norepack") == 0)) matmul_plan_set_kquant_x16_kernel(level == 2 ? matmul_rows_kquant_x16_avx512 : level == 1 ? matmul_rows_kquant_x16_avx2 : NULL);
   kquant_kernel_name = level == 2 ? "avx512" : level == 1 ? "avx2" : "generic";
   matmul_plan_set_q5_kernel(level >= 1 ? matmul_rows_q5_avx2 : matmul_rows_q5_generic);
   ops_init(level >= 1);

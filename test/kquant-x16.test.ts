@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import type { WeightMatrix } from '../src/backend/backend.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { Rng } from '../src/generate/rng.js';
-import { js, makeMatrix, native, randn, skip } from './native-test-kit.js';
+import { f32ToF16 } from '../src/formats/quant.js';
+import { js, makeMatrix, native, productsWithAvx2, randn, skip, type ProductCase } from './native-test-kit.js';
 
 /**
  * Why the x16 K-quant kernels cannot run here, or false: they need AVX-512 VNNI or AVX2 and are
@@ -130,5 +131,73 @@ test('products sharing their activations mix x16 K-quants with the row layout an
         assert.deepEqual(outs[i], want, `${mix.join('+')} batch ${batch}: part ${i}`);
       });
     }
+  }
+});
+
+/**
+ * Stored super-blocks whose quants reach the int16 bounds the AVX2 kernel's proof rests on: random
+ * quant and scale bytes (Q6_K scales down to −128) with every fourth row's quants all at their
+ * maximum (15 / 63), and finite f16 scales.
+ */
+function saturatingMatrix(rng: Rng, dtype: 'q4_k' | 'q6_k', rows: number, cols: number): WeightMatrix {
+  const block = FIELDS[dtype].block;
+  const nb = cols / 256;
+  const data = new Uint8Array(rows * nb * block);
+  for (let i = 0; i < data.length; i++) data[i] = Math.floor(rng.nextFloat() * 256);
+  const f16 = (v: number): [number, number] => {
+    const h = f32ToF16(v);
+    return [h & 0xff, h >> 8];
+  };
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      const o = (r * nb + b) * block;
+      if (dtype === 'q4_k') {
+        data.set([...f16((rng.nextFloat() - 0.5) * 0.02), ...f16(rng.nextFloat() * 0.01)], o);
+        if (r % 4 === 0) data.fill(0xff, o + 16, o + 144);
+      } else {
+        data.set(f16((rng.nextFloat() - 0.5) * 0.02), o + 208);
+        if (r % 4 === 0) data.fill(0xff, o, o + 192);
+      }
+    }
+  }
+  return { dtype, rows, cols, data };
+}
+
+test('the AVX2 x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for bit (a child process with AVX2 forced; odd batches, saturating quants)', {
+  skip: skip || (native!.info.kquantX16 && native!.info.kquantKernels === 'avx512' ? false
+    : `the AVX-512 VNNI x16 K-quant kernels do not run here ('${native!.info.kquantKernels}' K-quant kernels, ` +
+      `${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX-512 VNNI'}): nothing to compare the AVX2 ones with`),
+  timeout: 60_000,
+}, async () => {
+  const rng = new Rng(96);
+  const cases: ProductCase[] = [];
+  for (const dtype of ['q4_k', 'q6_k'] as const) {
+    for (const [batch, rows, cols] of [[1, 48, 2560], [2, 16, 512], [3, 32, 768], [4, 16, 256], [9, 16, 1280], [70, 32, 512], [1, 16, 24832]] as const) {
+      for (const saturating of [false, true]) {
+        const w = saturating ? saturatingMatrix(rng, dtype, rows, cols) : makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+        const x = randn(rng, batch * cols);
+        // The first activation super-block quantizes to all −127 (a constant block), the last to
+        // +127 after its first value (−0.5001, the largest magnitude, sets the scale): with the
+        // all-maximum rows, the largest int16 sums the bounds allow, of either sign.
+        if (saturating) {
+          x.fill(0.5, 0, 256).fill(0.5, batch * cols - 256);
+          x[batch * cols - 256] = -0.5001;
+        }
+        cases.push({ dtype, rows, cols, batch, w: w.data, x });
+      }
+    }
+  }
+  const outs = await productsWithAvx2(cases, 'kquant-x16');
+  for (const [i, c] of cases.entries()) {
+    const w: WeightMatrix = { dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w };
+    const packed = native!.prepareMatrix(w);
+    assert.equal(packed.layout, 'x16');
+    const out = new Float32Array(c.batch * c.rows);
+    native!.matMul(out, packed, c.x, c.batch);
+    const label = `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols} (case ${i})`;
+    assert.deepEqual(outs[i], out, `${label}: AVX2 x16 vs AVX-512 x16`);
+    const twin = new Float32Array(c.batch * c.rows);
+    js.matMul(twin, w, c.x, c.batch);
+    assert.deepEqual(out, twin, `${label}: AVX-512 x16 vs the TypeScript twin`);
   }
 });

@@ -80,14 +80,16 @@ export interface ProductCase { dtype: WeightMatrix['dtype']; rows: number; cols:
  * The outputs of `cases` computed in a child process with the AVX2 kernels forced
  * (GEMMA3_NATIVE_KERNELS=avx2), each matrix through prepareMatrix as a model's would be. `expect`
  * is checked against the child's backend info first (e.g. that the x16 or K-quant kernels it
- * should run are the ones chosen), so a comparison never passes for code that did not run.
+ * should run are the ones chosen), so a comparison never passes for code that did not run; with
+ * 'kquant-x16' every matrix whose rows are a multiple of 16 must also come back in the x16 layout.
  */
-export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x16' | 'kquant'): Promise<Float32Array[]> {
+export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x16' | 'kquant' | 'kquant-x16'): Promise<Float32Array[]> {
   const dir = mkdtempSync(join(tmpdir(), 'gemma3-avx2-child-'));
   try {
     writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer, c.x.byteOffset, c.x.byteLength).toString('base64') }))));
     const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
-    const check = expect === 'x16' ? "be.info.kernels === 'avx2' && be.info.x16" : "be.info.kquantKernels === 'avx2'";
+    const check = expect === 'x16' ? "be.info.kernels === 'avx2' && be.info.x16"
+      : expect === 'kquant-x16' ? "be.info.kquantX16 && be.info.kquantKernels === 'avx2'" : "be.info.kquantKernels === 'avx2'";
     const child = `
       import { readFileSync, writeFileSync } from 'node:fs';
       const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});
@@ -99,7 +101,11 @@ export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x
         const xb = Buffer.from(c.x, 'base64');
         const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length));
         const out = new Float32Array(c.batch * c.rows);
-        be.matMul(out, be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w }), x, c.batch);
+        const prepared = be.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: w });
+        if (${expect === 'kquant-x16'} && c.rows % 16 === 0 && prepared.layout !== 'x16') {
+          throw new Error(c.dtype + ' ' + c.rows + 'x' + c.cols + ' was not repacked into the x16 layout: ' + prepared.layout);
+        }
+        be.matMul(out, prepared, x, c.batch);
         return Buffer.from(out.buffer).toString('base64');
       });
       writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;

@@ -62,7 +62,7 @@ test('the x16 layout\'s TypeScript twins run on every CPU: repacked in TypeScrip
   }
 });
 
-test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_KERNELS call for, and an x16 matrix never reaches a CPU without x16', { skip }, () => {
+test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_KERNELS call for (x16 and K-quant x16 layouts on AVX-512 VNNI and AVX2), and an x16 matrix never reaches a CPU without x16', { skip }, () => {
   const forced = process.env.GEMMA3_NATIVE_KERNELS;
   const flags = (() => {
     try {
@@ -71,17 +71,24 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
       return undefined;
     }
   })();
-  const { kernels, x16 } = native!.info;
+  const { kernels, x16, kquantX16 } = native!.info;
   if (forced === 'generic') assert.equal(kernels, 'generic');
   if (forced === 'avx2') assert.ok(kernels === 'avx2' || kernels === 'generic', kernels);
-  if (forced === 'generic' || forced === 'norepack') assert.equal(x16, false, `forced ${forced}`);
-  if (forced === 'avx2') assert.equal(x16, kernels === 'avx2', 'AVX2 has its own x16 kernels');
+  if (forced === 'generic' || forced === 'norepack') {
+    assert.equal(x16, false, `forced ${forced}`);
+    assert.equal(kquantX16, false, `forced ${forced}: no K-quant x16 layout`);
+  }
+  if (forced === 'avx2') {
+    assert.equal(x16, kernels === 'avx2', 'AVX2 has its own x16 kernels');
+    assert.equal(kquantX16, kernels === 'avx2', 'AVX2 has its own K-quant x16 kernels');
+  }
   if (forced !== undefined) assert.equal(native!.info.x16Views, false, `forced ${forced}: views need AVX-512 VNNI`);
   if (flags && flags.size > 0 && process.arch === 'x64' && forced === undefined) {
     const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512_vnni', 'avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     const avx2 = ['avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     assert.equal(kernels, avx512 ? 'avx512' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
     assert.equal(x16, avx2, 'x16 layouts on AVX-512 VNNI and on AVX2');
+    assert.equal(kquantX16, avx2, 'the K-quant x16 layout on AVX-512 VNNI and on AVX2');
     assert.equal(native!.info.x16Views, avx512, 'views in the row layout through the x16 kernel: AVX-512 VNNI only');
   }
   assert.equal(native!.servesQuantizedViews, native!.info.x16Views);
