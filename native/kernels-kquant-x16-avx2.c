@@ -1,4 +1,4 @@
-// Q4_K and Q6_K in the K-quant x16 layout (repack.c) times Q8_K activations with AVX2, for CPUs
+// Q4_K, Q5_K and Q6_K in the K-quant x16 layout (repack.c) times Q8_K activations with AVX2, for CPUs
 // without AVX-512 VNNI. A 64-byte chunk of a group super-block holds four bytes of each of the
 // sixteen rows; its two 32-byte halves are rows 0-7 and 8-15, one row per int32 lane of a ymm.
 // The halves run one after the other over a super-block (each an eight-row kernel), so a tile's
@@ -15,6 +15,8 @@
 //   saturation); a 32-value sub-block is eight chunks per row, 8 · 3840 = 30720 ≤ 32767, so its
 //   eight maddubs add up exactly in int16. One madd with the sub-block's scale (0..63) as an int16
 //   pair then gives sc · Σ q·x in int32 exactly (|·| ≤ 63 · 2 · 30720 < 2^31).
+// - Q5_K: quants 0..31, a maddubs pair at most 2·31·128 = 7936; four chunks add up to at most
+//   31744 ≤ 32767, so a sub-block is two such int16 sums, each madd-ed with its scale.
 // - Q6_K: quants 0..63, so a maddubs pair is at most 2·63·128 = 16128; two of them (two chunks,
 //   eight values) add up to at most 32256 ≤ 32767 in int16. A madd with the 16-value group's
 //   signed scale (int8, sign-extended to an int16 pair) gives its int32 share exactly; two such
@@ -72,9 +74,9 @@ static inline __attribute__((always_inline)) void float_step(__m256 d, __m256 dm
   }
 }
 
-/* Rows 8h..8h+7 of one Q4_K group super-block (gb) against N activation super-blocks x[n]
-   (words[n]: their min words); s[n][2h], s[n][2h + 1] are those rows' doubles. */
-static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, int h, const q8k_block *const x[KX_MAXN],
+/* Rows 8h..8h+7 of one Q4_K (q5: Q5_K) group super-block (gb) against N activation super-blocks
+   x[n] (words[n]: their min words); s[n][2h], s[n][2h + 1] are those rows' doubles. */
+static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, int q5, int h, const q8k_block *const x[KX_MAXN],
                                                             const int32_t *const words[KX_MAXN], int N, __m256d s[KX_MAXN][4]) {
   const uint8_t *o = gb + 32 * h;
   /* get_scale_min_k4 for every lane's eight sub-blocks, four bytes per int32 (llama.cpp's masks). */
@@ -88,7 +90,11 @@ static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, in
   __m256i isum[KX_MAXN];
   #pragma GCC unroll 4
   for (int n = 0; n < N; n++) isum[n] = _mm256_setzero_si256();
-  const uint8_t *qs = o + 256;
+  /* Q5_K: sub-block j's fifth bits are bit j of the qh chunk holding the same four values, moved
+     to bit 4 by a 16-bit shift (bits crossing into the other byte never land on bit 4 there). */
+  const uint8_t *qh = o + 256, *qs = o + (q5 ? 768 : 256);
+  const __m256i m10 = _mm256_set1_epi8(0x10);
+  const int per_sum = q5 ? 4 : 8; /* chunks summed in int16 before a madd (the bounds above) */
   /* Sub-block j: the low (even j) or high (odd j) nibbles of chunks 8·(j/2) .. 8·(j/2) + 7, each
      chunk loaded once per nibble so that only one sub-block's sums are live. */
   #pragma GCC unroll 8
@@ -98,16 +104,22 @@ static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, in
     #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
       const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 64 * (8 * p + k)));
-      const __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+      __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+      if (q5) {
+        const __m256i b = _mm256_loadu_si256((const __m256i *)(qh + 64 * k));
+        q = _mm256_or_si256(q, _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(b, 4 - j) : _mm256_srli_epi16(b, j - 4), m10));
+      }
       #pragma GCC unroll 4
       for (int n = 0; n < N; n++) {
         const __m256i t = _mm256_maddubs_epi16(q, bcast4(x[n]->qs + 32 * j + 4 * k));
-        pairs[n] = k ? _mm256_add_epi16(pairs[n], t) : t;
+        pairs[n] = k % per_sum ? _mm256_add_epi16(pairs[n], t) : t;
+      }
+      if (k % per_sum == per_sum - 1) {
+        const __m256i sc = unsigned_pair(j < 4 ? sc_lo : sc_hi, j % 4);
+        #pragma GCC unroll 4
+        for (int n = 0; n < N; n++) isum[n] = _mm256_add_epi32(isum[n], _mm256_madd_epi16(pairs[n], sc));
       }
     }
-    const __m256i sc = unsigned_pair(j < 4 ? sc_lo : sc_hi, j % 4);
-    #pragma GCC unroll 4
-    for (int n = 0; n < N; n++) isum[n] = _mm256_add_epi32(isum[n], _mm256_madd_epi16(pairs[n], sc));
   }
   /* The mins as int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7), matching words 0..3. */
   const __m256i even16 = _mm256_set1_epi32(0x00ff00ff);
@@ -188,9 +200,11 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
 /* Group `gp` (nb super-blocks) against activation rows xn[0..N) (words: theirs, KX16_WORDS per
    super-block, at this type's offset); `prefetch`: software prefetch KX_PREFETCH_BLOCKS
    super-blocks ahead. */
-static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int nb, int q4, const q8k_block *xn, const int32_t *words, int N,
+enum { KX_Q4_K, KX_Q5_K, KX_Q6_K };
+
+static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int nb, int kind, const q8k_block *xn, const int32_t *words, int N,
                                                            int prefetch, __m256d s[KX_MAXN][4]) {
-  const size_t group_block = 16 * (size_t)(q4 ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  const size_t group_block = 16 * (size_t)(kind == KX_Q4_K ? Q4_K_BLOCK_BYTES : kind == KX_Q5_K ? Q5_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
   #pragma GCC unroll 4
   for (int n = 0; n < N; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = _mm256_setzero_pd();
   for (int b = 0; b < nb; b++) {
@@ -215,15 +229,15 @@ static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int
         xh[n] = x[n];
         __asm__("" : "+r"(xh[n]));
       }
-      if (q4) q4k_half(gb, h, xh, w, N, s);
-      else q6k_half(gb, h, xh, w, N, s);
+      if (kind == KX_Q6_K) q6k_half(gb, h, xh, w, N, s);
+      else q4k_half(gb, kind == KX_Q5_K, h, xh, w, N, s);
     }
   }
 }
 
-static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
+static void kx_rows(const matmul_args *a, int r0, int r1, int kind) {
   const int nb = a->cols / QK_K;
-  const size_t group_bytes = (size_t)nb * 16 * (q4 ? Q4_K_BLOCK_BYTES : Q6_K_BLOCK_BYTES);
+  const size_t group_bytes = 16 * row_bytes(a->dtype, a->cols);
   const q8k_block *x = (const q8k_block *)a->x;
   __m256d s[KX_MAXN][4];
   for (int c0 = 0; c0 < a->batch; c0 += X16_ACT_CHUNK) {
@@ -236,16 +250,16 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
       for (int n = c0; n < c1; n += KX_MAXN) {
         const int N = c1 - n < KX_MAXN ? c1 - n : KX_MAXN;
         const q8k_block *xn = x + (size_t)n * nb;
-        const int32_t *wn = a->kx_words + (size_t)n * nb * KX16_WORDS + (q4 ? 0 : 4);
+        const int32_t *wn = a->kx_words + (size_t)n * nb * KX16_WORDS + (kind == KX_Q6_K ? 4 : 0);
         /* The first pass over a group reads it from memory. A single Q4_K activation row streams
            fast enough for the hardware prefetcher (software prefetch lowered it, 28 -> 24
            GB/CPU-s); Q6_K's heavier unpacking and several rows fall behind it (18 -> 20). */
-        const int prefetch = n == c0 && (!q4 || N > 1);
+        const int prefetch = n == c0 && (kind != KX_Q4_K || N > 1);
         switch (N) {
-          case 1: kx_tile(gp, nb, q4, xn, wn, 1, prefetch, s); break;
-          case 2: kx_tile(gp, nb, q4, xn, wn, 2, prefetch, s); break;
-          case 3: kx_tile(gp, nb, q4, xn, wn, 3, prefetch, s); break;
-          default: kx_tile(gp, nb, q4, xn, wn, 4, prefetch, s); break;
+          case 1: kx_tile(gp, nb, kind, xn, wn, 1, prefetch, s); break;
+          case 2: kx_tile(gp, nb, kind, xn, wn, 2, prefetch, s); break;
+          case 3: kx_tile(gp, nb, kind, xn, wn, 3, prefetch, s); break;
+          default: kx_tile(gp, nb, kind, xn, wn, 4, prefetch, s); break;
         }
         float *o = a->out + (g * 16 - a->row_start);
         for (int j = 0; j < N; j++) {
@@ -260,8 +274,7 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int q4) {
 }
 
 void matmul_rows_kquant_x16_avx2(const matmul_args *a, int r0, int r1) {
-  if (a->dtype == DT_Q4_K_X16) kx_rows(a, r0, r1, 1);
-  else kx_rows(a, r0, r1, 0);
+  kx_rows(a, r0, r1, a->dtype == DT_Q4_K_X16 ? KX_Q4_K : a->dtype == DT_Q5_K_X16 ? KX_Q5_K : KX_Q6_K);
 }
 
 #pragma GCC pop_options

@@ -22,12 +22,13 @@ if (kx16Skip && !skip) console.warn(`SKIPPED: ${kx16Skip}`);
 /** The stored super-block's fields in the layout's order: [offset, bytes, bytes per lane]. */
 const FIELDS = {
   q4_k: { block: 144, fields: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 128, 4]] },
+  q5_k: { block: 176, fields: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 32, 4], [48, 128, 4]] },
   q6_k: { block: 210, fields: [[208, 2, 2], [192, 16, 4], [0, 128, 4], [128, 64, 4]] },
 } as const;
 
 /** The K-quant x16 layout written independently in TypeScript: per group of sixteen rows and super-block, each field as chunks of sixteen lanes. */
 function repackKquantX16(w: WeightMatrix): WeightMatrix {
-  const { block, fields } = FIELDS[w.dtype as 'q4_k' | 'q6_k'];
+  const { block, fields } = FIELDS[w.dtype as 'q4_k' | 'q5_k' | 'q6_k'];
   const nb = w.cols / 256;
   const out = new Uint8Array(w.data.length);
   for (let g = 0; g < w.rows / 16; g++) {
@@ -47,7 +48,7 @@ function repackKquantX16(w: WeightMatrix): WeightMatrix {
 
 test('the K-quant x16 layout\'s TypeScript twin runs on every CPU: every row decodes back as stored; the addon\'s repack writes the same bytes where it has the kernels', () => {
   const rng = new Rng(91);
-  for (const dtype of ['q4_k', 'q6_k'] as const) {
+  for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
     for (const [rows, cols] of [[16, 256], [48, 768], [32, 2560]] as const) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
       const packed = repackKquantX16(w);
@@ -84,9 +85,9 @@ const SHAPES: [number, number, number][] = [
   [1, 16, 256], [1, 48, 2560], [2, 32, 512], [3, 32, 768], [4, 16, 1280], [5, 16, 512], [9, 64, 2560], [70, 16, 512], [1, 16, 10240], [2, 16, 24832],
 ];
 
-for (const dtype of ['q4_k', 'q6_k'] as const) {
+for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
   test(`matMul ${dtype} in the K-quant x16 layout equals the TypeScript twin on the row layout, bit for bit (batches, row ranges)`, { skip: kx16Skip }, () => {
-    const rng = new Rng(dtype === 'q4_k' ? 93 : 94);
+    const rng = new Rng(dtype === 'q4_k' ? 93 : dtype === 'q5_k' ? 97 : 94);
     for (const [batch, rows, cols] of SHAPES) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
       const packed = native!.prepareMatrix(w);
@@ -117,7 +118,7 @@ for (const dtype of ['q4_k', 'q6_k'] as const) {
 test('products sharing their activations mix x16 K-quants with the row layout and other types, each equal to its TypeScript product', { skip: kx16Skip }, () => {
   const rng = new Rng(95);
   const cols = 512;
-  for (const mix of [['q4_k', 'q6_k', 'q4_k'], ['q6_k', 'q4_k']] as const) {
+  for (const mix of [['q4_k', 'q6_k', 'q4_k'], ['q6_k', 'q4_k'], ['q5_k', 'q6_k', 'q5_k']] as const) {
     for (const batch of [1, 6]) {
       const ws = mix.map((dtype, i) => makeMatrix(dtype, i === 2 ? 17 : 32, cols, randn(rng, (i === 2 ? 17 : 32) * cols, 0.1)));
       const prepared = ws.map((w) => native!.prepareMatrix(w));
@@ -137,9 +138,9 @@ test('products sharing their activations mix x16 K-quants with the row layout an
 /**
  * Stored super-blocks whose quants reach the int16 bounds the AVX2 kernel's proof rests on: random
  * quant and scale bytes (Q6_K scales down to −128) with every fourth row's quants all at their
- * maximum (15 / 63), and finite f16 scales.
+ * maximum (15 / 31 / 63), and finite f16 scales.
  */
-function saturatingMatrix(rng: Rng, dtype: 'q4_k' | 'q6_k', rows: number, cols: number): WeightMatrix {
+function saturatingMatrix(rng: Rng, dtype: 'q4_k' | 'q5_k' | 'q6_k', rows: number, cols: number): WeightMatrix {
   const block = FIELDS[dtype].block;
   const nb = cols / 256;
   const data = new Uint8Array(rows * nb * block);
@@ -151,9 +152,9 @@ function saturatingMatrix(rng: Rng, dtype: 'q4_k' | 'q6_k', rows: number, cols: 
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < nb; b++) {
       const o = (r * nb + b) * block;
-      if (dtype === 'q4_k') {
+      if (dtype === 'q4_k' || dtype === 'q5_k') {
         data.set([...f16((rng.nextFloat() - 0.5) * 0.02), ...f16(rng.nextFloat() * 0.01)], o);
-        if (r % 4 === 0) data.fill(0xff, o + 16, o + 144);
+        if (r % 4 === 0) data.fill(0xff, o + 16, o + block);
       } else {
         data.set(f16((rng.nextFloat() - 0.5) * 0.02), o + 208);
         if (r % 4 === 0) data.fill(0xff, o, o + 192);
@@ -171,7 +172,7 @@ test('the AVX2 x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for 
 }, async () => {
   const rng = new Rng(96);
   const cases: ProductCase[] = [];
-  for (const dtype of ['q4_k', 'q6_k'] as const) {
+  for (const dtype of ['q4_k', 'q5_k', 'q6_k'] as const) {
     for (const [batch, rows, cols] of [[1, 48, 2560], [2, 16, 512], [3, 32, 768], [4, 16, 256], [9, 16, 1280], [70, 32, 512], [1, 16, 24832]] as const) {
       for (const saturating of [false, true]) {
         const w = saturating ? saturatingMatrix(rng, dtype, rows, cols) : makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
