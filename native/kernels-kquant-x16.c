@@ -21,7 +21,7 @@
 /* Activation rows per tile (prompts): their accumulators and the unpacked weights fit the 32 registers. */
 #define KX_MAXN 4
 #ifndef KX_PREFETCH_BLOCKS
-#define KX_PREFETCH_BLOCKS 3
+#define KX_PREFETCH_BLOCKS 2
 #endif
 
 static inline __m512i bcast4(const int8_t *p) { return _mm512_set1_epi32(x16_quad(p)); }
@@ -204,7 +204,8 @@ static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int
   }
 }
 
-static void kx_rows(const matmul_args *a, int r0, int r1, int kind) {
+/* Always inlined at call sites with a constant kind: one kernel per type, its branches folded. */
+static inline __attribute__((always_inline)) void kx_rows(const matmul_args *a, int r0, int r1, int kind) {
   const int nb = a->cols / QK_K;
   const size_t group_bytes = 16 * row_bytes(a->dtype, a->cols);
   const q8k_block *x = (const q8k_block *)a->x;
@@ -237,7 +238,9 @@ static void kx_rows(const matmul_args *a, int r0, int r1, int kind) {
 }
 
 void matmul_rows_kquant_x16_avx512(const matmul_args *a, int r0, int r1) {
-  kx_rows(a, r0, r1, a->dtype == DT_Q4_K_X16 ? KX_Q4_K : a->dtype == DT_Q5_K_X16 ? KX_Q5_K : KX_Q6_K);
+  if (a->dtype == DT_Q4_K_X16) kx_rows(a, r0, r1, KX_Q4_K);
+  else if (a->dtype == DT_Q5_K_X16) kx_rows(a, r0, r1, KX_Q5_K);
+  else kx_rows(a, r0, r1, KX_Q6_K);
 }
 
 #pragma GCC pop_options
