@@ -474,13 +474,10 @@ napi_value alloc_huge(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_get_value_double(env, argv[0], &bytes_d) != napi_ok || bytes_d <= 0) return result;
   bool want_populate = true;
   if (argc >= 2) napi_get_value_bool(env, argv[1], &want_populate);
-  const size_t huge = (size_t)2 << 20, bytes = (size_t)bytes_d;
-  const size_t length = (bytes + huge - 1) / huge * huge;
-  void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return result;
-#ifdef MADV_HUGEPAGE
-  madvise(p, length, MADV_HUGEPAGE);
-#endif
+  const size_t bytes = (size_t)bytes_d;
+  size_t length;
+  void *p = huge_region(bytes, &length);
+  if (!p) return result;
   if (want_populate) populate(p, length, MADV_POPULATE_WRITE);
   napi_value array = pages_array(env, p, length, bytes);
   return array ? array : result;
