@@ -144,7 +144,7 @@ static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, in
 static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, int h, const q8k_block *const x[KX_MAXN],
                                                             const int32_t *const words[KX_MAXN], int N, __m256d s[KX_MAXN][4]) {
   const uint8_t *o = gb + 32 * h;
-  const uint8_t *scales = o + 32, *ql = o + 288, *qh = o + 2336;
+  const uint8_t *scales = o + 32, *triples = o + 288; /* per (P, c): ql chunk, ql chunk + 32 bytes, qh chunk (repack.c) */
   const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
   __m256i isum[KX_MAXN];
   #pragma GCC unroll 4
@@ -163,8 +163,9 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
           #pragma GCC unroll 2
           for (int u = 0; u < 2; u++) {
             const int c = 4 * i + 2 * e + u;
-            const __m256i a = _mm256_loadu_si256((const __m256i *)(ql + 64 * (16 * P + 8 * (k % 2) + c)));
-            const __m256i b = _mm256_loadu_si256((const __m256i *)(qh + 64 * (8 * P + c)));
+            const uint8_t *t = triples + 192 * (8 * P + c);
+            const __m256i a = _mm256_loadu_si256((const __m256i *)(t + 64 * (k % 2)));
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(t + 128));
             const __m256i nib = k < 2 ? _mm256_and_si256(a, m4) : _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
             const __m256i top = k == 0 ? _mm256_slli_epi16(b, 4) : k == 1 ? _mm256_slli_epi16(b, 2) : k == 2 ? b : _mm256_srli_epi16(b, 2);
             const __m256i q = _mm256_or_si256(nib, _mm256_and_si256(top, m30));

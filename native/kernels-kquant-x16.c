@@ -20,9 +20,8 @@
 
 /* Activation rows per tile (prompts): their accumulators and the unpacked weights fit the 32 registers. */
 #define KX_MAXN 4
-#ifndef KX_PREFETCH_BLOCKS
+/* Super-blocks ahead that prompts (several activation rows) prefetch. */
 #define KX_PREFETCH_BLOCKS 2
-#endif
 
 static inline __m512i bcast4(const int8_t *p) { return _mm512_set1_epi32(x16_quad(p)); }
 
@@ -118,7 +117,7 @@ static inline __attribute__((always_inline)) void q4k_superblock(const uint8_t *
    (ql low or high nibble) | (qh bit pair k) << 4, and 16-value groups 8h + 2k and 8h + 2k + 1. */
 static inline __attribute__((always_inline)) void q6k_superblock(const uint8_t *gb, const q8k_block *const x[KX_MAXN],
                                                                   const int32_t *const words[KX_MAXN], int N, __m512d s[KX_MAXN][2]) {
-  const uint8_t *scales = gb + 32, *ql = gb + 288, *qh = gb + 2336;
+  const uint8_t *scales = gb + 32, *triples = gb + 288; /* per (h, c): ql chunk, ql chunk + 32 bytes, qh chunk (repack.c) */
   const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
   __m512i isum[KX_MAXN], bsc[KX_MAXN];
   #pragma GCC unroll 4
@@ -149,9 +148,10 @@ static inline __attribute__((always_inline)) void q6k_superblock(const uint8_t *
       #pragma GCC unroll 4
       for (int c = 4 * half; c < 4 * half + 4; c++) {
         /* ql bytes 64h + 4c (quarters 0, 2) and 64h + 32 + 4c (1, 3); qh bytes 32h + 4c, bit pair k. */
-        const __m512i a0 = _mm512_loadu_si512((const void *)(ql + 64 * (16 * h + c)));
-        const __m512i a1 = _mm512_loadu_si512((const void *)(ql + 64 * (16 * h + 8 + c)));
-        const __m512i b = _mm512_loadu_si512((const void *)(qh + 64 * (8 * h + c)));
+        const uint8_t *t = triples + 192 * (8 * h + c);
+        const __m512i a0 = _mm512_loadu_si512((const void *)t);
+        const __m512i a1 = _mm512_loadu_si512((const void *)(t + 64));
+        const __m512i b = _mm512_loadu_si512((const void *)(t + 128));
         const __m512i q[4] = {
             _mm512_ternarylogic_epi32(_mm512_and_si512(a0, m4), _mm512_slli_epi16(b, 4), m30, 0xF8), /* nib | (top & 0x30) */
             _mm512_ternarylogic_epi32(_mm512_and_si512(a1, m4), _mm512_slli_epi16(b, 2), m30, 0xF8),
@@ -190,8 +190,10 @@ static inline __attribute__((always_inline)) void kx_tile(const uint8_t *gp, int
   for (int n = 0; n < N; n++) s[n][0] = s[n][1] = _mm512_setzero_pd();
   for (int b = 0; b < nb; b++) {
     const uint8_t *gb = gp + (size_t)b * group_block;
-    /* With several activation rows the loop is compute-heavy and the hardware prefetcher falls behind. */
-    if (N > 1 || kind != KX_Q4_K) for (size_t l = 0; l < group_block; l += 64) _mm_prefetch((const char *)gb + KX_PREFETCH_BLOCKS * group_block + l, _MM_HINT_T0);
+    /* With several activation rows the loop is compute-heavy and the hardware prefetcher falls
+       behind; one row reads each group as one sequential stream (Q6_K's too, in its layout's
+       read order), which the hardware prefetcher follows better alone. */
+    if (N > 1) for (size_t l = 0; l < group_block; l += 64) _mm_prefetch((const char *)gb + KX_PREFETCH_BLOCKS * group_block + l, _MM_HINT_T0);
     const q8k_block *x[KX_MAXN];
     const int32_t *w[KX_MAXN];
     #pragma GCC unroll 4

@@ -19,11 +19,18 @@ const kx16Skip = skip || (native!.info.kquantX16 ? false
     `(${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'no x16 K-quant kernel for this CPU'})`);
 if (kx16Skip && !skip) console.warn(`SKIPPED: ${kx16Skip}`);
 
+function q6kTriples(): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let h = 0; h < 2; h++) for (let c = 0; c < 8; c++) out.push([64 * h + 4 * c, 4, 4], [64 * h + 32 + 4 * c, 4, 4], [128 + 32 * h + 4 * c, 4, 4]);
+  return out;
+}
+
 /** The stored super-block's fields in the layout's order: [offset, bytes, bytes per lane]. */
 const FIELDS = {
   q4_k: { block: 144, fields: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 128, 4]] },
   q5_k: { block: 176, fields: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 32, 4], [48, 128, 4]] },
-  q6_k: { block: 210, fields: [[208, 2, 2], [192, 16, 4], [0, 128, 4], [128, 64, 4]] },
+  // d, scales, then per value half h and c < 8 three 4-byte spans: ql 64h + 4c, ql 64h + 32 + 4c, qh 128 + 32h + 4c.
+  q6_k: { block: 210, fields: [[208, 2, 2], [192, 16, 4], ...q6kTriples()] },
 } as const;
 
 /** The K-quant x16 layout written independently in TypeScript: per group of sixteen rows and super-block, each field as chunks of sixteen lanes. */

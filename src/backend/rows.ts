@@ -48,7 +48,9 @@ export function decodeRow(w: WeightMatrix, r: number, out: Float32Array): void {
 const KQUANT_X16_FIELDS: Readonly<Record<'q4_k' | 'q5_k' | 'q6_k', readonly (readonly [number, number, number])[]>> = {
   q4_k: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 128, 4]],
   q5_k: [[0, 2, 2], [2, 2, 2], [4, 12, 4], [16, 32, 4], [48, 128, 4]],
-  q6_k: [[208, 2, 2], [192, 16, 4], [0, 128, 4], [128, 64, 4]],
+  // Per value half h and c < 8, in the order the kernels read them: ql bytes 64h + 4c, 64h + 32 + 4c, qh bytes 128 + 32h + 4c.
+  q6_k: [[208, 2, 2], [192, 16, 4], ...[0, 1].flatMap((h) => [0, 1, 2, 3, 4, 5, 6, 7].flatMap((c) =>
+    [[64 * h + 4 * c, 4, 4], [64 * h + 32 + 4 * c, 4, 4], [128 + 32 * h + 4 * c, 4, 4]] as const))],
 };
 
 /**
