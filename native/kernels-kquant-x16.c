@@ -133,8 +133,7 @@ static inline __attribute__((always_inline)) void q6k_superblock(const uint8_t *
       bsc[n] = _mm512_dpwssd_epi32(bsc[n], odd, _mm512_set1_epi32(words[n][2 * w + 1]));
     }
   }
-  /* Each ql chunk pair and qh chunk is loaded once for the four quarters (loads, not arithmetic,
-     bound this loop: 31 -> XX GB/CPU-s for one activation row). */
+  /* Each (ql, ql + 32, qh) chunk triple is loaded once for the four quarters it holds. */
   #pragma GCC unroll 2
   for (int h = 0; h < 2; h++) {
     #pragma GCC unroll 2
