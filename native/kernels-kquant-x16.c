@@ -215,8 +215,8 @@ static inline __attribute__((always_inline)) void kx_rows(const matmul_args *a, 
     const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
-      const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
-      const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
+      int lo, hi;
+      x16_group_lanes(g, r0, r1, &lo, &hi);
       const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
       for (int n = c0; n < c1; n += KX_MAXN) {
         const int N = c1 - n < KX_MAXN ? c1 - n : KX_MAXN;

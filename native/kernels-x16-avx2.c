@@ -103,9 +103,8 @@ void matmul_rows_x16_avx2(const matmul_args *a, int r0, int r1) {
     const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
-      /* Rows of this group inside [r0, r1): the others' outputs stay untouched. */
-      const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
-      const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
+      int lo, hi;
+      x16_group_lanes(g, r0, r1, &lo, &hi);
       for (int n = c0; n < c1; n += TILE_N) {
         const int N = c1 - n < TILE_N ? c1 - n : TILE_N;
         const q8_block *xn = x + (size_t)n * nb;

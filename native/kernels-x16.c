@@ -224,9 +224,8 @@ static void x16_groups(const matmul_args *a, int r0, int r1, int from_rows) {
     const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
     for (int g = r0 / 16; g * 16 < r1; g++) {
       const uint8_t *gp = a->w + (size_t)g * group_bytes;
-      /* Rows of this group inside [r0, r1): a masked store keeps the others untouched. */
-      const int lo = g * 16 < r0 ? r0 - g * 16 : 0;
-      const int hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
+      int lo, hi; /* a masked store keeps the group's other rows untouched */
+      x16_group_lanes(g, r0, r1, &lo, &hi);
       const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
       if (scratch) {
         repack_group_simd(gp, scratch, q4, nb);

@@ -14,6 +14,12 @@ int repack_x16_in_place(uint8_t *w, int dtype, int rows, int cols);
 #define X16_ACT_CHUNK 64
 /* Bytes ahead of the current group block that are prefetched (about sixteen Q4_0 groups). */
 #define X16_PREFETCH_AHEAD 4608
+/* The lanes [*lo, *hi) of group g (rows 16g..16g+15) inside the row range [r0, r1): the kernels
+   write only those rows' outputs, so a range may start and end inside a group. */
+static inline void x16_group_lanes(int g, int r0, int r1, int *lo, int *hi) {
+  *lo = g * 16 < r0 ? r0 - g * 16 : 0;
+  *hi = g * 16 + 16 > r1 ? r1 - g * 16 : 16;
+}
 /* Four activation quants as one int32, to be broadcast to every row's lane. */
 static inline int32_t x16_quad(const int8_t *p) {
   int32_t v;

@@ -4,10 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WeightMatrix } from '../src/backend/backend.js';
-import { decodeRow } from '../src/backend/rows.js';
 import { Rng } from '../src/generate/rng.js';
 import { f32ToF16 } from '../src/formats/quant.js';
-import { js, makeMatrix, native, productsWithAvx2, randn, skip, type ProductCase } from './native-test-kit.js';
+import { assertRowsDecodeAlike, js, makeMatrix, native, productsWithAvx2, randn, skip, type ProductCase } from './native-test-kit.js';
 
 /**
  * Why the x16 K-quant kernels cannot run here, or false: they need AVX-512 VNNI or AVX2 and are
@@ -59,13 +58,7 @@ test('the K-quant x16 layout\'s TypeScript twin runs on every CPU: every row dec
     for (const [rows, cols] of [[16, 256], [48, 768], [32, 2560]] as const) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
       const packed = repackKquantX16(w);
-      const ref = new Float32Array(cols);
-      const got = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) {
-        decodeRow(w, r, ref);
-        decodeRow(packed, r, got);
-        assert.deepEqual(got, ref, `${dtype} ${rows}x${cols} row ${r}`);
-      }
+      assertRowsDecodeAlike(w, packed, `${dtype} ${rows}x${cols}`);
       if (native?.info.kquantX16) {
         assert.deepEqual(native.prepareMatrix(w).data, packed.data, `${dtype} ${rows}x${cols}: addon repack`);
         assert.deepEqual(native.prepareMatrix({ ...w, data: w.data.slice() }, true).data, packed.data, `${dtype} ${rows}x${cols}: in place`);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WeightMatrix } from '../src/backend/backend.js';
 import { JsBackend } from '../src/backend/js-backend.js';
+import { decodeRow } from '../src/backend/rows.js';
 import { NativeBackend, loadNativeBinding } from '../src/backend/native-backend.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { f32ToF16, quantizeRow } from '../src/formats/quant.js';
@@ -70,6 +71,17 @@ export function relErr(a: Float32Array, b: Float32Array): number {
 }
 
 export const native = skip ? undefined : new NativeBackend(binding as Exclude<typeof binding, Error>, 2);
+
+/** Every row of `packed` (an interleaved layout) decodes to the same floats as the same row of `w` (as stored). */
+export function assertRowsDecodeAlike(w: WeightMatrix, packed: WeightMatrix, label: string): void {
+  const ref = new Float32Array(w.cols);
+  const got = new Float32Array(w.cols);
+  for (let r = 0; r < w.rows; r++) {
+    decodeRow(w, r, ref);
+    decodeRow(packed, r, got);
+    assert.deepEqual(got, ref, `${label} row ${r}`);
+  }
+}
 
 export const SHAPES: [number, number, number][] = [[2, 8, 96], [1, 13, 64], [5, 7, 96], [6, 33, 160], [64, 1, 32], [3, 17, 2560 + 32]];
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { WeightMatrix } from '../src/backend/backend.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { Rng } from '../src/generate/rng.js';
-import { SHAPES, js, makeMatrix, native, productsWithAvx2, randn, relErr, skip } from './native-test-kit.js';
+import { SHAPES, assertRowsDecodeAlike, js, makeMatrix, native, productsWithAvx2, randn, relErr, skip } from './native-test-kit.js';
 
 /**
  * Why the x16 kernels cannot run here, or false. They need AVX-512 VNNI (native/kernels-x16.c)
@@ -50,13 +50,7 @@ test('the x16 layout\'s TypeScript twins run on every CPU: repacked in TypeScrip
     for (const [rows, cols] of [[16, 32], [48, 160], [32, 2592]] as const) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
       const packed = repackX16(w);
-      const ref = new Float32Array(cols);
-      const got = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) {
-        decodeRow(w, r, ref);
-        decodeRow(packed, r, got);
-        assert.deepEqual(got, ref, `${dtype} ${rows}x${cols} row ${r}`);
-      }
+      assertRowsDecodeAlike(w, packed, `${dtype} ${rows}x${cols}`);
       if (native?.info.x16) assert.deepEqual(native.prepareMatrix(w).data, packed.data, `${dtype} ${rows}x${cols}: addon repack`);
     }
   }
