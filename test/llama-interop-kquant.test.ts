@@ -165,9 +165,9 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     }
   });
 
-  test('mapped Q4_K / Q6_K tensors are served at once and replaced by x16 copies made in the background: the same logits throughout', async (t) => {
+  test('mapped K-quant tensors are served at once and replaced by x16 copies made in the background: the same logits throughout', async (t) => {
     const opts = { contextLength: 64, threads: 1, backend: 'native' } as const;
-    for (const quant of ['q4_k_m', 'q6_k'] as const) {
+    for (const quant of ['q4_k_m', 'q5_k_m', 'q6_k'] as const) {
       const read = await load(gguf(quant), { ...opts, mmap: false });
       const mapped = await load(gguf(quant), { ...opts, mmap: true });
       try {
