@@ -37,7 +37,7 @@ static int matmul_part_of(napi_env env, matmul_part *part, float *out, size_t ou
   if (dtype < DT_F32 || dtype > DT_Q5_K_X16 || (is_kquant_x16(dtype) && rows % 16 != 0) || rows < 0 || cols <= 0 || batch <= 0 || row_start < 0 || row_end > rows ||
       row_start > row_end || out_stride < row_end - row_start || (quant && cols % 32 != 0) || (x16 && rows % 16 != 0) ||
       (is_kquant(dtype) && cols % QK_K != 0) ||
-      w_bytes < (x16 ? repacked_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : DT_Q8_0, rows, cols) : row_bytes(dtype, cols) * (size_t)rows) ||
+      w_bytes < row_bytes(dtype, cols) * (size_t)rows ||
       x_bytes < (size_t)batch * cols * 4 || out_bytes < ((size_t)(batch - 1) * out_stride + (row_end - row_start)) * 4) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "matMul: sizes do not match the arrays");
     return 0;

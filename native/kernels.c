@@ -25,8 +25,10 @@ size_t row_bytes(int dtype, int cols) {
     case DT_F32: return (size_t)cols * 4;
     case DT_F16:
     case DT_BF16: return (size_t)cols * 2;
-    case DT_Q8_0: return (size_t)(cols / 32) * 34;
-    case DT_Q4_0: return (size_t)(cols / 32) * 18;
+    case DT_Q8_0:
+    case DT_Q8_0_X16: return (size_t)(cols / 32) * 34;
+    case DT_Q4_0:
+    case DT_Q4_0_X16: return (size_t)(cols / 32) * 18;
     case DT_Q4_K:
     case DT_Q4_K_X16: return (size_t)(cols / QK_K) * Q4_K_BLOCK_BYTES;
     case DT_Q6_K:

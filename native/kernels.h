@@ -82,6 +82,7 @@ static inline float weight_scalar(const uint8_t *row, int dtype, int c) {
   if (dtype == DT_F16) return f16_table[((const uint16_t *)row)[c]];
   return ((const float *)row)[c];
 }
+/** Bytes of `cols` columns of one row as stored; an x16 layout takes as many per row as its type's row layout. */
 size_t row_bytes(int dtype, int cols);
 /** Quantizes one row of `cols` floats (cols % 32 == 0) into cols / 32 blocks. */
 void quantize_row_q8(const float *x, q8_block *y, int cols);

@@ -87,32 +87,30 @@ static void quantize_job_fn(void *p, int thread) {
 }
 
 /* Per calling thread: models in different worker threads quantize their activations at the
-   same time (the pool then runs their products one after the other). */
-static _Thread_local q8_block *q8_scratch = NULL;
-static _Thread_local size_t q8_capacity = 0;
+   same time (the pool then runs their products one after the other). One buffer per kind of
+   activations (Q8_0, Q8_K, Q8_1 blocks; the x16 K-quant kernels' bsum words), grown as needed. */
+enum { SCRATCH_Q8, SCRATCH_Q8K, SCRATCH_Q8_1, SCRATCH_KX_WORDS, SCRATCH_KINDS };
+static _Thread_local struct {
+  void *p;
+  size_t bytes;
+} scratch[SCRATCH_KINDS];
 
-static _Thread_local q8k_block *q8k_scratch = NULL;
-static _Thread_local size_t q8k_capacity = 0;
-
-static _Thread_local q8_1_block *q8_1_scratch = NULL;
-static _Thread_local size_t q8_1_capacity = 0;
-
-static _Thread_local int32_t *kx_words_scratch = NULL;
-static _Thread_local size_t kx_words_capacity = 0;
+/* The calling thread's buffer of `kind` with room for `bytes`, or NULL when out of memory. */
+static void *scratch_reserve(int kind, size_t bytes) {
+  if (bytes > scratch[kind].bytes) {
+    free(scratch[kind].p);
+    scratch[kind].p = malloc(bytes);
+    scratch[kind].bytes = scratch[kind].p ? bytes : 0;
+  }
+  return scratch[kind].p;
+}
 
 void matmul_plan_thread_cleanup(void) {
-  free(q8_scratch);
-  q8_scratch = NULL;
-  q8_capacity = 0;
-  free(q8k_scratch);
-  q8k_scratch = NULL;
-  q8k_capacity = 0;
-  free(q8_1_scratch);
-  q8_1_scratch = NULL;
-  q8_1_capacity = 0;
-  free(kx_words_scratch);
-  kx_words_scratch = NULL;
-  kx_words_capacity = 0;
+  for (int k = 0; k < SCRATCH_KINDS; k++) {
+    free(scratch[k].p);
+    scratch[k].p = NULL;
+    scratch[k].bytes = 0;
+  }
 }
 
 void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row_start, int row_end) {
@@ -128,7 +126,7 @@ void matmul_plan_part(matmul_part *part, const matmul_args *m, int rows, int row
      rows (1B's 1152 rows over 2 threads) would end in a half-empty panel that costs a full one. */
   const int float_prompt = activation_kind(dtype) == 0 && m->batch > 1;
   const int group = x16 || from_rows || float_prompt || is_kquant_x16(dtype) ? 16 : 8;
-  const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype == DT_Q4_0_X16 ? DT_Q4_0 : dtype == DT_Q8_0_X16 ? DT_Q8_0 : dtype, m->cols);
+  const size_t chunk_cap = ((size_t)4 << 20) / row_bytes(dtype, m->cols);
   int target = (row_end - row_start + 8 * pool_threads() - 1) / (8 * pool_threads());
   if ((size_t)target > chunk_cap) target = chunk_cap < 1 ? 1 : (int)chunk_cap;
   const int unit = target < 1 ? group : (target + group - 1) / group * group;
@@ -145,12 +143,8 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
   if (is_kquant(job->parts[0].m.dtype)) {
     /* K-quants: x in Q8_K super-blocks, once for every part (activation_kind agrees across them). */
     const size_t need = (size_t)batch * (cols / QK_K);
-    if (need > q8k_capacity) {
-      free(q8k_scratch);
-      q8k_scratch = (q8k_block *)malloc(need * sizeof(q8k_block));
-      q8k_capacity = q8k_scratch ? need : 0;
-      if (!q8k_scratch) return 0;
-    }
+    q8k_block *q8k_scratch = (q8k_block *)scratch_reserve(SCRATCH_Q8K, need * sizeof(q8k_block));
+    if (!q8k_scratch) return 0;
     if (need < 128) {
       quantize_row_q8k(x, q8k_scratch, (int)(need * QK_K)); /* a decode step: not worth waking the pool */
     } else {
@@ -167,34 +161,22 @@ int matmul_run(matmul_job *job, const float *x, int batch, int cols) {
     for (int i = 0; i < job->n; i++) x16_parts += is_kquant_x16(job->parts[i].m.dtype);
     if (x16_parts) {
       /* The bsum words of the x16 kernels, once for every part. */
-      if (need * KX16_WORDS > kx_words_capacity) {
-        free(kx_words_scratch);
-        kx_words_scratch = (int32_t *)malloc(need * KX16_WORDS * sizeof(int32_t));
-        kx_words_capacity = kx_words_scratch ? need * KX16_WORDS : 0;
-        if (!kx_words_scratch) return 0;
-      }
+      int32_t *kx_words_scratch = (int32_t *)scratch_reserve(SCRATCH_KX_WORDS, need * KX16_WORDS * sizeof(int32_t));
+      if (!kx_words_scratch) return 0;
       kquant_x16_words(q8k_scratch, need, kx_words_scratch);
       for (int i = 0; i < job->n; i++) job->parts[i].m.kx_words = kx_words_scratch;
     }
   } else if (activation_kind(job->parts[0].m.dtype) == 3) {
     /* Q5_1: x in Q8_1 blocks (with s = d·Σqs), once for every part. */
     const size_t need = (size_t)batch * (cols / 32);
-    if (need > q8_1_capacity) {
-      free(q8_1_scratch);
-      q8_1_scratch = (q8_1_block *)malloc(need * sizeof(q8_1_block));
-      q8_1_capacity = q8_1_scratch ? need : 0;
-      if (!q8_1_scratch) return 0;
-    }
+    q8_1_block *q8_1_scratch = (q8_1_block *)scratch_reserve(SCRATCH_Q8_1, need * sizeof(q8_1_block));
+    if (!q8_1_scratch) return 0;
     quantize_row_q8_1(x, q8_1_scratch, (int)(need * 32));
     for (int i = 0; i < job->n; i++) job->parts[i].m.x = q8_1_scratch;
   } else if (is_quant(job->parts[0].m.dtype)) {
     const size_t need = (size_t)batch * (cols / 32);
-    if (need > q8_capacity) {
-      free(q8_scratch);
-      q8_scratch = (q8_block *)malloc(need * sizeof(q8_block));
-      q8_capacity = q8_scratch ? need : 0;
-      if (!q8_scratch) return 0;
-    }
+    q8_block *q8_scratch = (q8_block *)scratch_reserve(SCRATCH_Q8, need * sizeof(q8_block));
+    if (!q8_scratch) return 0;
     if (need < 1024) {
       quantize_row_q8(x, q8_scratch, (int)(need * 32)); /* a decode step: not worth waking the pool */
     } else {

@@ -121,8 +121,6 @@ export interface Backend {
   prepareMappedMatrix?(w: WeightMatrix): WeightMatrix;
   /** With prepareMappedMatrix: whether Q4_0 / Q8_0 views are served too (else only F32 / F16 / BF16 ones). */
   readonly servesQuantizedViews?: boolean;
-  /** Whether prepareMatrix rearranges Q4_K / Q6_K matrices (so they are read at load rather than served as views). */
-  readonly repacksKQuants?: boolean;
   /**
    * out[n, r] = Σ_c w[r, c] · x[n, c] for n < batch and r in [rowStart, rowEnd).
    * `out` has row stride `outStride` (defaults to w.rows); x has row stride w.cols.
