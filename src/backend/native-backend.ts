@@ -116,7 +116,7 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * For a Q4_0 / Q8_0 / Q4_K / Q6_K matrix that is a view of a file mapping: served as it is, in
+   * For a Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K matrix that is a view of a file mapping: served as it is, in
    * the row layout, until its x16 copy is made in the background (native-mapped-copies.ts says
    * when and why).
    */
@@ -143,7 +143,7 @@ export class NativeBackend implements Backend {
   }
 
   /**
-   * Q4_0 / Q8_0 (and Q4_K / Q6_K) matrices with rows % 16 == 0 move to the interleaved x16
+   * Q4_0 / Q8_0 (and Q4_K / Q5_K / Q6_K) matrices with rows % 16 == 0 move to the interleaved x16
    * layouts where the CPU has kernels for them.
    * With `inPlace` the bytes of `w` are rewritten (no second copy; `w` must not be used after).
    */
