@@ -2,7 +2,7 @@
 // load a GGUF, answer the first token of a short prompt, then prompt-N and decode-M timings.
 // Prints one JSON line. Usage: node engine-gemma3.js MODEL PROMPT_TOKENS DECODE_TOKENS THREADS [KV_TYPE] [CONTEXT]
 // CONTEXT: the context to load with (default: the prompt and decode tokens, and a little room).
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { KV_TYPES, type KvType } from '../src/backend/backend.js';
 import { load } from '../src/index.js';
 import { benchPrompt, peakRssMb } from './common.js';
@@ -30,6 +30,8 @@ let logits = decoder.forward({ ids: prompt }, cache, { logits: 'last' });
 const promptTps = promptTokens / ((performance.now() - t) / 1000);
 
 const into = new Float32Array(m.config.text.vocabSize);
+// Matrices still read from the file mapping when decoding starts (their x16 copies unfinished).
+const copiesPending = (decoder.backend as { copiesInProgress?: () => number }).copiesInProgress?.() ?? 0;
 t = performance.now();
 for (let i = 0; i < decodeTokens; i++) {
   let best = 0;
@@ -48,5 +50,12 @@ const kvBytesPerToken = text.layerTypes.reduce((sum, type) => sum + (type === 's
 console.log(JSON.stringify({
   engine: 'gemma3', kv_type: kvType, context: contextLength, prompt_tps: promptTps, decode_tps: decodeTps, peak_rss_mb: peakRssMb(), load_s: loadS, isa,
   weight_bytes_per_token: statSync(model!).size, kv_bytes_per_token: kvBytesPerToken,
+  copies_pending_at_decode: copiesPending, anon_huge_mb: anonHugeMb(),
 }));
 m.dispose();
+
+/** How much of this process's anonymous memory sits in 2 MiB pages (the x16 copies ask for them: 4 KiB pages cost decode speed in TLB misses). */
+function anonHugeMb(): number {
+  const m = /AnonHugePages:\s+(\d+) kB/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
