@@ -248,6 +248,48 @@ for (const opts of [{ window: 0, spans: false }, { window: 5, spans: false }, { 
   });
 }
 
+/**
+ * A chunk of T queries at once (prompt tiles) and the same queries one decode step at a time
+ * (each step's key and value written to the cache after it): decode runs its own block kernels
+ * (key rows read front to back), which must compute every score and output element as the
+ * prompt tiles do.
+ */
+function attentionChunkAndSteps(be: Backend, headDim: number, group: number, kvType: KvType): [Float32Array, Float32Array] {
+  const rng = new Rng(21);
+  const numKvHeads = 2;
+  const shape = { numHeads: numKvHeads * group, numKvHeads, headDim, scale: 0.1, window: 0 };
+  const kvDim = numKvHeads * headDim, qDim = shape.numHeads * headDim;
+  const start = 11, T = 9, block = 4;
+  const slots = start + T + 3;
+  const allocated = Math.ceil(slots / block) * block;
+  const stored = (x: Float32Array): Float32Array | Uint16Array => (kvType === 'f32' ? x : Uint16Array.from(x, (e) => toKvBits(e, kvType)));
+  const keys = randn(rng, allocated * kvDim), values = randn(rng, allocated * kvDim);
+  const q = randn(rng, T * qDim), k = randn(rng, T * kvDim), v = randn(rng, T * kvDim);
+  const chunk = new Float32Array(T * qDim);
+  // The chunk's own keys and values as a 16-bit cache would hold them, so that both ways see the same numbers.
+  const asCached = (x: Float32Array): Float32Array => (kvType === 'f32' ? x : Float32Array.from(x, (e) => fromKvBits(toKvBits(e, kvType), kvType)));
+  be.attention(chunk, q, asCached(k), asCached(v), { k: stored(keys), v: stored(values), slots, ring: 0, block, type: kvType }, start, T, shape);
+  const steps = new Float32Array(T * qDim);
+  const cache = { k: stored(keys), v: stored(values), slots, ring: 0, block, type: kvType };
+  for (let t = 0; t < T; t++) {
+    const kt = k.subarray(t * kvDim, (t + 1) * kvDim), vt = v.subarray(t * kvDim, (t + 1) * kvDim);
+    be.attention(steps.subarray(t * qDim, (t + 1) * qDim), q.subarray(t * qDim, (t + 1) * qDim), asCached(kt), asCached(vt), cache, start + t, 1, shape);
+    be.writeKv(cache, kt, vt, start + t, 1, numKvHeads, headDim);
+  }
+  return [chunk, steps];
+}
+
+test('attention: a chunk of queries equals the same queries as decode steps, bit for bit (head sizes 24, 64, 256; one or two heads per KV head; every KV type)', { skip }, () => {
+  for (const kvType of KV_TYPES) {
+    for (const headDim of [24, 64, 256]) {
+      for (const group of [1, 2]) {
+        const [chunk, steps] = attentionChunkAndSteps(native!, headDim, group, kvType);
+        assert.deepEqual(steps, chunk, `${kvType} cache, head size ${headDim}, ${group} heads per KV head`);
+      }
+    }
+  }
+});
+
 test('attention over a 16-bit cache equals attention over the same values widened to an f32 cache', { skip }, () => {
   for (const be of [js, native!]) {
     for (const kvType of ['f16', 'bf16'] as const) {
