@@ -10,6 +10,7 @@ const B = Number(batchArg ?? 1);
 const m = await load(model!, { backend: 'native', threads: 2, contextLength: 1200 });
 const be = m.decoder.backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const times = new Map<string, number>();
+const pendingCopies = be.copiesInProgress?.bind(be);
 for (const name of ['matMul', 'matMulShared', 'attention', 'geluTanhMul', 'rmsNorm', 'rmsNormAdd', 'writeKv']) {
   const f = be[name]!.bind(be);
   be[name] = (...a: unknown[]) => {
@@ -32,6 +33,8 @@ if (process.env.PROFILE_PREFILL) {
   console.log(`prefill 512: ${total.toFixed(0)} ms, outside backend ${(total - inBackend).toFixed(0)} ms, ${(512000 / total).toFixed(1)} tok/s`);
   process.exit(0);
 }
+// Background x16 copies (K-quants) still being made would time the mapping's views and two busy copy threads.
+if (pendingCopies) while ((pendingCopies() as number) > 0) await new Promise((r) => setTimeout(r, 100));
 const caches = Array.from({ length: B }, () => m.decoder.createCache(1200));
 if (process.env.PROFILE_PREFAULT) for (const c of caches) for (const l of c.layers) { l.k.fill(1); l.v.fill(1); }
 const context = Number(process.env.PROFILE_CONTEXT ?? 4);
