@@ -101,20 +101,30 @@ typedef struct file_mapping {
      decremented, even unmapped): segfaults at exit or after a collection. */
   atomic_int holds;
   atomic_bool handle_open;
-  /* One external ArrayBuffer over the whole file (holding one ref), weakly referenced, that every
-     view of mapRange is a typed array of: V8 counts each external buffer's bytes as fresh external
+  /* External ArrayBuffers over the file (each holding one ref), weakly referenced, that the views
+     of mapRange are typed arrays of: V8 counts each external buffer's bytes as fresh external
      memory, and one buffer per tensor view (a few hundred) set off a full garbage collection
-     every few views (25 for a 4B GGUF: ~0.8 s of its load). Used and deleted on the JS thread
-     only (mapRange, closeMapping, the handle's finalizer). */
-  napi_ref buffer;
+     every few views (25 for a 4B GGUF: ~0.8 s of its load). Node 20 refuses buffers over 4 GiB,
+     so segment i covers [i · MAPPING_STRIDE, i · MAPPING_STRIDE + MAPPING_WINDOW): a view of up to
+     WINDOW − STRIDE bytes lies within the segment of its first byte. Used and deleted on the JS
+     thread only (mapRange, closeMapping, the handle's finalizer). */
+  napi_ref *buffers;
+  size_t segments;
   struct file_mapping *next; /* in `mappings`, to find the mapping a view lies in */
 } file_mapping;
+
+/* Node.js 20 makes no ArrayBuffer over 4 GiB (its Buffer limit): the file's shared buffers are
+   3 GiB windows 1 GiB apart, so any view up to 2 GiB lies within one. */
+#define MAPPING_STRIDE ((size_t)1 << 30)
+#define MAPPING_WINDOW ((size_t)3 << 30)
 
 static pthread_mutex_t mappings_lock = PTHREAD_MUTEX_INITIALIZER;
 static file_mapping *mappings = NULL;
 
 static void file_mapping_let_go(file_mapping *m) {
-  if (atomic_fetch_sub(&m->holds, 1) == 1) free(m);
+  if (atomic_fetch_sub(&m->holds, 1) != 1) return;
+  free(m->buffers);
+  free(m);
 }
 
 static void file_mapping_unref(file_mapping *m) {
@@ -161,16 +171,18 @@ static void file_mapping_close(file_mapping *m) {
   if (atomic_exchange(&m->handle_open, false)) file_mapping_unref(m);
 }
 
-/* No more views (the handle closed or collected): the weak reference goes; the buffer lives on while views do. */
-static void file_mapping_drop_buffer(napi_env env, file_mapping *m) {
-  if (!m->buffer) return;
-  napi_delete_reference(env, m->buffer);
-  m->buffer = NULL;
+/* No more views (the handle closed or collected): the weak references go; the buffers live on while views do. */
+static void file_mapping_drop_buffers(napi_env env, file_mapping *m) {
+  for (size_t i = 0; i < m->segments; i++) {
+    if (!m->buffers[i]) continue;
+    napi_delete_reference(env, m->buffers[i]);
+    m->buffers[i] = NULL;
+  }
 }
 
 static void file_mapping_handle_finalize(napi_env env, void *data, void *hint) {
   (void)hint;
-  file_mapping_drop_buffer(env, (file_mapping *)data);
+  file_mapping_drop_buffers(env, (file_mapping *)data);
   file_mapping_close((file_mapping *)data);
   file_mapping_let_go((file_mapping *)data);
 }
@@ -292,7 +304,13 @@ napi_value open_mapping(napi_env env, napi_callback_info info) {
   atomic_init(&m->refs, 1);
   atomic_init(&m->holds, 2);
   atomic_init(&m->handle_open, true);
-  m->buffer = NULL;
+  m->segments = (m->size + MAPPING_STRIDE - 1) / MAPPING_STRIDE;
+  m->buffers = (napi_ref *)calloc(m->segments, sizeof(napi_ref));
+  if (!m->buffers) {
+    free(m);
+    munmap(base, length);
+    return result;
+  }
   pthread_mutex_lock(&mappings_lock);
   m->next = mappings;
   mappings = m;
@@ -318,7 +336,7 @@ napi_value close_mapping(napi_env env, napi_callback_info info) {
   GET_ARGS(1, "closeMapping");
   file_mapping *m;
   if (napi_get_value_external(env, argv[0], (void **)&m) == napi_ok) {
-    file_mapping_drop_buffer(env, m);
+    file_mapping_drop_buffers(env, m);
     file_mapping_close(m);
   }
   return NULL;
@@ -366,21 +384,35 @@ napi_value map_range(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "GEMMA3_NATIVE", "mapRange: a closed mapping, or a range outside the mapped file");
     return NULL;
   }
+  const size_t offset = (size_t)offset_d, length = (size_t)length_d;
+  const size_t segment = offset / MAPPING_STRIDE, segment_start = segment * MAPPING_STRIDE;
+  const size_t segment_bytes = m->size - segment_start < MAPPING_WINDOW ? m->size - segment_start : MAPPING_WINDOW;
+  if (offset + length > segment_start + segment_bytes) {
+    /* Longer than WINDOW − STRIDE (a 27B's embedding): a buffer of its own. */
+    atomic_fetch_add(&m->refs, 1);
+    if (napi_create_external_arraybuffer(env, m->base + offset, length, file_mapping_finalize, m, &ab) != napi_ok) {
+      file_mapping_unref(m);
+      return NULL; /* the exception (a view too large for this Node.js) is pending */
+    }
+    CHECK(napi_create_typedarray(env, napi_uint8_array, length, ab, 0, &result));
+    return result;
+  }
   ab = NULL;
-  if (m->buffer && (napi_get_reference_value(env, m->buffer, &ab) != napi_ok || ab == NULL)) {
-    file_mapping_drop_buffer(env, m); /* collected with its last view */
+  napi_ref *ref = &m->buffers[segment];
+  if (*ref && (napi_get_reference_value(env, *ref, &ab) != napi_ok || ab == NULL)) {
+    napi_delete_reference(env, *ref); /* collected with its last view */
+    *ref = NULL;
     ab = NULL;
   }
   if (ab == NULL) {
     atomic_fetch_add(&m->refs, 1);
-    if (napi_create_external_arraybuffer(env, m->base, m->size, file_mapping_finalize, m, &ab) != napi_ok) {
+    if (napi_create_external_arraybuffer(env, m->base + segment_start, segment_bytes, file_mapping_finalize, m, &ab) != napi_ok) {
       file_mapping_unref(m);
-      CHECK(napi_get_null(env, &result));
-      return result;
+      return NULL;
     }
-    if (napi_create_reference(env, ab, 0, &m->buffer) != napi_ok) m->buffer = NULL;
+    if (napi_create_reference(env, ab, 0, ref) != napi_ok) *ref = NULL;
   }
-  CHECK(napi_create_typedarray(env, napi_uint8_array, (size_t)length_d, ab, (size_t)offset_d, &result));
+  CHECK(napi_create_typedarray(env, napi_uint8_array, length, ab, offset - segment_start, &result));
   return result;
 }
 
