@@ -135,8 +135,10 @@ test('the addon\'s K-quant quantizers write the bytes of the TypeScript ones (gg
 // One activation row (decode) streams the weights with its own tile shapes and prefetches;
 // it must give exactly what a batch gives for the same row. Rows of 16 KiB and more go four at a
 // time, 13 and 203 rows leave partial tiles, and 3 threads split the chunks unevenly.
-test('matMul with one or two activation rows equals the batched product of those rows, and a 70-row prompt each row alone, bit for bit (float types)', { skip }, () => {
+test('matMul with one or two activation rows equals the batched product of those rows, and a 70-row prompt each row alone, bit for bit (float types)', { skip }, (t) => {
   const rng = new Rng(5);
+  const packedPrompts = native?.info.kernels === 'avx2-packed';
+  if (packedPrompts) t.diagnostic('70-row prompts not compared: GEMMA3_NATIVE_KERNELS=avx2-packed rounds prompts of 16+ rows differently by design');
   for (const dtype of ['f32', 'bf16', 'f16'] as const) {
     for (const [rows, cols] of [[13, 8192 + 35], [203, 2560 + 7], [8, 4099], [29, 21]]) {
       const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
@@ -147,17 +149,19 @@ test('matMul with one or two activation rows equals the batched product of those
       const pair = new Float32Array(2 * rows);
       native!.matMul(pair, w, new Float32Array([...x, ...x]), 2);
       assert.deepEqual(pair, batched.subarray(0, 2 * rows), `${dtype} ${rows}x${cols}: batch 2`);
-      // A prompt (more than eight rows: BF16 / F16 weights widened a block of columns at a time
-      // on AVX2), 70 distinct rows across the 64-row activation block: each row as if alone.
-      const prompt = randn(rng, 70 * cols);
-      prompt.set(x, 0);
-      const many = new Float32Array(70 * rows);
-      native!.matMul(many, w, prompt, 70);
-      assert.deepEqual(many.subarray(0, rows), batched.subarray(0, rows), `${dtype} ${rows}x${cols}: batch 70, row 0`);
-      for (const n of [5, 63, 64, 69]) {
-        const alone = new Float32Array(rows);
-        native!.matMul(alone, w, prompt.subarray(n * cols, (n + 1) * cols), 1);
-        assert.deepEqual(many.subarray(n * rows, (n + 1) * rows), alone, `${dtype} ${rows}x${cols}: batch 70, row ${n}`);
+      // A prompt of 70 distinct rows (across the 64-row activation block): each row as if alone.
+      // Not with the opt-in packed AVX2 prompt panels, whose rounding differs by design.
+      if (!packedPrompts) {
+        const prompt = randn(rng, 70 * cols);
+        prompt.set(x, 0);
+        const many = new Float32Array(70 * rows);
+        native!.matMul(many, w, prompt, 70);
+        assert.deepEqual(many.subarray(0, rows), batched.subarray(0, rows), `${dtype} ${rows}x${cols}: batch 70, row 0`);
+        for (const n of [5, 63, 64, 69]) {
+          const alone = new Float32Array(rows);
+          native!.matMul(alone, w, prompt.subarray(n * cols, (n + 1) * cols), 1);
+          assert.deepEqual(many.subarray(n * rows, (n + 1) * rows), alone, `${dtype} ${rows}x${cols}: batch 70, row ${n}`);
+        }
       }
       for (const threads of [2, 3, 1]) {
         (binding as { setThreads(n: number): void }).setThreads(threads);
