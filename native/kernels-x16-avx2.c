@@ -13,6 +13,7 @@
 //   unsigned sum less 128 · Σx, so the integer is the VNNI kernel's.
 #include "kernels.h"
 #include "repack.h"
+#include "x16-driver-256.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -93,38 +94,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
   }
 }
 
-void matmul_rows_x16_avx2(const matmul_args *a, int r0, int r1) {
-  const int nb = a->cols / 32;
-  const int q4 = a->dtype == DT_Q4_0_X16;
-  const size_t group_bytes = (size_t)nb * (q4 ? 288 : 544);
-  const q8_block *x = (const q8_block *)a->x;
-  __m256 acc[2 * TILE_N];
-  for (int c0 = 0; c0 < a->batch; c0 += X16_ACT_CHUNK) {
-    const int c1 = a->batch - c0 < X16_ACT_CHUNK ? a->batch : c0 + X16_ACT_CHUNK;
-    for (int g = r0 / 16; g * 16 < r1; g++) {
-      const uint8_t *gp = a->w + (size_t)g * group_bytes;
-      int lo, hi;
-      x16_group_lanes(g, r0, r1, &lo, &hi);
-      for (int n = c0; n < c1; n += TILE_N) {
-        const int N = c1 - n < TILE_N ? c1 - n : TILE_N;
-        const q8_block *xn = x + (size_t)n * nb;
-        /* The first pass over a group reads it from memory: prefetched ahead. */
-        const int first = n == c0;
-        if (q4 && N == 2) tile_q4(gp, nb, xn, 2, acc, first);
-        else if (q4) tile_q4(gp, nb, xn, 1, acc, first);
-        else if (N == 2) tile_q8(gp, nb, xn, 2, acc, first);
-        else tile_q8(gp, nb, xn, 1, acc, first);
-        float *o = a->out + (g * 16 - a->row_start);
-        for (int j = 0; j < N; j++) {
-          float lanes[16];
-          _mm256_storeu_ps(lanes, acc[2 * j]);
-          _mm256_storeu_ps(lanes + 8, acc[2 * j + 1]);
-          for (int i = lo; i < hi; i++) o[(size_t)(n + j) * a->out_stride + i] = lanes[i];
-        }
-      }
-    }
-  }
-}
+X16_DRIVER_256(matmul_rows_x16_avx2, tile_q4, tile_q8, TILE_N)
 
 #pragma GCC pop_options
 #else

@@ -171,6 +171,15 @@ int cpu_has_avx2(void) {
 #endif
 }
 
+int cpu_has_avx_vnni(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avxvnni") && cpu_has_avx2();
+#else
+  return 0;
+#endif
+}
+
 int cpu_has_avx512(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();

@@ -63,6 +63,9 @@ void matmul_rows_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_x16(const matmul_args *a, int r0, int r1);
 /** The x16 layouts with AVX2 (kernels-x16-avx2.c): every result bit the same as matmul_rows_x16's. */
 void matmul_rows_x16_avx2(const matmul_args *a, int r0, int r1);
+/** The same with 256-bit dpbusd (kernels-x16-vnni256.c): AVX-VNNI (VEX), and its EVEX twin for AVX-512 CPUs (tests). */
+void matmul_rows_x16_avxvnni(const matmul_args *a, int r0, int r1);
+void matmul_rows_x16_vnni256_evex(const matmul_args *a, int r0, int r1);
 /** Q4_0 / Q8_0 in the row layout (rows % 16 == 0) through the x16 kernel, bit for bit. */
 void matmul_rows_x16_from_rows(const matmul_args *a, int r0, int r1);
 /** repack_x16 (rows % 16 == 0) with AVX-512: the same bytes, for copies made while serving. */
@@ -110,5 +113,7 @@ uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);
 int cpu_has_avx512(void);
+/** AVX-VNNI (256-bit dpbusd, VEX): Intel Alder Lake and later cores, AMD Zen 5. */
+int cpu_has_avx_vnni(void);
 
 #endif

@@ -90,17 +90,17 @@ export interface ProductCase { dtype: WeightMatrix['dtype']; rows: number; cols:
 
 /**
  * The outputs of `cases` computed in a child process with the AVX2 kernels forced
- * (GEMMA3_NATIVE_KERNELS=avx2), each matrix through prepareMatrix as a model's would be. `expect`
+ * (GEMMA3_NATIVE_KERNELS=avx2, or avx2-vnni: the x16 products with 256-bit dpbusd), each matrix through prepareMatrix as a model's would be. `expect`
  * is checked against the child's backend info first (e.g. that the x16 or K-quant kernels it
  * should run are the ones chosen), so a comparison never passes for code that did not run; with
  * 'kquant-x16' every matrix whose rows are a multiple of 16 must also come back in the x16 layout.
  */
-export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x16' | 'kquant' | 'kquant-x16'): Promise<Float32Array[]> {
+export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x16' | 'kquant' | 'kquant-x16', kernels: 'avx2' | 'avx2-vnni' = 'avx2'): Promise<Float32Array[]> {
   const dir = mkdtempSync(join(tmpdir(), 'gemma3-avx2-child-'));
   try {
     writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer, c.x.byteOffset, c.x.byteLength).toString('base64') }))));
     const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
-    const check = expect === 'x16' ? "be.info.kernels === 'avx2' && be.info.x16"
+    const check = expect === 'x16' ? `be.info.kernels === '${kernels}' && be.info.x16`
       : expect === 'kquant-x16' ? "be.info.kquantX16 && be.info.kquantKernels === 'avx2'" : "be.info.kquantKernels === 'avx2'";
     const child = `
       import { readFileSync, writeFileSync } from 'node:fs';
@@ -122,7 +122,7 @@ export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x
       });
       writeFileSync(${JSON.stringify(join(dir, 'outs.json'))}, JSON.stringify(outs));`;
     const code = await new Promise<number | null>((resolve) => {
-      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: 'avx2' }, stdio: ['ignore', 'inherit', 'inherit'] });
+      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GEMMA3_NATIVE_KERNELS: kernels }, stdio: ['ignore', 'inherit', 'inherit'] });
       p.on('exit', resolve);
     });
     assert.equal(code, 0, 'the AVX2 child ran');

@@ -68,6 +68,11 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
   const { kernels, x16, kquantX16 } = native!.info;
   if (forced === 'generic') assert.equal(kernels, 'generic');
   if (forced === 'avx2') assert.ok(kernels === 'avx2' || kernels === 'generic', kernels);
+  if (forced === 'avx2-vnni' && flags && flags.size > 0 && process.arch === 'x64') {
+    // The 256-bit dpbusd x16 kernel: AVX-VNNI's encoding, or on an AVX-512 VNNI CPU its EVEX twin.
+    const vnni256 = flags.has('avx_vnni') || ['avx512vl', 'avx512_vnni'].every((f) => flags.has(f));
+    assert.equal(kernels, vnni256 ? 'avx2-vnni' : 'avx2', 'forced avx2-vnni');
+  }
   if (forced === 'generic' || forced === 'norepack') {
     assert.equal(x16, false, `forced ${forced}`);
     assert.equal(kquantX16, false, `forced ${forced}: no K-quant x16 layout`);
@@ -80,7 +85,8 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
   if (flags && flags.size > 0 && process.arch === 'x64' && forced === undefined) {
     const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512_vnni', 'avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     const avx2 = ['avx2', 'fma', 'f16c'].every((f) => flags.has(f));
-    assert.equal(kernels, avx512 ? 'avx512' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
+    const avxVnni = avx2 && flags.has('avx_vnni');
+    assert.equal(kernels, avx512 ? 'avx512' : avxVnni ? 'avx2-vnni' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
     assert.equal(x16, avx2, 'x16 layouts on AVX-512 VNNI and on AVX2');
     assert.equal(kquantX16, avx2, 'the K-quant x16 layout on AVX-512 VNNI and on AVX2');
     assert.equal(native!.info.x16Views, avx512, 'views in the row layout through the x16 kernel: AVX-512 VNNI only');
@@ -142,6 +148,31 @@ for (const dtype of ['q8_0', 'q4_0'] as const) {
     }
   });
 }
+
+// AVX-VNNI CPUs (Intel since Alder Lake, without AVX-512) run the x16 products with 256-bit
+// dpbusd. This machine may lack AVX-VNNI: GEMMA3_NATIVE_KERNELS=avx2-vnni runs the same kernel
+// body in its EVEX encoding (AVX-512 VNNI + VL), the same instruction's semantics.
+const vnni256Skip = skip || (native!.info.kernels === 'avx512' && native!.info.x16 ? false
+  : `the AVX-512 VNNI x16 kernels are not chosen here ('${native!.info.kernels}' kernels): nothing to compare the 256-bit VNNI ones with, and no EVEX twin to run`);
+test('the 256-bit VNNI x16 kernels (AVX-VNNI\'s body, here in its EVEX encoding) give the AVX-512 VNNI x16 kernels\' results bit for bit', { skip: vnni256Skip, timeout: 60_000 }, async () => {
+  const rng = new Rng(78);
+  const cases: { dtype: 'q4_0' | 'q8_0'; rows: number; cols: number; batch: number; w: Uint8Array; x: Float32Array }[] = [];
+  for (const dtype of ['q4_0', 'q8_0'] as const) {
+    for (const [batch, rows, cols] of [[1, 48, 2592], [2, 16, 64], [3, 32, 160], [70, 32, 96], [5, 64, 1024]] as const) {
+      const w = makeMatrix(dtype, rows, cols, randn(rng, rows * cols, 0.1));
+      // Extreme quants: Q8_0 bytes of -128 and 127, Q4_0 nibbles of 0 and 15, in the first block.
+      if (dtype === 'q8_0') for (let i = 0; i < 32; i++) w.data[2 + i] = i % 2 ? 0x80 : 0x7f;
+      else for (let i = 0; i < 16; i++) w.data[2 + i] = i % 2 ? 0xf0 : 0x0f;
+      cases.push({ dtype, rows, cols, batch, w: w.data, x: randn(rng, batch * cols) });
+    }
+  }
+  const outs = await productsWithAvx2(cases, 'x16', 'avx2-vnni');
+  for (const [i, c] of cases.entries()) {
+    const out = new Float32Array(c.batch * c.rows);
+    native!.matMul(out, native!.prepareMatrix({ dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w.slice() }), c.x, c.batch);
+    assert.deepEqual(outs[i], out, `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols}`);
+  }
+});
 
 // One layout, two instruction sets: a model repacked on an AVX2 machine computes what it computes
 // on an AVX-512 one. A child process with the AVX2 kernels forced multiplies the same matrices.

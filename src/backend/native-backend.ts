@@ -101,7 +101,10 @@ export class NativeBackend implements Backend {
     this.mappedCopies = new MappedMatrixCopies(binding, (dtype) => NATIVE_DTYPES[dtype]!);
   }
 
-  /** Which SIMD kernels the CPU got ('avx512', 'avx2' or 'generic'; 'avx2-packed' when forced), the thread count and the x16 layouts' use. */
+  /**
+   * Which SIMD kernels the CPU got ('avx512', 'avx2', 'avx2-vnni': AVX2 with the x16 products on
+   * AVX-VNNI, or 'generic'; 'avx2-packed' when forced), the thread count and the x16 layouts' use.
+   */
   get info(): NativeInfo {
     return this.binding.info();
   }
