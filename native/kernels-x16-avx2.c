@@ -51,17 +51,13 @@ static inline __attribute__((always_inline)) void tile_q4(const uint8_t *g, int 
         pairs[2 * j + 1] = _mm256_add_epi16(pairs[2 * j + 1], _mm256_add_epi16(_mm256_maddubs_epi16(lo1, xl), _mm256_maddubs_epi16(hi1, xh)));
       }
     }
-    const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
-    const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
+    __m256i sums[2 * TILE_N];
     for (int j = 0; j < N; j++) {
-      const q8_block *xb = &x[(size_t)j * nb + b];
-      const __m256i offset = _mm256_set1_epi32(-8 * xb->sum);
-      const __m256 dx = _mm256_set1_ps(xb->d);
-      const __m256i s0 = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs[2 * j], ones));
-      const __m256i s1 = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs[2 * j + 1], ones));
-      acc[2 * j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(dw0, dx), acc[2 * j]);
-      acc[2 * j + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, dx), acc[2 * j + 1]);
+      const __m256i offset = _mm256_set1_epi32(-8 * x[(size_t)j * nb + b].sum);
+      sums[2 * j] = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs[2 * j], ones));
+      sums[2 * j + 1] = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs[2 * j + 1], ones));
     }
+    X16_SCALE_BLOCK_256(g, x, nb, b, N, sums, acc);
   }
 }
 
@@ -84,13 +80,7 @@ static inline __attribute__((always_inline)) void tile_q8(const uint8_t *g, int 
         sums[2 * j + 1] = _mm256_add_epi32(sums[2 * j + 1], _mm256_madd_epi16(_mm256_maddubs_epi16(m1, _mm256_sign_epi8(xq, w1)), ones));
       }
     }
-    const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
-    const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
-    for (int j = 0; j < N; j++) {
-      const __m256 dx = _mm256_set1_ps(x[(size_t)j * nb + b].d);
-      acc[2 * j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j]), _mm256_mul_ps(dw0, dx), acc[2 * j]);
-      acc[2 * j + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j + 1]), _mm256_mul_ps(dw1, dx), acc[2 * j + 1]);
-    }
+    X16_SCALE_BLOCK_256(g, x, nb, b, N, sums, acc);
   }
 }
 

@@ -36,13 +36,7 @@ static inline __attribute__((always_inline)) void X16V_FN(_tile_q4)(const uint8_
         sums[2 * j + 1] = X16_VNNI256_DPBUSD(X16_VNNI256_DPBUSD(sums[2 * j + 1], lo1, xl), hi1, xh);
       }
     }
-    const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
-    const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
-    for (int j = 0; j < N; j++) {
-      const __m256 dx = _mm256_set1_ps(x[(size_t)j * nb + b].d);
-      acc[2 * j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j]), _mm256_mul_ps(dw0, dx), acc[2 * j]);
-      acc[2 * j + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j + 1]), _mm256_mul_ps(dw1, dx), acc[2 * j + 1]);
-    }
+    X16_SCALE_BLOCK_256(g, x, nb, b, N, sums, acc);
   }
 }
 
@@ -64,13 +58,7 @@ static inline __attribute__((always_inline)) void X16V_FN(_tile_q8)(const uint8_
         sums[2 * j + 1] = X16_VNNI256_DPBUSD(sums[2 * j + 1], u1, xq);
       }
     }
-    const __m256 dw0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));
-    const __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g + 16)));
-    for (int j = 0; j < N; j++) {
-      const __m256 dx = _mm256_set1_ps(x[(size_t)j * nb + b].d);
-      acc[2 * j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j]), _mm256_mul_ps(dw0, dx), acc[2 * j]);
-      acc[2 * j + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[2 * j + 1]), _mm256_mul_ps(dw1, dx), acc[2 * j + 1]);
-    }
+    X16_SCALE_BLOCK_256(g, x, nb, b, N, sums, acc);
   }
 }
 

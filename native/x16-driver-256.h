@@ -5,6 +5,20 @@
 #ifndef GEMMA3_X16_DRIVER_256_H
 #define GEMMA3_X16_DRIVER_256_H
 
+/* acc[2j + h] += (dw_h · d_x) · sums[2j + h] for block b of a group at g (its sixteen f16 scales
+   first) and activation rows j < N: every kernel's float step, in the same order. A macro, not
+   a function: it runs inside each kernel's own target. */
+#define X16_SCALE_BLOCK_256(g, x, nb, b, N, sums, acc)                                                                   \
+  do {                                                                                                                 \
+    const __m256 dw0_ = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(g)));                                        \
+    const __m256 dw1_ = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((g) + 16)));                                 \
+    for (int j_ = 0; j_ < (N); j_++) {                                                                                 \
+      const __m256 dx_ = _mm256_set1_ps((x)[(size_t)j_ * (nb) + (b)].d);                                               \
+      (acc)[2 * j_] = _mm256_fmadd_ps(_mm256_cvtepi32_ps((sums)[2 * j_]), _mm256_mul_ps(dw0_, dx_), (acc)[2 * j_]);    \
+      (acc)[2 * j_ + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps((sums)[2 * j_ + 1]), _mm256_mul_ps(dw1_, dx_), (acc)[2 * j_ + 1]); \
+    }                                                                                                                  \
+  } while (0)
+
 #define X16_DRIVER_256(NAME, TILE_Q4, TILE_Q8, TILE_N)                                                                  \
   void NAME(const matmul_args *a, int r0, int r1) {                                                                    \
     const int nb = a->cols / 32;                                                                                       \
