@@ -469,12 +469,10 @@ napi_value repack_later(napi_env env, napi_callback_info info) {
 /* repackResult(handle) → the finished x16 copy (a Uint8Array, once), null while it is being
    made, false if it failed (or was already taken). */
 napi_value repack_result(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  GET_ARGS(1, "repackResult");
   repack_handle *h;
   napi_value result;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&h) != napi_ok) {
+  if (napi_get_value_external(env, argv[0], (void **)&h) != napi_ok) {
     napi_throw_type_error(env, "GEMMA3_NATIVE", "repackResult takes a handle of repackLater");
     return NULL;
   }
@@ -482,9 +480,6 @@ napi_value repack_result(napi_env env, napi_callback_info info) {
     CHECK(napi_get_boolean(env, false, &result));
     return result;
   }
-  bool wait = false;
-  if (argc >= 2) napi_get_value_bool(env, argv[1], &wait);
-  if (wait) repack_wait(h->job);
   const int state = repack_state(h->job);
   if (state == REPACK_QUEUED || state == REPACK_RUNNING) {
     CHECK(napi_get_null(env, &result));

@@ -99,7 +99,7 @@ static void *worker_main(void *arg) {
     }
     unref_locked(j); /* the queue's reference */
   }
-  /* Stopping: what is still queued is dropped (and whoever waits on it hears so). */
+  /* Stopping: what is still queued is dropped. */
   while (head) {
     repack_job *j = head;
     head = j->next;
@@ -107,7 +107,6 @@ static void *worker_main(void *arg) {
     unref_locked(j);
   }
   tail = NULL;
-  pthread_cond_broadcast(&settled);
   pthread_mutex_unlock(&lock);
   return NULL;
 }
@@ -160,12 +159,6 @@ uint8_t *repack_take(repack_job *j, size_t *length) {
   }
   pthread_mutex_unlock(&lock);
   return p;
-}
-
-void repack_wait(repack_job *j) {
-  pthread_mutex_lock(&lock);
-  while (j->state == REPACK_QUEUED || j->state == REPACK_RUNNING) pthread_cond_wait(&settled, &lock);
-  pthread_mutex_unlock(&lock);
 }
 
 void repack_release(repack_job *j) {

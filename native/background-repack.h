@@ -24,8 +24,6 @@ repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, vo
 int repack_state(repack_job *j);
 /** The finished copy (the caller then owns and unmaps it), or NULL if it is not finished. */
 uint8_t *repack_take(repack_job *j, size_t *length);
-/** Blocks until j is no longer queued or running (done, or failed). */
-void repack_wait(repack_job *j);
 /** Drops the caller's reference, after waiting for the job if it is running (src is then free). */
 void repack_release(repack_job *j);
 /**

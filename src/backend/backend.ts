@@ -97,9 +97,8 @@ export interface Backend {
    * a prompt chunk also multiplies several rows, but of one stream. A backend may lay its weights
    * out here (the native one starts background copies of mapped weights for several streams, and
    * swaps finished copies in on every call), so that its products never do such bookkeeping.
-   * `rows`: the pass's activation rows (all streams' tokens), when a pass is about to run.
    */
-  prepareForStreams?(streams: number, rows?: number): void;
+  prepareForStreams?(streams: number): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */

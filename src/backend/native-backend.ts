@@ -52,7 +52,7 @@ interface NativeBinding {
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
-  repackResult(handle: object, wait?: boolean): Uint8Array | null | false;
+  repackResult(handle: object): Uint8Array | null | false;
   setThreads(n: number): void;
   openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
@@ -136,8 +136,8 @@ export class NativeBackend implements Backend {
   }
 
   /** Several streams start the copies of mapped matrices; every call serves the finished ones from then on. */
-  prepareForStreams(streams: number, rows?: number): void {
-    this.mappedCopies.prepareForStreams(streams, rows);
+  prepareForStreams(streams: number): void {
+    this.mappedCopies.prepareForStreams(streams);
   }
 
   /** Whether Q4_K / Q5_K / Q6_K matrices (rows % 16 == 0) move to the K-quant x16 layout in prepareMatrix. */

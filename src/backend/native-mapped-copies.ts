@@ -7,13 +7,9 @@ import type { WeightMatrix } from './backend.js';
 /** The addon's background-copy calls (native/background-repack.c). */
 export interface BackgroundCopyBinding {
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
-  /** The finished copy, null while it is being made (wait: block until it is not), false if it failed. */
-  repackResult(handle: object, wait?: boolean): Uint8Array | null | false;
+  repackResult(handle: object): Uint8Array | null | false;
   releaseView(view: Uint8Array): void;
 }
-
-/** Rows of a pass from which it waits for the copies under way (see prepareForStreams). */
-const WAIT_FOR_COPIES_ROWS = 64;
 
 /** A matrix served from a file mapping in the row layout, and its x16 copy's job. */
 interface MappedMatrix {
@@ -71,20 +67,13 @@ export class MappedMatrixCopies {
     return this.mapped.filter((m) => m.handle !== null).length;
   }
 
-  /**
-   * Several streams start the copies (the first time); every call serves the finished ones from
-   * then on. A pass of `rows` ≥ WAIT_FOR_COPIES_ROWS (a prompt) first waits for the copies under
-   * way: its products over the views would run on the row kernels (2-3x slower for K-quants)
-   * while the copies take the same cores, which cost more than the wait (AVX2, Q4_K_M prompt
-   * rounds 28.3-35.6 t/s, the slow ones started with copies pending). Short passes (the first
-   * token of a short prompt, decode steps) never wait.
-   */
-  prepareForStreams(streams: number, rows = streams): void {
+  /** Several streams start the copies (the first time); every call serves the finished ones from then on. */
+  prepareForStreams(streams: number): void {
     if (streams > 1 && !this.copiesStarted && this.mapped.length > 0) {
       this.copiesStarted = true;
       for (const m of [...this.mapped]) if (m.handle === null) this.startCopy(m);
     }
-    this.adoptCopies(rows >= WAIT_FOR_COPIES_ROWS);
+    this.adoptCopies();
   }
 
   private startCopy(m: MappedMatrix): void {
@@ -96,9 +85,9 @@ export class MappedMatrixCopies {
     }
   }
 
-  /** Serves m's copy if it is finished (or drops the entry if it failed); false while it is being made (wait: never). */
-  private adopt(m: MappedMatrix, wait = false): boolean {
-    const copy = this.binding.repackResult(m.handle!, wait);
+  /** Serves m's copy if it is finished (or drops the entry if it failed); false while it is being made. */
+  private adopt(m: MappedMatrix): boolean {
+    const copy = this.binding.repackResult(m.handle!);
     if (copy === null) return false;
     if (copy !== false) {
       const view = m.matrix.data;
@@ -110,11 +99,11 @@ export class MappedMatrixCopies {
     return true;
   }
 
-  /** Takes every finished background copy (two threads make them, in the order they were queued); wait: every one under way. */
-  private adoptCopies(wait = false): void {
+  /** Takes every finished background copy (two threads make them, in the order they were queued). */
+  private adoptCopies(): void {
     for (let i = 0; i < this.mapped.length; i++) {
       const m = this.mapped[i]!;
-      if (m.handle !== null && this.adopt(m, wait)) this.mapped.splice(i--, 1);
+      if (m.handle !== null && this.adopt(m)) this.mapped.splice(i--, 1);
     }
   }
 }

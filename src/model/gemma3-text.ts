@@ -140,8 +140,8 @@ export class Gemma3TextDecoder {
     const total = pieces.reduce((n, p) => n + p.end - p.begin, 0);
     if (this.ws.capacity < total) this.ws = new Workspace(total, c);
     const ws = this.ws;
-    // One stream or several in this pass, and how many rows: the backend may lay its weights out for that.
-    this.backend.prepareForStreams?.(pieces.length, total);
+    // One stream or several in this pass: the backend may lay its weights out for that.
+    this.backend.prepareForStreams?.(pieces.length);
 
     const layout: RowSegment[] = [];
     const positions: number[] = [];
