@@ -269,25 +269,11 @@ napi_value open_mapping(napi_env env, napi_callback_info info) {
     if (fd >= 0) close(fd);
     return result;
   }
-  const size_t huge = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
-  const size_t length = ((size_t)st.st_size + page - 1) / page * page;
-  char *reserved = (char *)mmap(NULL, length + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (reserved == MAP_FAILED) {
-    close(fd);
-    return result;
-  }
-  char *base = (char *)(((uintptr_t)reserved + huge - 1) & ~(uintptr_t)(huge - 1));
-  char *p = (char *)mmap(base, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  /* Pages read from disk into a region advised for huge pages arrive in 2 MiB folios. */
+  size_t length;
+  char *base = (char *)huge_region((size_t)st.st_size, fd, &length);
   close(fd);
-  if (p == MAP_FAILED) {
-    munmap(reserved, length + huge);
-    return result;
-  }
-  if (base > reserved) munmap(reserved, (size_t)(base - reserved));
-  if (reserved + length + huge > base + length) munmap(base + length, (size_t)(reserved + length + huge - (base + length)));
-#ifdef MADV_HUGEPAGE
-  madvise(base, length, MADV_HUGEPAGE); /* pages read from disk here arrive in 2 MiB folios */
-#endif
+  if (!base) return result;
   size_t huge_bytes = 0;
   if (want_populate) {
     populate(base, length, MADV_POPULATE_READ);
@@ -508,7 +494,7 @@ napi_value alloc_huge(napi_env env, napi_callback_info info) {
   if (argc >= 2) napi_get_value_bool(env, argv[1], &want_populate);
   const size_t bytes = (size_t)bytes_d;
   size_t length;
-  void *p = huge_region(bytes, &length);
+  void *p = huge_region(bytes, -1, &length);
   if (!p) return result;
   if (want_populate) populate(p, length, MADV_POPULATE_WRITE);
   napi_value array = pages_array(env, p, length, bytes);

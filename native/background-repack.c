@@ -36,13 +36,13 @@ void drop_whole_pages(const void *p, size_t bytes) {
   const uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1), to = ((uintptr_t)p + bytes) & ~(page - 1);
   if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
 }
-void *huge_region(size_t bytes, size_t *length_out) {
+void *huge_region(size_t bytes, int fd, size_t *length_out) {
   const size_t huge = (size_t)2 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
   const size_t length = (bytes + page - 1) / page * page;
   char *reserved = (char *)mmap(NULL, length + huge, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (reserved == MAP_FAILED) return NULL;
   char *base = (char *)(((uintptr_t)reserved + huge - 1) & ~(uintptr_t)(huge - 1));
-  if (mmap(base, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+  if (mmap(base, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | (fd < 0 ? MAP_ANONYMOUS : 0), fd, 0) == MAP_FAILED) {
     munmap(reserved, length + huge);
     return NULL;
   }
@@ -58,7 +58,7 @@ void *huge_region(size_t bytes, size_t *length_out) {
 static void run_job(repack_job *j) {
   const size_t huge = (size_t)2 << 20;
   size_t length;
-  void *p = huge_region(repacked_bytes(j->dtype, j->rows, j->cols), &length);
+  void *p = huge_region(repacked_bytes(j->dtype, j->rows, j->cols), -1, &length);
   if (!p) return;
   /* In slices of groups, so the source can be released behind the copy. */
   const size_t group_bytes = 16 * row_bytes(j->dtype, j->cols);

@@ -32,11 +32,12 @@ void repack_release(repack_job *j);
  */
 void drop_whole_pages(const void *p, size_t bytes);
 /**
- * Anonymous memory for `bytes` (whole pages, *length) starting on a 2 MiB boundary and advised
- * for transparent huge pages: its whole 2 MiB stretches get huge pages, the tail 4 KiB ones
- * (rounding each region up to 2 MiB held a whole huge page per tail); NULL if it cannot.
+ * `bytes` (whole pages, *length) of anonymous memory (fd < 0) or of the file fd mapped privately,
+ * starting on a 2 MiB boundary and advised for transparent huge pages: its whole 2 MiB stretches
+ * get huge pages, the tail 4 KiB ones (rounding each region up to 2 MiB held a whole huge page
+ * per tail); NULL if it cannot.
  */
-void *huge_region(size_t bytes, size_t *length);
+void *huge_region(size_t bytes, int fd, size_t *length);
 /** Stops the workers; queued jobs fail. */
 void repack_shutdown(void);
 #endif
