@@ -136,6 +136,23 @@ static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, in
   }
 }
 
+/* The end of a Q6_K half super-block for one activation row: isum less 32 · Σ_g sc_g · bsum_g
+   (the −32 offset: the sixteen groups' scales as sign-extended int16 pairs against words 4..11),
+   then the float step into s[0..1]. */
+static inline __attribute__((always_inline)) void q6k_step(__m256 d, const uint8_t *scales, const q8k_block *x, const int32_t *words, __m256i isum,
+                                                            __m256d s[2]) {
+  __m256i bsc = _mm256_setzero_si256();
+  #pragma GCC unroll 4
+  for (int w = 0; w < 4; w++) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(scales + 64 * w));
+    const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8);
+    bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(even, _mm256_set1_epi32(words[2 * w])));
+    bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(odd, _mm256_set1_epi32(words[2 * w + 1])));
+  }
+  const __m256i total = _mm256_sub_epi32(isum, _mm256_slli_epi32(bsc, 5));
+  float_step(d, d, x->d, total, total, 0, s);
+}
+
 /* Rows 8h..8h+7 of one Q6_K group super-block. Quarter k of part P (values 128P .. 128P + 127)
    holds values 128P + 32k + l (l < 32): quants (ql low nibble for k < 2, high for k ≥ 2, of ql
    byte 64P + 32·(k % 2) + l) | (qh byte 32P + l, bit pair k) << 4; 16-value group 8P + 2k + l / 16.
@@ -183,19 +200,7 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
   }
   const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h)));
   #pragma GCC unroll 4
-  for (int n = 0; n < N; n++) {
-    /* Σ_g sc_g · bsum_g over the sixteen groups, on sign-extended int16 pairs (words 4..11). */
-    __m256i bsc = _mm256_setzero_si256();
-    #pragma GCC unroll 4
-    for (int w = 0; w < 4; w++) {
-      const __m256i v = _mm256_loadu_si256((const __m256i *)(scales + 64 * w));
-      const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8);
-      bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(even, _mm256_set1_epi32(words[n][2 * w])));
-      bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(odd, _mm256_set1_epi32(words[n][2 * w + 1])));
-    }
-    const __m256i total = _mm256_sub_epi32(isum[n], _mm256_slli_epi32(bsc, 5));
-    float_step(d, d, x[n]->d, total, total, 0, s[n] + 2 * h);
-  }
+  for (int n = 0; n < N; n++) q6k_step(d, scales, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
 /* One activation row (decode): the same sums as q6k_half with N = 1, but each (ql, ql + 32, qh)
@@ -244,17 +249,7 @@ static inline __attribute__((always_inline)) void q6k_half_one_row(const uint8_t
       }
     }
   }
-  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h)));
-  __m256i bsc = _mm256_setzero_si256();
-  #pragma GCC unroll 4
-  for (int w = 0; w < 4; w++) {
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(scales + 64 * w));
-    const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), odd = _mm256_srai_epi16(v, 8);
-    bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(even, _mm256_set1_epi32(words[2 * w])));
-    bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(odd, _mm256_set1_epi32(words[2 * w + 1])));
-  }
-  const __m256i total = _mm256_sub_epi32(isum, _mm256_slli_epi32(bsc, 5));
-  float_step(d, d, x->d, total, total, 0, s + 2 * h);
+  q6k_step(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h))), scales, x, words, isum, s + 2 * h);
 }
 
 /* Group `gp` (nb super-blocks) against activation rows xn[0..N) (words: theirs, KX16_WORDS per
