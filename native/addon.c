@@ -453,7 +453,6 @@ static napi_value init(napi_env env, napi_value exports) {
   init_f16_table();
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
   int level = 0; /* 0 generic C, 1 AVX2 + FMA, 2 AVX-512: every kernel family follows it */
-  int vnni_x16 = 0; /* AVX2 level with the x16 products on 256-bit dpbusd */
   if (force && strcmp(force, "generic") == 0) {
     matmul_plan_set_kernels(matmul_rows_generic, NULL, NULL);
     kernel_name = "generic";
@@ -463,18 +462,20 @@ static napi_value init(napi_env env, napi_value exports) {
     kernel_name = "avx512";
     level = 2;
   } else if (cpu_has_avx2()) {
+    kernel_name = "avx2";
     if (force && strcmp(force, "norepack") == 0) matmul_plan_set_kernels(matmul_rows_avx2, NULL, NULL);
-    else if (force && strcmp(force, "avx2-packed") == 0) matmul_plan_set_kernels(matmul_rows_avx2_packed, matmul_rows_x16_avx2, NULL);
-    else {
+    else if (force && strcmp(force, "avx2-packed") == 0) {
+      matmul_plan_set_kernels(matmul_rows_avx2_packed, matmul_rows_x16_avx2, NULL);
+      kernel_name = "avx2-packed";
+    } else {
       /* The x16 Q4_0 / Q8_0 products with 256-bit dpbusd: AVX-VNNI where the CPU has it (unless
          plain AVX2 is forced); forced as avx2-vnni on an AVX-512 CPU, its EVEX twin. */
       const int forced_vnni = force && strcmp(force, "avx2-vnni") == 0;
       const matmul_rows_fn vnni = cpu_has_avx_vnni() && (!force || forced_vnni) ? matmul_rows_x16_avxvnni
                                   : forced_vnni && cpu_has_avx512() ? matmul_rows_x16_vnni256_evex : NULL;
       matmul_plan_set_kernels(matmul_rows_avx2, vnni ? vnni : matmul_rows_x16_avx2, NULL);
-      vnni_x16 = vnni != NULL;
+      if (vnni) kernel_name = "avx2-vnni";
     }
-    kernel_name = force && strcmp(force, "avx2-packed") == 0 ? "avx2-packed" : vnni_x16 ? "avx2-vnni" : "avx2";
     level = 1;
   }
   /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level (the
