@@ -1,6 +1,6 @@
 // Q4_K and Q6_K weights as stored (llama.cpp's 256-value super-blocks) times activations in Q8_K,
-// a generic C path and an AVX2 path (per-function target, chosen at run time like kernels.c's).
-// Both compute every super-block's integer sums exactly and then, in the same order as the
+// the generic C path (the AVX2 and AVX-512 ones are kernels-kquant-avx2.c and -avx512.c).
+// All compute every super-block's integer sums exactly and then, in the same order as the
 // TypeScript twin (src/backend/q8k-activations.ts), s += (double)(d·dx)·isum − (double)(dmin·dx)·msum,
 // so the three agree bit for bit: integer sums do not depend on the order they are added in.
 #include "kernels.h"
@@ -138,77 +138,3 @@ void matmul_rows_kquant_generic(const matmul_args *a, int r0, int r1) {
   kquant_rows(a, r0, r1, a->dtype == DT_Q4_K ? dot_q4k_generic : dot_q6k_generic);
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-
-/* maddubs: unsigned weight bytes (0..15 or 0..63) times signed activations, pairs summed into
-   int16 (at most 63·128·2 = 16128: never saturates); madd by the sub-block scale widens to int32. */
-static float dot_q4k_avx2(const uint8_t *row, const q8k_block *x, int nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
-  double s = 0.0;
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *blk = row + (size_t)b * Q4_K_BLOCK_BYTES;
-    uint8_t sc[8], mn[8];
-    q4k_scales(blk + 4, sc, mn);
-    const uint8_t *q = blk + 16;
-    const int8_t *q8 = x[b].qs;
-    __m256i acc = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-      const __m256i q4 = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-      const __m256i lo = _mm256_and_si256(q4, m4);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-      const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-      const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
-    }
-    const int32_t isum = hsum_epi32(acc);
-    const float d = f16_table[blk[0] | (blk[1] << 8)], dmin = f16_table[blk[2] | (blk[3] << 8)];
-    s += (double)(d * x[b].d) * isum - (double)(dmin * x[b].d) * q4k_min_sum(mn, &x[b]);
-  }
-  return (float)s;
-}
-
-static float dot_q6k_avx2(const uint8_t *row, const q8k_block *x, int nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x03);
-  double s = 0.0;
-  for (int b = 0; b < nb; b++) {
-    const uint8_t *blk = row + (size_t)b * Q6_K_BLOCK_BYTES;
-    const int8_t *sc = (const int8_t *)(blk + 192);
-    __m256i acc = _mm256_setzero_si256();
-    for (int h = 0; h < 2; h++) {
-      const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h));
-      const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk + 64 * h + 32));
-      const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
-      /* Values 128h + 32k + l (l < 32), unsigned 0..63; the two 16-value halves of each have their own scale. */
-      __m256i v[4];
-      v[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-      v[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-      v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-      v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-      const int8_t *q8 = x[b].qs + 128 * h;
-      for (int k = 0; k < 4; k++) {
-        const __m256i p = _mm256_maddubs_epi16(v[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * k)));
-        const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
-      }
-    }
-    const int32_t isum = hsum_epi32(acc) - 32 * q6k_scaled_bsums(sc, &x[b]);
-    s += (double)(f16_table[blk[208] | (blk[209] << 8)] * x[b].d) * isum;
-  }
-  return (float)s;
-}
-
-void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1) {
-  kquant_rows(a, r0, r1, a->dtype == DT_Q4_K ? dot_q4k_avx2 : dot_q6k_avx2);
-}
-
-#pragma GCC pop_options
-#else
-void matmul_rows_kquant_avx2(const matmul_args *a, int r0, int r1) { matmul_rows_kquant_generic(a, r0, r1); }
-#endif
