@@ -33,12 +33,13 @@ if (process.env.PROFILE_PREFILL) {
   console.log(`prefill 512: ${total.toFixed(0)} ms, outside backend ${(total - inBackend).toFixed(0)} ms, ${(512000 / total).toFixed(1)} tok/s`);
   process.exit(0);
 }
-// Background x16 copies (K-quants) still being made would time the mapping's views and two busy copy threads.
-if (pendingCopies) while ((pendingCopies() as number) > 0) await new Promise((r) => setTimeout(r, 100));
 const caches = Array.from({ length: B }, () => m.decoder.createCache(1200));
 if (process.env.PROFILE_PREFAULT) for (const c of caches) for (const l of c.layers) { l.k.fill(1); l.v.fill(1); }
 const context = Number(process.env.PROFILE_CONTEXT ?? 4);
 for (const c of caches) m.decoder.forward({ ids: Array.from({ length: context }, (_, i) => 2 + i) }, c, { logits: 'none' });
+// Background x16 copies (K-quants: they start after the first pass) still being made would time
+// the mapping's views and two busy copy threads.
+if (pendingCopies) while ((pendingCopies() as number) > 0) await new Promise((r) => setTimeout(r, 100));
 times.clear();
 const into = new Float32Array(B * m.config.text.vocabSize);
 const t0 = performance.now();

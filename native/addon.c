@@ -18,6 +18,7 @@
 #include "ops.h"
 #include "pool.h"
 #include "quantize-kquant.h"
+#include "scale-check.h"
 #include "repack.h"
 
 static const char *kernel_name = "generic";
@@ -401,6 +402,25 @@ static napi_value quantize_kquant(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* firstNonFiniteScale(data: Uint8Array, dtype) → the first block with a NaN or infinite f16 scale,
+   -1 when all are finite (the load-time check of formats/quant.ts's kQuantScaleProblem). */
+static napi_value first_nonfinite_scale(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  size_t bytes;
+  const uint8_t *data = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
+  int32_t dtype;
+  const int64_t first = data && get_i32(env, argv[1], &dtype) ? first_nonfinite_scale_block(data, bytes, dtype) : -2;
+  if (first == -2) {
+    napi_throw_range_error(env, "GEMMA3_NATIVE", "firstNonFiniteScale: data must be a Uint8Array and dtype 7 (Q4_K), 8 (Q6_K), 9 (Q5_0), 10 (Q5_1) or 11 (Q5_K)");
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, (double)first, &result));
+  return result;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -502,6 +522,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"quantizeQ8", NULL, quantize_q8, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeQ8K", NULL, quantize_q8k, NULL, NULL, NULL, napi_default, NULL},
     {"quantizeKQuant", NULL, quantize_kquant, NULL, NULL, NULL, napi_default, NULL},
+    {"firstNonFiniteScale", NULL, first_nonfinite_scale, NULL, NULL, NULL, napi_default, NULL},
     {"repack", NULL, repack, NULL, NULL, NULL, napi_default, NULL},
     {"allocHuge", NULL, alloc_huge, NULL, NULL, NULL, napi_default, NULL},
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},

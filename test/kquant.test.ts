@@ -11,7 +11,8 @@ import { JsBackend } from '../src/backend/js-backend.js';
 import { Q8K_BLOCK_BYTES, quantizeQ8K, type Q8KRows } from '../src/backend/q8k-activations.js';
 import { decodeRow } from '../src/backend/rows.js';
 import { f16ToF32 } from '../src/formats/dtypes.js';
-import { dequantizeRow, quantizeRowQ4_K, quantizeRowQ6_K } from '../src/formats/quant.js';
+import { BLOCK_LAYOUT, dequantizeRow, firstNonFiniteScaleBlock, quantizeRowQ4_K, quantizeRowQ6_K } from '../src/formats/quant.js';
+import { nativeScaleFinder } from '../src/backend/native-backend.js';
 import { Rng } from '../src/generate/rng.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { writeGguf } from '../src/formats/gguf-writer.js';
@@ -315,6 +316,42 @@ describe('K-quant GGUF tensors: bad input is a BAD_FORMAT naming the tensor', ()
       }
     }));
   }
+
+  const nativeFind = nativeScaleFinder();
+  test('the addon\'s parallel scale scan finds the block TypeScript\'s finds (every scaled type, several bad blocks, across its 8192-block slices)', { skip: nativeFind ? false : 'no native addon' }, () => {
+    const fields = { q5_0: [0], q5_1: [0, 2], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208] } as const;
+    for (const [dtype, ats] of Object.entries(fields) as [keyof typeof fields, readonly number[]][]) {
+      const { blockBytes } = BLOCK_LAYOUT[dtype];
+      const blocks = 20_011; // three slices, the last one partial
+      const data = new Uint8Array(blocks * blockBytes + 5); // a trailing partial block is not scanned
+      const badHalves = [0x7c00, 0xfc00, 0x7e00, 0x7c01];
+      for (const bad of [[], [20_010], [8192, 3], [16_383, 16_384, 19_000], [0]]) {
+        data.fill(0x3c); // 0x3c3c: a finite f16 in every field
+        data.fill(0x7c, blocks * blockBytes); // not a whole block
+        bad.forEach((b, i) => {
+          const at = ats[i % ats.length]!, half = badHalves[(b + i) % badHalves.length]!;
+          data[b * blockBytes + at] = half & 0xff;
+          data[b * blockBytes + at + 1] = half >> 8;
+        });
+        const want = bad.length === 0 ? -1 : Math.min(...bad);
+        assert.equal(firstNonFiniteScaleBlock(dtype, data), want, `${dtype} TypeScript, bad ${bad}`);
+        assert.equal(nativeFind!(dtype, data), want, `${dtype} native, bad ${bad}`);
+      }
+    }
+  });
+
+  test('q6_k: a NaN d read through the native scan is the same BAD_FORMAT naming the tensor', { skip: nativeFind ? false : 'no native addon' }, () => withFile((path) => {
+    const data = valid('q6_k', 2, 512);
+    data[3 * 210 + 209] = 0x7e;
+    writeGguf(path, { metadata: [], tensors: [{ name: 'blk.0.ffn_down.weight', dtype: 'q6_k', shape: [2, 512], data }] });
+    const g = openGguf(path);
+    try {
+      g.useScaleFinder(nativeFind!);
+      throwsGemma(() => g.read('blk.0.ffn_down.weight'), 'BAD_FORMAT', 'blk.0.ffn_down.weight', 'super-block 3', 'NaN scale d');
+    } finally {
+      g.close();
+    }
+  }));
 
   test('a row length that is not a multiple of 256 (ne0 patched from 512 to 384)', () => withFile((path) => {
     writeGguf(path, { metadata: [], tensors: [{ name: 'blk.1.attn_q.weight', dtype: 'q4_k', shape: [2, 512], data: valid('q4_k', 2, 512) }] });

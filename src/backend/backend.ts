@@ -99,6 +99,12 @@ export interface Backend {
    * swaps finished copies in on every call), so that its products never do such bookkeeping.
    */
   prepareForStreams?(streams: number): void;
+  /**
+   * Optional: the decoder's pass has finished (its products done). A backend may start background
+   * work here that would have competed with the first pass for the cores (the native one starts
+   * the x16 copies of mapped K-quant weights after the first pass).
+   */
+  passFinished?(): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;
   /** gate[i] = gelu_tanh(gate[i]) · up[i] for i < n. */

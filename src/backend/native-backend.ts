@@ -10,6 +10,7 @@ import { JsBackend } from './js-backend.js';
 import { storeType } from './kv-types.js';
 import { MappedMatrixCopies } from './native-mapped-copies.js';
 import { defaultThreads } from './thread-count.js';
+import type { NonFiniteScaleFinder } from '../formats/quant.js';
 
 /** What the addon chose when it loaded. */
 export interface NativeInfo {
@@ -54,6 +55,7 @@ interface NativeBinding {
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
   repackResult(handle: object): Uint8Array | null | false;
   setThreads(n: number): void;
+  firstNonFiniteScale(data: Uint8Array, dtype: number): number;
   openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
   closeMapping(mapping: object): void;
@@ -138,6 +140,11 @@ export class NativeBackend implements Backend {
   /** Several streams start the copies of mapped matrices; every call serves the finished ones from then on. */
   prepareForStreams(streams: number): void {
     this.mappedCopies.prepareForStreams(streams);
+  }
+
+  /** The first pass is done: the x16 copies of mapped K-quant matrices start now. */
+  passFinished(): void {
+    this.mappedCopies.passFinished();
   }
 
   /** Whether Q4_K / Q5_K / Q6_K matrices (rows % 16 == 0) move to the K-quant x16 layout in prepareMatrix. */
@@ -274,6 +281,12 @@ export function nativeMapFile(path: string, populate: boolean): FileMapping | nu
 export function nativeKQuantizer(): ((dtype: 'q4_k' | 'q5_k' | 'q6_k', values: Float32Array) => Uint8Array) | undefined {
   const binding = loadNativeBinding();
   return binding instanceof Error ? undefined : (dtype, values) => binding.quantizeKQuant(values, NATIVE_DTYPES[dtype]!);
+}
+
+/** The addon's scan for a NaN or infinite block scale (formats/quant.ts's, on the pool's threads), or undefined without the addon. */
+export function nativeScaleFinder(): NonFiniteScaleFinder | undefined {
+  const binding = loadNativeBinding();
+  return binding instanceof Error ? undefined : (dtype, data) => binding.firstNonFiniteScale(data, NATIVE_DTYPES[dtype]!);
 }
 
 /** Huge-page-backed buffers for weights read at load (undefined without the addon). */

@@ -11,7 +11,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { GemmaError } from '../errors.js';
 import { readExact } from './read-exact.js';
 import { tensorBytes } from './dtypes.js';
-import { kQuantScaleProblem } from './quant.js';
+import { firstNonFiniteScaleBlock, kQuantScaleProblem, type NonFiniteScaleFinder } from './quant.js';
 import type { DType, RawTensor, TensorInfo, TensorSource } from './tensor-source.js';
 
 export type GgufScalarType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64' | 'i64' | 'f64';
@@ -66,6 +66,8 @@ export interface GgufSource extends TensorSource {
   useAllocator(allocate: TensorAllocator): void;
   /** Later reads serve tensors as views of `mapper`'s mapping (where it gives one), not copies. */
   useMapper(mapper: FileMapper): void;
+  /** Later reads check block scales with `find` (the native addon's parallel scan) instead of TypeScript's. */
+  useScaleFinder(find: NonFiniteScaleFinder): void;
 }
 
 /**
@@ -367,6 +369,11 @@ class GgufFile implements GgufSource {
 
   private mapper: FileMapper | null = null;
   private allocate: TensorAllocator | null = null;
+  private findNonFiniteScale: NonFiniteScaleFinder = firstNonFiniteScaleBlock;
+
+  useScaleFinder(find: NonFiniteScaleFinder): void {
+    this.findNonFiniteScale = find;
+  }
 
   useAllocator(allocate: TensorAllocator): void {
     this.allocate = allocate;
@@ -392,7 +399,7 @@ class GgufFile implements GgufSource {
 
   /** K-quant tensors are used as stored, so a NaN or infinite super-block scale is refused here. */
   private checked(t: RawTensor): RawTensor {
-    const problem = kQuantScaleProblem(t.dtype, t.data);
+    const problem = kQuantScaleProblem(t.dtype, t.data, this.findNonFiniteScale);
     if (problem !== null) throw new GemmaError('BAD_FORMAT', `${this.path}: tensor ${t.name} (${t.dtype.toUpperCase()}): ${problem}`);
     return t;
   }

@@ -234,27 +234,40 @@ const SCALE_FIELDS: Readonly<Partial<Record<BlockType, readonly [string, number]
 };
 
 /**
+ * Finds the first block of `dtype` data with a NaN or infinite f16 scale (-1: none): the
+ * TypeScript scan below, or the native addon's (the pool's threads, several times faster).
+ */
+export type NonFiniteScaleFinder = (dtype: BlockType, data: Uint8Array) => number;
+
+/** The first block whose scale fields' exponent bits are all ones (±Infinity or NaN), or -1. */
+export function firstNonFiniteScaleBlock(dtype: BlockType, data: Uint8Array): number {
+  const fields = SCALE_FIELDS[dtype];
+  if (fields === undefined) return -1;
+  const { blockBytes } = BLOCK_LAYOUT[dtype];
+  // The high bytes of at most two fields, read with plain indices: this scan covers every block
+  // of every K-quant tensor at load (a loop over the field list per block took 0.6 s for a 4B).
+  const high0 = fields[0]![1] + 1, high1 = (fields[1]?.[1] ?? fields[0]![1]) + 1;
+  for (let o = 0, b = 0; o + blockBytes <= data.length; o += blockBytes, b++) {
+    if ((data[o + high0]! & 0x7c) === 0x7c || (data[o + high1]! & 0x7c) === 0x7c) return b;
+  }
+  return -1;
+}
+
+/**
  * The first block of Q5_0 / Q5_1 / Q4_K / Q5_K / Q6_K data whose f16 scale (d, Q5_1's m, the
  * K-quants' dmin) is NaN or infinite, as a sentence naming it; null when all are finite (and
  * for other types). Such a scale turns every product it touches into NaN: a file carrying one
  * is corrupt.
  */
-export function kQuantScaleProblem(dtype: string, data: Uint8Array): string | null {
+export function kQuantScaleProblem(dtype: string, data: Uint8Array, find: NonFiniteScaleFinder = firstNonFiniteScaleBlock): string | null {
   const fields = SCALE_FIELDS[dtype as BlockType];
   if (fields === undefined) return null;
+  const b = find(dtype as BlockType, data);
+  if (b < 0) return null;
   const { blockBytes, blockSize } = BLOCK_LAYOUT[dtype as BlockType];
-  const unit = blockSize === QK_K ? 'super-block' : 'block';
-  // The high bytes of at most two fields, read with plain indices: this scan covers every block
-  // of every K-quant tensor at load (a loop over the field list per block took 0.6 s for a 4B).
-  const high0 = fields[0]![1] + 1, high1 = (fields[1]?.[1] ?? fields[0]![1]) + 1;
-  for (let o = 0, b = 0; o + blockBytes <= data.length; o += blockBytes, b++) {
-    // Exponent bits all ones: ±Infinity or NaN.
-    if ((data[o + high0]! & 0x7c) !== 0x7c && (data[o + high1]! & 0x7c) !== 0x7c) continue;
-    for (const [field, at] of fields) {
-      if ((data[o + at + 1]! & 0x7c) === 0x7c) return `${unit} ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
-    }
-  }
-  return null;
+  const o = b * blockBytes;
+  const [field, at] = fields.find(([, at]) => (data[o + at + 1]! & 0x7c) === 0x7c)!;
+  return `${blockSize === QK_K ? 'super-block' : 'block'} ${b} has a ${Number.isNaN(readHalf(data, o + at)) ? 'NaN' : 'infinite'} scale ${field}`;
 }
 
 const DEQUANTIZE: Readonly<Record<BlockType, typeof dequantizeRowQ8_0>> = {

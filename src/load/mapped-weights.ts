@@ -2,7 +2,7 @@
 // prepareMappedMatrix: the native backend): views of a memory mapping of the file, or copies
 // read into huge-page memory. Elsewhere: copies in ordinary memory.
 import type { Backend, WeightMatrix } from '../backend/backend.js';
-import { nativeAllocator, nativeMapFile, type FileMapping } from '../backend/native-backend.js';
+import { nativeAllocator, nativeMapFile, nativeScaleFinder, type FileMapping } from '../backend/native-backend.js';
 import type { GgufSource } from '../formats/gguf.js';
 import type { DType } from '../formats/tensor-source.js';
 
@@ -44,6 +44,8 @@ export function placeWeights(file: GgufSource, backend: Backend, mode: 'auto' | 
   const readOnly: WeightPlacement = { mapping: null, prepare: prepareRead };
   const prepareMapped = backend.prepareMappedMatrix?.bind(backend);
   if (prepareMapped === undefined) return readOnly; // every tensor read into ordinary memory
+  const findScale = nativeScaleFinder();
+  if (findScale) file.useScaleFinder(findScale);
   const allocate = hugePages ? nativeAllocator() : undefined;
   if (allocate) file.useAllocator(allocate);
   if (mode === false) return readOnly;

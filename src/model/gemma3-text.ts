@@ -135,6 +135,14 @@ export class Gemma3TextDecoder {
 
   /** Runs positions [begin, end) of every segment's input through the layers, then the head for the rows asked for. */
   private pass(pieces: readonly Piece[], logits: Float32Array, onHiddenState?: DecoderOptions['onHiddenState']): void {
+    try {
+      this.passRows(pieces, logits, onHiddenState);
+    } finally {
+      this.backend.passFinished?.();
+    }
+  }
+
+  private passRows(pieces: readonly Piece[], logits: Float32Array, onHiddenState?: DecoderOptions['onHiddenState']): void {
     const c = this.config;
     const H = c.hiddenSize;
     const total = pieces.reduce((n, p) => n + p.end - p.begin, 0);
