@@ -473,6 +473,7 @@ static napi_value init(napi_env env, napi_value exports) {
   init_f16_table();
   const char *force = getenv("GEMMA3_NATIVE_KERNELS");
   int level = 0; /* 0 generic C, 1 AVX2 + FMA, 2 AVX-512: every kernel family follows it */
+  matmul_rows_fn kquant_x16_vnni = NULL; /* the K-quant x16 products with 256-bit dpbusd, where the x16 Q4_0 / Q8_0 ones use it */
   if (force && strcmp(force, "generic") == 0) {
     matmul_plan_set_kernels(matmul_rows_generic, NULL, NULL);
     kernel_name = "generic";
@@ -494,16 +495,19 @@ static napi_value init(napi_env env, napi_value exports) {
       const matmul_rows_fn vnni = cpu_has_avx_vnni() && (!force || forced_vnni) ? matmul_rows_x16_avxvnni
                                   : forced_vnni && cpu_has_avx512() ? matmul_rows_x16_vnni256_evex : NULL;
       matmul_plan_set_kernels(matmul_rows_avx2, vnni ? vnni : matmul_rows_x16_avx2, NULL);
-      if (vnni) kernel_name = "avx2-vnni";
+      if (vnni) {
+        kernel_name = "avx2-vnni";
+        kquant_x16_vnni = vnni == matmul_rows_x16_avxvnni ? matmul_rows_kquant_x16_avxvnni : matmul_rows_kquant_x16_vnni256_evex;
+      }
     }
     level = 1;
   }
   /* The K-quants: AVX-512 VNNI (Q4_K, Q6_K), AVX2 and generic kernels, following the same level (the
-     K-quant x16 layout on AVX-512 VNNI and AVX2);
+     K-quant x16 layout on AVX-512 VNNI, AVX-VNNI and AVX2);
      Q5_0/Q5_1/Q5_K have generic and AVX2 kernels (AVX-512 CPUs use the AVX2 one). */
   matmul_plan_set_kquant_kernel(level == 2 ? matmul_rows_kquant_avx512 : level == 1 ? matmul_rows_kquant_avx2 : matmul_rows_kquant_generic);
-  if (!(force && strcmp(force, "norepack") == 0)) matmul_plan_set_kquant_x16_kernel(level == 2 ? matmul_rows_kquant_x16_avx512 : level == 1 ? matmul_rows_kquant_x16_avx2 : NULL);
-  kquant_kernel_name = level == 2 ? "avx512" : level == 1 ? "avx2" : "generic";
+  if (!(force && strcmp(force, "norepack") == 0)) matmul_plan_set_kquant_x16_kernel(level == 2 ? matmul_rows_kquant_x16_avx512 : kquant_x16_vnni ? kquant_x16_vnni : level == 1 ? matmul_rows_kquant_x16_avx2 : NULL);
+  kquant_kernel_name = level == 2 ? "avx512" : kquant_x16_vnni ? "avx2-vnni" : level == 1 ? "avx2" : "generic";
   matmul_plan_set_q5_kernel(level >= 1 ? matmul_rows_q5_avx2 : matmul_rows_q5_generic);
   ops_init(level >= 1);
   set_quantize_simd(level == 2);

@@ -212,7 +212,7 @@ static inline __attribute__((always_inline)) float kq2_row(const uint8_t *w, con
 
 /* Decode one row at a time; prompts in tiles with a constant N per call site, so each tile is
    unrolled with its accumulators in registers, and a row's super-blocks stay in L1 while every
-   tile of activation rows passes over them. */
+   tile of a chunk of activation rows (in L2) passes over them. */
 static inline __attribute__((always_inline)) void kq2_rows(const matmul_args *a, int r0, int r1, int q4) {
   const size_t rb = row_bytes(a->dtype, a->cols);
   const int nb = a->cols / QK_K;
@@ -221,19 +221,23 @@ static inline __attribute__((always_inline)) void kq2_rows(const matmul_args *a,
     for (int r = r0; r < r1; r++) a->out[r - a->row_start] = kq2_row(a->w + (size_t)r * rb, x, nb, q4);
     return;
   }
-  for (int r = r0; r < r1; r++) {
-    const uint8_t *row = a->w + (size_t)r * rb;
-    for (int n0 = 0; n0 < a->batch; n0 += KQ2_MAXN) {
-      const q8k_block *xn = x + (size_t)n0 * nb;
-      switch (a->batch - n0 < KQ2_MAXN ? a->batch - n0 : KQ2_MAXN) {
-        case 1: kq2_tile(row, xn, nb, 1, q4, a, r, n0); break;
-        case 2: kq2_tile(row, xn, nb, 2, q4, a, r, n0); break;
-        case 3: kq2_tile(row, xn, nb, 3, q4, a, r, n0); break;
-        case 4: kq2_tile(row, xn, nb, 4, q4, a, r, n0); break;
-        case 5: kq2_tile(row, xn, nb, 5, q4, a, r, n0); break;
-        case 6: kq2_tile(row, xn, nb, 6, q4, a, r, n0); break;
-        case 7: kq2_tile(row, xn, nb, 7, q4, a, r, n0); break;
-        default: kq2_tile(row, xn, nb, 8, q4, a, r, n0); break;
+  const int chunk = kquant_act_chunk(nb);
+  for (int c0 = 0; c0 < a->batch; c0 += chunk) {
+    const int c1 = a->batch - c0 < chunk ? a->batch : c0 + chunk;
+    for (int r = r0; r < r1; r++) {
+      const uint8_t *row = a->w + (size_t)r * rb;
+      for (int n0 = c0; n0 < c1; n0 += KQ2_MAXN) {
+        const q8k_block *xn = x + (size_t)n0 * nb;
+        switch (c1 - n0 < KQ2_MAXN ? c1 - n0 : KQ2_MAXN) {
+          case 1: kq2_tile(row, xn, nb, 1, q4, a, r, n0); break;
+          case 2: kq2_tile(row, xn, nb, 2, q4, a, r, n0); break;
+          case 3: kq2_tile(row, xn, nb, 3, q4, a, r, n0); break;
+          case 4: kq2_tile(row, xn, nb, 4, q4, a, r, n0); break;
+          case 5: kq2_tile(row, xn, nb, 5, q4, a, r, n0); break;
+          case 6: kq2_tile(row, xn, nb, 6, q4, a, r, n0); break;
+          case 7: kq2_tile(row, xn, nb, 7, q4, a, r, n0); break;
+          default: kq2_tile(row, xn, nb, 8, q4, a, r, n0); break;
+        }
       }
     }
   }

@@ -14,6 +14,7 @@
 // Q6_K's 2100-byte rows, 10-12 against 15 GB/CPU-s.) Prompts (several activation rows) unpack
 // each weight super-block once for up to eight activation rows.
 #include "kernels.h"
+#include "kquant-scales.h"
 
 #include <string.h>
 
@@ -289,21 +290,25 @@ static inline __attribute__((always_inline)) void kq_rows(const matmul_args *a, 
     }
     return;
   }
-  /* Prompts: a row's super-blocks stay in L1 while every tile of activation rows passes over them. */
-  for (int r = r0; r < r1; r++) {
-    const uint8_t *row = a->w + (size_t)r * rb;
-    for (int n0 = 0; n0 < a->batch; n0 += KQ_MAXN) {
-      const q8k_block *xn = x + (size_t)n0 * nb;
-      const int prefetch = n0 == 0;
-      switch (a->batch - n0 < KQ_MAXN ? a->batch - n0 : KQ_MAXN) {
-        case 1: kq_tile(row, rb, 1, xn, nb, 1, q4, prefetch, a, r, n0); break;
-        case 2: kq_tile(row, rb, 1, xn, nb, 2, q4, prefetch, a, r, n0); break;
-        case 3: kq_tile(row, rb, 1, xn, nb, 3, q4, prefetch, a, r, n0); break;
-        case 4: kq_tile(row, rb, 1, xn, nb, 4, q4, prefetch, a, r, n0); break;
-        case 5: kq_tile(row, rb, 1, xn, nb, 5, q4, prefetch, a, r, n0); break;
-        case 6: kq_tile(row, rb, 1, xn, nb, 6, q4, prefetch, a, r, n0); break;
-        case 7: kq_tile(row, rb, 1, xn, nb, 7, q4, prefetch, a, r, n0); break;
-        default: kq_tile(row, rb, 1, xn, nb, 8, q4, prefetch, a, r, n0); break;
+  /* Prompts: a row's super-blocks stay in L1 while every tile of a chunk of activation rows (in L2) passes over them. */
+  const int chunk = kquant_act_chunk(nb);
+  for (int c0 = 0; c0 < a->batch; c0 += chunk) {
+    const int c1 = a->batch - c0 < chunk ? a->batch : c0 + chunk;
+    for (int r = r0; r < r1; r++) {
+      const uint8_t *row = a->w + (size_t)r * rb;
+      for (int n0 = c0; n0 < c1; n0 += KQ_MAXN) {
+        const q8k_block *xn = x + (size_t)n0 * nb;
+        const int prefetch = n0 == c0;
+        switch (c1 - n0 < KQ_MAXN ? c1 - n0 : KQ_MAXN) {
+          case 1: kq_tile(row, rb, 1, xn, nb, 1, q4, prefetch, a, r, n0); break;
+          case 2: kq_tile(row, rb, 1, xn, nb, 2, q4, prefetch, a, r, n0); break;
+          case 3: kq_tile(row, rb, 1, xn, nb, 3, q4, prefetch, a, r, n0); break;
+          case 4: kq_tile(row, rb, 1, xn, nb, 4, q4, prefetch, a, r, n0); break;
+          case 5: kq_tile(row, rb, 1, xn, nb, 5, q4, prefetch, a, r, n0); break;
+          case 6: kq_tile(row, rb, 1, xn, nb, 6, q4, prefetch, a, r, n0); break;
+          case 7: kq_tile(row, rb, 1, xn, nb, 7, q4, prefetch, a, r, n0); break;
+          default: kq_tile(row, rb, 1, xn, nb, 8, q4, prefetch, a, r, n0); break;
+        }
       }
     }
   }

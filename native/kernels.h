@@ -109,6 +109,9 @@ void matmul_rows_kquant_avx512(const matmul_args *a, int r0, int r1);
 void kquant_x16_words(const q8k_block *x, size_t blocks, int32_t *words);
 void matmul_rows_kquant_x16_avx512(const matmul_args *a, int r0, int r1);
 void matmul_rows_kquant_x16_avx2(const matmul_args *a, int r0, int r1);
+/** The same with 256-bit dpbusd (kernels-kquant-x16-vnni256.c): VEX for AVX-VNNI CPUs, and its EVEX twin for testing it on AVX-512 ones. */
+void matmul_rows_kquant_x16_avxvnni(const matmul_args *a, int r0, int r1);
+void matmul_rows_kquant_x16_vnni256_evex(const matmul_args *a, int r0, int r1);
 uint16_t f32_to_f16_bits(float f);
 
 int cpu_has_avx2(void);

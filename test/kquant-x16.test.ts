@@ -1,6 +1,7 @@
 // The K-quant x16 layout (native/repack.c) of Q4_K / Q6_K matrices and its kernels (AVX-512 VNNI:
 // native/kernels-kquant-x16.c; AVX2: native/kernels-kquant-x16-avx2.c) against the TypeScript
 // twins on the row layout, bit for bit: odd batches, row ranges inside a group, shared products.
+// (AVX-VNNI: native/kernels-kquant-x16-vnni256.c, run by test/native-kernels-avx2-vnni.test.ts.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WeightMatrix } from '../src/backend/backend.js';
@@ -164,7 +165,7 @@ function saturatingMatrix(rng: Rng, dtype: 'q4_k' | 'q5_k' | 'q6_k', rows: numbe
   return { dtype, rows, cols, data };
 }
 
-test('the AVX2 x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for bit (a child process with AVX2 forced; odd batches, saturating quants)', {
+test('the AVX2 and 256-bit VNNI x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for bit (child processes with each forced; odd batches, saturating quants)', {
   skip: skip || (native!.info.kquantX16 && native!.info.kquantKernels === 'avx512' ? false
     : `the AVX-512 VNNI x16 K-quant kernels do not run here ('${native!.info.kquantKernels}' K-quant kernels, ` +
       `${process.env.GEMMA3_NATIVE_KERNELS ? `GEMMA3_NATIVE_KERNELS=${process.env.GEMMA3_NATIVE_KERNELS}` : 'this CPU lacks AVX-512 VNNI'}): nothing to compare the AVX2 ones with`),
@@ -189,6 +190,8 @@ test('the AVX2 x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for 
     }
   }
   const outs = await productsWithAvx2(cases, 'kquant-x16');
+  // The 256-bit dpbusd kernels (kernels-kquant-x16-vnni256.c): on this AVX-512 CPU their EVEX twin.
+  const vnniOuts = await productsWithAvx2(cases, 'kquant-x16', 'avx2-vnni');
   for (const [i, c] of cases.entries()) {
     const w: WeightMatrix = { dtype: c.dtype, rows: c.rows, cols: c.cols, data: c.w };
     const packed = native!.prepareMatrix(w);
@@ -197,6 +200,7 @@ test('the AVX2 x16 K-quant kernels give the AVX-512 VNNI ones\' results bit for 
     native!.matMul(out, packed, c.x, c.batch);
     const label = `${c.dtype} batch ${c.batch} ${c.rows}x${c.cols} (case ${i})`;
     assert.deepEqual(outs[i], out, `${label}: AVX2 x16 vs AVX-512 x16`);
+    assert.deepEqual(vnniOuts[i], out, `${label}: 256-bit VNNI x16 vs AVX-512 x16`);
     const twin = new Float32Array(c.batch * c.rows);
     js.matMul(twin, w, c.x, c.batch);
     assert.deepEqual(out, twin, `${label}: AVX-512 x16 vs the TypeScript twin`);

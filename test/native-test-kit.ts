@@ -101,7 +101,7 @@ export async function productsWithAvx2(cases: readonly ProductCase[], expect: 'x
     writeFileSync(join(dir, 'cases.json'), JSON.stringify(cases.map((c) => ({ ...c, w: Buffer.from(c.w).toString('base64'), x: Buffer.from(c.x.buffer, c.x.byteOffset, c.x.byteLength).toString('base64') }))));
     const backendUrl = new URL('../src/backend/native-backend.js', import.meta.url).href;
     const check = expect === 'x16' ? `be.info.kernels === '${kernels}' && be.info.x16`
-      : expect === 'kquant-x16' ? "be.info.kquantX16 && be.info.kquantKernels === 'avx2'" : "be.info.kquantKernels === 'avx2'";
+      : expect === 'kquant-x16' ? `be.info.kquantX16 && be.info.kquantKernels === '${kernels}'` : "be.info.kquantKernels === 'avx2'";
     const child = `
       import { readFileSync, writeFileSync } from 'node:fs';
       const { NativeBackend, loadNativeBinding } = await import(${JSON.stringify(backendUrl)});

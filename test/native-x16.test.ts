@@ -65,13 +65,14 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
       return undefined;
     }
   })();
-  const { kernels, x16, kquantX16 } = native!.info;
+  const { kernels, x16, kquantX16, kquantKernels } = native!.info;
   if (forced === 'generic') assert.equal(kernels, 'generic');
   if (forced === 'avx2') assert.ok(kernels === 'avx2' || kernels === 'generic', kernels);
   if (forced === 'avx2-vnni' && flags && flags.size > 0 && process.arch === 'x64') {
     // The 256-bit dpbusd x16 kernel: AVX-VNNI's encoding, or on an AVX-512 VNNI CPU its EVEX twin.
     const vnni256 = flags.has('avx_vnni') || ['avx512vl', 'avx512_vnni'].every((f) => flags.has(f));
     assert.equal(kernels, vnni256 ? 'avx2-vnni' : 'avx2', 'forced avx2-vnni');
+    assert.equal(kquantKernels, vnni256 ? 'avx2-vnni' : 'avx2', 'forced avx2-vnni: the K-quant x16 products too');
   }
   if (forced === 'generic' || forced === 'norepack') {
     assert.equal(x16, false, `forced ${forced}`);
@@ -87,6 +88,7 @@ test('the kernel dispatch the addon chose is the one this CPU and GEMMA3_NATIVE_
     const avx2 = ['avx2', 'fma', 'f16c'].every((f) => flags.has(f));
     const avxVnni = avx2 && flags.has('avx_vnni');
     assert.equal(kernels, avx512 ? 'avx512' : avxVnni ? 'avx2-vnni' : avx2 ? 'avx2' : 'generic', 'the best kernels this CPU supports');
+    assert.equal(kquantKernels, kernels, 'the K-quant kernels follow the same class');
     assert.equal(x16, avx2, 'x16 layouts on AVX-512 VNNI and on AVX2');
     assert.equal(kquantX16, avx2, 'the K-quant x16 layout on AVX-512 VNNI and on AVX2');
     assert.equal(native!.info.x16Views, avx512, 'views in the row layout through the x16 kernel: AVX-512 VNNI only');
