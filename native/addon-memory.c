@@ -343,6 +343,15 @@ napi_value release_range(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* holdCopies(on): takes (true) or gives back (false) a hold on the background copies (repack_hold). */
+napi_value hold_copies(napi_env env, napi_callback_info info) {
+  GET_ARGS(1, "holdCopies");
+  bool on = false;
+  napi_get_value_bool(env, argv[0], &on);
+  repack_hold(on ? 1 : 0);
+  return NULL;
+}
+
 /* releaseView(view): drops the whole pages inside a view of a file mapping from this process
    (a view replaced by its copy: its pages would otherwise stay counted until garbage
    collection); anything else is left alone. */

@@ -15,5 +15,6 @@ napi_value map_range(napi_env env, napi_callback_info info);
 napi_value close_mapping(napi_env env, napi_callback_info info);
 napi_value release_range(napi_env env, napi_callback_info info);
 napi_value release_view(napi_env env, napi_callback_info info);
+napi_value hold_copies(napi_env env, napi_callback_info info);
 napi_value alloc_huge(napi_env env, napi_callback_info info);
 #endif

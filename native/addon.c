@@ -532,6 +532,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"openMapping", NULL, open_mapping, NULL, NULL, NULL, napi_default, NULL},
     {"repackLater", NULL, repack_later, NULL, NULL, NULL, napi_default, NULL},
     {"repackResult", NULL, repack_result, NULL, NULL, NULL, napi_default, NULL},
+    {"holdCopies", NULL, hold_copies, NULL, NULL, NULL, napi_default, NULL},
     {"releaseView", NULL, release_view, NULL, NULL, NULL, napi_default, NULL},
     {"releaseRange", NULL, release_range, NULL, NULL, NULL, napi_default, NULL},
     {"closeMapping", NULL, close_mapping, NULL, NULL, NULL, napi_default, NULL},

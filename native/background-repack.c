@@ -23,6 +23,8 @@ static repack_job *head = NULL, *tail = NULL;
 static pthread_t workers[WORKERS];
 static int worker_started = 0;
 static atomic_int stopping; /* read between slices of a running job too: exit does not wait for it */
+static atomic_int held;     /* holds taken by repack_hold: running jobs wait between slices while any */
+static pthread_cond_t resumed = PTHREAD_COND_INITIALIZER; /* held cleared, stop, or a job dropped */
 
 static void unref_locked(repack_job *j) {
   if (--j->refs > 0) return;
@@ -65,7 +67,12 @@ static void run_job(repack_job *j) {
   const int groups = j->rows / 16;
   const int per_slice = group_bytes >= huge ? 1 : (int)(huge / group_bytes);
   for (int g = 0; g < groups; g += per_slice) {
-    if (atomic_load(&stopping)) {
+    if (atomic_load(&held)) {
+      pthread_mutex_lock(&lock);
+      while (atomic_load(&held) && !atomic_load(&stopping) && !j->dropped) pthread_cond_wait(&resumed, &lock);
+      pthread_mutex_unlock(&lock);
+    }
+    if (atomic_load(&stopping) || j->dropped) {
       munmap(p, length);
       return;
     }
@@ -161,9 +168,21 @@ uint8_t *repack_take(repack_job *j, size_t *length) {
   return p;
 }
 
+void repack_hold(int on) {
+  pthread_mutex_lock(&lock);
+  const int left = atomic_load(&held) + (on ? 1 : -1);
+  atomic_store(&held, left < 0 ? 0 : left);
+  if (left <= 0) pthread_cond_broadcast(&resumed);
+  pthread_mutex_unlock(&lock);
+}
+
 void repack_release(repack_job *j) {
   pthread_mutex_lock(&lock);
   if (j->state == REPACK_QUEUED) j->state = REPACK_FAILED; /* the worker skips it */
+  if (j->state == REPACK_RUNNING && atomic_load(&held)) { /* a held copy nobody wants: dropped, not waited for */
+    j->dropped = 1;
+    pthread_cond_broadcast(&resumed);
+  }
   while (j->state == REPACK_RUNNING) pthread_cond_wait(&settled, &lock);
   unref_locked(j);
   pthread_mutex_unlock(&lock);
@@ -177,6 +196,7 @@ void repack_shutdown(void) {
   }
   atomic_store(&stopping, 1);
   pthread_cond_broadcast(&wake);
+  pthread_cond_broadcast(&resumed);
   pthread_mutex_unlock(&lock);
   for (int i = 0; i < worker_started; i++) pthread_join(workers[i], NULL);
   worker_started = 0;

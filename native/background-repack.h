@@ -13,6 +13,7 @@ typedef struct repack_job {
   uint8_t *dst;       /* the x16 copy (huge-page anonymous memory) once DONE */
   size_t dst_length;
   int state, taken, refs;
+  _Atomic int dropped; /* released while held: the worker abandons it (under the lock) */
   struct repack_job *next;
 } repack_job;
 
@@ -24,6 +25,12 @@ repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, vo
 int repack_state(repack_job *j);
 /** The finished copy (the caller then owns and unmaps it), or NULL if it is not finished. */
 uint8_t *repack_take(repack_job *j, size_t *length);
+/**
+ * on: takes a hold, off: gives one back. While any hold is taken, running copies wait between
+ * slices (of about 2 MiB) and queued ones at their first: for work that should not share the
+ * cores with them (a model's first pass).
+ */
+void repack_hold(int on);
 /** Drops the caller's reference, after waiting for the job if it is running (src is then free). */
 void repack_release(repack_job *j);
 /**

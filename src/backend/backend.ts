@@ -100,10 +100,11 @@ export interface Backend {
    */
   prepareForStreams?(streams: number): void;
   /**
-   * Optional: the decoder's pass has finished (its products done). A backend may start background
-   * work here that would have competed with the first pass for the cores (the native one starts
-   * the x16 copies of mapped K-quant weights after the first pass).
+   * Optional: the decoder's pass is starting / has finished (its products done; called even when
+   * it failed). The native backend holds its background weight copies during a model's first
+   * pass, so that they do not compete with it for the cores.
    */
+  passStarted?(): void;
   passFinished?(): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;

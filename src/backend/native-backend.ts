@@ -56,6 +56,7 @@ interface NativeBinding {
   repackResult(handle: object): Uint8Array | null | false;
   setThreads(n: number): void;
   firstNonFiniteScale(data: Uint8Array, dtype: number): number;
+  holdCopies(on: boolean): void;
   openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
   closeMapping(mapping: object): void;
@@ -142,7 +143,11 @@ export class NativeBackend implements Backend {
     this.mappedCopies.prepareForStreams(streams);
   }
 
-  /** The first pass is done: the x16 copies of mapped K-quant matrices start now. */
+  /** The model's first pass holds the background copies of mapped matrices until it ends. */
+  passStarted(): void {
+    this.mappedCopies.passStarted();
+  }
+
   passFinished(): void {
     this.mappedCopies.passFinished();
   }

@@ -7,6 +7,7 @@ import type { WeightMatrix } from './backend.js';
 /** The addon's background-copy calls (native/background-repack.c). */
 export interface BackgroundCopyBinding {
   repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
+  holdCopies(on: boolean): void;
   repackResult(handle: object): Uint8Array | null | false;
   releaseView(view: Uint8Array): void;
 }
@@ -25,11 +26,12 @@ interface MappedMatrix {
  * over copies: the first prepareForStreams with several streams starts background copies of
  * every such matrix (in huge-page memory, the mapping's pages dropped behind).
  * Q4_K / Q6_K ('eager'): their row kernels decode at 55-65% of the x16 ones' speed
- * (bench/kquant-kernels.ts), so their copies start when the first pass ends, whatever the streams:
- * the model answers its first prompt from the mapping at once (no fresh memory to touch before
- * the first token, whose first touch ran at 0.2-10 GB/s on this virtual machine, and no copying
- * competing with it for the cores: with AVX2 that doubled a 4B Q6_K's first 16-token prompt, from
- * 0.6-1.0 to 1.3-2.1 s) and moves to the copies as they finish.
+ * (bench/kquant-kernels.ts), so their copies start as soon as they are served: the model answers
+ * from the mapping at once (no fresh memory to touch before the first token, whose first touch
+ * ran at 0.2-10 GB/s on this virtual machine) and moves to the copies as they finish. The
+ * copying uses the core the load's JavaScript leaves idle, then waits while the model's first
+ * pass runs (with AVX2 it doubled a 4B Q6_K's first 16-token prompt, 0.6-1.0 to 1.3-2.1 s) and
+ * goes on after it.
  * Every call of prepareForStreams (each pass, one stream or several) swaps the finished copies
  * in, and so does refresh right before a product reads the matrix. The model's matrix objects are
  * updated in place (data and layout): the results are the same bits in either layout.
@@ -40,18 +42,17 @@ export class MappedMatrixCopies {
   /** The same entries by the matrix the model holds (refresh). */
   private readonly byMatrix = new Map<WeightMatrix, MappedMatrix>();
   private copiesStarted = false;
-  /** Eager matrices whose copies wait for the first pass to end. */
-  private readonly eager: MappedMatrix[] = [];
+  /** Where the model's first pass is: the background copies wait while it runs. */
+  private firstPass: 'ahead' | 'running' | 'done' = 'ahead';
 
   constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number) {}
 
-  /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later; `eager`: the copy starts when the first pass ends. */
+  /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later; `eager`: the copy starts now. */
   serve(w: WeightMatrix, eager = false): WeightMatrix {
     const entry: MappedMatrix = { matrix: { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, layout: 'rows' }, handle: null };
     this.mapped.push(entry);
     this.byMatrix.set(entry.matrix, entry);
-    if (this.copiesStarted) this.startCopy(entry);
-    else if (eager) this.eager.push(entry);
+    if (eager || this.copiesStarted) this.startCopy(entry);
     return entry.matrix;
   }
 
@@ -66,22 +67,29 @@ export class MappedMatrixCopies {
     if (entry?.handle && this.adopt(entry)) this.mapped.splice(this.mapped.indexOf(entry), 1);
   }
 
-  /** How many mapped matrices are not served from their x16 copies yet, of those whose copies started (finished ones are taken first; eager ones start after the first pass). */
+  /** How many mapped matrices are not served from their x16 copies yet, of those whose copies started (finished ones are taken first). */
   inProgress(): number {
     this.adoptCopies();
     return this.mapped.filter((m) => m.handle !== null).length;
   }
 
-  /** Starts the copies of the eager matrices (those served since the last pass). */
+  /** A pass begins: the first one holds the process's background copies until it ends. */
+  passStarted(): void {
+    if (this.firstPass !== 'ahead') return;
+    this.firstPass = 'running';
+    this.binding.holdCopies(true);
+  }
+
   passFinished(): void {
-    for (const m of this.eager.splice(0)) if (m.handle === null) this.startCopy(m);
+    if (this.firstPass !== 'running') return;
+    this.firstPass = 'done';
+    this.binding.holdCopies(false);
   }
 
   /** Several streams start the copies (the first time); every call serves the finished ones from then on. */
   prepareForStreams(streams: number): void {
     if (streams > 1 && !this.copiesStarted && this.mapped.length > 0) {
       this.copiesStarted = true;
-      this.eager.length = 0;
       for (const m of [...this.mapped]) if (m.handle === null) this.startCopy(m);
     }
     this.adoptCopies();
