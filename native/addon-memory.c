@@ -343,7 +343,7 @@ napi_value release_range(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* holdCopies(on): takes (true) or gives back (false) a hold on the background copies (repack_hold). */
+/* holdCopies(on): takes (true) or gives back (false) a hold on the background copies: one thread of two while held (repack_hold). */
 napi_value hold_copies(napi_env env, napi_callback_info info) {
   GET_ARGS(1, "holdCopies");
   bool on = false;

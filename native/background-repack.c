@@ -23,8 +23,10 @@ static repack_job *head = NULL, *tail = NULL;
 static pthread_t workers[WORKERS];
 static int worker_started = 0;
 static atomic_int stopping; /* read between slices of a running job too: exit does not wait for it */
-static atomic_int held;     /* holds taken by repack_hold: running jobs wait between slices while any */
-static pthread_cond_t resumed = PTHREAD_COND_INITIALIZER; /* held cleared, stop, or a job dropped */
+static __thread int worker_index; /* 0 .. WORKERS - 1: the copy thread running this */
+static atomic_int held;     /* holds taken by repack_hold: while any, one copy thread at a time */
+static atomic_int first_busy; /* the first copy thread is running a job (the others wait for it while held) */
+static pthread_cond_t resumed = PTHREAD_COND_INITIALIZER; /* held cleared, the first thread idle, stop, or a job dropped */
 
 static void unref_locked(repack_job *j) {
   if (--j->refs > 0) return;
@@ -67,9 +69,9 @@ static void run_job(repack_job *j) {
   const int groups = j->rows / 16;
   const int per_slice = group_bytes >= huge ? 1 : (int)(huge / group_bytes);
   for (int g = 0; g < groups; g += per_slice) {
-    if (atomic_load(&held)) {
+    if (atomic_load(&held) && worker_index > 0) {
       pthread_mutex_lock(&lock);
-      while (atomic_load(&held) && !atomic_load(&stopping) && !j->dropped) pthread_cond_wait(&resumed, &lock);
+      while (atomic_load(&held) && atomic_load(&first_busy) && !atomic_load(&stopping) && !j->dropped) pthread_cond_wait(&resumed, &lock);
       pthread_mutex_unlock(&lock);
     }
     if (atomic_load(&stopping) || j->dropped) {
@@ -88,7 +90,7 @@ static void run_job(repack_job *j) {
 }
 
 static void *worker_main(void *arg) {
-  (void)arg;
+  worker_index = (int)(intptr_t)arg;
   pthread_mutex_lock(&lock);
   for (;;) {
     while (!head && !atomic_load(&stopping)) pthread_cond_wait(&wake, &lock);
@@ -98,9 +100,14 @@ static void *worker_main(void *arg) {
     if (!head) tail = NULL;
     if (j->state == REPACK_QUEUED) {
       j->state = REPACK_RUNNING;
+      if (worker_index == 0) atomic_store(&first_busy, 1);
       pthread_mutex_unlock(&lock);
       run_job(j);
       pthread_mutex_lock(&lock);
+      if (worker_index == 0) {
+        atomic_store(&first_busy, 0);
+        pthread_cond_broadcast(&resumed); /* a held thread may go on alone */
+      }
       j->state = j->dst ? REPACK_DONE : REPACK_FAILED;
       pthread_cond_broadcast(&settled);
     }
@@ -133,7 +140,7 @@ repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, vo
   if (!worker_started) {
     atomic_store(&stopping, 0);
     for (; worker_started < WORKERS; worker_started++) {
-      if (pthread_create(&workers[worker_started], NULL, worker_main, NULL) != 0) break;
+      if (pthread_create(&workers[worker_started], NULL, worker_main, (void *)(intptr_t)worker_started) != 0) break;
     }
     if (worker_started == 0) {
       pthread_mutex_unlock(&lock);
@@ -179,7 +186,7 @@ void repack_hold(int on) {
 void repack_release(repack_job *j) {
   pthread_mutex_lock(&lock);
   if (j->state == REPACK_QUEUED) j->state = REPACK_FAILED; /* the worker skips it */
-  if (j->state == REPACK_RUNNING && atomic_load(&held)) { /* a held copy nobody wants: dropped, not waited for */
+  if (j->state == REPACK_RUNNING && atomic_load(&held)) { /* a copy that may be held and that nobody wants: dropped, not waited for */
     j->dropped = 1;
     pthread_cond_broadcast(&resumed);
   }

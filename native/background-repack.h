@@ -26,9 +26,9 @@ int repack_state(repack_job *j);
 /** The finished copy (the caller then owns and unmaps it), or NULL if it is not finished. */
 uint8_t *repack_take(repack_job *j, size_t *length);
 /**
- * on: takes a hold, off: gives one back. While any hold is taken, running copies wait between
- * slices (of about 2 MiB) and queued ones at their first: for work that should not share the
- * cores with them (a model's first pass).
+ * on: takes a hold, off: gives one back. While any hold is taken one copy thread runs at a time
+ * (the second waits at its next slice of about 2 MiB while the first has a job): for work that
+ * should share the cores with less copying (a model's first pass), never stopping it.
  */
 void repack_hold(int on);
 /** Drops the caller's reference, after waiting for the job if it is running (src is then free). */

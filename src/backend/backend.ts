@@ -101,8 +101,8 @@ export interface Backend {
   prepareForStreams?(streams: number): void;
   /**
    * Optional: the decoder's pass is starting / has finished (its products done; called even when
-   * it failed). The native backend holds its background weight copies during a model's first
-   * pass, so that they do not compete with it for the cores.
+   * it failed). The native backend holds one of its two background weight-copying threads during
+   * a model's first pass, so that they compete less with it for the cores.
    */
   passStarted?(): void;
   passFinished?(): void;

@@ -143,7 +143,7 @@ export class NativeBackend implements Backend {
     this.mappedCopies.prepareForStreams(streams);
   }
 
-  /** The model's first pass holds the background copies of mapped matrices until it ends. */
+  /** The model's first pass holds one of the two threads that copy mapped matrices until it ends. */
   passStarted(): void {
     this.mappedCopies.passStarted();
   }
