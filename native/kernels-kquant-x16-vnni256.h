@@ -24,7 +24,6 @@ static inline __attribute__((always_inline)) void KXV_FN(_q4k_half)(const uint8_
                                                                     const int32_t *const words[KX_MAXN], int N, __m256d s[KX_MAXN][4]) {
   const uint8_t *o = gb + 32 * h;
   const kx_q4k_scales sc4 = kx_unpack_q4k_scales(o);
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m10 = _mm256_set1_epi8(0x10);
   const uint8_t *qh = o + 256, *qs = o + (q5 ? 768 : 256);
   __m256i isum[KX_MAXN];
   #pragma GCC unroll 4
@@ -32,18 +31,12 @@ static inline __attribute__((always_inline)) void KXV_FN(_q4k_half)(const uint8_
   /* Sub-block j: the low (even j) or high (odd j) nibbles of chunks 8·(j/2) .. 8·(j/2) + 7. */
   #pragma GCC unroll 8
   for (int j = 0; j < 8; j++) {
-    const int p = j / 2;
     __m256i g[KX_MAXN];
     #pragma GCC unroll 4
     for (int n = 0; n < N; n++) g[n] = _mm256_setzero_si256();
     #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
-      const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 64 * (8 * p + k)));
-      __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
-      if (q5) {
-        const __m256i b = _mm256_loadu_si256((const __m256i *)(qh + 64 * k));
-        q = _mm256_or_si256(q, _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(b, 4 - j) : _mm256_srli_epi16(b, j - 4), m10));
-      }
+      const __m256i q = kx_q4k_chunk(qs, qh, q5, j, k);
       #pragma GCC unroll 4
       for (int n = 0; n < N; n++) g[n] = KXV_DPBUSD(g[n], q, kx_bcast4(x[n]->qs + 32 * j + 4 * k));
     }

@@ -52,6 +52,21 @@ static inline __attribute__((always_inline)) kx_q4k_scales kx_unpack_q4k_scales(
   return s;
 }
 
+/* The quants of sub-block j (value pair j / 2, low nibbles for even j, high for odd) in chunk k
+   of a Q4_K / Q5_K half super-block, four per lane (row). Q5_K: sub-block j's fifth bits are bit
+   j of the qh chunk holding the same four values, moved to bit 4 by a 16-bit shift (bits crossing
+   into the other byte never land on bit 4 there). */
+static inline __attribute__((always_inline)) __m256i kx_q4k_chunk(const uint8_t *qs, const uint8_t *qh, int q5, int j, int k) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 64 * (8 * (j / 2) + k)));
+  __m256i q = j % 2 ? _mm256_and_si256(_mm256_srli_epi16(v, 4), m4) : _mm256_and_si256(v, m4);
+  if (q5) {
+    const __m256i b = _mm256_loadu_si256((const __m256i *)(qh + 64 * k));
+    q = _mm256_or_si256(q, _mm256_and_si256(j <= 4 ? _mm256_slli_epi16(b, 4 - j) : _mm256_srli_epi16(b, j - 4), _mm256_set1_epi8(0x10)));
+  }
+  return q;
+}
+
 /* s[0..1] (eight rows as two quarters of doubles) += (double)(d·dx)·isum [− (double)(dmin·dx)·msum]. */
 static inline __attribute__((always_inline)) void kx_float_step(__m256 d, __m256 dmin, float dx, __m256i isum, __m256i msum, int q4, __m256d s[2]) {
   const __m256 dxv = _mm256_set1_ps(dx);
