@@ -28,7 +28,7 @@ uint8_t *repack_take(repack_job *j, size_t *length);
 /**
  * on: takes a hold, off: gives one back. While any hold is taken one copy thread runs at a time
  * (the second waits at its next slice of about 2 MiB while the first has a job): for work that
- * should share the cores with less copying (a prompt), never stopping it.
+ * should share the cores with less copying (a model's first pass), never stopping it.
  */
 void repack_hold(int on);
 /** Drops the caller's reference, after waiting for the job if it is running (src is then free). */

@@ -100,12 +100,11 @@ export interface Backend {
    */
   prepareForStreams?(streams: number): void;
   /**
-   * Optional: the decoder's pass of `rows` rows is starting / has finished (its products done;
-   * called even when it failed). The native backend holds one of its two background
-   * weight-copying threads during a pass of several rows (a prompt), so that they compete less
-   * with it for the cores.
+   * Optional: the decoder's pass is starting / has finished (its products done; called even when
+   * it failed). The native backend holds one of its two background weight-copying threads during
+   * a model's first pass, so that they compete less with it for the cores.
    */
-  passStarted?(rows: number): void;
+  passStarted?(): void;
   passFinished?(): void;
   /** x[i] = gelu_tanh(x[i]) for i < n (the SigLIP MLP). */
   geluTanh(x: Float32Array, n: number): void;

@@ -143,9 +143,9 @@ export class NativeBackend implements Backend {
     this.mappedCopies.prepareForStreams(streams);
   }
 
-  /** A prompt (a pass of several rows) holds one of the two threads that copy mapped matrices until it ends. */
-  passStarted(rows: number): void {
-    this.mappedCopies.passStarted(rows);
+  /** The model's first pass holds one of the two threads that copy mapped matrices until it ends. */
+  passStarted(): void {
+    this.mappedCopies.passStarted();
   }
 
   passFinished(): void {

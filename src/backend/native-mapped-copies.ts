@@ -29,9 +29,9 @@ interface MappedMatrix {
  * (bench/kquant-kernels.ts), so their copies start as soon as they are served: the model answers
  * from the mapping at once (no fresh memory to touch before the first token, whose first touch
  * ran at 0.2-10 GB/s on this virtual machine) and moves to the copies as they finish. The
- * copying uses the core the load's JavaScript leaves idle; while a pass of several rows (a
- * prompt) runs one of its two threads waits (with AVX2 both of them had doubled a 4B Q6_K's first
- * 16-token prompt, 0.6-1.0 to 1.3-2.1 s), and between prompts both go on.
+ * copying uses the core the load's JavaScript leaves idle; during the model's first pass one of
+ * its two threads waits (with AVX2 both of them had doubled a 4B Q6_K's first 16-token prompt,
+ * 0.6-1.0 to 1.3-2.1 s), and after it both go on.
  * Every call of prepareForStreams (each pass, one stream or several) swaps the finished copies
  * in, and so does refresh right before a product reads the matrix. The model's matrix objects are
  * updated in place (data and layout): the results are the same bits in either layout.
@@ -42,8 +42,8 @@ export class MappedMatrixCopies {
   /** The same entries by the matrix the model holds (refresh). */
   private readonly byMatrix = new Map<WeightMatrix, MappedMatrix>();
   private copiesStarted = false;
-  /** A prompt is running and holds one of the two copy threads. */
-  private holding = false;
+  /** Where the model's first pass is: it holds one of the two copy threads while it runs. */
+  private firstPass: 'ahead' | 'running' | 'done' = 'ahead';
 
   constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number) {}
 
@@ -73,16 +73,16 @@ export class MappedMatrixCopies {
     return this.mapped.filter((m) => m.handle !== null).length;
   }
 
-  /** A pass of `rows` rows begins: one of several rows (a prompt) holds one of the process's two copy threads until it ends. */
-  passStarted(rows: number): void {
-    if (rows < 2 || this.holding || !this.mapped.some((m) => m.handle !== null)) return;
-    this.holding = true;
+  /** A pass begins: the first one holds one of the process's two copy threads until it ends. */
+  passStarted(): void {
+    if (this.firstPass !== 'ahead') return;
+    this.firstPass = 'running';
     this.binding.holdCopies(true);
   }
 
   passFinished(): void {
-    if (!this.holding) return;
-    this.holding = false;
+    if (this.firstPass !== 'running') return;
+    this.firstPass = 'done';
     this.binding.holdCopies(false);
   }
 

@@ -135,7 +135,7 @@ export class Gemma3TextDecoder {
 
   /** Runs positions [begin, end) of every segment's input through the layers, then the head for the rows asked for. */
   private pass(pieces: readonly Piece[], logits: Float32Array, onHiddenState?: DecoderOptions['onHiddenState']): void {
-    this.backend.passStarted?.(pieces.reduce((n, p) => n + p.end - p.begin, 0));
+    this.backend.passStarted?.();
     try {
       this.passRows(pieces, logits, onHiddenState);
     } finally {
