@@ -81,7 +81,6 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
                                                             const int32_t *const words[KX_MAXN], int N, __m256d s[KX_MAXN][4]) {
   const uint8_t *o = gb + 32 * h;
   const uint8_t *scales = o + 32, *triples = o + 288; /* per (P, c): ql chunk, ql chunk + 32 bytes, qh chunk (repack.c) */
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
   __m256i isum[KX_MAXN];
   #pragma GCC unroll 4
   for (int n = 0; n < N; n++) isum[n] = _mm256_setzero_si256();
@@ -101,10 +100,7 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
             const int c = 4 * i + 2 * e + u;
             const uint8_t *t = triples + 192 * (8 * P + c);
             const __m256i a = _mm256_loadu_si256((const __m256i *)(t + 64 * (k % 2)));
-            const __m256i b = _mm256_loadu_si256((const __m256i *)(t + 128));
-            const __m256i nib = k < 2 ? _mm256_and_si256(a, m4) : _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
-            const __m256i top = k == 0 ? _mm256_slli_epi16(b, 4) : k == 1 ? _mm256_slli_epi16(b, 2) : k == 2 ? b : _mm256_srli_epi16(b, 2);
-            const __m256i q = _mm256_or_si256(nib, _mm256_and_si256(top, m30));
+            const __m256i q = kx_q6k_quarter(a, a, _mm256_loadu_si256((const __m256i *)(t + 128)), k);
             #pragma GCC unroll 4
             for (int n = 0; n < N; n++) {
               const __m256i t = _mm256_maddubs_epi16(q, kx_bcast4(x[n]->qs + 128 * P + 32 * k + 4 * c));
@@ -129,7 +125,6 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
 static inline __attribute__((always_inline)) void q6k_half_one_row(const uint8_t *gb, int h, const q8k_block *x, const int32_t *words, __m256d s[4]) {
   const uint8_t *o = gb + 32 * h;
   const uint8_t *scales = o + 32, *triples = o + 288;
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
   __m256i isum = _mm256_setzero_si256();
   #pragma GCC unroll 2
   for (int P = 0; P < 2; P++) {
@@ -152,10 +147,7 @@ static inline __attribute__((always_inline)) void q6k_half_one_row(const uint8_t
           __m256i pairs = _mm256_setzero_si256();
           #pragma GCC unroll 2
           for (int u = 0; u < 2; u++) {
-            const __m256i a = u ? (k % 2 ? a11 : a10) : (k % 2 ? a01 : a00), b = u ? b1 : b0;
-            const __m256i nib = k < 2 ? _mm256_and_si256(a, m4) : _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
-            const __m256i top = k == 0 ? _mm256_slli_epi16(b, 4) : k == 1 ? _mm256_slli_epi16(b, 2) : k == 2 ? b : _mm256_srli_epi16(b, 2);
-            const __m256i q = _mm256_or_si256(nib, _mm256_and_si256(top, m30));
+            const __m256i q = u ? kx_q6k_quarter(a10, a11, b1, k) : kx_q6k_quarter(a00, a01, b0, k);
             const __m256i p = _mm256_maddubs_epi16(q, kx_bcast4(x->qs + 128 * P + 32 * k + 4 * (c0 + u)));
             pairs = u ? _mm256_add_epi16(pairs, p) : p;
           }

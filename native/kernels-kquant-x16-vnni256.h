@@ -48,15 +48,6 @@ static inline __attribute__((always_inline)) void KXV_FN(_q4k_half)(const uint8_
   for (int n = 0; n < N; n++) kx_q4k_step(gb, h, &sc4, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
-/* Quarter k of a Q6_K chunk triple (a0: ql chunk, a1: ql chunk + 32 bytes, b: qh chunk). */
-static inline __attribute__((always_inline)) __m256i KXV_FN(_q6k_quarter)(__m256i a0, __m256i a1, __m256i b, int k) {
-  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
-  const __m256i a = k % 2 ? a1 : a0;
-  const __m256i nib = k < 2 ? _mm256_and_si256(a, m4) : _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
-  const __m256i top = k == 0 ? _mm256_slli_epi16(b, 4) : k == 1 ? _mm256_slli_epi16(b, 2) : k == 2 ? b : _mm256_srli_epi16(b, 2);
-  return _mm256_or_si256(nib, _mm256_and_si256(top, m30));
-}
-
 /* Rows 8h..8h+7 of one Q6_K group super-block (the layout of kernels-kquant-x16-avx2.c's
    q6k_half): a 16-value group at a time, its four chunks reloaded from L1 per quarter. */
 static inline __attribute__((always_inline)) void KXV_FN(_q6k_half)(const uint8_t *gb, int h, const q8k_block *const x[KX_MAXN],
@@ -79,7 +70,7 @@ static inline __attribute__((always_inline)) void KXV_FN(_q6k_half)(const uint8_
         for (int c = 4 * i; c < 4 * i + 4; c++) {
           const uint8_t *t = triples + 192 * (8 * P + c);
           const __m256i a = _mm256_loadu_si256((const __m256i *)(t + 64 * (k % 2)));
-          const __m256i q = KXV_FN(_q6k_quarter)(a, a, _mm256_loadu_si256((const __m256i *)(t + 128)), k);
+          const __m256i q = kx_q6k_quarter(a, a, _mm256_loadu_si256((const __m256i *)(t + 128)), k);
           #pragma GCC unroll 4
           for (int n = 0; n < N; n++) g[n] = KXV_DPBUSD(g[n], q, kx_bcast4(x[n]->qs + 128 * P + 32 * k + 4 * c));
         }
@@ -111,7 +102,7 @@ static inline __attribute__((always_inline)) void KXV_FN(_q6k_one_row)(const uin
         const __m256i a0 = _mm256_loadu_si256((const __m256i *)t), a1 = _mm256_loadu_si256((const __m256i *)(t + 64));
         const __m256i b = _mm256_loadu_si256((const __m256i *)(t + 128));
         #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) g[k] = KXV_DPBUSD(g[k], KXV_FN(_q6k_quarter)(a0, a1, b, k), kx_bcast4(x->qs + 128 * P + 32 * k + 4 * c));
+        for (int k = 0; k < 4; k++) g[k] = KXV_DPBUSD(g[k], kx_q6k_quarter(a0, a1, b, k), kx_bcast4(x->qs + 128 * P + 32 * k + 4 * c));
       }
       /* Group 8P + 2k + i's scale is byte (2k + i) % 4 of scale chunk 2P + k / 2. */
       #pragma GCC unroll 4

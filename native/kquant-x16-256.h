@@ -67,6 +67,17 @@ static inline __attribute__((always_inline)) __m256i kx_q4k_chunk(const uint8_t 
   return q;
 }
 
+/* Quarter k of a Q6_K chunk triple (a0: ql chunk, a1: ql chunk + 32 bytes, b: qh chunk): the
+   quants of values 32k + l, (ql low nibble for k < 2, high for k >= 2, of a0 or a1 by k % 2) |
+   (qh bit pair k) << 4, four per lane (row). */
+static inline __attribute__((always_inline)) __m256i kx_q6k_quarter(__m256i a0, __m256i a1, __m256i b, int k) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+  const __m256i a = k % 2 ? a1 : a0;
+  const __m256i nib = k < 2 ? _mm256_and_si256(a, m4) : _mm256_and_si256(_mm256_srli_epi16(a, 4), m4);
+  const __m256i top = k == 0 ? _mm256_slli_epi16(b, 4) : k == 1 ? _mm256_slli_epi16(b, 2) : k == 2 ? b : _mm256_srli_epi16(b, 2);
+  return _mm256_or_si256(nib, _mm256_and_si256(top, m30));
+}
+
 /* s[0..1] (eight rows as two quarters of doubles) += (double)(d·dx)·isum [− (double)(dmin·dx)·msum]. */
 static inline __attribute__((always_inline)) void kx_float_step(__m256 d, __m256 dmin, float dx, __m256i isum, __m256i msum, int q4, __m256d s[2]) {
   const __m256 dxv = _mm256_set1_ps(dx);
