@@ -492,12 +492,11 @@ static napi_value init(napi_env env, napi_value exports) {
       /* The x16 Q4_0 / Q8_0 products with 256-bit dpbusd: AVX-VNNI where the CPU has it (unless
          plain AVX2 is forced); forced as avx2-vnni on an AVX-512 CPU, its EVEX twin. */
       const int forced_vnni = force && strcmp(force, "avx2-vnni") == 0;
-      const matmul_rows_fn vnni = cpu_has_avx_vnni() && (!force || forced_vnni) ? matmul_rows_x16_avxvnni
-                                  : forced_vnni && cpu_has_avx512() ? matmul_rows_x16_vnni256_evex : NULL;
-      matmul_plan_set_kernels(matmul_rows_avx2, vnni ? vnni : matmul_rows_x16_avx2, NULL);
-      if (vnni) {
+      const int vex = cpu_has_avx_vnni() && (!force || forced_vnni), evex = !vex && forced_vnni && cpu_has_avx512();
+      matmul_plan_set_kernels(matmul_rows_avx2, vex ? matmul_rows_x16_avxvnni : evex ? matmul_rows_x16_vnni256_evex : matmul_rows_x16_avx2, NULL);
+      if (vex || evex) {
         kernel_name = "avx2-vnni";
-        kquant_x16_vnni = vnni == matmul_rows_x16_avxvnni ? matmul_rows_kquant_x16_avxvnni : matmul_rows_kquant_x16_vnni256_evex;
+        kquant_x16_vnni = vex ? matmul_rows_kquant_x16_avxvnni : matmul_rows_kquant_x16_vnni256_evex;
       }
     }
     level = 1;
