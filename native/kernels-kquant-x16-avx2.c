@@ -68,8 +68,9 @@ static inline __attribute__((always_inline)) void q4k_half(const uint8_t *gb, in
       }
     }
   }
+  const kx_q4k_tail tail = kx_q4k_tail_of(gb, h, &sc4);
   #pragma GCC unroll 4
-  for (int n = 0; n < N; n++) kx_q4k_step(gb, h, &sc4, x[n], words[n], isum[n], s[n] + 2 * h);
+  for (int n = 0; n < N; n++) kx_q4k_step(&tail, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
 /* Rows 8h..8h+7 of one Q6_K group super-block. Quarter k of part P (values 128P .. 128P + 127)
@@ -113,8 +114,9 @@ static inline __attribute__((always_inline)) void q6k_half(const uint8_t *gb, in
       }
     }
   }
+  const __m256 d = kx_q6k_d(gb, h);
   #pragma GCC unroll 4
-  for (int n = 0; n < N; n++) kx_q6k_step(gb, h, x[n], words[n], isum[n], s[n] + 2 * h);
+  for (int n = 0; n < N; n++) kx_q6k_step(gb, h, d, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
 /* One activation row (decode): the same sums as q6k_half with N = 1, but each (ql, ql + 32, qh)
@@ -159,7 +161,7 @@ static inline __attribute__((always_inline)) void q6k_half_one_row(const uint8_t
       }
     }
   }
-  kx_q6k_step(gb, h, x, words, isum, s + 2 * h);
+  kx_q6k_step(gb, h, kx_q6k_d(gb, h), x, words, isum, s + 2 * h);
 }
 
 #define KXD_NAME matmul_rows_kquant_x16_avx2

@@ -44,8 +44,9 @@ static inline __attribute__((always_inline)) void KXV_FN(_q4k_half)(const uint8_
     #pragma GCC unroll 4
     for (int n = 0; n < N; n++) isum[n] = _mm256_add_epi32(isum[n], _mm256_mullo_epi32(g[n], sc));
   }
+  const kx_q4k_tail tail = kx_q4k_tail_of(gb, h, &sc4);
   #pragma GCC unroll 4
-  for (int n = 0; n < N; n++) kx_q4k_step(gb, h, &sc4, x[n], words[n], isum[n], s[n] + 2 * h);
+  for (int n = 0; n < N; n++) kx_q4k_step(&tail, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
 /* Rows 8h..8h+7 of one Q6_K group super-block (the layout of kernels-kquant-x16-avx2.c's
@@ -81,8 +82,9 @@ static inline __attribute__((always_inline)) void KXV_FN(_q6k_half)(const uint8_
       }
     }
   }
+  const __m256 d = kx_q6k_d(gb, h);
   #pragma GCC unroll 4
-  for (int n = 0; n < N; n++) kx_q6k_step(gb, h, x[n], words[n], isum[n], s[n] + 2 * h);
+  for (int n = 0; n < N; n++) kx_q6k_step(gb, h, d, x[n], words[n], isum[n], s[n] + 2 * h);
 }
 
 /* One activation row (decode): each chunk triple is loaded once and unpacked into its four
@@ -112,7 +114,7 @@ static inline __attribute__((always_inline)) void KXV_FN(_q6k_one_row)(const uin
       }
     }
   }
-  kx_q6k_step(gb, h, x, words, isum, s + 2 * h);
+  kx_q6k_step(gb, h, kx_q6k_d(gb, h), x, words, isum, s + 2 * h);
 }
 
 #define KXD_NAME KXV_NAME

@@ -97,25 +97,42 @@ static inline __attribute__((always_inline)) void kx_float_step(__m256 d, __m256
   }
 }
 
-/* The end of a Q4_K / Q5_K half super-block for one activation row: the mins as int16 pairs
-   (m0, m2), (m1, m3), (m4, m6), (m5, m7) against words 0..3, then the float step into s[0..1]. */
-static inline __attribute__((always_inline)) void kx_q4k_step(const uint8_t *gb, int h, const kx_q4k_scales *sc, const q8k_block *x,
-                                                               const int32_t *words, __m256i isum, __m256d s[2]) {
+/* What the end of a Q4_K / Q5_K half super-block needs for every activation row, prepared once:
+   the mins as int16 pairs (m0, m2), (m1, m3), (m4, m6), (m5, m7), matching words 0..3, and the
+   rows' d and dmin. */
+typedef struct {
+  __m256i mins[4];
+  __m256 d, dmin;
+} kx_q4k_tail;
+
+static inline __attribute__((always_inline)) kx_q4k_tail kx_q4k_tail_of(const uint8_t *gb, int h, const kx_q4k_scales *sc) {
   const __m256i even16 = _mm256_set1_epi32(0x00ff00ff);
-  const __m256i mins[4] = {_mm256_and_si256(sc->mn_lo, even16), _mm256_and_si256(_mm256_srli_epi32(sc->mn_lo, 8), even16),
-                           _mm256_and_si256(sc->mn_hi, even16), _mm256_and_si256(_mm256_srli_epi32(sc->mn_hi, 8), even16)};
-  __m256i msum = _mm256_madd_epi16(mins[0], _mm256_set1_epi32(words[0]));
-  #pragma GCC unroll 4
-  for (int k = 1; k < 4; k++) msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mins[k], _mm256_set1_epi32(words[k])));
-  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h)));
-  const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 32 + 16 * h)));
-  kx_float_step(d, dmin, x->d, isum, msum, 1, s);
+  kx_q4k_tail t;
+  t.mins[0] = _mm256_and_si256(sc->mn_lo, even16);
+  t.mins[1] = _mm256_and_si256(_mm256_srli_epi32(sc->mn_lo, 8), even16);
+  t.mins[2] = _mm256_and_si256(sc->mn_hi, even16);
+  t.mins[3] = _mm256_and_si256(_mm256_srli_epi32(sc->mn_hi, 8), even16);
+  t.d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h)));
+  t.dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 32 + 16 * h)));
+  return t;
 }
+
+/* The end of a Q4_K / Q5_K half super-block for one activation row: the mins against its words
+   0..3, then the float step into s[0..1]. */
+static inline __attribute__((always_inline)) void kx_q4k_step(const kx_q4k_tail *t, const q8k_block *x, const int32_t *words, __m256i isum, __m256d s[2]) {
+  __m256i msum = _mm256_madd_epi16(t->mins[0], _mm256_set1_epi32(words[0]));
+  #pragma GCC unroll 4
+  for (int k = 1; k < 4; k++) msum = _mm256_add_epi32(msum, _mm256_madd_epi16(t->mins[k], _mm256_set1_epi32(words[k])));
+  kx_float_step(t->d, t->dmin, x->d, isum, msum, 1, s);
+}
+
+/* Rows 8h..8h+7's d of a Q6_K group super-block. */
+static inline __m256 kx_q6k_d(const uint8_t *gb, int h) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h))); }
 
 /* The end of a Q6_K half super-block for one activation row: isum less 32 · Σ_g sc_g · bsum_g
    (the −32 offset: the sixteen groups' scales as sign-extended int16 pairs against words 4..11),
-   then the float step into s[0..1]. */
-static inline __attribute__((always_inline)) void kx_q6k_step(const uint8_t *gb, int h, const q8k_block *x, const int32_t *words, __m256i isum,
+   then the float step into s[0..1] (d: kx_q6k_d). */
+static inline __attribute__((always_inline)) void kx_q6k_step(const uint8_t *gb, int h, __m256 d, const q8k_block *x, const int32_t *words, __m256i isum,
                                                                __m256d s[2]) {
   const uint8_t *scales = gb + 32 * h + 32;
   __m256i bsc = _mm256_setzero_si256();
@@ -127,7 +144,6 @@ static inline __attribute__((always_inline)) void kx_q6k_step(const uint8_t *gb,
     bsc = _mm256_add_epi32(bsc, _mm256_madd_epi16(odd, _mm256_set1_epi32(words[2 * w + 1])));
   }
   const __m256i total = _mm256_sub_epi32(isum, _mm256_slli_epi32(bsc, 5));
-  const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(gb + 16 * h)));
   kx_float_step(d, d, x->d, total, total, 0, s);
 }
 
