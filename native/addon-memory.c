@@ -429,25 +429,34 @@ static void repack_handle_finalize(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-/* repackLater(w, dtype, rows, cols) → a handle, or null: the x16 copy of w, a view of a file
-   mapping (openMapping), made by a background thread. The job holds the mapping (not the JS
+/* repackLater(w, dtype, rows, cols, hugePages = true) → a handle, or null: the x16 copy of w, a
+   view of a file mapping (openMapping), made by a background thread in huge-page memory or, with
+   hugePages false, in 4 KiB pages. The job holds the mapping (not the JS
    view), so it stays mapped even if the views are collected first, as at exit; and it drops the
    view's pages as they are copied. */
 napi_value repack_later(napi_env env, napi_callback_info info) {
-  GET_ARGS(4, "repackLater");
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    napi_throw_type_error(env, "GEMMA3_NATIVE", "repackLater takes 4 or 5 arguments");
+    return NULL;
+  }
   size_t bytes;
   const uint8_t *w = (const uint8_t *)typed_data(env, argv[0], &bytes, 0);
   int32_t dtype, rows, cols;
   napi_value result;
   CHECK(napi_get_null(env, &result));
   if (!w || !get_i32(env, argv[1], &dtype) || !get_i32(env, argv[2], &rows) || !get_i32(env, argv[3], &cols)) return NULL;
+  bool huge_pages = true;
+  if (argc >= 5) napi_get_value_bool(env, argv[4], &huge_pages);
   const int kquant = dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
   if (!(kquant ? have_kquant_x16 : have_x16_views) || (dtype != DT_Q4_0 && dtype != DT_Q8_0 && !kquant) || rows <= 0 || rows % 16 != 0 ||
       cols <= 0 || cols % (kquant ? QK_K : 32) != 0 || bytes < row_bytes(dtype, cols) * (size_t)rows) return result;
   file_mapping *m = file_mapping_pin(w, bytes);
   if (!m) return result;
   repack_handle *h = (repack_handle *)malloc(sizeof(repack_handle));
-  h->job = h ? repack_enqueue(w, dtype, rows, cols, m, file_mapping_unpin) : NULL;
+  h->job = h ? repack_enqueue(w, dtype, rows, cols, huge_pages, m, file_mapping_unpin) : NULL;
   if (!h || !h->job) {
     free(h);
     file_mapping_unref(m);

@@ -1,6 +1,6 @@
 // Background x16 repacking: Q4_0 / Q8_0 matrices that are being served from a file mapping
 // (through the x16 kernel's per-group rearrangement, same results), and Q4_K / Q6_K ones (through
-// the row kernels, same results), become repacked copies in huge-page memory while the model
+// the row kernels, same results), become repacked copies (in huge pages unless asked) while the model
 // already runs. Two threads take the jobs in the order given:
 // on a machine whose fresh memory is slow to touch, the copies then finish during the first
 // prompt rather than trailing into the decoding after it.
@@ -59,10 +59,23 @@ void *huge_region(size_t bytes, int fd, size_t *length_out) {
   return base;
 }
 
+void *small_page_region(size_t bytes, size_t *length_out) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t length = (bytes + page - 1) / page * page;
+  void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+#ifdef MADV_NOHUGEPAGE
+  madvise(p, length, MADV_NOHUGEPAGE); /* also where transparent huge pages are 'always' */
+#endif
+  *length_out = length;
+  return p;
+}
+
 static void run_job(repack_job *j) {
   const size_t huge = (size_t)2 << 20;
   size_t length;
-  void *p = huge_region(repacked_bytes(j->dtype, j->rows, j->cols), -1, &length);
+  const size_t bytes = repacked_bytes(j->dtype, j->rows, j->cols);
+  void *p = j->huge_pages ? huge_region(bytes, -1, &length) : small_page_region(bytes, &length);
   if (!p) return;
   /* In slices of groups, so the source can be released behind the copy. */
   const size_t group_bytes = 16 * row_bytes(j->dtype, j->cols);
@@ -125,13 +138,14 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, void *pin, void (*unpin)(void *)) {
+repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, int huge_pages, void *pin, void (*unpin)(void *)) {
   repack_job *j = (repack_job *)calloc(1, sizeof(repack_job));
   if (!j) return NULL;
   j->src = src;
   j->dtype = dtype;
   j->rows = rows;
   j->cols = cols;
+  j->huge_pages = huge_pages;
   j->pin = pin;
   j->unpin = unpin;
   j->state = REPACK_QUEUED;

@@ -10,8 +10,9 @@ typedef struct repack_job {
   int dtype, rows, cols;
   void *pin;          /* what keeps src mapped (a file mapping): unpin(pin) when the job is freed */
   void (*unpin)(void *);
-  uint8_t *dst;       /* the x16 copy (huge-page anonymous memory) once DONE */
+  uint8_t *dst;       /* the x16 copy (anonymous memory) once DONE */
   size_t dst_length;
+  int huge_pages;     /* dst advised for transparent huge pages (else 4 KiB pages only) */
   int state, taken, refs;
   _Atomic int dropped; /* released while held: the worker abandons it (under the lock) */
   struct repack_job *next;
@@ -19,9 +20,10 @@ typedef struct repack_job {
 
 /**
  * Queues the x16 copy of src, a view of a private file mapping (its pages are dropped as they
- * are copied); NULL if it cannot. The caller owns one reference (repack_release).
+ * are copied), into huge-page memory or (huge_pages 0) 4 KiB pages; NULL if it cannot. The
+ * caller owns one reference (repack_release).
  */
-repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, void *pin, void (*unpin)(void *));
+repack_job *repack_enqueue(const uint8_t *src, int dtype, int rows, int cols, int huge_pages, void *pin, void (*unpin)(void *));
 int repack_state(repack_job *j);
 /** The finished copy (the caller then owns and unmaps it), or NULL if it is not finished. */
 uint8_t *repack_take(repack_job *j, size_t *length);
@@ -45,6 +47,8 @@ void drop_whole_pages(const void *p, size_t bytes);
  * per tail); NULL if it cannot.
  */
 void *huge_region(size_t bytes, int fd, size_t *length);
+/** `bytes` (whole pages, *length) of anonymous memory in 4 KiB pages, never huge ones; NULL if it cannot. */
+void *small_page_region(size_t bytes, size_t *length);
 /** Stops the workers; queued jobs fail. */
 void repack_shutdown(void);
 #endif

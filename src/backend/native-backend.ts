@@ -8,7 +8,7 @@ import { GemmaError } from '../errors.js';
 import type { AttentionShape, Backend, FullAttentionShape, ImageSpans, KvStore, KvType, RowRange, WeightMatrix } from './backend.js';
 import { JsBackend } from './js-backend.js';
 import { storeType } from './kv-types.js';
-import { MappedMatrixCopies } from './native-mapped-copies.js';
+import { MappedMatrixCopies, copiesInHugePages, type BackgroundCopyBinding } from './native-mapped-copies.js';
 import { defaultThreads } from './thread-count.js';
 import type { NonFiniteScaleFinder } from '../formats/quant.js';
 
@@ -21,13 +21,13 @@ export interface NativeInfo {
   x16: boolean;
   /** Q4_0 / Q8_0 matrices in the row layout (file-mapping views) run through the x16 kernel (AVX-512 VNNI). */
   x16Views: boolean;
-  /** The Q4_K / Q6_K kernel: 'avx512' (VNNI), 'avx2' or 'generic' (the same results bit for bit). */
+  /** The Q4_K / Q5_K / Q6_K kernels: 'avx512' (VNNI), 'avx2-vnni', 'avx2' or 'generic' (the same results bit for bit). */
   kquantKernels: string;
   /** Q4_K / Q5_K / Q6_K matrices are repacked into the K-quant x16 layout (AVX-512 VNNI or AVX2 kernels). */
   kquantX16: boolean;
 }
 
-interface NativeBinding {
+interface NativeBinding extends BackgroundCopyBinding {
   matMul(out: Float32Array, w: Uint8Array, dtype: number, rows: number, cols: number, x: Float32Array,
          batch: number, rowStart: number, rowEnd: number, outStride: number): void;
   matMulShared(outs: Float32Array[], ws: Uint8Array[], dtypes: number[], rows: number[], cols: number, x: Float32Array, batch: number): void;
@@ -52,16 +52,12 @@ interface NativeBinding {
   attentionScratchPeak(reset: boolean): number;
   rmsNorm(out: Float32Array, x: Float32Array, scale: Float32Array, eps: number, rows: number, n: number, accumulate: boolean): void;
   repack(w: Uint8Array, dtype: number, rows: number, cols: number, inPlace?: boolean): Uint8Array | null;
-  repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
-  repackResult(handle: object): Uint8Array | null | false;
   setThreads(n: number): void;
   firstNonFiniteScale(data: Uint8Array, dtype: number): number;
-  holdCopies(on: boolean): void;
   openMapping(path: string, populate: boolean): { mapping: object; bytes: number; hugeBytes: number } | null;
   mapRange(mapping: object, offset: number, length: number): Uint8Array | null;
   closeMapping(mapping: object): void;
   releaseRange(mapping: object, offset: number, length: number): void;
-  releaseView(view: Uint8Array): void;
   allocHuge(bytes: number, populate?: boolean): Uint8Array | null;
   info(): NativeInfo;
 }
@@ -101,7 +97,7 @@ export class NativeBackend implements Backend {
 
   constructor(private readonly binding: NativeBinding, threads?: number) {
     binding.setThreads(threads ?? defaultThreads());
-    this.mappedCopies = new MappedMatrixCopies(binding, (dtype) => NATIVE_DTYPES[dtype]!);
+    this.mappedCopies = new MappedMatrixCopies(binding, (dtype) => NATIVE_DTYPES[dtype]!, copiesInHugePages(binding.info().kquantKernels));
   }
 
   /**

@@ -6,7 +6,8 @@ import type { WeightMatrix } from './backend.js';
 
 /** The addon's background-copy calls (native/background-repack.c). */
 export interface BackgroundCopyBinding {
-  repackLater(w: Uint8Array, dtype: number, rows: number, cols: number): object | null;
+  /** hugePages false: the copy goes in 4 KiB pages. */
+  repackLater(w: Uint8Array, dtype: number, rows: number, cols: number, hugePages?: boolean): object | null;
   holdCopies(on: boolean): void;
   repackResult(handle: object): Uint8Array | null | false;
   releaseView(view: Uint8Array): void;
@@ -19,12 +20,30 @@ interface MappedMatrix {
 }
 
 /**
+ * Whether background x16 copies of `dtype` matrices go in huge pages (else 4 KiB ones), under the
+ * addon's K-quant kernels `kquantKernels`. A host that backs a virtual machine's memory lazily
+ * (this one, with free page reporting) took 8 ms per fresh 2 MiB page on its first touch
+ * (0.26 GB/s) and 0.8 ms per 2 MiB of 4 KiB pages (2.6 GB/s): the copies of a 4B Q4_K_M then took
+ * several CPU-seconds from its first prompt. Decoding over 4 KiB pages costs TLB misses only
+ * where it runs near the memory wall, so:
+ * - Q4_K / Q5_K under the 256-bit kernels (AVX2, AVX-VNNI), compute-bound: 4 KiB pages. AVX2
+ *   Q4_K_M here: 512-token prompt 27 -> 35 tokens/s, decode unchanged (13.2-14.1 tokens/s both);
+ * - Q6_K there (decode 9.9 -> 9.45 tokens/s over 4 KiB pages), Q4_0 / Q8_0, and everything under
+ *   AVX-512 (Q4_K_M decode 17.5 -> 15-16): huge pages.
+ */
+export function copiesInHugePages(kquantKernels: string): (dtype: WeightMatrix['dtype']) => boolean {
+  const on256BitKernels = kquantKernels === 'avx2' || kquantKernels === 'avx2-vnni';
+  return (dtype) => !(on256BitKernels && (dtype === 'q4_k' || dtype === 'q5_k'));
+}
+
+/**
  * Q4_0 / Q8_0: one decoding stream over a mapped matrix (each row prefetched ahead, blocks
  * rearranged in registers) runs as fast as over an x16 copy, and prompts about 8% slower; so
  * loading needs no fresh memory and nothing competes with the first tokens. Several streams
  * decoding together (products with a few activation rows) are compute-bound, and about 25% faster
  * over copies: the first prepareForStreams with several streams starts background copies of
- * every such matrix (in huge-page memory, the mapping's pages dropped behind).
+ * every such matrix (in huge-page memory, the mapping's pages dropped behind; the page size of
+ * each copy is the backend's choice).
  * Q4_K / Q6_K ('eager'): their row kernels decode at 55-65% of the x16 ones' speed
  * (bench/kquant-kernels.ts), so their copies start as soon as they are served: the model answers
  * from the mapping at once (no fresh memory to touch before the first token, whose first touch
@@ -45,7 +64,8 @@ export class MappedMatrixCopies {
   /** Where the model's first pass is: it holds one of the two copy threads while it runs. */
   private firstPass: 'ahead' | 'running' | 'done' = 'ahead';
 
-  constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number) {}
+  constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number,
+              private readonly inHugePages: (dtype: WeightMatrix['dtype']) => boolean = () => true) {}
 
   /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later; `eager`: the copy starts now. */
   serve(w: WeightMatrix, eager = false): WeightMatrix {
@@ -97,7 +117,7 @@ export class MappedMatrixCopies {
 
   private startCopy(m: MappedMatrix): void {
     const { dtype, data, rows, cols } = m.matrix;
-    m.handle = this.binding.repackLater(data, this.dtypeCode(dtype), rows, cols);
+    m.handle = this.binding.repackLater(data, this.dtypeCode(dtype), rows, cols, this.inHugePages(dtype));
     if (m.handle === null) { // stays in the row layout
       this.mapped.splice(this.mapped.indexOf(m), 1);
       this.byMatrix.delete(m.matrix);
