@@ -14,14 +14,15 @@
 // 262144 × 256 values (all-zero super-blocks take ggml's early exit) stays cheap in TypeScript.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { convertCheckpoint } from '../src/convert/convert.js';
+import { FILE_TYPE, convertCheckpoint } from '../src/convert/convert.js';
 import { f32ToBf16 } from '../src/formats/dtypes.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { load } from '../src/index.js';
 import { loadNativeBinding, type NativeBackend } from '../src/backend/native-backend.js';
-import { readJson } from './helpers.js';
+import { REPO_ROOT, readJson } from './helpers.js';
 import { PROMPT, STEPS, TEXT, llamaGreedy, ourGreedy, rng, startLlama } from './llama-interop-kit.js';
 import { encodeSafetensors, tempDir, type StTensor } from './st-writer.js';
 
@@ -98,6 +99,46 @@ const EXACT: ReadonlySet<string> = new Set(['q4_k_m', 'q6_k']);
  */
 const TINY_MAX_SHORTFALL = 0.15;
 
+/**
+ * llama-quantize's core (test/llama-quantize.c: llama_model_quantize with its default parameters,
+ * no importance matrix), built against the libllama that node-llama-cpp ships prebuilt and the
+ * headers of the llama.cpp source it ships beside it (the same release); or why it cannot be.
+ */
+function buildLlamaQuantize(dir: string): { path: string } | { reason: string } {
+  const platform = `${process.platform}-${process.arch}`;
+  const source = join(REPO_ROOT, 'node_modules', 'node-llama-cpp', 'llama', 'llama.cpp');
+  const bins = join(REPO_ROOT, 'node_modules', '@node-llama-cpp', platform, 'bins', platform);
+  if (!existsSync(join(source, 'include', 'llama.h'))) return { reason: `no llama.cpp source in node-llama-cpp (${source})` };
+  const lib = existsSync(bins) ? readdirSync(bins).find((f) => /^libllama(\.v[\d.]+)?\.so$/.test(f)) : undefined;
+  if (lib === undefined) return { reason: `no prebuilt libllama for ${platform} in node-llama-cpp` };
+  const path = join(dir, 'llama-quantize');
+  const cc = spawnSync('cc', ['-O1', '-I', join(source, 'include'), '-I', join(source, 'ggml', 'include'), join(REPO_ROOT, 'test', 'llama-quantize.c'),
+    '-o', path, join(bins, lib), `-Wl,-rpath,${bins}`], { encoding: 'utf8' });
+  if (cc.error || cc.status !== 0) return { reason: `cannot build test/llama-quantize.c: ${cc.error?.message ?? cc.stderr.trim().split('\n')[0]}` };
+  return { path };
+}
+
+/** The first tensor (in file order) whose name, type or bytes differ between two GGUFs, or null. */
+function firstTensorDifference(ours: string, theirs: string): string | null {
+  const a = openGguf(ours), b = openGguf(theirs);
+  try {
+    const an = [...a.names()], bn = [...b.names()];
+    if (an.join() !== bn.join()) return `tensor names or order: ours ${an.length}, llama-quantize ${bn.length}`;
+    const fa = readFileSync(ours), fb = readFileSync(theirs);
+    for (const name of an) {
+      const x = a.info(name), y = b.info(name);
+      if (x.dtype !== y.dtype) return `${name}: ours ${x.dtype}, llama-quantize ${y.dtype}`;
+      if (x.sizeBytes !== y.sizeBytes || !fa.subarray(x.fileOffset, x.fileOffset + x.sizeBytes).equals(fb.subarray(y.fileOffset, y.fileOffset + y.sizeBytes))) {
+        return `${name} (${x.dtype}): different bytes`;
+      }
+    }
+    return null;
+  } finally {
+    a.close();
+    b.close();
+  }
+}
+
 const runtime = await startLlama();
 const skip = 'reason' in runtime ? runtime.reason : false;
 
@@ -111,6 +152,26 @@ describe('llama.cpp interop with K-quants (node-llama-cpp, CPU)', { skip }, () =
     for (const type of ['q4_k_m', 'q5_k_m', 'q6_k'] as const) convertCheckpoint(tmp.dir, gguf(type), { type });
   });
   after(() => tmp.cleanup());
+
+  // The issue's test: a file we write is the file llama-quantize writes from the same weights
+  // (our BF16 GGUF of them: llama-quantize widens BF16 to float32 exactly, as we do).
+  test('gemma3 convert writes llama-quantize\'s file byte for byte: Q4_0, Q4_K_M, Q5_K_M, Q6_K (and the Q5_0 / Q5_1 / Q8_0 fallbacks of 64-wide rows)', (t) => {
+    const tool = buildLlamaQuantize(tmp.dir);
+    if ('reason' in tool) return t.skip(tool.reason);
+    convertCheckpoint(tmp.dir, gguf('bf16'), { type: 'bf16' });
+    convertCheckpoint(TEXT, gguf('tiny-bf16'), { type: 'bf16' });
+    const cases = [['', 'q4_0'], ['', 'q4_k_m'], ['', 'q5_k_m'], ['', 'q6_k'], ['tiny-', 'q4_k_m'], ['tiny-', 'q5_k_m']] as const;
+    for (const [prefix, type] of cases) {
+      const ours = gguf(`${prefix}${type}`);
+      if (!existsSync(ours)) convertCheckpoint(prefix ? TEXT : tmp.dir, ours, { type });
+      const theirs = gguf(`${prefix}${type}-llama-quantize`);
+      const quantized: SpawnSyncReturns<string> = spawnSync(tool.path, [gguf(`${prefix}bf16`), theirs, String(FILE_TYPE[type])], { encoding: 'utf8' });
+      assert.equal(quantized.status, 0, `llama-quantize ${prefix}${type}: ${quantized.stderr.slice(-1000)}`);
+      assert.equal(firstTensorDifference(ours, theirs), null, `${prefix}${type}`);
+      assert.ok(readFileSync(ours).equals(readFileSync(theirs)), `${prefix}${type}: the tensors are equal, the header (metadata) is not`);
+      t.diagnostic(`${prefix}${type}: the whole file equals llama-quantize's, byte for byte`);
+    }
+  });
 
   test('tiny-text (64-wide rows) through q4_k_m and q5_k_m: llama-quantize\'s fallbacks Q5_0 / Q5_1, Q8_0 for Q6_K', () => {
     for (const [type, base] of [['q4_k_m', 'q5_0'], ['q5_k_m', 'q5_1']] as const) {

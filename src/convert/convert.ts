@@ -94,7 +94,7 @@ export function convertCheckpoint(dir: string, outPath: string, options: Convert
     }
     // llama-quantize writes its file in its own tensor order.
     if (BY_LLAMA_QUANTIZE.has(options.type)) tensors.sort((a, b) => llamaQuantizeOrder(a.name, b.name));
-    const metadata: GgufMetadataEntry[] = [
+    let metadata: GgufMetadataEntry[] = [
       ['general.architecture', 'string', 'gemma3'],
       ['general.type', 'string', 'model'],
       ['general.name', 'string', name],
@@ -102,6 +102,11 @@ export function convertCheckpoint(dir: string, outPath: string, options: Convert
       ['general.quantization_version', 'u32', 2],
       ...vocab.metadata,
     ];
+    // llama-quantize copies its BF16 input's keys, then sets these two again, which moves them last.
+    if (BY_LLAMA_QUANTIZE.has(options.type)) {
+      const last = ['general.quantization_version', 'general.file_type'];
+      metadata = [...metadata.filter(([key]) => !last.includes(key)), ...last.map((key) => metadata.find(([k]) => k === key)!)];
+    }
     writeGguf(outPath, { metadata, tensors, onTensor: progress(outPath, options) });
 
     let mmprojTensors = 0;
