@@ -678,7 +678,8 @@ function anonHugeBytes(): number | null {
 // under the 256-bit kernels), in 4 KiB pages, whose first touch was 10x cheaper on this machine.
 test('a background K-quant copy is made in huge pages or, when asked, in 4 KiB pages: the same bytes as a repack at load', { skip, timeout: 60_000 }, async (t) => {
   const raw = binding as unknown as MappingBinding;
-  if (!raw.info().kquantX16) return t.skip('no K-quant x16 kernels on this CPU: nothing is copied');
+  const info = raw.info() as { kquantX16: boolean; kquantKernels?: string };
+  if (!info.kquantX16) return t.skip(`no K-quant x16 kernels here ('${info.kquantKernels}' K-quant kernels): nothing is copied`);
   const thp = (() => { try { return readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'); } catch { return ''; } })();
   const dir = mkdtempSync(join(tmpdir(), 'gemma3-copy-pages-'));
   try {
