@@ -65,7 +65,7 @@ export class MappedMatrixCopies {
   private firstPass: 'ahead' | 'running' | 'done' = 'ahead';
 
   constructor(private readonly binding: BackgroundCopyBinding, private readonly dtypeCode: (dtype: WeightMatrix['dtype']) => number,
-              private readonly inHugePages: (dtype: WeightMatrix['dtype']) => boolean = () => true) {}
+              private readonly inHugePages: (dtype: WeightMatrix['dtype']) => boolean) {}
 
   /** The matrix the model holds for the view `w` (rows % 16 == 0): its copy replaces the view later; `eager`: the copy starts now. */
   serve(w: WeightMatrix, eager = false): WeightMatrix {
